@@ -1,0 +1,47 @@
+//go:build deps
+
+// Package deps exists only so that `go mod tidy` keeps the pinned dependency set while the
+// packages that use them are written. It is never built.
+package deps
+
+import (
+	_ "github.com/chromedp/chromedp"
+	_ "github.com/onsi/ginkgo/v2"
+	_ "github.com/onsi/ginkgo/v2/reporters"
+	_ "github.com/onsi/ginkgo/v2/types"
+	_ "github.com/onsi/gomega"
+	_ "helm.sh/helm/v4/pkg/action"
+	_ "helm.sh/helm/v4/pkg/chart/loader"
+	_ "helm.sh/helm/v4/pkg/chart/v2/loader"
+	_ "helm.sh/helm/v4/pkg/cli"
+	_ "helm.sh/helm/v4/pkg/getter"
+	_ "helm.sh/helm/v4/pkg/kube"
+	_ "helm.sh/helm/v4/pkg/registry"
+	_ "helm.sh/helm/v4/pkg/repo/v1"
+	_ "istio.io/api/networking/v1"
+	_ "istio.io/api/security/v1"
+	_ "istio.io/api/security/v1beta1"
+	_ "istio.io/client-go/pkg/apis/networking/v1"
+	_ "istio.io/client-go/pkg/apis/security/v1"
+	_ "istio.io/client-go/pkg/clientset/versioned"
+	_ "k8s.io/api/core/v1"
+	_ "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	_ "k8s.io/apimachinery/pkg/apis/meta/v1"
+	_ "k8s.io/client-go/dynamic"
+	_ "k8s.io/client-go/kubernetes"
+	_ "k8s.io/client-go/tools/clientcmd"
+	_ "k8s.io/client-go/tools/remotecommand"
+	_ "sigs.k8s.io/controller-runtime/pkg/client"
+	_ "sigs.k8s.io/controller-runtime/pkg/envtest"
+	_ "sigs.k8s.io/e2e-framework/klient"
+	_ "sigs.k8s.io/e2e-framework/klient/decoder"
+	_ "sigs.k8s.io/e2e-framework/klient/k8s/resources"
+	_ "sigs.k8s.io/e2e-framework/klient/wait"
+	_ "sigs.k8s.io/e2e-framework/klient/wait/conditions"
+	_ "sigs.k8s.io/e2e-framework/pkg/envconf"
+	_ "sigs.k8s.io/e2e-framework/support"
+	_ "sigs.k8s.io/kind/pkg/cluster"
+	_ "sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	_ "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	_ "sigs.k8s.io/yaml"
+)
