@@ -1,0 +1,265 @@
+package catalog
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// behaviorsFile is where CI and the workspace keep the catalog: ../shared beside the repo root.
+// MESHCONFORM_BEHAVIORS overrides it (a checkout elsewhere).
+var behaviorsFile = func() string {
+	if p := os.Getenv("MESHCONFORM_BEHAVIORS"); p != "" {
+		return p
+	}
+	return filepath.Join("..", "..", "..", "shared", "BEHAVIORS.md")
+}()
+
+// sectionAreas maps BEHAVIORS.md's "## " headings (by prefix) to areas. A new section must be
+// added here and in catalog.go.
+var sectionAreas = []struct {
+	prefix string
+	area   Area
+}{
+	{"mTLS", AreaMTLS},
+	{"Identity", AreaIdentity},
+	{"Authorization", AreaAuthz},
+	{"Health probes", AreaProbes},
+	{"Control plane", AreaControlPlane},
+	{"Ingress", AreaIngress},
+	{"Security posture", AreaPosture},
+}
+
+var rowID = regexp.MustCompile(`^\|\s*([A-Z]+-\d{3})\s*\|`)
+
+type fileRow struct {
+	line                               int
+	id, title, setup, expected, source string
+	area                               Area
+	section                            string
+	hasSetup                           bool
+}
+
+// parseBehaviors reads the table rows of BEHAVIORS.md: five cells (ID, behaviour, setup,
+// expected, source) or, for posture checks, three (ID, check, pass when).
+func parseBehaviors(t *testing.T, path string) []fileRow {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer f.Close()
+	var rows []fileRow
+	var section string
+	var area Area
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			section, area = h, ""
+			for _, s := range sectionAreas {
+				if strings.HasPrefix(h, s.prefix) {
+					area = s.area
+				}
+			}
+			continue
+		}
+		if !rowID.MatchString(line) {
+			continue
+		}
+		if area == "" {
+			t.Fatalf("%s:%d: row in section %q, which maps to no area: add the section to sectionAreas and an Area constant", path, n, section)
+		}
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		r := fileRow{line: n, id: cells[0], area: area, section: section}
+		switch len(cells) {
+		case 5:
+			r.title, r.setup, r.expected, r.source, r.hasSetup = cells[1], cells[2], cells[3], cells[4], true
+		case 3:
+			r.title, r.expected = cells[1], cells[2]
+		default:
+			t.Fatalf("%s:%d: %s has %d cells, want 5 (ID, behaviour, setup, expected, source) or 3 (ID, check, pass when)", path, n, cells[0], len(cells))
+		}
+		rows = append(rows, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return rows
+}
+
+func goString(s string) string {
+	if !strings.Contains(s, "`") {
+		return "`" + s + "`"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// literal prints the row as the Go data behaviors.go should hold, so that the fix is a paste.
+func (r fileRow) literal() string {
+	src := r.source
+	if !r.hasSetup {
+		src = "003"
+	}
+	return fmt.Sprintf("{ID: %q, Area: %s, Title: %s,\n\tSource: %s,\n\tSetup: %s,\n\tExpected: %s},",
+		r.id, areaConst(r.area), goString(r.title), goString(src), goString(r.setup), goString(r.expected))
+}
+
+func TestCatalogMatchesBehaviorsFile(t *testing.T) {
+	if _, err := os.Stat(behaviorsFile); err != nil {
+		t.Skipf("BEHAVIORS.md not found at %s (the workspace keeps it in ../shared beside the repo root): %v", behaviorsFile, err)
+	}
+	rows := parseBehaviors(t, behaviorsFile)
+	if len(rows) == 0 {
+		t.Fatalf("%s: no behaviour rows found (rows look like `| MTLS-001 | ... |`)", behaviorsFile)
+	}
+
+	var fileIDs []string
+	for _, r := range rows {
+		fileIDs = append(fileIDs, r.id)
+	}
+	catIDs := IDs()
+	for _, r := range rows {
+		if !slices.Contains(catIDs, r.id) {
+			t.Errorf("%s:%d: %s is in the file but not in the catalog; add to behaviors.go (in file order):\n%s", behaviorsFile, r.line, r.id, r.literal())
+		}
+	}
+	for _, id := range catIDs {
+		if !slices.Contains(fileIDs, id) {
+			t.Errorf("%s is in the catalog but not in %s: remove it from behaviors.go (or restore the row)", id, behaviorsFile)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	if !slices.Equal(fileIDs, catIDs) {
+		t.Fatalf("order differs: the catalog must follow the file.\nfile:    %v\ncatalog: %v", fileIDs, catIDs)
+	}
+
+	for _, r := range rows {
+		b, _ := Lookup(r.id)
+		var diffs []string
+		check := func(field, got, want string) {
+			if got != want {
+				diffs = append(diffs, fmt.Sprintf("%s:\n\t  catalog: %s\n\t  file:    %s", field, got, want))
+			}
+		}
+		check("Area", string(b.Area), string(r.area))
+		check("Title", b.Title, r.title)
+		check("Setup", b.Setup, r.setup)
+		check("Expected", b.Expected, r.expected)
+		if r.hasSetup {
+			check("Source", b.Source, r.source)
+		} else if b.Source == "" {
+			diffs = append(diffs, "Source: empty (posture checks come from seed 003)")
+		}
+		if len(diffs) > 0 {
+			t.Errorf("%s:%d: %s differs from the catalog:\n\t%s\nbehaviors.go should read:\n%s",
+				behaviorsFile, r.line, r.id, strings.Join(diffs, "\n\t"), r.literal())
+		}
+	}
+}
+
+func TestCatalogShape(t *testing.T) {
+	seen := map[string]bool{}
+	known := []string{LabelSlow, LabelDisruptive}
+	for _, b := range All() {
+		if seen[b.ID] {
+			t.Errorf("duplicate ID %s", b.ID)
+		}
+		seen[b.ID] = true
+		if b.Title == "" || b.Expected == "" || b.Source == "" || b.Area == "" {
+			t.Errorf("%s: empty field in %+v", b.ID, b)
+		}
+		for _, l := range b.Labels {
+			if !slices.Contains(known, l) {
+				t.Errorf("%s: unknown label %q (known: %v)", b.ID, l, known)
+			}
+		}
+		for _, e := range b.Expectations {
+			if _, ok := LookupExpectation(e.Name); !ok {
+				t.Errorf("%s: expectation %q is not in Expectations()", b.ID, e.Name)
+			}
+		}
+	}
+	if b := MustLookup("MTLS-012"); !b.HasLabel(LabelSlow) {
+		t.Errorf("MTLS-012 labels %v, want %q", b.Labels, LabelSlow)
+	}
+	if b := MustLookup("MTLS-007"); !b.HasLabel(LabelDisruptive) || b.GinkgoLabels()[0] != "MTLS-007" {
+		t.Errorf("MTLS-007 labels %v / ginkgo %v, want %q after the ID", b.Labels, b.GinkgoLabels(), LabelDisruptive)
+	}
+	if b := MustLookup("MTLS-008"); len(b.Expectations) != 1 || b.Expectations[0].Name != DisableVsStrict.Name {
+		t.Errorf("MTLS-008 expectations %v, want DisableVsStrict", b.Expectations)
+	}
+	if _, ok := Lookup("MTLS-999"); ok {
+		t.Error("Lookup(MTLS-999) found something")
+	}
+	want := []Area{AreaMTLS, AreaIdentity, AreaAuthz, AreaProbes, AreaControlPlane, AreaIngress, AreaPosture}
+	if got := Areas(); !slices.Equal(got, want) {
+		t.Errorf("Areas() = %v, want %v", got, want)
+	}
+	if n := len(InArea(AreaAuthz)); n != 5 {
+		t.Errorf("InArea(authz) has %d behaviours, want 5", n)
+	}
+
+	// All returns copies: a caller appending labels must not change the catalog.
+	all := All()
+	all[0].Labels = append(all[0].Labels, "mutated")
+	if b := MustLookup(all[0].ID); b.HasLabel("mutated") {
+		t.Error("All() leaked the catalog's Labels slice")
+	}
+}
+
+func TestShapeMatches(t *testing.T) {
+	cases := []struct {
+		shape         Shape
+		code, exit    int
+		errLine, body string
+		want          bool
+	}{
+		{PlaintextRejected.Documented, 0, 56, "curl: (56) Recv failure: Connection reset by peer", "", true},
+		{PlaintextRejected.Documented, 0, 56, "curl: (56) OpenSSL SSL_read: error", "", false},
+		{PlaintextRejected.Documented, 0, 52, "curl: (52) Empty reply from server", "", false},
+		{Allowed.Documented, 200, 0, "", "hello", true},
+		{Allowed.Documented, 200, 28, "", "", false},
+		{RBACDenied.Documented, 403, 0, "", "RBAC: access denied", true},
+		{RBACDenied.Documented, 403, 0, "", "forbidden", false},
+		{Denied403.Documented, 403, 0, "", "forbidden", true},
+		{DisableVsStrict.Documented, 503, 0, "", TextConnectionTermReset, true},
+		{DisableVsStrict.Documented, 503, 0, "", TextUpstreamConnect + ". reset reason: remote reset", false},
+		{Shape{HTTPCode: Any, CurlExit: Any}, 418, 3, "", "", true},
+	}
+	for _, c := range cases {
+		if got := c.shape.Matches(c.code, c.exit, c.errLine, c.body); got != c.want {
+			t.Errorf("{%s}.Matches(%03d, %d, %q, %q) = %v, want %v", c.shape, c.code, c.exit, c.errLine, c.body, got, c.want)
+		}
+	}
+	got := PlaintextRejected.String()
+	for _, want := range []string{`documented {reset: http_code=000 exit=56 error~"Recv failure: Connection reset by peer"}`, "exit=52", "exit=35", "exit=16", "exit=7"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("PlaintextRejected.String() = %s\nwant it to contain %s", got, want)
+		}
+	}
+}
+
+func areaConst(a Area) string {
+	for _, c := range []struct {
+		a    Area
+		name string
+	}{{AreaMTLS, "AreaMTLS"}, {AreaIdentity, "AreaIdentity"}, {AreaAuthz, "AreaAuthz"}, {AreaProbes, "AreaProbes"},
+		{AreaControlPlane, "AreaControlPlane"}, {AreaIngress, "AreaIngress"}, {AreaPosture, "AreaPosture"}} {
+		if c.a == a {
+			return c.name
+		}
+	}
+	return fmt.Sprintf("Area(%q)", a)
+}

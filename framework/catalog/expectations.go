@@ -1,0 +1,172 @@
+package catalog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Any matches every value of Shape.HTTPCode or Shape.CurlExit.
+const Any = -1
+
+// Shape is one way a probe can end: curl's HTTP code (0 for curl's "000", no response) and
+// exit code, and text that must appear in curl's error line or in the response body.
+// Empty strings and Any match everything.
+type Shape struct {
+	Name          string
+	HTTPCode      int
+	CurlExit      int
+	ErrorContains string
+	BodyContains  string
+}
+
+// Matches reports whether an observed outcome has this shape. It takes plain values so
+// that catalog depends on nothing else of ours.
+func (s Shape) Matches(httpCode, curlExit int, errorLine, body string) bool {
+	if s.HTTPCode != Any && s.HTTPCode != httpCode {
+		return false
+	}
+	if s.CurlExit != Any && s.CurlExit != curlExit {
+		return false
+	}
+	if s.ErrorContains != "" && !strings.Contains(errorLine, s.ErrorContains) {
+		return false
+	}
+	if s.BodyContains != "" && !strings.Contains(body, s.BodyContains) {
+		return false
+	}
+	return true
+}
+
+// String prints the shape the way curl reports it: http_code=000 exit=56 error~"…" body~"…".
+func (s Shape) String() string {
+	var b strings.Builder
+	if s.Name != "" {
+		fmt.Fprintf(&b, "%s: ", s.Name)
+	}
+	switch s.HTTPCode {
+	case Any:
+		b.WriteString("http_code=any")
+	default:
+		fmt.Fprintf(&b, "http_code=%03d", s.HTTPCode)
+	}
+	switch s.CurlExit {
+	case Any:
+		b.WriteString(" exit=any")
+	default:
+		fmt.Fprintf(&b, " exit=%d", s.CurlExit)
+	}
+	if s.ErrorContains != "" {
+		fmt.Fprintf(&b, " error~%q", s.ErrorContains)
+	}
+	if s.BodyContains != "" {
+		fmt.Fprintf(&b, " body~%q", s.BodyContains)
+	}
+	return b.String()
+}
+
+// Expectation is what BEHAVIORS.md documents for a probe (Documented) and the other shapes
+// of the same result known from other Istio versions (Equivalents, the Tolerance section).
+// Anything else is a deviation.
+type Expectation struct {
+	Name        string
+	Documented  Shape
+	Equivalents []Shape
+}
+
+// String lists the documented shape and the equivalents, for failure messages.
+func (e Expectation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: documented {%s}", e.Name, e.Documented)
+	if len(e.Equivalents) > 0 {
+		b.WriteString("; equivalent")
+		for i, s := range e.Equivalents {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " {%s}", s)
+		}
+	}
+	return b.String()
+}
+
+// Texts printed by Envoy and curl, as the seed documents quote them.
+const (
+	TextConnectionReset     = "Recv failure: Connection reset by peer"
+	TextRBACDenied          = "RBAC: access denied"
+	TextUpstreamConnect     = "upstream connect error or disconnect/reset before headers"
+	TextConnectionTermReset = TextUpstreamConnect + ". reset reason: connection termination"
+)
+
+var (
+	// Allowed: the request went through (seed 001 step 6: `200`).
+	Allowed = Expectation{
+		Name:       "Allowed",
+		Documented: Shape{Name: "200", HTTPCode: 200, CurlExit: 0},
+	}
+
+	// PlaintextRejected: a STRICT server resets a plaintext connection (seeds 000, 001:
+	// `curl: (56) Recv failure: Connection reset by peer`, `000`). Other Istio versions and
+	// meshes have shown the rejection as exit 52, 35, 16 or 7 (BEHAVIORS.md, Tolerance).
+	PlaintextRejected = Expectation{
+		Name:       "PlaintextRejected",
+		Documented: Shape{Name: "reset", HTTPCode: 0, CurlExit: 56, ErrorContains: TextConnectionReset},
+		Equivalents: []Shape{
+			{Name: "receive error", HTTPCode: 0, CurlExit: 56},
+			{Name: "empty reply", HTTPCode: 0, CurlExit: 52},
+			{Name: "TLS connect error", HTTPCode: 0, CurlExit: 35},
+			{Name: "HTTP/2 error", HTTPCode: 0, CurlExit: 16},
+			{Name: "connection refused", HTTPCode: 0, CurlExit: 7},
+		},
+	}
+
+	// RBACDenied: Envoy's RBAC filter answers (seeds 000, 004).
+	RBACDenied = Expectation{
+		Name:       "RBACDenied",
+		Documented: Shape{Name: "403 RBAC", HTTPCode: 403, CurlExit: 0, BodyContains: TextRBACDenied},
+	}
+
+	// Denied403: a 403 whatever the body (AUTHZ-004, where the document prints only the code).
+	Denied403 = Expectation{
+		Name:       "Denied403",
+		Documented: Shape{Name: "403", HTTPCode: 403, CurlExit: 0},
+	}
+
+	// DisableVsStrict: a mesh client told to send plaintext (DestinationRule DISABLE) to a
+	// STRICT server gets Envoy's 503 (seed 004); some versions reset instead (Tolerance).
+	DisableVsStrict = Expectation{
+		Name:       "DisableVsStrict",
+		Documented: Shape{Name: "503 connection termination", HTTPCode: 503, CurlExit: 0, BodyContains: TextConnectionTermReset},
+		Equivalents: []Shape{
+			{Name: "reset", HTTPCode: 0, CurlExit: 56},
+			{Name: "503 other reset reason", HTTPCode: 503, CurlExit: 0, BodyContains: TextUpstreamConnect},
+		},
+	}
+
+	// UpstreamConnectError: the client's sidecar cannot talk to the upstream (MTLS-010: mTLS
+	// sent to a port whose app speaks plaintext). The document says only that the client
+	// fails, so other failure shapes are equivalents and the report shows which was seen.
+	UpstreamConnectError = Expectation{
+		Name:       "UpstreamConnectError",
+		Documented: Shape{Name: "503 upstream connect error", HTTPCode: 503, CurlExit: 0, BodyContains: TextUpstreamConnect},
+		Equivalents: []Shape{
+			{Name: "503", HTTPCode: 503, CurlExit: 0},
+			{Name: "reset", HTTPCode: 0, CurlExit: 56},
+			{Name: "empty reply", HTTPCode: 0, CurlExit: 52},
+		},
+	}
+)
+
+// Expectations returns every named expectation, for reports and lookups by name.
+func Expectations() []Expectation {
+	return []Expectation{Allowed, PlaintextRejected, RBACDenied, Denied403, DisableVsStrict, UpstreamConnectError}
+}
+
+// LookupExpectation finds an expectation by its Name.
+func LookupExpectation(name string) (Expectation, bool) {
+	for _, e := range Expectations() {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Expectation{}, false
+}
