@@ -40,8 +40,8 @@ import (
 	_ "sigs.k8s.io/e2e-framework/klient/wait/conditions"
 	_ "sigs.k8s.io/e2e-framework/pkg/envconf"
 	_ "sigs.k8s.io/e2e-framework/support"
+	_ "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	_ "sigs.k8s.io/kind/pkg/cluster"
 	_ "sigs.k8s.io/kind/pkg/cluster/nodeutils"
-	_ "sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	_ "sigs.k8s.io/yaml"
 )

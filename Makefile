@@ -1,0 +1,36 @@
+# meshconform: `make e2e` runs the conformance suites against a kind cluster (or KUBE_CONTEXT);
+# `make test` tests meshconform itself (tier 0: unit + real curl/openssl; tier 1: a real
+# kube-apiserver + etcd + kube-controller-manager). See README.md.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO          ?= go
+GOTESTFLAGS ?=
+REPORTS_DIR ?= reports
+
+.PHONY: help
+help:
+	@echo "make test        test meshconform itself (tier 0 + tier 1; needs Go, curl, openssl)"
+	@echo "make e2e         run the conformance suites (needs Go and Docker, or KUBE_CONTEXT)"
+	@echo "make e2e-upgrade FROM=<istio> TO=<istio>   the upgrade gate"
+	@echo "make assets      obtain kube-apiserver, etcd, kube-controller-manager for tier 1"
+	@echo "See README.md for the variables."
+
+.PHONY: vet
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./suites/...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: assets
+assets:
+	@scripts/envtest-assets.sh
+
+# Tier 0 and tier 1 in one `go test`: tier-1 tests fail (not skip) here when the assets are missing.
+.PHONY: test
+test: vet
+	@assets=$$(scripts/envtest-assets.sh) && \
+	  echo "tier 1 assets: $$assets" && \
+	  KUBEBUILDER_ASSETS="$$assets" MESHCONFORM_TIER1=required \
+	  $(GO) test $(GOTESTFLAGS) ./...
