@@ -1,0 +1,325 @@
+package settings
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"meshconform"
+)
+
+func env(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// root is a directory that looks like the module root, so relative paths resolve against it.
+func root(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	if err := os.WriteFile(filepath.Join(d, "go.mod"), []byte("module meshconform\n\ngo 1.26.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestDefaults(t *testing.T) {
+	r := root(t)
+	s, err := Load(env(nil), nil, r)
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	v := meshconform.SupportedVersions()
+	want := Settings{
+		IstioVersion:    v.DefaultIstio(),
+		ChartRepo:       DefaultChartRepo,
+		Install:         InstallAuto,
+		NodeImage:       v.DefaultNodeImage().Image,
+		KindConfig:      "single",
+		ClusterName:     "meshconform",
+		KeepCluster:     KeepOnFailure,
+		AllowDisruptive: ToggleAuto,
+		ReportsDir:      filepath.Join(r, "reports"),
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", s, want)
+	}
+	if s.Existing() {
+		t.Error("defaults must create a kind cluster, not attach")
+	}
+	if got := s.NodeKubernetesVersion(); got != v.DefaultNodeImage().Version {
+		t.Errorf("NodeKubernetesVersion = %q, want %q", got, v.DefaultNodeImage().Version)
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	r := root(t)
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, s Settings)
+	}{
+		{"keep 1 is always", map[string]string{"KEEP_CLUSTER": "1"}, func(t *testing.T, s Settings) { eq(t, s.KeepCluster, KeepAlways) }},
+		{"keep 0 is never", map[string]string{"KEEP_CLUSTER": "0"}, func(t *testing.T, s Settings) { eq(t, s.KeepCluster, KeepNever) }},
+		{"keep on-failure", map[string]string{"KEEP_CLUSTER": "On-Failure"}, func(t *testing.T, s Settings) { eq(t, s.KeepCluster, KeepOnFailure) }},
+		{"keep never", map[string]string{"KEEP_CLUSTER": "never"}, func(t *testing.T, s Settings) { eq(t, s.KeepCluster, KeepNever) }},
+		{"reuse true", map[string]string{"REUSE_CLUSTER": "true"}, func(t *testing.T, s Settings) { eq(t, s.ReuseCluster, true) }},
+		{"strict 1", map[string]string{"STRICT": "1"}, func(t *testing.T, s Settings) { eq(t, s.Strict, true) }},
+		{"disruptive 0", map[string]string{"ALLOW_DISRUPTIVE": "0"}, func(t *testing.T, s Settings) { eq(t, s.AllowDisruptive, ToggleOff) }},
+		{"disruptive yes", map[string]string{"ALLOW_DISRUPTIVE": "yes"}, func(t *testing.T, s Settings) { eq(t, s.AllowDisruptive, ToggleOn) }},
+		{"install 1", map[string]string{"ISTIO_INSTALL": "1"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallYes) }},
+		{"install no", map[string]string{"ISTIO_INSTALL": "no"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallNo) }},
+		{"prerelease version", map[string]string{"ISTIO_VERSION": "1.32.0-beta.0"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.32.0-beta.0") }},
+		{"procs", map[string]string{"PROCS": "4"}, func(t *testing.T, s Settings) { eq(t, s.Procs, 4) }},
+		{"labels", map[string]string{"LABELS": "mtls && !disruptive"}, func(t *testing.T, s Settings) { eq(t, s.Labels, "mtls && !disruptive") }},
+		{"chart dir replaces default repo", map[string]string{"ISTIO_CHART_DIR": "charts"}, func(t *testing.T, s Settings) {
+			eq(t, s.ChartRepo, "")
+			eq(t, s.ChartDir, filepath.Join(r, "charts"))
+		}},
+		{"oci repo", map[string]string{"ISTIO_CHART_REPO": "oci://gcr.io/istio-release/charts"}, func(t *testing.T, s Settings) {
+			eq(t, s.ChartRepo, "oci://gcr.io/istio-release/charts")
+		}},
+		{"relative reports dir is under the module root", map[string]string{"REPORTS_DIR": "out/x"}, func(t *testing.T, s Settings) {
+			eq(t, s.ReportsDir, filepath.Join(r, "out", "x"))
+		}},
+		{"kubeconfig list", map[string]string{"KUBE_CONTEXT": "c", "KUBECONFIG": "a" + string(filepath.ListSeparator) + "/abs/b"}, func(t *testing.T, s Settings) {
+			eq(t, s.Kubeconfig, filepath.Join(r, "a")+string(filepath.ListSeparator)+"/abs/b")
+			eq(t, s.Existing(), true)
+		}},
+		{"kind config name stays a name", map[string]string{"KIND_CONFIG": "multinode"}, func(t *testing.T, s Settings) { eq(t, s.KindConfig, "multinode") }},
+		{"kind config path is made absolute", map[string]string{"KIND_CONFIG": "my/kind.yaml"}, func(t *testing.T, s Settings) {
+			eq(t, s.KindConfig, filepath.Join(r, "my", "kind.yaml"))
+		}},
+		{"expect pass-through", map[string]string{"MESHCONFORM_TIMEOUT": "45s", "MESHCONFORM_POLL": "200ms", "MESHCONFORM_CONSECUTIVE": "5"}, func(t *testing.T, s Settings) {
+			eq(t, s.Expect, Expect{Timeout: "45s", Poll: "200ms", Consecutive: "5"})
+		}},
+		{"empty value is the default", map[string]string{"CLUSTER_NAME": ""}, func(t *testing.T, s Settings) { eq(t, s.ClusterName, "meshconform") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Load(env(tc.env), nil, r)
+			if err != nil {
+				t.Fatalf("Load(%v): %v", tc.env, err)
+			}
+			tc.check(t, s)
+			for k, v := range tc.env {
+				if v != "" && !slices.Contains(s.Given, k) {
+					t.Errorf("Given %v lacks %s", s.Given, k)
+				}
+			}
+		})
+	}
+}
+
+func eq[T comparable](t *testing.T, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// Every malformed value is one line naming the variable, the value given and a good example.
+func TestMalformed(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"ISTIO_VERSION": "1.31"}, `ISTIO_VERSION="1.31" is not a release: use a full version like 1.31.1`},
+		{map[string]string{"ISTIO_VERSION": "v1.31.1"}, `ISTIO_VERSION="v1.31.1" is not a release: use a full version like`},
+		{map[string]string{"ISTIO_VERSION": "latest"}, `ISTIO_VERSION="latest" is not a release`},
+		{map[string]string{"ISTIO_REVISION": "Canary_1"}, `ISTIO_REVISION="Canary_1" is not a revision name: use lowercase letters, digits and '-' (a DNS label), like canary or 1-31-1`},
+		{map[string]string{"ISTIO_CHART_REPO": "istio-release.storage.googleapis.com/charts"}, `ISTIO_CHART_REPO="istio-release.storage.googleapis.com/charts" is not an http(s):// or oci:// URL: use a repository URL like https://`},
+		{map[string]string{"ISTIO_CHART_REPO": "https://"}, `ISTIO_CHART_REPO="https://" has no host`},
+		{map[string]string{"ISTIO_CHART_REPO": "https://mirror/charts", "ISTIO_CHART_DIR": "/charts"}, `ISTIO_CHART_REPO and ISTIO_CHART_DIR are both set: set only one`},
+		{map[string]string{"ISTIO_HUB": "https://docker.io/istio"}, `ISTIO_HUB="https://docker.io/istio" is not an image registry path: use a registry and path without scheme or tag, like docker.io/istio`},
+		{map[string]string{"ISTIO_INSTALL": "maybe"}, `ISTIO_INSTALL="maybe" is not an install policy: use auto, yes (or 1) or no (or 0)`},
+		{map[string]string{"K8S_NODE_IMAGE": "kindest/node"}, `K8S_NODE_IMAGE="kindest/node" is not a pinned image: use an image with a tag (and digest), like kindest/node:v1.37.0@sha256:`},
+		{map[string]string{"K8S_NODE_IMAGE": "kindest/node:v1.37.0@sha256:abc"}, `K8S_NODE_IMAGE="kindest/node:v1.37.0@sha256:abc" is not a pinned image`},
+		{map[string]string{"CLUSTER_NAME": "My_Cluster"}, `CLUSTER_NAME="My_Cluster" is not a kind cluster name: use lowercase letters, digits, '.' and '-' (at most 50), like meshconform`},
+		{map[string]string{"CLUSTER_NAME": strings.Repeat("a", 51)}, `CLUSTER_NAME="` + strings.Repeat("a", 51) + `" is not a kind cluster name`},
+		{map[string]string{"REUSE_CLUSTER": "maybe"}, `REUSE_CLUSTER="maybe" is not a boolean: use 1 or 0`},
+		{map[string]string{"KEEP_CLUSTER": "sometimes"}, `KEEP_CLUSTER="sometimes" is not a keep policy: use always (or 1), on-failure or never (or 0)`},
+		{map[string]string{"ALLOW_DISRUPTIVE": "perhaps"}, `ALLOW_DISRUPTIVE="perhaps" is not auto, 1 or 0: use auto, 1 or 0`},
+		{map[string]string{"STRICT": "strict"}, `STRICT="strict" is not a boolean: use 1 or 0`},
+		{map[string]string{"LABELS": "mtls && (authz"}, `LABELS="mtls && (authz" is not a Ginkgo label filter (`},
+		{map[string]string{"PROCS": "two"}, `PROCS="two" is not a process count: use a whole number from 1 to 256, like 2`},
+		{map[string]string{"PROCS": "0"}, `PROCS="0" is not a process count`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			_, err := Load(env(tc.env), nil, t.TempDir())
+			if err == nil {
+				t.Fatalf("Load(%v) accepted it", tc.env)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != 1 {
+				t.Errorf("want one line, got %d:\n%s", len(lines), err)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("got  %s\nwant %s…", err, tc.want)
+			}
+		})
+	}
+}
+
+// All problems come at once, so a user fixes them in one go.
+func TestAllProblemsAtOnce(t *testing.T) {
+	_, err := Load(env(map[string]string{"ISTIO_VERSION": "1.31", "CLUSTER_NAME": "A", "KEEP_CLUSTER": "x", "PROCS": "-1"}), nil, t.TempDir())
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 lines, got %d:\n%s", len(lines), err)
+	}
+	for i, name := range []string{"ISTIO_VERSION=", "CLUSTER_NAME=", "KEEP_CLUSTER=", "PROCS="} {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, name) }) {
+			t.Errorf("line %d: no problem for %s in\n%s", i, name, err)
+		}
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	fs := flag.NewFlagSet("suite", flag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--istio-version=1.30.5", "--keep-cluster=always", "--cluster-name=bad_name"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(env(map[string]string{"ISTIO_VERSION": "1.31.1", "CLUSTER_NAME": "ok"}), fs, t.TempDir())
+	// The flag's value is the one checked, and the message names the flag.
+	if err == nil || !strings.HasPrefix(err.Error(), `--cluster-name="bad_name" is not a kind cluster name`) {
+		t.Fatalf("want the flag named in the error, got %v", err)
+	}
+	fs = flag.NewFlagSet("suite", flag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--istio-version=1.30.5", "--keep-cluster=always"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(env(map[string]string{"ISTIO_VERSION": "1.31.1", "CLUSTER_NAME": "ok"}), fs, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, s.IstioVersion, "1.30.5")
+	eq(t, s.KeepCluster, KeepAlways)
+	eq(t, s.ClusterName, "ok")
+}
+
+func TestKubeconfigFlagNeedsContext(t *testing.T) {
+	fs := flag.NewFlagSet("suite", flag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--kubeconfig=/tmp/k"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(env(nil), fs, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--kube-context") {
+		t.Fatalf("want a hint to name the context, got %v", err)
+	}
+	// The KUBECONFIG environment variable alone is ambient (set for kubectl) and does not
+	// switch to an existing cluster.
+	s, err := Load(env(map[string]string{"KUBECONFIG": "/tmp/k"}), nil, t.TempDir())
+	if err != nil || s.Existing() {
+		t.Fatalf("KUBECONFIG alone: existing=%v err=%v", s.Existing(), err)
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	r := root(t)
+	s, err := Load(env(map[string]string{
+		"ISTIO_VERSION": "1.30.5", "ISTIO_REVISION": "canary", "KUBE_CONTEXT": "kind-x", "KUBECONFIG": "/k",
+		"KEEP_CLUSTER": "always", "PROCS": "3", "LABELS": "MTLS-002", "STRICT": "1", "MESHCONFORM_TIMEOUT": "1m",
+		"CLUSTER_NAME": "other",
+	}), nil, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := s.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Unmarshal(data)
+	if err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if !reflect.DeepEqual(s, back) {
+		t.Fatalf("round trip changed it:\n%+v\n%+v", s, back)
+	}
+	if _, err := Unmarshal([]byte(`{"istioVersion":"1.31","keepCluster":"never","install":"auto","clusterName":"x","nodeImage":"a:b","reportsDir":"/r","chartRepo":"https://x/y"}`)); err == nil ||
+		!strings.Contains(err.Error(), `Istio version "1.31" is not a release`) {
+		t.Fatalf("Unmarshal must validate, got %v", err)
+	}
+}
+
+func TestNotes(t *testing.T) {
+	s, err := Load(env(map[string]string{"KUBE_CONTEXT": "prod", "KEEP_CLUSTER": "never", "CLUSTER_NAME": "x"}), nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := s.Notes()
+	if len(notes) != 1 || !strings.Contains(notes[0], "CLUSTER_NAME, KEEP_CLUSTER ignored") {
+		t.Fatalf("notes = %q", notes)
+	}
+	s, _ = Load(env(map[string]string{"KEEP_CLUSTER": "never"}), nil, t.TempDir())
+	if n := s.Notes(); len(n) != 0 {
+		t.Fatalf("kind mode notes = %q", n)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good, err := Load(env(nil), nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	bad := good
+	bad.IstioVersion, bad.ChartRepo, bad.KeepCluster, bad.ClusterName = "1.31", "", "sometimes", "UPPER"
+	err = bad.Validate()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{`Istio version "1.31" is not a release`, "no chart source", `keep policy "sometimes"`, `cluster name "UPPER"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in\n%v", want, err)
+		}
+	}
+	// On an existing cluster the kind settings do not matter.
+	attach := bad
+	attach.IstioVersion, attach.ChartRepo, attach.KeepCluster, attach.KubeContext = "1.31.1", DefaultChartRepo, KeepNever, "ctx"
+	if err := attach.Validate(); err != nil {
+		t.Fatalf("existing cluster with a bad kind name: %v", err)
+	}
+}
+
+func TestModuleRoot(t *testing.T) {
+	r := root(t)
+	deep := filepath.Join(r, "suites", "mtls")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := ModuleRoot(deep); !ok || got != r {
+		t.Fatalf("ModuleRoot(%s) = %q, %v; want %q", deep, got, ok, r)
+	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.com/other\n"), 0o644)
+	if got, ok := ModuleRoot(other); ok {
+		t.Fatalf("found %q in another module", got)
+	}
+	// This package's own checkout resolves to the repository root.
+	wd, _ := os.Getwd()
+	if got, ok := ModuleRoot(wd); !ok || got != filepath.Dir(filepath.Dir(wd)) {
+		t.Fatalf("ModuleRoot(%s) = %q, %v", wd, got, ok)
+	}
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	u := Usage()
+	for _, v := range Variables() {
+		if !strings.Contains(u, v.Env) || !strings.Contains(u, "--"+v.Flag) {
+			t.Errorf("usage lacks %s/--%s", v.Env, v.Flag)
+		}
+	}
+}
