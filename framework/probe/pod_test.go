@@ -98,7 +98,7 @@ func execEndpoint(t *testing.T, dropStatus bool) (*httptest.Server, *[]string) {
 		}
 		defer conn.Close()
 		_, _ = streams[remotecommand.StreamStdOut].Write([]byte{}) // tells the client the streams are up
-		res, err := Local{}.Exec(req.Context(), req.URL.Query()["command"])
+		res, err := Local{Env: probetest.EnvWithoutProxy()}.Exec(req.Context(), req.URL.Query()["command"])
 		_, _ = streams[remotecommand.StreamStdOut].Write(res.Stdout)
 		_, _ = streams[remotecommand.StreamStdErr].Write(res.Stderr)
 		if dropStatus {

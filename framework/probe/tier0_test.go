@@ -133,7 +133,7 @@ func TestCurlLoopback(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o, err := probe.Curl(ctxT(t), probe.Local{}, probe.HTTPRequest{URL: c.url(t), Timeout: c.timeout})
+			o, err := probe.Curl(ctxT(t), local, probe.HTTPRequest{URL: c.url(t), Timeout: c.timeout})
 			if err != nil {
 				t.Fatalf("Curl: %v\n%s", err, o)
 			}
@@ -172,7 +172,7 @@ func TestCurlBodyFraming(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := probetest.NewServer(t, probetest.Respond(200, body, nil))
-			o, err := probe.Curl(ctxT(t), probe.Local{}, probe.HTTPRequest{URL: s.URL()})
+			o, err := probe.Curl(ctxT(t), local, probe.HTTPRequest{URL: s.URL()})
 			if err != nil {
 				t.Fatalf("Curl: %v", err)
 			}
@@ -184,7 +184,7 @@ func TestCurlBodyFraming(t *testing.T) {
 	t.Run("large", func(t *testing.T) {
 		body := strings.Repeat("é", probe.MaxBodyExcerpt) // 2 bytes a rune: cut inside a rune
 		s := probetest.NewServer(t, probetest.Respond(200, body, nil))
-		o, err := probe.Curl(ctxT(t), probe.Local{}, probe.HTTPRequest{URL: s.URL()})
+		o, err := probe.Curl(ctxT(t), local, probe.HTTPRequest{URL: s.URL()})
 		if err != nil {
 			t.Fatalf("Curl: %v", err)
 		}
@@ -204,7 +204,7 @@ func TestCurlMethodHeadersBody(t *testing.T) {
 		b, _ := io.ReadAll(req.Body)
 		probetest.Respond(201, fmt.Sprintf("%s %s x-test=%q body=%q", req.Method, req.URL.Path, req.Header.Get("X-Test"), b), nil)(c, req)
 	})
-	o, err := probe.Curl(ctxT(t), probe.Local{}, probe.HTTPRequest{
+	o, err := probe.Curl(ctxT(t), local, probe.HTTPRequest{
 		URL: s.URL() + "post", Method: "post", Headers: map[string]string{"X-Test": "a b;c"}, Body: `{"k": "it's"}`,
 	})
 	if err != nil {
@@ -229,7 +229,7 @@ func TestCurlXFCC(t *testing.T) {
 	)
 	xfcc := "By=" + by + ";Hash=" + hash + `;Subject="";URI=` + uri
 	s := probetest.NewServer(t, probetest.EchoHeaders("X-Forwarded-Client-Cert"))
-	o, err := probe.Curl(ctxT(t), probe.Local{}, probe.HTTPRequest{
+	o, err := probe.Curl(ctxT(t), local, probe.HTTPRequest{
 		URL:            s.URL() + "headers",
 		Headers:        map[string]string{"X-Forwarded-Client-Cert": xfcc},
 		CaptureHeaders: []string{"x-forwarded-client-cert", "content-type", "x-absent"},
@@ -293,7 +293,7 @@ func TestCurlDoesNotBelieveEmptyStdout(t *testing.T) {
 	s := probetest.NewServer(t, probetest.Reset())
 
 	t.Run("lost once, then seen", func(t *testing.T) {
-		ex := &lossy{inner: probe.Local{}, loseStdout: 1}
+		ex := &lossy{inner: local, loseStdout: 1}
 		o, err := probe.Curl(ctxT(t), ex, probe.HTTPRequest{URL: s.URL(), RetryDelay: time.Millisecond})
 		if err != nil {
 			t.Fatalf("Curl: %v\n%s", err, o)
@@ -309,7 +309,7 @@ func TestCurlDoesNotBelieveEmptyStdout(t *testing.T) {
 
 	t.Run("cut once, then seen", func(t *testing.T) {
 		ok := probetest.NewServer(t, probetest.Respond(200, strings.Repeat("b", 100), nil))
-		ex := &lossy{inner: probe.Local{}, cutStdout: 1}
+		ex := &lossy{inner: local, cutStdout: 1}
 		o, err := probe.Curl(ctxT(t), ex, probe.HTTPRequest{URL: ok.URL(), RetryDelay: time.Millisecond})
 		if err != nil || o.Attempts != 2 || o.HTTPCode != 200 || len(o.Body) != 100 {
 			t.Errorf("got %v, attempts %d, code %d, body %d bytes; want 2 attempts, 200, 100 bytes\n%s", err, o.Attempts, o.HTTPCode, len(o.Body), o)
@@ -317,7 +317,7 @@ func TestCurlDoesNotBelieveEmptyStdout(t *testing.T) {
 	})
 
 	t.Run("always lost", func(t *testing.T) {
-		ex := &lossy{inner: probe.Local{}, loseStdout: 100}
+		ex := &lossy{inner: local, loseStdout: 100}
 		o, err := probe.Curl(ctxT(t), ex, probe.HTTPRequest{URL: s.URL(), Attempts: 4, RetryDelay: time.Millisecond})
 		if err == nil {
 			t.Fatalf("Curl believed an empty stdout:\n%s", o)
@@ -334,7 +334,7 @@ func TestCurlDoesNotBelieveEmptyStdout(t *testing.T) {
 
 	t.Run("exit code lost or wrong", func(t *testing.T) {
 		for _, code := range []int{-1, 0} {
-			ex := &lossy{inner: probe.Local{}, exitOverride: &code}
+			ex := &lossy{inner: local, exitOverride: &code}
 			o, err := probe.Curl(ctxT(t), ex, probe.HTTPRequest{URL: s.URL()})
 			if err != nil {
 				t.Fatalf("Curl: %v", err)
@@ -352,7 +352,7 @@ func TestCurlDoesNotBelieveEmptyStdout(t *testing.T) {
 
 func TestMissingBinary(t *testing.T) {
 	const missing = "meshconform-no-such-binary"
-	o, err := probe.Curl(ctxT(t), probe.Local{}, probe.HTTPRequest{URL: "http://127.0.0.1:1/", Binary: missing})
+	o, err := probe.Curl(ctxT(t), local, probe.HTTPRequest{URL: "http://127.0.0.1:1/", Binary: missing})
 	var mb *probe.MissingBinaryError
 	if !errors.As(err, &mb) || mb.Binary != missing || !strings.Contains(err.Error(), "apt-get install curl openssl") {
 		t.Errorf("Curl with a missing binary: %v (%T), want a MissingBinaryError naming %s and the fix", err, err, missing)
@@ -361,7 +361,7 @@ func TestMissingBinary(t *testing.T) {
 		t.Errorf("attempts %d, want no retry for a missing binary", o.Attempts)
 	}
 	// Through sh -c the shell reports it: exit 127 and "not found".
-	_, _, err = probe.OpenSSLChain(ctxT(t), probe.Local{}, probe.TLSRequest{Host: "127.0.0.1", Port: 1, Binary: missing})
+	_, _, err = probe.OpenSSLChain(ctxT(t), local, probe.TLSRequest{Host: "127.0.0.1", Port: 1, Binary: missing})
 	if !errors.As(err, &mb) || mb.Binary != missing {
 		t.Errorf("OpenSSLChain with a missing binary: %v (%T), want a MissingBinaryError naming %s", err, err, missing)
 	}
@@ -376,7 +376,7 @@ func TestOpenSSLChain(t *testing.T) {
 	addr := probetest.TLSServer(t, pki.Leaf(t, id, 24*time.Hour), "istio")
 	host, port := splitHostPort(t, addr)
 
-	ch, o, err := probe.OpenSSLChain(ctxT(t), probe.Local{}, probe.TLSRequest{Host: host, Port: port, ServerName: "httpbin.NS", ALPN: []string{"istio"}})
+	ch, o, err := probe.OpenSSLChain(ctxT(t), local, probe.TLSRequest{Host: host, Port: port, ServerName: "httpbin.NS", ALPN: []string{"istio"}})
 	if err != nil {
 		t.Fatalf("OpenSSLChain: %v\n%s", err, o)
 	}
@@ -406,7 +406,7 @@ func TestOpenSSLChain(t *testing.T) {
 
 	t.Run("refused", func(t *testing.T) {
 		host, port := splitHostPort(t, probetest.RefusedAddr(t))
-		ch, o, err := probe.OpenSSLChain(ctxT(t), probe.Local{}, probe.TLSRequest{Host: host, Port: port})
+		ch, o, err := probe.OpenSSLChain(ctxT(t), local, probe.TLSRequest{Host: host, Port: port})
 		if err == nil || len(ch.Certs) != 0 {
 			t.Fatalf("OpenSSLChain to a refused port: %v, %d certs; want an error", err, len(ch.Certs))
 		}
@@ -428,3 +428,6 @@ func splitHostPort(t *testing.T, addr string) (string, int) {
 	}
 	return h, n
 }
+
+// local runs commands here without proxy variables, so loopback requests stay loopback.
+var local = probe.Local{Env: probetest.EnvWithoutProxy()}

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -280,4 +281,19 @@ func (p *PKI) Leaf(t testing.TB, id string, lifetime time.Duration) tls.Certific
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der, p.Root.Raw}, PrivateKey: key}
+}
+
+// EnvWithoutProxy is this process's environment without proxy variables, for a
+// probe.Local{Env: …}: curl would send loopback requests to an http_proxy otherwise.
+func EnvWithoutProxy() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch strings.ToLower(k) {
+		case "http_proxy", "https_proxy", "all_proxy", "no_proxy":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

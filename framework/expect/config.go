@@ -1,0 +1,127 @@
+// Package expect waits for probes to show the expected outcome N times in a row and
+// classifies what they showed against the catalog: documented, equivalent or deviation.
+// It is the only framework package that imports Gomega (see matchers.go).
+package expect
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environment variables read by ConfigFromEnv and ModeFromEnv.
+const (
+	EnvConsecutive = "MESHCONFORM_CONSECUTIVE"
+	EnvTimeout     = "MESHCONFORM_TIMEOUT"
+	EnvPoll        = "MESHCONFORM_POLL"
+	EnvStrict      = "STRICT"
+)
+
+// Config says how long to wait and how many matching outcomes in a row count as converged.
+// Istio's own tests converge 3 times in a row; gateway-api's conformance also uses 3.
+type Config struct {
+	Consecutive int
+	Timeout     time.Duration
+	Poll        time.Duration
+}
+
+// DefaultConfig is 3 in a row, within 60s, polling every 250ms.
+func DefaultConfig() Config {
+	return Config{Consecutive: 3, Timeout: 60 * time.Second, Poll: 250 * time.Millisecond}
+}
+
+// Validate says which field is out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.Consecutive < 1:
+		return fmt.Errorf("expect: Consecutive = %d, want ≥ 1", c.Consecutive)
+	case c.Timeout <= 0:
+		return fmt.Errorf("expect: Timeout = %v, want > 0", c.Timeout)
+	case c.Poll <= 0:
+		return fmt.Errorf("expect: Poll = %v, want > 0", c.Poll)
+	}
+	return nil
+}
+
+func (c Config) String() string {
+	return fmt.Sprintf("%d in a row within %v, every %v", c.Consecutive, c.Timeout, c.Poll)
+}
+
+// ConfigFromEnv is DefaultConfig with MESHCONFORM_CONSECUTIVE (a whole number),
+// MESHCONFORM_TIMEOUT and MESHCONFORM_POLL (Go durations: 90s, 2m, 500ms) applied.
+func ConfigFromEnv() (Config, error) { return configFrom(os.LookupEnv) }
+
+func configFrom(lookup func(string) (string, bool)) (Config, error) {
+	c := DefaultConfig()
+	if v, ok := lookup(EnvConsecutive); ok && strings.TrimSpace(v) != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("%s=%q: want a whole number ≥ 1 (example: %s=3)", EnvConsecutive, v, EnvConsecutive)
+		}
+		c.Consecutive = n
+	}
+	dur := func(name, example string, dst *time.Duration) error {
+		v, ok := lookup(name)
+		if !ok || strings.TrimSpace(v) == "" {
+			return nil
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s=%q: want a positive Go duration (example: %s=%s)", name, v, name, example)
+		}
+		*dst = d
+		return nil
+	}
+	if err := dur(EnvTimeout, "90s", &c.Timeout); err != nil {
+		return c, err
+	}
+	if err := dur(EnvPoll, "500ms", &c.Poll); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Mode decides which classifications pass.
+type Mode int
+
+const (
+	// Default passes documented and equivalent outcomes and fails on deviations; the report
+	// lists the equivalents.
+	Default Mode = iota
+	// Strict passes only what the documents print.
+	Strict
+)
+
+func (m Mode) String() string {
+	if m == Strict {
+		return "strict"
+	}
+	return "default"
+}
+
+// Accepts reports whether a classification passes in this mode.
+func (m Mode) Accepts(c Classification) bool {
+	switch c {
+	case Documented:
+		return true
+	case Equivalent:
+		return m == Default
+	default:
+		return false
+	}
+}
+
+// ModeFromEnv reads STRICT: "1" or "true" is Strict; unset, "", "0" or "false" is Default.
+func ModeFromEnv() (Mode, error) { return modeFrom(os.Getenv(EnvStrict)) }
+
+func modeFrom(v string) (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false":
+		return Default, nil
+	case "1", "true":
+		return Strict, nil
+	}
+	return Default, fmt.Errorf("%s=%q: want 1/true or 0/false (example: %s=1)", EnvStrict, v, EnvStrict)
+}
