@@ -1,0 +1,97 @@
+package mesh
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/provenance"
+	repo "helm.sh/helm/v4/pkg/repo/v1"
+)
+
+// testCharts is the directory of the small Istio-shaped charts the tests carry.
+const testCharts = "testdata/charts"
+
+// packageChart saves testdata chart c as <dir>/<c>-<version>.tgz, with version as both the
+// chart version and appVersion (Istio ships them equal), and returns the file.
+func packageChart(t testing.TB, c Chart, version, dir string) string {
+	t.Helper()
+	ch, err := loader.LoadDir(filepath.Join(testCharts, string(c)))
+	if err != nil {
+		t.Fatalf("load testdata chart %s: %v", c, err)
+	}
+	ch.Metadata.Version = version
+	ch.Metadata.AppVersion = version
+	path, err := chartutil.Save(ch, dir)
+	if err != nil {
+		t.Fatalf("package chart %s %s: %v", c, version, err)
+	}
+	return path
+}
+
+// chartDir returns a directory holding every chart in charts at each of its versions, as
+// `helm pull` would leave them.
+func chartDir(t testing.TB, charts map[Chart][]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for c, versions := range charts {
+		for _, v := range versions {
+			packageChart(t, c, v, dir)
+		}
+	}
+	return dir
+}
+
+// allCharts maps each of the three charts to versions.
+func allCharts(versions ...string) map[Chart][]string {
+	return map[Chart][]string{ChartBase: versions, ChartIstiod: versions, ChartGateway: versions}
+}
+
+// chartRepo is a Helm repository on a loopback HTTP server: index.yaml and packaged charts,
+// built with Helm's SDK. requests counts every request it answered.
+type chartRepo struct {
+	URL      string
+	Dir      string
+	requests atomic.Int64
+}
+
+// serveRepo serves charts (with relative URLs in the index, as `helm repo index` writes
+// them) until the test ends.
+func serveRepo(t testing.TB, charts map[Chart][]string) *chartRepo {
+	t.Helper()
+	r := &chartRepo{Dir: chartDir(t, charts)}
+	idx := repo.NewIndexFile()
+	for c, versions := range charts {
+		for _, v := range versions {
+			path := filepath.Join(r.Dir, string(c)+"-"+v+".tgz")
+			ch, err := loader.LoadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest, err := provenance.DigestFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := idx.MustAdd(ch.Metadata, filepath.Base(path), "", digest); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	idx.SortEntries()
+	if err := idx.WriteFile(filepath.Join(r.Dir, "index.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := http.FileServer(http.Dir(r.Dir))
+	// The repository lives under /charts, like Istio's.
+	srv := httptest.NewServer(http.StripPrefix("/charts", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.requests.Add(1)
+		files.ServeHTTP(w, req)
+	})))
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL + "/charts"
+	return r
+}

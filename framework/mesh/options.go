@@ -1,0 +1,215 @@
+// Package mesh installs, upgrades, detects and removes Istio with the Helm Go SDK (no helm
+// binary): the charts base → istiod → gateway from Istio's chart repository, a mirror of it, or
+// a local directory, each a Helm release, with values sized for a small CI runner.
+package mesh
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"meshconform/framework/ownership"
+)
+
+const (
+	// DefaultChartRepo is Istio's official Helm chart repository.
+	DefaultChartRepo = "https://istio-release.storage.googleapis.com/charts"
+	// DefaultNamespace holds istiod and istio-base, as Istio's docs install them.
+	DefaultNamespace = "istio-system"
+	// DefaultGatewayNamespace holds the ingress gateway, apart from the control plane as
+	// Istio's Helm docs recommend.
+	DefaultGatewayNamespace = "istio-ingress"
+	// DefaultTimeout bounds each step (one Helm release and its readiness); image pulls on a
+	// cold kind node dominate it.
+	DefaultTimeout = 5 * time.Minute
+
+	// Environment variables read by FromEnv, and named by errors as the fix.
+	EnvVersion   = "ISTIO_VERSION"
+	EnvRevision  = "ISTIO_REVISION"
+	EnvChartRepo = "ISTIO_CHART_REPO"
+	EnvChartDir  = "ISTIO_CHART_DIR"
+	EnvHub       = "ISTIO_HUB"
+	EnvTimeout   = "ISTIO_INSTALL_TIMEOUT"
+)
+
+// Chart names one of the three Istio charts, as named in the chart repository.
+type Chart string
+
+const (
+	ChartBase    Chart = "base"
+	ChartIstiod  Chart = "istiod"
+	ChartGateway Chart = "gateway"
+)
+
+// Charts is the install order; uninstall runs it backwards.
+var Charts = []Chart{ChartBase, ChartIstiod, ChartGateway}
+
+// Options say which Istio to install and where. The zero value plus a Version is usable:
+// New fills in the defaults.
+type Options struct {
+	// Version is the Istio release, e.g. 1.31.1 (required).
+	Version string
+	// Revision is the control-plane revision ("" = the default revision). A revision installs
+	// istiod-<rev> and istio-ingressgateway-<rev> beside an existing control plane (canary).
+	Revision string
+	// ChartRepo is the Helm repository URL (index.yaml + packaged charts); default
+	// DefaultChartRepo. Point it at a mirror when the official one is not reachable.
+	ChartRepo string
+	// ChartDir, when set, replaces ChartRepo: a directory holding the charts as base/, istiod/,
+	// gateway/ (unpacked) or base-<version>.tgz, istiod-<version>.tgz, gateway-<version>.tgz
+	// (what `helm pull` writes). For air-gapped machines and tests.
+	ChartDir string
+	// Hub overrides the image registry (global.hub), e.g. a mirror of docker.io/istio.
+	Hub string
+	// Namespace holds istio-base and istiod; default istio-system.
+	Namespace string
+	// GatewayNamespace holds the ingress gateway; default istio-ingress.
+	GatewayNamespace string
+	// Values are merged over DefaultValues per chart (maps merge key by key; anything else,
+	// lists included, replaces).
+	Values map[Chart]map[string]any
+	// Timeout bounds each step: one Helm action and the readiness wait after it.
+	Timeout time.Duration
+	// Kubeconfig is a kubeconfig file path ("" = $KUBECONFIG or ~/.kube/config); Context is a
+	// context in it ("" = its current context).
+	Kubeconfig, Context string
+	// RunID, when set, labels the namespaces this package creates (ownership labels), so that
+	// Uninstall removes only namespaces it made.
+	RunID string
+	// Logger receives progress: each step, and what a wait is still waiting for whenever
+	// that changes. Nil discards.
+	Logger *slog.Logger
+}
+
+// withDefaults returns o with every empty field that has a default filled in.
+func (o Options) withDefaults() Options {
+	if o.ChartRepo == "" && o.ChartDir == "" {
+		o.ChartRepo = DefaultChartRepo
+	}
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.GatewayNamespace == "" {
+		o.GatewayNamespace = DefaultGatewayNamespace
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// validate checks what can be checked without a cluster or a network.
+func (o Options) validate() error {
+	if o.Version == "" {
+		return fmt.Errorf("no Istio version given: set %s (e.g. 1.31.1)", EnvVersion)
+	}
+	if _, err := ParseVersion(o.Version); err != nil {
+		return err
+	}
+	if o.Revision != "" && (!ownership.IsDNSLabel(o.Revision) || len(o.Revision) > 40) {
+		// istiod-<rev> and istio-sidecar-injector-<rev>-<ns> must stay valid object names.
+		return fmt.Errorf("istio revision %q must be a DNS label of at most 40 characters ([a-z0-9-]), e.g. 1-31-1 or canary: set %s", o.Revision, EnvRevision)
+	}
+	if o.Revision == "default" {
+		return fmt.Errorf(`istio revision "default" is the name Istio gives the unrevisioned control plane: leave %s empty for it, or pick another name`, EnvRevision)
+	}
+	for _, ns := range []string{o.Namespace, o.GatewayNamespace} {
+		if !ownership.IsDNSLabel(ns) {
+			return fmt.Errorf("namespace %q is not a valid namespace name", ns)
+		}
+	}
+	if o.ChartRepo != "" && !strings.HasPrefix(o.ChartRepo, "http://") && !strings.HasPrefix(o.ChartRepo, "https://") {
+		return fmt.Errorf("chart repository %q is not an http(s) URL: set %s to a Helm repository (the directory that holds index.yaml), or %s to a local chart directory", o.ChartRepo, EnvChartRepo, EnvChartDir)
+	}
+	for c := range o.Values {
+		if !knownChart(c) {
+			return fmt.Errorf("values for unknown chart %q: use %s, %s or %s", c, ChartBase, ChartIstiod, ChartGateway)
+		}
+	}
+	return nil
+}
+
+func knownChart(c Chart) bool {
+	for _, k := range Charts {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// FromEnv reads ISTIO_VERSION, ISTIO_REVISION, ISTIO_CHART_REPO, ISTIO_CHART_DIR, ISTIO_HUB and
+// ISTIO_INSTALL_TIMEOUT (a Go duration) through getenv (os.Getenv, or a map in tests) over
+// base. Empty variables leave base's field alone; a malformed one is an error naming it.
+func FromEnv(getenv func(string) string, base Options) (Options, error) {
+	o := base
+	set := func(dst *string, key string) {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			*dst = v
+		}
+	}
+	set(&o.Version, EnvVersion)
+	set(&o.Revision, EnvRevision)
+	set(&o.ChartRepo, EnvChartRepo)
+	set(&o.ChartDir, EnvChartDir)
+	set(&o.Hub, EnvHub)
+	if v := strings.TrimSpace(getenv(EnvTimeout)); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("%s=%q is not a positive duration like 5m or 90s", EnvTimeout, v)
+		}
+		o.Timeout = d
+	}
+	if o.Version != "" {
+		if _, err := ParseVersion(o.Version); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// Release names, as Istio's Helm docs use them; a revision suffixes istiod and the gateway
+// (istio-base is shared by every revision).
+func (o Options) ReleaseName(c Chart) string {
+	switch c {
+	case ChartBase:
+		return "istio-base"
+	case ChartIstiod:
+		return suffix("istiod", o.Revision)
+	case ChartGateway:
+		return suffix("istio-ingressgateway", o.Revision)
+	}
+	return string(c)
+}
+
+// ReleaseNamespace is where the release of c lives.
+func (o Options) ReleaseNamespace(c Chart) string {
+	if c == ChartGateway {
+		return o.GatewayNamespace
+	}
+	return o.Namespace
+}
+
+// InjectorWebhookName is the sidecar injector's MutatingWebhookConfiguration of the revision,
+// whose caBundle istiod fills in when it starts.
+func (o Options) InjectorWebhookName() string { return suffix("istio-sidecar-injector", o.Revision) }
+
+// IstiodDeploymentName is istiod's Deployment of the revision.
+func (o Options) IstiodDeploymentName() string { return suffix("istiod", o.Revision) }
+
+// GatewayDeploymentName is the gateway chart's Deployment (named after the release).
+func (o Options) GatewayDeploymentName() string { return o.ReleaseName(ChartGateway) }
+
+// MeshConfigMapName holds the mesh config (key "mesh") of the revision.
+func (o Options) MeshConfigMapName() string { return suffix("istio", o.Revision) }
+
+func suffix(name, rev string) string {
+	if rev == "" {
+		return name
+	}
+	return name + "-" + rev
+}

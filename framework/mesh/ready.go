@@ -1,0 +1,173 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+)
+
+// PollInterval is how often readiness is checked.
+const PollInterval = 250 * time.Millisecond
+
+// Check is one readiness condition. It returns "" when it holds, else what it saw.
+type Check func(ctx context.Context) string
+
+// checks are the conditions that make chart c ready beyond Helm's own wait.
+func (i *Installer) checks(o Options, c Chart) []Check {
+	k, err := i.client()
+	if err != nil {
+		return []Check{func(context.Context) string { return err.Error() }}
+	}
+	switch c {
+	case ChartIstiod:
+		return []Check{
+			DeploymentRolledOut(k, o.Namespace, o.IstiodDeploymentName()),
+			WebhookHasCABundle(k, o.InjectorWebhookName()),
+		}
+	case ChartGateway:
+		return []Check{DeploymentRolledOut(k, o.GatewayNamespace, o.GatewayDeploymentName())}
+	}
+	return nil
+}
+
+// evaluate runs every check and returns what the failing ones saw, in order.
+func evaluate(ctx context.Context, checks []Check) []string {
+	var waiting []string
+	for _, c := range checks {
+		if s := c(ctx); s != "" {
+			waiting = append(waiting, s)
+		}
+	}
+	return waiting
+}
+
+// waitReady polls chart c's checks until all hold, o.Timeout passes, or ctx ends. It logs what
+// it is waiting for whenever that changes ("waiting" attribute: one string per condition).
+func (i *Installer) waitReady(ctx context.Context, o Options, c Chart) error {
+	checks := i.checks(o, c)
+	if len(checks) == 0 {
+		return nil
+	}
+	err := WaitFor(ctx, o.Timeout, string(c), i.log, checks...)
+	if err != nil {
+		return fmt.Errorf("%w. %s", err, notReadyFix(o, c))
+	}
+	return nil
+}
+
+// WaitFor polls checks every PollInterval until all hold, or timeout passes, or ctx ends;
+// then the error names each condition that did not hold and what was seen. what names the
+// thing waited for in messages. Progress is logged to log whenever what is missing changes.
+func WaitFor(ctx context.Context, timeout time.Duration, what string, log Logger, checks ...Check) error {
+	start := time.Now()
+	var last []string
+	err := wait.PollUntilContextTimeout(ctx, PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
+		waiting := evaluate(ctx, checks)
+		if !slices.Equal(waiting, last) && len(waiting) > 0 {
+			log.Info("waiting", "for", what, "waiting", waiting, "elapsed", time.Since(start).Round(time.Millisecond))
+		}
+		last = waiting
+		return len(waiting) == 0, nil
+	})
+	if err == nil {
+		log.Info("ready", "for", what, "elapsed", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	if len(last) == 0 {
+		// Cancelled before the first poll finished: check once more to say something useful.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		last = evaluate(cctx, checks)
+	}
+	return fmt.Errorf("%s not ready after %s (%v): %s", what, time.Since(start).Round(time.Millisecond), err, strings.Join(last, "; "))
+}
+
+// Logger is the part of *slog.Logger that WaitFor uses.
+type Logger interface {
+	Info(msg string, args ...any)
+}
+
+func notReadyFix(o Options, c Chart) string {
+	ns := o.ReleaseNamespace(c)
+	return fmt.Sprintf("Look at `kubectl -n %s get pods,events` and the pods' logs (image pulls, scheduling, istiod's certificate setup); raise %s (now %s) on a slow machine",
+		ns, EnvTimeout, o.Timeout)
+}
+
+// DeploymentRolledOut holds when the Deployment's controller has seen its latest spec and
+// every wanted replica is updated and available, with no old replica left: the same test as
+// `kubectl rollout status`, so that after an upgrade it holds only once the new version serves.
+func DeploymentRolledOut(k kubernetes.Interface, ns, name string) Check {
+	return func(ctx context.Context) string {
+		d, err := k.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("Deployment %s/%s: not found", ns, name)
+		}
+		if err != nil {
+			return fmt.Sprintf("Deployment %s/%s: %v", ns, name, err)
+		}
+		return rolloutGap(d)
+	}
+}
+
+// rolloutGap is "" for a rolled-out Deployment, else what is missing.
+func rolloutGap(d *appsv1.Deployment) string {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	id := fmt.Sprintf("Deployment %s/%s", d.Namespace, d.Name)
+	switch {
+	case st.ObservedGeneration < d.Generation:
+		return fmt.Sprintf("%s: generation %d not yet observed by its controller (observed %d)", id, d.Generation, st.ObservedGeneration)
+	case st.UpdatedReplicas < want || st.AvailableReplicas < want || st.Replicas > st.UpdatedReplicas:
+		msg := fmt.Sprintf("%s: %d/%d replicas available, %d/%d updated", id, st.AvailableReplicas, want, st.UpdatedReplicas, want)
+		if old := st.Replicas - st.UpdatedReplicas; old > 0 {
+			msg += fmt.Sprintf(", %d old still running", old)
+		}
+		for _, c := range st.Conditions {
+			if c.Status != "True" && c.Message != "" {
+				msg += fmt.Sprintf(" (%s: %s)", c.Type, c.Message)
+			}
+		}
+		return msg
+	}
+	return ""
+}
+
+// WebhookHasCABundle holds when the MutatingWebhookConfiguration exists, has webhooks, and
+// every one carries a non-empty caBundle. istiod writes the bundle when it starts; until then
+// injection fails closed or open depending on the failurePolicy, so nothing may be deployed.
+func WebhookHasCABundle(k kubernetes.Interface, name string) Check {
+	return func(ctx context.Context) string {
+		w, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("MutatingWebhookConfiguration %s: not found", name)
+		}
+		if err != nil {
+			return fmt.Sprintf("MutatingWebhookConfiguration %s: %v", name, err)
+		}
+		if len(w.Webhooks) == 0 {
+			return fmt.Sprintf("MutatingWebhookConfiguration %s: has no webhooks", name)
+		}
+		var empty []string
+		for _, h := range w.Webhooks {
+			if len(h.ClientConfig.CABundle) == 0 {
+				empty = append(empty, h.Name)
+			}
+		}
+		if len(empty) > 0 {
+			return fmt.Sprintf("MutatingWebhookConfiguration %s: no caBundle yet on %d/%d webhooks (%s); istiod writes it once it has started",
+				name, len(empty), len(w.Webhooks), strings.Join(empty, ", "))
+		}
+		return ""
+	}
+}

@@ -1,0 +1,138 @@
+package mesh
+
+import (
+	"embed"
+	"fmt"
+
+	"sigs.k8s.io/yaml"
+)
+
+// The NodePorts of the ingress gateway's service; manifests/kind maps them to the host.
+const (
+	HTTPNodePort  = 30080
+	HTTPSNodePort = 30443
+)
+
+//go:embed values/*.yaml
+var valuesFS embed.FS
+
+// DefaultValues returns meshconform's values for chart c (values/<c>.yaml), as a new map the
+// caller may change.
+func DefaultValues(c Chart) (map[string]any, error) {
+	if !knownChart(c) {
+		return nil, fmt.Errorf("no values for unknown chart %q", c)
+	}
+	data, err := valuesFS.ReadFile("values/" + string(c) + ".yaml")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	if err := yaml.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("values/%s.yaml: %w", c, err)
+	}
+	return out, nil
+}
+
+// ChartValues is what Install and Upgrade give chart c: DefaultValues, then what Options
+// decide (revision, hub, namespace; a revisioned gateway without fixed nodePorts), then
+// o.Values[c] over both. Helm merges the result over the chart's own values.yaml.
+func (o Options) ChartValues(c Chart) (map[string]any, error) {
+	o = o.withDefaults()
+	vals, err := DefaultValues(c)
+	if err != nil {
+		return nil, err
+	}
+	switch c {
+	case ChartBase:
+		setPath(vals, o.Namespace, "global", "istioNamespace")
+	case ChartIstiod:
+		setPath(vals, o.Namespace, "global", "istioNamespace")
+		if o.Revision != "" {
+			vals["revision"] = o.Revision
+		}
+		if o.Hub != "" {
+			setPath(vals, o.Hub, "global", "hub")
+		}
+	case ChartGateway:
+		if o.Revision != "" {
+			vals["revision"] = o.Revision
+			// Two services cannot hold the same nodePort: only the default gateway gets the
+			// ones manifests/kind maps.
+			if svc, ok := vals["service"].(map[string]any); ok {
+				if ports, ok := svc["ports"].([]any); ok {
+					for _, p := range ports {
+						if pm, ok := p.(map[string]any); ok {
+							delete(pm, "nodePort")
+						}
+					}
+				}
+			}
+		}
+	}
+	return MergeValues(vals, o.Values[c]), nil
+}
+
+// MergeValues returns base with over merged in: maps merge key by key, recursively; any other
+// value in over (lists included, and nil) replaces base's. Neither input is changed.
+func MergeValues(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = deepCopy(v)
+	}
+	for k, v := range over {
+		bm, bok := out[k].(map[string]any)
+		om, ook := v.(map[string]any)
+		if bok && ook {
+			out[k] = MergeValues(bm, om)
+			continue
+		}
+		out[k] = deepCopy(v)
+	}
+	return out
+}
+
+func deepCopy(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[k] = deepCopy(x)
+		}
+		return m
+	case []any:
+		l := make([]any, len(t))
+		for i, x := range t {
+			l[i] = deepCopy(x)
+		}
+		return l
+	}
+	return v
+}
+
+// setPath sets m[path[0]][path[1]]...= v, creating maps on the way.
+func setPath(m map[string]any, v any, path ...string) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[path[len(path)-1]] = v
+}
+
+// lookupPath reads m[path[0]][path[1]]...; ok is false when any step is missing.
+func lookupPath(m map[string]any, path ...string) (any, bool) {
+	var cur any = m
+	for _, k := range path {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = mm[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
