@@ -209,7 +209,8 @@ func (k *Kind) Create(ctx context.Context, args ...string) (string, error) {
 
 func (k *Kind) applyArgs(args []string) error {
 	for i := 0; i < len(args); i++ {
-		flag, val, hasVal := strings.Cut(args[i], "=")
+		arg := args[i]
+		flag, val, hasVal := strings.Cut(arg, "=")
 		if !hasVal && i+1 < len(args) {
 			val, i = args[i+1], i+1
 		}
@@ -223,7 +224,7 @@ func (k *Kind) applyArgs(args []string) error {
 			}
 			k.config, k.configSet = c, true
 		default:
-			return fmt.Errorf("kind create: argument %q not supported: use --image or --config, or options", args[i])
+			return fmt.Errorf("kind create: argument %q not supported: use --image or --config, or options", arg)
 		}
 	}
 	return nil

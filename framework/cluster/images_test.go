@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseCrictlImagesAndHas(t *testing.T) {
+	const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	// The shape `crictl images -o json` prints (trimmed to the fields that matter).
+	out := `{"images":[
+	 {"id":"sha256:aa","repoTags":["docker.io/library/nginx:1.27"],"repoDigests":["docker.io/library/nginx@` + dg + `"],"size":"1","pinned":false},
+	 {"id":"sha256:bb","repoTags":["docker.io/istio/proxyv2:1.31.1","gcr.io/istio-release/proxyv2:1.31.1"],"repoDigests":[]},
+	 {"id":"sha256:cc","repoTags":[],"repoDigests":["docker.io/curlimages/curl@` + dg + `"]}]}`
+	imgs, err := ParseCrictlImages([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]bool{
+		"nginx:1.27":                          true,
+		"docker.io/library/nginx:1.27":        true,
+		"nginx:1.28":                          false,
+		"nginx":                               false, // latest is not there
+		"nginx@" + dg:                         true,
+		"nginx:whatever@" + dg:                true, // the digest decides, as for the kubelet
+		"istio/proxyv2:1.31.1":                true,
+		"gcr.io/istio-release/proxyv2:1.31.1": true,
+		"curlimages/curl@" + dg:               true,
+		"curlimages/curl:8.11.1":              false,
+		"not a ref":                           false,
+	}
+	for img, want := range tests {
+		if got := imgs.Has(img); got != want {
+			t.Errorf("Has(%q) = %v, want %v", img, got, want)
+		}
+	}
+	if _, err := ParseCrictlImages([]byte("FATA[0000] connect: no such file")); err == nil {
+		t.Error("garbage parsed")
+	}
+}
+
+func quiet(t *testing.T) Backoff {
+	return Backoff{Attempts: 4, Initial: time.Millisecond, Max: 2 * time.Millisecond, Factor: 2, Deadline: time.Minute}
+}
+
+// Images are pulled once on the host (retrying a flaky pull), saved, and loaded only into the
+// nodes that lack them (retrying a flaky import), through the real nodeutils.LoadImageArchive.
+func TestPreloadPullsOnceAndLoadsWhereMissing(t *testing.T) {
+	docker := newFakeDocker(t, 2) // two pull failures before success
+	a := newFakeNode(t, "kind-control-plane", 1, "docker.io/library/nginx:1.27")
+	b := newFakeNode(t, "kind-worker", 0)
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: &strings.Builder{}}
+	res, err := p.Preload(context.Background(), []Node{a, b}, []string{"curlimages/curl:8.11.1", "nginx:1.27", "curlimages/curl:8.11.1"})
+	if err != nil {
+		t.Fatalf("Preload: %v\nlog:\n%s", err, p.Log)
+	}
+	// nginx is on node a but not on the host: the host pulls it for node b.
+	if strings.Join(res.Pulled, ",") != "curlimages/curl:8.11.1,nginx:1.27" {
+		t.Errorf("pulled %v, want curl and nginx", res.Pulled)
+	}
+	if got := strings.Count(docker.read("calls"), "pull --quiet curlimages/curl:8.11.1"); got != 3 {
+		t.Errorf("curl pulled %d times, want 3 (two failures, one success)", got)
+	}
+	// nginx is missing on b only: it is loaded there and nowhere else.
+	wantLoaded := []string{"curlimages/curl:8.11.1 → kind-control-plane", "curlimages/curl:8.11.1 → kind-worker", "nginx:1.27 → kind-worker"}
+	if strings.Join(res.Loaded, "|") != strings.Join(wantLoaded, "|") {
+		t.Errorf("loaded %q\nwant   %q", res.Loaded, wantLoaded)
+	}
+	if n := strings.Count(a.read("ctr-calls"), "images import"); n != 2 {
+		t.Errorf("node a saw %d imports, want 2 (one failed, one retried)", n)
+	}
+	if !strings.Contains(a.read("ctr-calls"), "--snapshotter=overlayfs") {
+		t.Errorf("kind's LoadImageArchive did not pass the node's snapshotter: %s", a.read("ctr-calls"))
+	}
+	for _, n := range []fakeNode{a, b} {
+		imgs, err := ListNodeImages(context.Background(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range []string{"curlimages/curl:8.11.1", "nginx:1.27"} {
+			if !imgs.Has(img) {
+				t.Errorf("%s lacks %s after Preload", n, img)
+			}
+		}
+	}
+	if len(res.NotVisible) != 0 {
+		t.Errorf("NotVisible = %v", res.NotVisible)
+	}
+
+	// A second run finds everything in place: nothing pulled, saved or loaded.
+	before := docker.read("calls")
+	res, err = p.Preload(context.Background(), []Node{a, b}, []string{"curlimages/curl:8.11.1", "nginx:1.27"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Loaded)+len(res.Pulled) != 0 || len(res.Present) != 2 || docker.read("calls") != before {
+		t.Errorf("second run did work: %+v; docker calls %q", res, strings.TrimPrefix(docker.read("calls"), before))
+	}
+}
+
+func TestPreloadUnknownImageFailsAtOnce(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	n := newFakeNode(t, "n", 0)
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t)}
+	_, err := p.Preload(context.Background(), []Node{n}, []string{"example/doesnotexist:1"})
+	if err == nil || !strings.Contains(err.Error(), "retrying cannot help") || !strings.Contains(err.Error(), "manifest unknown") {
+		t.Fatalf("err = %v", err)
+	}
+	if got := strings.Count(docker.read("calls"), "pull"); got != 1 {
+		t.Errorf("pulled %d times, want 1", got)
+	}
+}
+
+func TestPreloadGivesUpOnAFlakyNode(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	n := newFakeNode(t, "n", 100)
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t)}
+	_, err := p.Preload(context.Background(), []Node{n}, []string{"nginx:1.27"})
+	for _, want := range []string{"load nginx:1.27 into node n failed 4 times", "failed to load image"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
+
+func TestPreloadRejectsBadReference(t *testing.T) {
+	_, err := Preloader{}.Preload(context.Background(), nil, []string{"Bad/Ref"})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+}
+
+func TestDockerCommandError(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	d := Docker{Path: docker.bin}
+	if ok, err := d.HasImage(context.Background(), "nginx:1"); ok || err != nil {
+		t.Fatalf("HasImage on an empty host: %v %v", ok, err)
+	}
+	_, err := d.Run(context.Background(), "frobnicate")
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.ExitCode != 2 || !strings.Contains(err.Error(), "fake docker: unexpected frobnicate") {
+		t.Fatalf("err = %#v", err)
+	}
+	_, err = Docker{Path: "/nonexistent/docker"}.ServerVersion(context.Background())
+	if !errors.As(err, &ce) || ce.ExitCode != -1 {
+		t.Fatalf("missing binary: %#v", err)
+	}
+	if got := ArchiveName("docker.io/library/nginx:1.27"); !strings.HasPrefix(got, "docker.io_library_nginx_1.27-") || !strings.HasSuffix(got, ".tar") {
+		t.Errorf("ArchiveName = %q", got)
+	}
+	if ArchiveName("a:b") == ArchiveName("a_b") {
+		t.Error("distinct references share an archive")
+	}
+}
