@@ -1,0 +1,511 @@
+package posture
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	securityapi "istio.io/api/security/v1beta1"
+	typeapi "istio.io/api/type/v1beta1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Istio names the checks look for.
+const (
+	proxyContainer     = "istio-proxy"
+	initContainer      = "istio-init"
+	injectKey          = "sidecar.istio.io/inject"
+	injectStatusKey    = "sidecar.istio.io/status"
+	injectionNSKey     = "istio-injection"
+	revisionKey        = "istio.io/rev"
+	excludeInbound     = "traffic.sidecar.istio.io/excludeInboundPorts"
+	excludeOutbound    = "traffic.sidecar.istio.io/excludeOutboundPorts"
+	excludeOutboundIPs = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
+	absent             = "(absent)"
+	noneName           = "(none)"
+)
+
+// outcome is what a check's evaluation yields before the allow list is applied.
+type outcome struct {
+	findings []Finding
+	examined string
+	notes    []string
+	err      error
+}
+
+// check is one POSTURE check: how to evaluate it and how to fix it.
+type check struct {
+	id     string
+	eval   func(s *snapshot) outcome
+	remedy func(s *snapshot) string
+}
+
+var checks = []check{
+	{MeshWideStrict, checkMeshWideStrict, func(s *snapshot) string {
+		return fmt.Sprintf("create a PeerAuthentication in %s with no selector and spec.mtls.mode: STRICT (posture.Hardened)", s.rootNS)
+	}},
+	{NothingWeakensStrict, checkNothingWeakens, func(*snapshot) string {
+		return "set spec.mtls.mode and every spec.portLevelMtls mode to STRICT or UNSET, or allow-list the object with the reason it must accept plaintext"
+	}},
+	{MeshWideDefaultDeny, checkDefaultDeny, func(s *snapshot) string {
+		return fmt.Sprintf("create an AuthorizationPolicy in %s with spec: {} (no selector, no rules: deny all), remove mesh-wide allow-all rules, and allow per workload (posture.Hardened)", s.rootNS)
+	}},
+	{SidecarsEverywhere, checkSidecars, func(*snapshot) string {
+		return "restart pods created before injection was enabled, remove sidecar.istio.io/inject=\"false\", or allow-list the workload with its reason"
+	}},
+	{NoCaptureBypass, checkCaptureBypass, func(*snapshot) string {
+		return "remove the traffic.sidecar.istio.io/exclude* annotations, or allow-list the workload and confine those ports with a NetworkPolicy"
+	}},
+	{NoPrivilegedInit, checkPrivilegedInit, func(*snapshot) string {
+		return "install Istio CNI (istio-cni chart, istiod value pilot.cni.enabled=true) so injected pods need no NET_ADMIN/NET_RAW, then restart them"
+	}},
+	{ControlPlaneIsolated, checkControlPlaneIsolated, func(s *snapshot) string {
+		return fmt.Sprintf("apply a NetworkPolicy in %s that selects istiod and admits only meshed namespaces on 15012 and webhooks on 15017 (posture.Hardened)", s.systemNS)
+	}},
+}
+
+// evaluate runs every check on the snapshot and applies the allow list.
+func evaluate(s *snapshot, allow AllowList) Report {
+	r := Report{
+		RootNamespace: s.rootNS, RootNamespaceSource: s.rootNSSource,
+		SystemNamespace: s.systemNS, SystemNamespaceSource: s.systemNSSource,
+		MeshedNamespaces: s.meshedNamespaces(),
+	}
+	if s.rootErr != nil {
+		r.RootNamespaceSource = "unknown: " + s.rootErr.Error()
+	}
+	for _, c := range checks {
+		o := c.eval(s)
+		res := CheckResult{ID: c.id, Title: title(c.id), Remedy: c.remedy(s), Examined: o.examined,
+			Notes: o.notes, Findings: []Finding{}, Allowed: []Finding{}}
+		if o.err != nil {
+			res.Result, res.Error = Error, o.err.Error()
+			r.Checks = append(r.Checks, res)
+			continue
+		}
+		for _, f := range o.findings {
+			if a := allow.allowance(c.id, f); a != nil {
+				f.Allowed = a
+				res.Allowed = append(res.Allowed, f)
+			} else {
+				res.Findings = append(res.Findings, f)
+			}
+		}
+		res.Result = Pass
+		if len(res.Findings) > 0 {
+			res.Result = Fail
+		}
+		r.Checks = append(r.Checks, res)
+	}
+	return r
+}
+
+// POSTURE-001: a selector-less PeerAuthentication in the root namespace with mode STRICT.
+// With several, Istio applies the oldest (then by name), so that one decides.
+func checkMeshWideStrict(s *snapshot) outcome {
+	if err := firstErr(s.rootErr, s.paErr); err != nil {
+		return outcome{err: err}
+	}
+	var meshWide []*securityv1.PeerAuthentication
+	for _, pa := range s.peerAuths {
+		if pa.Namespace == s.rootNS && selectsAll(pa.Spec.GetSelector()) {
+			meshWide = append(meshWide, pa)
+		}
+	}
+	o := outcome{examined: fmt.Sprintf("%d selector-less PeerAuthentication(s) in root namespace %s", len(meshWide), s.rootNS)}
+	if len(meshWide) == 0 {
+		o.findings = append(o.findings, Finding{Kind: "PeerAuthentication", Namespace: s.rootNS, Name: noneName,
+			Field: "spec.mtls.mode", Value: absent,
+			Message: "no mesh-wide PeerAuthentication: workloads default to PERMISSIVE and accept plaintext",
+			subject: subject{namespace: s.rootNS}})
+		return o
+	}
+	slices.SortFunc(meshWide, func(a, b *securityv1.PeerAuthentication) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	eff := meshWide[0]
+	if len(meshWide) > 1 {
+		o.notes = append(o.notes, fmt.Sprintf("%d selector-less PeerAuthentications in %s; Istio applies only the oldest, %s", len(meshWide), s.rootNS, eff.Name))
+	}
+	if mode := eff.Spec.GetMtls().GetMode(); mode != securityapi.PeerAuthentication_MutualTLS_STRICT {
+		o.findings = append(o.findings, Finding{Kind: "PeerAuthentication", Namespace: eff.Namespace, Name: eff.Name,
+			Field: "spec.mtls.mode", Value: modeValue(mode),
+			Message: "the mesh-wide mode is not STRICT: plaintext is accepted",
+			subject: objectSubject(&eff.ObjectMeta, "")})
+	}
+	return o
+}
+
+// POSTURE-002: no PeerAuthentication (namespace, workload or port level) sets PERMISSIVE or DISABLE.
+func checkNothingWeakens(s *snapshot) outcome {
+	if s.paErr != nil {
+		return outcome{err: s.paErr}
+	}
+	var o outcome
+	n := 0
+	for _, pa := range s.peerAuths {
+		if !s.inScope(pa.Namespace) && pa.Namespace != s.rootNS {
+			continue
+		}
+		n++
+		sub := objectSubject(&pa.ObjectMeta, "")
+		if m := pa.Spec.GetMtls().GetMode(); weak(m) {
+			o.findings = append(o.findings, Finding{Kind: "PeerAuthentication", Namespace: pa.Namespace, Name: pa.Name,
+				Field: "spec.mtls.mode", Value: m.String(), Message: paScope(pa, s.rootNS) + " mode weakens STRICT", subject: sub})
+		}
+		ports := make([]uint32, 0, len(pa.Spec.GetPortLevelMtls()))
+		for p := range pa.Spec.GetPortLevelMtls() {
+			ports = append(ports, p)
+		}
+		slices.Sort(ports)
+		for _, p := range ports {
+			if m := pa.Spec.GetPortLevelMtls()[p].GetMode(); weak(m) {
+				o.findings = append(o.findings, Finding{Kind: "PeerAuthentication", Namespace: pa.Namespace, Name: pa.Name,
+					Field: fmt.Sprintf("spec.portLevelMtls[%d].mode", p), Value: m.String(),
+					Message: fmt.Sprintf("port %d of %s accepts plaintext", p, paScope(pa, s.rootNS)), subject: sub})
+			}
+		}
+	}
+	o.examined = fmt.Sprintf("%d PeerAuthentication(s)", n)
+	return o
+}
+
+// POSTURE-003: an AuthorizationPolicy in the root namespace that denies by default: no
+// selector or targetRef, action ALLOW, no rules (spec: {}). A selector-less ALLOW policy with
+// an empty rule there allows everything mesh-wide and undoes it, so it is a finding too.
+func checkDefaultDeny(s *snapshot) outcome {
+	if err := firstErr(s.rootErr, s.apErr); err != nil {
+		return outcome{err: err}
+	}
+	o := outcome{examined: fmt.Sprintf("%d AuthorizationPolicy(ies) in root namespace %s", len(s.authz), s.rootNS)}
+	var denyAll bool
+	var seen []string
+	for _, ap := range s.authz {
+		if !meshWidePolicy(ap) {
+			continue
+		}
+		spec := &ap.Spec
+		seen = append(seen, fmt.Sprintf("%s (%s, %d rules)", ap.Name, spec.GetAction(), len(spec.GetRules())))
+		if spec.GetAction() != securityapi.AuthorizationPolicy_ALLOW {
+			continue
+		}
+		if len(spec.GetRules()) == 0 {
+			denyAll = true
+			continue
+		}
+		for i, rule := range spec.GetRules() {
+			if len(rule.GetFrom()) == 0 && len(rule.GetTo()) == 0 && len(rule.GetWhen()) == 0 {
+				o.findings = append(o.findings, Finding{Kind: "AuthorizationPolicy", Namespace: ap.Namespace, Name: ap.Name,
+					Field: fmt.Sprintf("spec.rules[%d]", i), Value: "{}",
+					Message: "an empty rule in a mesh-wide ALLOW policy allows every request and undoes default deny",
+					subject: objectSubject(&ap.ObjectMeta, "")})
+			}
+		}
+	}
+	if !denyAll {
+		msg := "no mesh-wide deny-by-default policy: requests without a matching policy are allowed"
+		if len(seen) > 0 {
+			msg += "; mesh-wide policies present: " + strings.Join(seen, ", ")
+		}
+		o.findings = append([]Finding{{Kind: "AuthorizationPolicy", Namespace: s.rootNS, Name: noneName,
+			Field: "spec", Value: absent, Message: msg, subject: subject{namespace: s.rootNS}}}, o.findings...)
+	}
+	return o
+}
+
+// POSTURE-004: every pod in a meshed namespace has a proxy; none opts out of injection.
+func checkSidecars(s *snapshot) outcome {
+	if err := firstErr(s.nsErr, s.podErr); err != nil {
+		return outcome{err: err}
+	}
+	meshed := s.meshedNamespaces()
+	var o outcome
+	n, finished := 0, 0
+	for i := range s.pods {
+		p := &s.pods[i]
+		if !slices.Contains(meshed, p.Namespace) {
+			continue
+		}
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			finished++ // not running: nothing to bypass the mesh
+			continue
+		}
+		n++
+		if hasProxy(p) {
+			continue
+		}
+		sub := podSubject(p)
+		switch {
+		case p.Labels[injectKey] == "false":
+			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
+				Field: fmt.Sprintf("metadata.labels['%s']", injectKey), Value: "false",
+				Message: "injection disabled in a meshed namespace: no sidecar", subject: sub})
+		case p.Annotations[injectKey] == "false":
+			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
+				Field: fmt.Sprintf("metadata.annotations['%s']", injectKey), Value: "false",
+				Message: "injection disabled in a meshed namespace: no sidecar", subject: sub})
+		default:
+			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
+				Field: "spec.containers[*].name", Value: strings.Join(containerNames(p), ","),
+				Message: "no istio-proxy container: created before injection was enabled, or injection failed", subject: sub})
+		}
+	}
+	o.examined = fmt.Sprintf("%d running pod(s) in %d meshed namespace(s)", n, len(meshed))
+	if finished > 0 {
+		o.notes = append(o.notes, fmt.Sprintf("%d finished pod(s) (Succeeded/Failed) not examined", finished))
+	}
+	return o
+}
+
+// POSTURE-005: no pod excludes ports or IP ranges from sidecar capture.
+func checkCaptureBypass(s *snapshot) outcome {
+	if s.podErr != nil {
+		return outcome{err: s.podErr}
+	}
+	var o outcome
+	n := 0
+	for i := range s.pods {
+		p := &s.pods[i]
+		if !s.inScope(p.Namespace) {
+			continue
+		}
+		n++
+		for _, key := range []string{excludeInbound, excludeOutbound, excludeOutboundIPs} {
+			v, ok := p.Annotations[key]
+			if !ok || strings.TrimSpace(v) == "" {
+				continue
+			}
+			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
+				Field: fmt.Sprintf("metadata.annotations['%s']", key), Value: v,
+				Message: "this traffic bypasses the sidecar: no mTLS, no AuthorizationPolicy", subject: podSubject(p)})
+		}
+	}
+	o.examined = fmt.Sprintf("%d pod(s)", n)
+	return o
+}
+
+// POSTURE-006: no injected pod carries NET_ADMIN/NET_RAW (the istio-init container has them
+// when Istio CNI is not in use).
+func checkPrivilegedInit(s *snapshot) outcome {
+	if s.podErr != nil {
+		return outcome{err: s.podErr}
+	}
+	var o outcome
+	n := 0
+	for i := range s.pods {
+		p := &s.pods[i]
+		if !s.inScope(p.Namespace) || !injected(p) {
+			continue
+		}
+		n++
+		for _, group := range []struct {
+			field string
+			list  []corev1.Container
+		}{{"spec.initContainers", p.Spec.InitContainers}, {"spec.containers", p.Spec.Containers}} {
+			for _, c := range group.list {
+				caps := netCaps(c)
+				if len(caps) == 0 {
+					continue
+				}
+				msg := fmt.Sprintf("container %s adds %s in an injected pod", c.Name, strings.Join(caps, ", "))
+				if c.Name == initContainer {
+					msg = "istio-init sets up iptables with " + strings.Join(caps, ", ") + ": Istio CNI is not in use"
+				}
+				o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
+					Field:   fmt.Sprintf("%s[%s].securityContext.capabilities.add", group.field, c.Name),
+					Value:   "[" + strings.Join(capStrings(c.SecurityContext.Capabilities.Add), " ") + "]",
+					Message: msg, subject: podSubject(p)})
+			}
+		}
+	}
+	o.examined = fmt.Sprintf("%d injected pod(s)", n)
+	return o
+}
+
+// POSTURE-007: a NetworkPolicy in the Istio system namespace selects istiod for Ingress and
+// does not admit everything (an ingress rule with neither from nor ports).
+func checkControlPlaneIsolated(s *snapshot) outcome {
+	if s.npErr != nil {
+		return outcome{err: s.npErr}
+	}
+	target := labels.Set{istiodLabelKey: istiodLabelValue, "istio": "pilot"}
+	if len(s.istiodPods) > 0 {
+		target = s.istiodPods[0].Labels
+	}
+	o := outcome{examined: fmt.Sprintf("%d NetworkPolicy(ies) in %s, against istiod labels %s", len(s.netpols), s.systemNS, labels.Set(target))}
+	for i := range s.netpols {
+		np := &s.netpols[i]
+		why := isolates(np, target)
+		if why == "" {
+			return o
+		}
+		o.notes = append(o.notes, fmt.Sprintf("NetworkPolicy %s/%s does not count: %s", np.Namespace, np.Name, why))
+	}
+	o.findings = append(o.findings, Finding{Kind: "NetworkPolicy", Namespace: s.systemNS, Name: noneName,
+		Field: "spec.podSelector", Value: absent,
+		Message: fmt.Sprintf("no NetworkPolicy in %s isolates istiod: any pod in any namespace can reach the control plane", s.systemNS),
+		subject: subject{namespace: s.systemNS}})
+	return o
+}
+
+// isolates returns "" when np restricts ingress to pods labelled target, else why not.
+func isolates(np *networkingv1.NetworkPolicy, target labels.Set) string {
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		return "invalid podSelector: " + err.Error()
+	}
+	if !sel.Matches(target) {
+		return fmt.Sprintf("podSelector %s does not select istiod", metav1.FormatLabelSelector(&np.Spec.PodSelector))
+	}
+	ingress := len(np.Spec.PolicyTypes) == 0 || slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress)
+	if !ingress {
+		return "policyTypes has no Ingress"
+	}
+	for i, r := range np.Spec.Ingress {
+		if len(r.From) == 0 && len(r.Ports) == 0 {
+			return fmt.Sprintf("spec.ingress[%d] has neither from nor ports: it admits everything", i)
+		}
+	}
+	return ""
+}
+
+// meshedNamespaces: label istio-injection=enabled, or istio.io/rev set (unless
+// istio-injection=disabled, which Istio's webhooks honour over the revision).
+func (s *snapshot) meshedNamespaces() []string {
+	var out []string
+	for _, ns := range s.namespaces {
+		if !s.inScope(ns.Name) {
+			continue
+		}
+		inj := ns.Labels[injectionNSKey]
+		_, rev := ns.Labels[revisionKey]
+		if inj == "enabled" || (rev && inj != "disabled") {
+			out = append(out, ns.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hasProxy: istio-proxy as a container, or as a native sidecar (an init container that
+// restarts always; Istio ≥1.27 on Kubernetes ≥1.33).
+func hasProxy(p *corev1.Pod) bool {
+	for _, c := range p.Spec.Containers {
+		if c.Name == proxyContainer {
+			return true
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		if c.Name == proxyContainer && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			return true
+		}
+	}
+	return false
+}
+
+// injected: the injector's status annotation, or a proxy container.
+func injected(p *corev1.Pod) bool {
+	_, ok := p.Annotations[injectStatusKey]
+	return ok || hasProxy(p)
+}
+
+// netCaps returns NET_ADMIN/NET_RAW (or ALL) among the container's added capabilities.
+func netCaps(c corev1.Container) []string {
+	if c.SecurityContext == nil || c.SecurityContext.Capabilities == nil {
+		return nil
+	}
+	var out []string
+	for _, cap := range c.SecurityContext.Capabilities.Add {
+		switch n := strings.TrimPrefix(strings.ToUpper(string(cap)), "CAP_"); n {
+		case "NET_ADMIN", "NET_RAW", "ALL":
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func capStrings(caps []corev1.Capability) []string {
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		out[i] = string(c)
+	}
+	return out
+}
+
+func containerNames(p *corev1.Pod) []string {
+	var out []string
+	for _, c := range p.Spec.Containers {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func podSubject(p *corev1.Pod) subject {
+	return objectSubject(&p.ObjectMeta, ownerWorkload(p))
+}
+
+func objectSubject(m *metav1.ObjectMeta, workload string) subject {
+	return subject{namespace: m.Namespace, name: m.Name, workload: workload, labels: m.Labels, annotations: m.Annotations}
+}
+
+// ownerWorkload names the workload that owns a pod: the controller's name, with a
+// ReplicaSet's pod-template-hash suffix removed to give the Deployment.
+func ownerWorkload(p *corev1.Pod) string {
+	ref := metav1.GetControllerOf(p)
+	if ref == nil {
+		return ""
+	}
+	if ref.Kind == "ReplicaSet" {
+		if h := p.Labels["pod-template-hash"]; h != "" {
+			return strings.TrimSuffix(ref.Name, "-"+h)
+		}
+	}
+	return ref.Name
+}
+
+// selectsAll: no selector, or one with no labels, applies to the whole namespace.
+func selectsAll(sel *typeapi.WorkloadSelector) bool {
+	return sel == nil || len(sel.GetMatchLabels()) == 0
+}
+
+// meshWidePolicy: an AuthorizationPolicy with no selector and no targetRef(s).
+func meshWidePolicy(ap *securityv1.AuthorizationPolicy) bool {
+	return selectsAll(ap.Spec.GetSelector()) && ap.Spec.GetTargetRef() == nil && len(ap.Spec.GetTargetRefs()) == 0
+}
+
+func paScope(pa *securityv1.PeerAuthentication, root string) string {
+	switch {
+	case !selectsAll(pa.Spec.GetSelector()):
+		return "workload-level (selector " + labels.Set(pa.Spec.GetSelector().GetMatchLabels()).String() + ")"
+	case pa.Namespace == root:
+		return "mesh-wide"
+	}
+	return "namespace-level"
+}
+
+func weak(m securityapi.PeerAuthentication_MutualTLS_Mode) bool {
+	return m == securityapi.PeerAuthentication_MutualTLS_PERMISSIVE || m == securityapi.PeerAuthentication_MutualTLS_DISABLE
+}
+
+func modeValue(m securityapi.PeerAuthentication_MutualTLS_Mode) string {
+	if m == securityapi.PeerAuthentication_MutualTLS_UNSET {
+		return "UNSET (Istio's default: PERMISSIVE)"
+	}
+	return m.String()
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
