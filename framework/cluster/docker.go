@@ -66,7 +66,7 @@ func (d Docker) Run(ctx context.Context, args ...string) ([]byte, error) {
 		ce.ExitCode = exitErr.ExitCode()
 	}
 	if ctx.Err() != nil {
-		ce.Err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
+		ce.Err = fmt.Errorf("%v: %w", err, context.Cause(ctx))
 	}
 	return stdout.Bytes(), ce
 }

@@ -1,0 +1,410 @@
+// Package preflight checks, before any work, that a run can succeed: the Docker engine answers
+// (for kind), the cluster name and kind config are valid, an existing context is reachable, the
+// Istio version is well formed and its charts can be fetched, the reports directory is
+// writable. It reports every problem at once, one line each with its fix, in seconds.
+package preflight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"meshconform/framework/cluster"
+	"meshconform/framework/settings"
+)
+
+// DefaultTimeout bounds each check: each asks one local daemon or one server a small question.
+const DefaultTimeout = 5 * time.Second
+
+// Problem is one failed check: what was seen and what to do.
+type Problem struct {
+	Check  string
+	Detail string
+	Fix    string
+}
+
+func (p Problem) String() string {
+	s := p.Check + ": " + strings.TrimSpace(p.Detail)
+	if p.Fix != "" {
+		if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+			s += "."
+		}
+		s += " " + p.Fix
+	}
+	return s
+}
+
+// Error is every problem preflight found.
+type Error struct{ Problems []Problem }
+
+func (e *Error) Error() string {
+	lines := make([]string, 0, len(e.Problems)+1)
+	lines = append(lines, fmt.Sprintf("preflight: %d problem(s); nothing was created:", len(e.Problems)))
+	for _, p := range e.Problems {
+		lines = append(lines, "  - "+p.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Result is the outcome of one check.
+type Result struct {
+	Check    string
+	Passed   bool
+	Detail   string // what was found (e.g. "Docker 28.1.1"), or the problem
+	Problems []Problem
+	Elapsed  time.Duration
+}
+
+// ChartCheck checks that the charts of version can be fetched from the settings' source.
+// framework/mesh provides the thorough one (it lists the nearest versions that exist).
+type ChartCheck func(ctx context.Context, s settings.Settings) error
+
+// Options adjusts how checks run; the zero value is right for a real run.
+type Options struct {
+	Docker  cluster.Docker
+	Timeout time.Duration
+	// Charts replaces the built-in chart source check (an index.yaml fetch, or a look at
+	// ISTIO_CHART_DIR).
+	Charts ChartCheck
+	HTTP   *http.Client
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{}
+	}
+	if o.Charts == nil {
+		o.Charts = o.builtinCharts
+	}
+	return o
+}
+
+type check struct {
+	name string
+	run  func(ctx context.Context) (string, []Problem)
+}
+
+// Run runs every check that applies to s, side by side, and returns their results in a fixed
+// order, and an *Error holding all problems when any check failed.
+func Run(ctx context.Context, s settings.Settings, o Options) ([]Result, error) {
+	o = o.withDefaults()
+	checks := plan(s, o)
+	results := make([]Result, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			defer cancel()
+			start := time.Now()
+			detail, problems := c.run(cctx)
+			results[i] = Result{Check: c.name, Passed: len(problems) == 0, Detail: detail, Problems: problems, Elapsed: time.Since(start)}
+		})
+	}
+	wg.Wait()
+	var all []Problem
+	for _, r := range results {
+		all = append(all, r.Problems...)
+	}
+	if len(all) > 0 {
+		return results, &Error{Problems: all}
+	}
+	return results, nil
+}
+
+// Print writes one line per check result.
+func Print(w io.Writer, results []Result) {
+	for _, r := range results {
+		mark := "ok  "
+		if !r.Passed {
+			mark = "FAIL"
+		}
+		line := fmt.Sprintf("  preflight %s %-13s %6s", mark, r.Check, r.Elapsed.Round(time.Millisecond))
+		if r.Passed && r.Detail != "" {
+			line += "  " + r.Detail
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// plan picks the checks that apply: kind needs Docker and a kind config; an existing cluster
+// needs its context; charts are needed only when the run may install Istio.
+func plan(s settings.Settings, o Options) []check {
+	checks := []check{{"settings", func(context.Context) (string, []Problem) { return "", settingsProblems(s) }}}
+	if s.Existing() {
+		checks = append(checks, check{"context", func(ctx context.Context) (string, []Problem) { return contextCheck(ctx, s, o) }})
+	} else {
+		checks = append(checks,
+			check{"docker", func(ctx context.Context) (string, []Problem) { return dockerCheck(ctx, s, o) }},
+			check{"kind config", func(context.Context) (string, []Problem) { return kindConfigCheck(s) }})
+	}
+	if InstallMayRun(s) {
+		checks = append(checks, check{"charts", func(ctx context.Context) (string, []Problem) {
+			if !settings.ValidIstioVersion(s.IstioVersion) {
+				return "", nil // reported by "settings"; a chart lookup would only repeat it
+			}
+			if err := o.Charts(ctx, s); err != nil {
+				return "", []Problem{{Check: "charts", Detail: err.Error(), Fix: chartFix(s)}}
+			}
+			return chartSourceName(s), nil
+		}})
+	}
+	checks = append(checks, check{"reports dir", func(context.Context) (string, []Problem) { return reportsCheck(s) }})
+	return checks
+}
+
+// InstallMayRun reports whether the run may install Istio, and so needs its charts.
+func InstallMayRun(s settings.Settings) bool {
+	switch s.Install {
+	case settings.InstallNo:
+		return false
+	case settings.InstallYes:
+		return true
+	}
+	return !s.Existing()
+}
+
+func settingsProblems(s settings.Settings) []Problem {
+	err := s.Validate()
+	if err == nil {
+		return nil
+	}
+	var out []Problem
+	for line := range strings.Lines(err.Error()) {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, Problem{Check: "settings", Detail: line})
+		}
+	}
+	return out
+}
+
+const dockerFix = "Start Docker (or set KUBE_CONTEXT to use an existing cluster)"
+
+func dockerCheck(ctx context.Context, s settings.Settings, o Options) (string, []Problem) {
+	v, err := o.Docker.ServerVersion(ctx)
+	if err != nil {
+		return "", []Problem{DockerProblem(err, o.Timeout)}
+	}
+	detail := "Docker engine " + v
+	// A taken name would fail only after the images and the config were prepared: say it now.
+	out, err := o.Docker.Run(ctx, "ps", "-a", "--filter", "label=io.x-k8s.kind.cluster="+s.ClusterName, "--format", "{{.Names}}")
+	if err == nil && strings.TrimSpace(string(out)) != "" {
+		if err := cluster.ExistingDecision(s.ClusterName, true, s.ReuseCluster); err != nil {
+			return detail, []Problem{{Check: "cluster name", Detail: err.Error()}}
+		}
+		detail += fmt.Sprintf("; reusing kind cluster %q", s.ClusterName)
+	}
+	return detail, nil
+}
+
+// DockerProblem turns a failed `docker version` into what the user should do.
+func DockerProblem(err error, timeout time.Duration) Problem {
+	var ce *cluster.CommandError
+	switch {
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+		return Problem{Check: "docker", Detail: "Docker CLI not found on PATH (" + err.Error() + ")",
+			Fix: "Install Docker (https://docs.docker.com/engine/install/), or set KUBE_CONTEXT to use an existing cluster"}
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return Problem{Check: "docker", Detail: fmt.Sprintf("Docker engine did not answer within %s: %v", timeout, err), Fix: dockerFix}
+	case errors.As(err, &ce) && strings.TrimSpace(ce.Stderr) != "":
+		return Problem{Check: "docker", Detail: "Docker engine not reachable: " + firstLine(ce.Stderr), Fix: dockerFix}
+	}
+	return Problem{Check: "docker", Detail: "Docker engine not reachable: " + err.Error(), Fix: dockerFix}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.TrimSpace(s)
+}
+
+func kindConfigCheck(s settings.Settings) (string, []Problem) {
+	c, err := cluster.LoadKindConfig(s.KindConfig)
+	if err != nil {
+		var out []Problem
+		for line := range strings.Lines(err.Error()) {
+			if line = strings.TrimSpace(line); line != "" {
+				out = append(out, Problem{Check: "kind config", Detail: line, Fix: "fix the file, or unset KIND_CONFIG to use the default"})
+			}
+		}
+		return "", out
+	}
+	return fmt.Sprintf("%s, %d node(s)", c.Source, len(c.Cluster.Nodes)), nil
+}
+
+func contextCheck(ctx context.Context, s settings.Settings, o Options) (string, []Problem) {
+	a, err := cluster.Attach(ctx, s.Kubeconfig, s.KubeContext, o.Timeout)
+	if err != nil {
+		return "", []Problem{{Check: "context", Detail: err.Error()}}
+	}
+	return fmt.Sprintf("%s at %s, Kubernetes %s", a.Context, a.Server, a.ServerVersion), nil
+}
+
+func reportsCheck(s settings.Settings) (string, []Problem) {
+	fix := "set REPORTS_DIR to a writable directory"
+	if err := os.MkdirAll(s.ReportsDir, 0o755); err != nil {
+		return "", []Problem{{Check: "reports dir", Detail: err.Error(), Fix: fix}}
+	}
+	f, err := os.CreateTemp(s.ReportsDir, ".preflight-*")
+	if err != nil {
+		return "", []Problem{{Check: "reports dir", Detail: err.Error(), Fix: fix}}
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return s.ReportsDir, nil
+}
+
+func chartSourceName(s settings.Settings) string {
+	if s.ChartDir != "" {
+		return "charts in " + s.ChartDir
+	}
+	return "charts at " + s.ChartRepo
+}
+
+func chartFix(s settings.Settings) string {
+	if s.ChartDir != "" {
+		return "set ISTIO_CHART_DIR to a directory holding base/, istiod/ and gateway/ (e.g. an unpacked Istio release's manifests/charts), or unset it to use a repository"
+	}
+	return "set ISTIO_CHART_REPO to a reachable mirror, or ISTIO_CHART_DIR to local charts"
+}
+
+// Charts Istio's install needs, in install order.
+var chartNames = []string{"base", "istiod", "gateway"}
+
+// builtinCharts checks the chart source without Helm: a local directory has the three charts;
+// an http(s) repository serves an index.yaml listing istiod at the version; an OCI registry
+// answers on /v2/.
+func (o Options) builtinCharts(ctx context.Context, s settings.Settings) error {
+	if s.ChartDir != "" {
+		return CheckChartDir(s.ChartDir)
+	}
+	u, err := url.Parse(s.ChartRepo)
+	if err != nil {
+		return err
+	}
+	if u.Scheme == "oci" {
+		return o.checkOCI(ctx, u)
+	}
+	return CheckRepoIndex(ctx, o.HTTP, s.ChartRepo, s.IstioVersion)
+}
+
+// CheckChartDir checks that dir holds base/, istiod/ and gateway/ charts.
+func CheckChartDir(dir string) error {
+	var missing []string
+	for _, c := range chartNames {
+		if _, err := os.Stat(filepath.Join(dir, c, "Chart.yaml")); err != nil {
+			missing = append(missing, c+"/Chart.yaml")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("chart directory %s lacks %s", dir, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// CheckRepoIndex fetches repo/index.yaml and checks that it lists the three charts at version.
+func CheckRepoIndex(ctx context.Context, hc *http.Client, repo, version string) error {
+	index := strings.TrimRight(repo, "/") + "/index.yaml"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, index, nil)
+	if err != nil {
+		return fmt.Errorf("chart repository index %s: %w", index, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("chart repository index %s not reachable: %w", index, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("chart repository index %s answered %s", index, resp.Status)
+	}
+	// Istio's index is a few MB; bound it so a wrong URL serving something huge cannot hurt.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("chart repository index %s: %w", index, err)
+	}
+	var idx struct {
+		Entries map[string][]struct {
+			Version string `json:"version"`
+		} `json:"entries"`
+	}
+	if err := yaml.Unmarshal(body, &idx); err != nil || idx.Entries == nil {
+		return fmt.Errorf("chart repository index %s is not a Helm index (%d bytes)", index, len(body))
+	}
+	var missing []string
+	for _, c := range chartNames {
+		found := slices.ContainsFunc(idx.Entries[c], func(e struct {
+			Version string `json:"version"`
+		}) bool {
+			return e.Version == version
+		})
+		if !found {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("Istio %s has no %s chart in %s (it lists istiod %s)", version, strings.Join(missing, ", "),
+			index, nearest(idx.Entries["istiod"], version))
+	}
+	return nil
+}
+
+// nearest names a few istiod versions of the index that share version's minor, else the newest.
+func nearest(entries []struct {
+	Version string `json:"version"`
+}, version string) string {
+	minor := version
+	if i := strings.LastIndex(version, "."); i > 0 {
+		minor = version[:i+1]
+	}
+	var same, all []string
+	for _, e := range entries {
+		all = append(all, e.Version)
+		if strings.HasPrefix(e.Version, minor) {
+			same = append(same, e.Version)
+		}
+	}
+	pick := same
+	if len(pick) == 0 {
+		pick = all
+	}
+	if len(pick) == 0 {
+		return "no versions"
+	}
+	if len(pick) > 5 {
+		pick = pick[:5]
+	}
+	return strings.Join(pick, ", ")
+}
+
+func (o Options) checkOCI(ctx context.Context, u *url.URL) error {
+	probe := "https://" + u.Host + "/v2/"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, probe, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := o.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("OCI registry %s not reachable: %w", probe, err)
+	}
+	resp.Body.Close()
+	// 200 or 401 (token needed) both prove a registry answers.
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("OCI registry %s answered %s", probe, resp.Status)
+	}
+	return nil
+}
