@@ -117,7 +117,7 @@ func Variables() []Variable {
 	return []Variable{
 		{"ISTIO_VERSION", "istio-version", v.DefaultIstio(), "Istio release to install or expect, a full version (1.31.1)"},
 		{"ISTIO_REVISION", "istio-revision", "", "Istio revision (canary upgrades); empty is the default revision"},
-		{"ISTIO_CHART_REPO", "istio-chart-repo", DefaultChartRepo, "Helm repository (or mirror) holding base, istiod and gateway; https:// or oci://"},
+		{"ISTIO_CHART_REPO", "istio-chart-repo", DefaultChartRepo, "Helm repository (or mirror) holding base, istiod and gateway: the URL of the directory with index.yaml"},
 		{"ISTIO_CHART_DIR", "istio-chart-dir", "", "local directory holding the charts base/, istiod/ and gateway/ (instead of a repository)"},
 		{"ISTIO_HUB", "istio-hub", "", "registry of Istio's images (e.g. a mirror of docker.io/istio); empty keeps the charts' default"},
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
@@ -293,10 +293,14 @@ func parseBool(v string) (bool, bool) {
 }
 
 var (
-	versionRE  = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
-	revisionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
+	// At most 40: istiod-<rev> and istio-sidecar-injector-<rev>-<ns> must stay valid names.
+	revisionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 	hubRE      = regexp.MustCompile(`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
 )
+
+// validRevision: "default" is what Istio calls the unrevisioned control plane.
+func validRevision(r string) bool { return revisionRE.MatchString(r) && r != "default" }
 
 // ValidIstioVersion checks a full Istio release version (1.31.1, 1.32.0-beta.0).
 func ValidIstioVersion(v string) bool { return versionRE.MatchString(v) }
@@ -333,12 +337,12 @@ func (p *parser) parse() Settings {
 	if !ValidIstioVersion(s.IstioVersion) {
 		p.bad("ISTIO_VERSION", "is not a release", "use a full version like "+versions.DefaultIstio())
 	}
-	if s.IstioRevision != "" && !revisionRE.MatchString(s.IstioRevision) {
-		p.bad("ISTIO_REVISION", "is not a revision name", "use lowercase letters, digits and '-' (a DNS label), like canary or 1-31-1")
+	if s.IstioRevision != "" && !validRevision(s.IstioRevision) {
+		p.bad("ISTIO_REVISION", "is not a revision name", "use at most 40 lowercase letters, digits and '-' (a DNS label), not \"default\", like canary or 1-31-1")
 	}
 	if s.ChartRepo != "" {
 		if err := checkRepoURL(s.ChartRepo); err != nil {
-			p.bad("ISTIO_CHART_REPO", err.Error(), "use a repository URL like "+DefaultChartRepo+" (or oci://gcr.io/istio-release/charts)")
+			p.bad("ISTIO_CHART_REPO", err.Error(), "use a Helm repository URL (the directory holding index.yaml) like "+DefaultChartRepo)
 		}
 	}
 	if s.ChartRepo != "" && s.ChartDir != "" {
@@ -390,9 +394,10 @@ func checkRepoURL(s string) error {
 		return errors.New("is not a URL")
 	}
 	switch u.Scheme {
-	case "http", "https", "oci":
+	case "http", "https":
 	default:
-		return errors.New("is not an http(s):// or oci:// URL")
+		// Helm's Go SDK reads an index.yaml repository here; OCI registries are not wired.
+		return errors.New("is not an http(s):// URL")
 	}
 	if u.Host == "" {
 		return errors.New("has no host")
@@ -483,8 +488,8 @@ func (s Settings) Validate() error {
 	if !ValidIstioVersion(s.IstioVersion) {
 		errs = append(errs, fmt.Errorf("Istio version %q is not a release: use a full version like %s", s.IstioVersion, versions.DefaultIstio()))
 	}
-	if s.IstioRevision != "" && !revisionRE.MatchString(s.IstioRevision) {
-		errs = append(errs, fmt.Errorf("Istio revision %q is not a DNS label: use a name like canary or 1-31-1", s.IstioRevision))
+	if s.IstioRevision != "" && !validRevision(s.IstioRevision) {
+		errs = append(errs, fmt.Errorf("Istio revision %q is not a revision name: use at most 40 of [a-z0-9-], not \"default\", like canary or 1-31-1", s.IstioRevision))
 	}
 	switch {
 	case s.ChartRepo == "" && s.ChartDir == "":

@@ -79,8 +79,8 @@ func TestParseValues(t *testing.T) {
 			eq(t, s.ChartRepo, "")
 			eq(t, s.ChartDir, filepath.Join(r, "charts"))
 		}},
-		{"oci repo", map[string]string{"ISTIO_CHART_REPO": "oci://gcr.io/istio-release/charts"}, func(t *testing.T, s Settings) {
-			eq(t, s.ChartRepo, "oci://gcr.io/istio-release/charts")
+		{"mirror repo", map[string]string{"ISTIO_CHART_REPO": "http://mirror.local:8080/istio/charts"}, func(t *testing.T, s Settings) {
+			eq(t, s.ChartRepo, "http://mirror.local:8080/istio/charts")
 		}},
 		{"relative reports dir is under the module root", map[string]string{"REPORTS_DIR": "out/x"}, func(t *testing.T, s Settings) {
 			eq(t, s.ReportsDir, filepath.Join(r, "out", "x"))
@@ -130,8 +130,11 @@ func TestMalformed(t *testing.T) {
 		{map[string]string{"ISTIO_VERSION": "1.31"}, `ISTIO_VERSION="1.31" is not a release: use a full version like 1.31.1`},
 		{map[string]string{"ISTIO_VERSION": "v1.31.1"}, `ISTIO_VERSION="v1.31.1" is not a release: use a full version like`},
 		{map[string]string{"ISTIO_VERSION": "latest"}, `ISTIO_VERSION="latest" is not a release`},
-		{map[string]string{"ISTIO_REVISION": "Canary_1"}, `ISTIO_REVISION="Canary_1" is not a revision name: use lowercase letters, digits and '-' (a DNS label), like canary or 1-31-1`},
-		{map[string]string{"ISTIO_CHART_REPO": "istio-release.storage.googleapis.com/charts"}, `ISTIO_CHART_REPO="istio-release.storage.googleapis.com/charts" is not an http(s):// or oci:// URL: use a repository URL like https://`},
+		{map[string]string{"ISTIO_REVISION": "Canary_1"}, `ISTIO_REVISION="Canary_1" is not a revision name: use at most 40 lowercase letters, digits and '-' (a DNS label), not "default", like canary or 1-31-1`},
+		{map[string]string{"ISTIO_REVISION": "default"}, `ISTIO_REVISION="default" is not a revision name`},
+		{map[string]string{"ISTIO_REVISION": strings.Repeat("r", 41)}, `ISTIO_REVISION="` + strings.Repeat("r", 41) + `" is not a revision name`},
+		{map[string]string{"ISTIO_CHART_REPO": "oci://gcr.io/istio-release/charts"}, `ISTIO_CHART_REPO="oci://gcr.io/istio-release/charts" is not an http(s):// URL: use a Helm repository URL (the directory holding index.yaml) like https://`},
+		{map[string]string{"ISTIO_CHART_REPO": "istio-release.storage.googleapis.com/charts"}, `ISTIO_CHART_REPO="istio-release.storage.googleapis.com/charts" is not an http(s):// URL`},
 		{map[string]string{"ISTIO_CHART_REPO": "https://"}, `ISTIO_CHART_REPO="https://" has no host`},
 		{map[string]string{"ISTIO_CHART_REPO": "https://mirror/charts", "ISTIO_CHART_DIR": "/charts"}, `ISTIO_CHART_REPO and ISTIO_CHART_DIR are both set: set only one`},
 		{map[string]string{"ISTIO_HUB": "https://docker.io/istio"}, `ISTIO_HUB="https://docker.io/istio" is not an image registry path: use a registry and path without scheme or tag, like docker.io/istio`},

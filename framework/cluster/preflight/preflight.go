@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,18 +286,10 @@ func chartFix(s settings.Settings) string {
 var chartNames = []string{"base", "istiod", "gateway"}
 
 // builtinCharts checks the chart source without Helm: a local directory has the three charts;
-// an http(s) repository serves an index.yaml listing istiod at the version; an OCI registry
-// answers on /v2/.
+// a repository serves an index.yaml listing them at the version.
 func (o Options) builtinCharts(ctx context.Context, s settings.Settings) error {
 	if s.ChartDir != "" {
 		return CheckChartDir(s.ChartDir)
-	}
-	u, err := url.Parse(s.ChartRepo)
-	if err != nil {
-		return err
-	}
-	if u.Scheme == "oci" {
-		return o.checkOCI(ctx, u)
 	}
 	return CheckRepoIndex(ctx, o.HTTP, s.ChartRepo, s.IstioVersion)
 }
@@ -389,22 +380,4 @@ func nearest(entries []struct {
 		pick = pick[:5]
 	}
 	return strings.Join(pick, ", ")
-}
-
-func (o Options) checkOCI(ctx context.Context, u *url.URL) error {
-	probe := "https://" + u.Host + "/v2/"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, probe, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := o.HTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("OCI registry %s not reachable: %w", probe, err)
-	}
-	resp.Body.Close()
-	// 200 or 401 (token needed) both prove a registry answers.
-	if resp.StatusCode >= 500 {
-		return fmt.Errorf("OCI registry %s answered %s", probe, resp.Status)
-	}
-	return nil
 }
