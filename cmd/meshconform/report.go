@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"meshconform/framework/report"
+)
+
+const reportUsage = `Usage: meshconform report <merge|diff|build> [flags] [arguments]
+
+  merge RUN...              many runs into one matrix (Markdown, HTML)
+  diff BASE CANDIDATE       behaviours that got worse; exit 1 if any
+  build GINKGO_REPORT       a conformance report from Ginkgo's JSON report or JUnit XML
+`
+
+func reportCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, reportUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, reportUsage)
+		return exitOK
+	case "merge":
+		return mergeCmd(args[1:], stdout, stderr)
+	case "diff":
+		return diffCmd(args[1:], stdout, stderr)
+	case "build":
+		return buildCmd(args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "meshconform report: unknown subcommand %q\n\n%s", args[0], reportUsage)
+		return exitUsage
+	}
+}
+
+const mergeUsage = `Usage: meshconform report merge [flags] RUN...
+
+Lays runs side by side: behaviours down, Istio × Kubernetes versions across. A RUN is a
+conformance report (conformance.json or .yaml), a Ginkgo JSON report or Ginkgo JUnit XML, or a
+directory searched for them (e.g. the downloaded artifacts of every matrix cell). Runs of the
+same versions are combined: any failure fails the cell, the worst classification wins.
+
+Writes Markdown (for $GITHUB_STEP_SUMMARY) to stdout unless -markdown says where; -html writes
+one self-contained page. Output is sorted, so the same runs give the same bytes.
+
+Exit status: 0 written (whatever the runs' results), 2 bad arguments or unreadable input.
+`
+
+func mergeCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("meshconform report merge", mergeUsage, stdout, stderr)
+	mdPath := fs.String("markdown", "-", "write the Markdown matrix here (- is stdout, empty: none)")
+	htmlPath := fs.String("html", "", "write the self-contained HTML matrix here")
+	jsonPath := fs.String("json", "", "write the matrix as JSON here (for tools)")
+	if helpRequested(args) {
+		fs.SetOutput(stdout)
+	}
+	runs, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(runs) == 0 {
+		return usageError(fs, stderr, "needs at least one RUN")
+	}
+	reports, err := report.ReadAll(runs)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshconform report merge: %v\n", err)
+		return exitUsage
+	}
+	m := report.Merge(reports...)
+	outputs := []struct {
+		path   string
+		render func(io.Writer) error
+	}{
+		{*mdPath, m.Markdown},
+		{*htmlPath, m.HTML},
+		{*jsonPath, func(w io.Writer) error { return writeJSON(w, m) }},
+	}
+	for _, o := range outputs {
+		if err := writeOutput(o.path, stdout, o.render); err != nil {
+			fmt.Fprintf(stderr, "meshconform report merge: %v\n", err)
+			return exitUsage
+		}
+	}
+	return exitOK
+}
+
+const diffUsage = `Usage: meshconform report diff [flags] BASE CANDIDATE
+
+The regression gate. BASE and CANDIDATE are each a conformance report (JSON or YAML), a Ginkgo
+JSON report or Ginkgo JUnit XML (behaviour IDs from the labels in the test case names), or a
+directory holding one of them. It lists every behaviour that got worse:
+
+  pass → fail, pass → skip, skip → fail
+  documented → equivalent, documented → deviation, equivalent → deviation
+  present in BASE, missing from CANDIDATE
+
+and, without gating, improvements, behaviours new in CANDIDATE and the unchanged ones.
+
+Exit status: 0 nothing got worse, 1 something did, 2 bad arguments or unreadable input.
+`
+
+func diffCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("meshconform report diff", diffUsage, stdout, stderr)
+	format := fs.String("format", "text", "output format: text, markdown or json")
+	summary := fs.String("summary", "", "also append the Markdown diff to this file (e.g. $GITHUB_STEP_SUMMARY)")
+	if helpRequested(args) {
+		fs.SetOutput(stdout)
+	}
+	paths, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(paths) != 2 {
+		return usageError(fs, stderr, "needs BASE and CANDIDATE, got %d argument(s)", len(paths))
+	}
+	render := map[string]func(report.DiffResult, io.Writer) error{
+		"text":     report.DiffResult.Text,
+		"markdown": report.DiffResult.Markdown,
+		"json":     func(d report.DiffResult, w io.Writer) error { return writeJSON(w, d) },
+	}[*format]
+	if render == nil {
+		return usageError(fs, stderr, "invalid value %q for flag -format: want text, markdown or json", *format)
+	}
+	var sides [2]report.Report
+	for i, p := range paths {
+		r, err := report.Read(p)
+		if err != nil {
+			fmt.Fprintf(stderr, "meshconform report diff: %s: %v\n", []string{"base", "candidate"}[i], err)
+			return exitUsage
+		}
+		sides[i] = r
+	}
+	d := report.Diff(sides[0], sides[1])
+	if err := render(d, stdout); err != nil {
+		fmt.Fprintf(stderr, "meshconform report diff: %v\n", err)
+		return exitUsage
+	}
+	if *summary != "" {
+		if err := appendOutput(*summary, d.Markdown); err != nil {
+			fmt.Fprintf(stderr, "meshconform report diff: %v\n", err)
+			return exitUsage
+		}
+	}
+	if len(d.Regressions()) > 0 {
+		return exitFinding
+	}
+	return exitOK
+}
+
+const buildUsage = `Usage: meshconform report build [flags] GINKGO_REPORT
+
+Builds the conformance report of one run from Ginkgo's JSON report (--json-report) or JUnit XML
+(--junit-report) and writes conformance.json and conformance.yaml into -o. Run metadata comes
+from the suites' meshconform.run entries; the flags fill in what they did not record, and a
+flag that contradicts a recorded version is an error.
+
+Exit status: 0 written, 2 bad arguments or unreadable input.
+`
+
+func buildCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("meshconform report build", buildUsage, stdout, stderr)
+	out := fs.String("o", "reports", "directory to write "+report.FileJSON+" and "+report.FileYAML+" into")
+	var run report.Run
+	fs.StringVar(&run.ID, "run-id", "", "run id")
+	fs.StringVar(&run.IstioVersion, "istio-version", "", "Istio version the run tested")
+	fs.StringVar(&run.IstioRevision, "istio-revision", "", "Istio revision the run tested")
+	fs.StringVar(&run.KubernetesVersion, "kubernetes-version", "", "Kubernetes version of the cluster")
+	fs.StringVar(&run.NodeImage, "node-image", "", "kind node image")
+	fs.StringVar(&run.Cluster, "cluster", "", "created or existing")
+	fs.BoolVar(&run.Strict, "strict", false, "the run was strict (fails on anything but documented outcomes)")
+	if helpRequested(args) {
+		fs.SetOutput(stdout)
+	}
+	paths, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(paths) != 1 {
+		return usageError(fs, stderr, "needs one GINKGO_REPORT, got %d argument(s)", len(paths))
+	}
+	if run.Cluster != "" && run.Cluster != report.ClusterCreated && run.Cluster != report.ClusterExisting {
+		return usageError(fs, stderr, "invalid value %q for flag -cluster: want created or existing", run.Cluster)
+	}
+	r, err := report.Read(paths[0], report.WithRun(run))
+	if err != nil {
+		fmt.Fprintf(stderr, "meshconform report build: %v\n", err)
+		return exitUsage
+	}
+	if err := r.WriteFiles(*out); err != nil {
+		fmt.Fprintf(stderr, "meshconform report build: %v\n", err)
+		return exitUsage
+	}
+	s := r.Summary
+	fmt.Fprintf(stdout, "%s: %d behaviours: %d pass, %d fail, %d skip (%d documented, %d equivalent, %d deviation)\n",
+		filepath.Join(*out, report.FileJSON), s.Behaviors, s.Passed, s.Failed, s.Skipped, s.Documented, s.Equivalent, s.Deviation)
+	return exitOK
+}
+
+func writeJSON(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// writeOutput renders to a file, to stdout for "-", or nowhere for "".
+func writeOutput(path string, stdout io.Writer, render func(io.Writer) error) error {
+	switch path {
+	case "":
+		return nil
+	case "-":
+		return render(stdout)
+	}
+	var buf bytes.Buffer
+	if err := render(&buf); err != nil {
+		return err
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+func appendOutput(path string, render func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	return errors.Join(render(f), f.Close())
+}

@@ -1,0 +1,192 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Names of the Ginkgo report entries the suites record and the readers pick up. Ginkgo
+// writes an entry's value as JSON into its JSON report (ReportEntries[].Value.AsJSON) and as a
+// <property> of the test case into its JUnit report, so both readers see the same values.
+//
+//	AddReportEntry(report.EntryRun, run)                                  // SynchronizedBeforeSuite
+//	AddReportEntry(report.EntryClassification, report.Classified(c, why)) // in the spec
+//	AddReportEntry(report.EntryEvidence, evidence)                        // in the spec
+//
+// Visibility is the suite's choice (ReportEntryVisibilityFailureOrVerbose keeps the console
+// short); entries are recorded in the reports whatever it is.
+const (
+	// EntryRun carries a Run: the versions and mode of this run.
+	EntryRun = "meshconform.run"
+	// EntryClassification carries a ClassificationValue. Several in one spec (several
+	// probes) are fine: the worst wins.
+	EntryClassification = "meshconform.classification"
+	// EntryEvidence carries an Evidence: the outcome seen. Several in one spec are kept.
+	EntryEvidence = "meshconform.evidence"
+)
+
+// ClassificationValue is the value of an EntryClassification entry.
+type ClassificationValue struct {
+	// ID scopes the entry to one behaviour when a spec carries several IDs; empty means all.
+	ID     string         `json:"id,omitempty"`
+	Class  Classification `json:"class"`
+	Reason string         `json:"reason,omitempty"`
+}
+
+// Classified is the value to record for a classification.
+func Classified(c Classification, reason string) ClassificationValue {
+	return ClassificationValue{Class: c, Reason: reason}
+}
+
+// For scopes the classification to one behaviour ID of the spec.
+func (v ClassificationValue) For(id string) ClassificationValue { v.ID = id; return v }
+
+// String is what Ginkgo prints for the entry.
+func (v ClassificationValue) String() string {
+	s := string(v.Class)
+	if v.ID != "" {
+		s = v.ID + " " + s
+	}
+	if v.Reason != "" {
+		s += ": " + v.Reason
+	}
+	return s
+}
+
+// Evidence is the value of an EntryEvidence entry: the outcome a probe saw, as text (what
+// probe.Outcome.String() prints) and as fields. HTTPCode and CurlExit are pointers because 0
+// is a real value ("000", exit 0): write them as new(o.HTTPCode).
+type Evidence struct {
+	// ID scopes the evidence to one behaviour when a spec carries several IDs; empty means all.
+	ID string `json:"id,omitempty"`
+	// Spec is the spec that recorded it; the readers fill it in.
+	Spec      string `json:"spec,omitempty"`
+	Text      string `json:"text,omitempty"`
+	HTTPCode  *int   `json:"httpCode,omitempty"`
+	CurlExit  *int   `json:"curlExit,omitempty"`
+	ErrorLine string `json:"errorLine,omitempty"`
+	Body      string `json:"body,omitempty"`
+	// Where the probe ran: pod/container, or "local".
+	Where    string `json:"where,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+	// Expected names the outcome shape that was expected (e.g. "PlaintextRejected").
+	Expected string `json:"expected,omitempty"`
+	// Fields hold evidence that is not a curl outcome: certificate subjects, log counts.
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// For scopes the evidence to one behaviour ID of the spec.
+func (e Evidence) For(id string) Evidence { e.ID = id; return e }
+
+// String is what Ginkgo prints for the entry.
+func (e Evidence) String() string {
+	if e.Text != "" {
+		return e.Text
+	}
+	return e.Summary()
+}
+
+// Summary is the evidence on one line: "HTTP 000, curl exit 56, curl: (56) Recv failure: … (from ns/pod)".
+func (e Evidence) Summary() string {
+	var parts []string
+	if e.HTTPCode != nil {
+		parts = append(parts, fmt.Sprintf("HTTP %03d", *e.HTTPCode))
+	}
+	if e.CurlExit != nil {
+		parts = append(parts, fmt.Sprintf("curl exit %d", *e.CurlExit))
+	}
+	switch {
+	case e.ErrorLine != "":
+		parts = append(parts, e.ErrorLine)
+	case e.Body != "":
+		parts = append(parts, fmt.Sprintf("body %q", truncate(firstLine(e.Body), 80)))
+	}
+	if len(parts) == 0 {
+		if e.Text != "" {
+			return firstLine(e.Text)
+		}
+		return fieldsLine(e.Fields)
+	}
+	s := strings.Join(parts, ", ")
+	if e.Where != "" {
+		s += " (from " + e.Where + ")"
+	}
+	return s
+}
+
+func fieldsLine(f map[string]string) string {
+	keys := sortedKeys(f)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + f[k]
+	}
+	return strings.Join(parts, ", ")
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
+// entryValues are the meshconform entries of one spec, decoded.
+type entryValues struct {
+	classes  []ClassificationValue
+	evidence []Evidence
+	runs     []Run
+}
+
+// add decodes one report entry; entries of other names are not ours and are ignored.
+func (v *entryValues) add(name, asJSON string) error {
+	switch name {
+	case EntryClassification:
+		var c ClassificationValue
+		if err := decodeEntry(asJSON, &c); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		if c.Class == "" || !c.Class.Valid() {
+			return fmt.Errorf("entry %s: class %q is not one of documented, equivalent, deviation", name, c.Class)
+		}
+		v.classes = append(v.classes, c)
+	case EntryEvidence:
+		var e Evidence
+		if err := decodeEntry(asJSON, &e); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		v.evidence = append(v.evidence, e)
+	case EntryRun:
+		var r Run
+		if err := decodeEntry(asJSON, &r); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		v.runs = append(v.runs, r)
+	}
+	return nil
+}
+
+// decodeEntry reads an entry's JSON. A value recorded as a string holding JSON arrives
+// encoded twice; it is unwrapped once, so both ways of recording work.
+func decodeEntry(asJSON string, v any) error {
+	data := []byte(asJSON)
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		data = []byte(s)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("value %s is not the JSON this package writes: %w", truncate(asJSON, 120), err)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,150 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/onsi/ginkgo/v2/types"
+)
+
+// Option adjusts how a report is built.
+type Option func(*buildOptions)
+
+type buildOptions struct {
+	run Run
+}
+
+// WithRun sets run metadata the suites did not record (or that the caller knows better, e.g.
+// the node image given to make e2e). Versions that disagree with a recorded EntryRun are an
+// error, not silently replaced.
+func WithRun(r Run) Option { return func(o *buildOptions) { o.run = r } }
+
+// builder accumulates specs from either reader.
+type builder struct {
+	run       Run
+	behaviors map[string]*Behavior
+	order     []string
+}
+
+func newBuilder(opts []Option) *builder {
+	var o buildOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &builder{run: o.run, behaviors: map[string]*Behavior{}}
+}
+
+// spec is one spec as either reader sees it.
+type spec struct {
+	name       string
+	leafType   string // "It", "SynchronizedBeforeSuite", ...
+	suiteLevel bool
+	labels     []string
+	result     Result
+	message    string
+	seconds    float64
+	entries    entryValues
+}
+
+func (b *builder) add(s spec) error {
+	for _, r := range s.entries.runs {
+		if err := b.run.mergeRun(r); err != nil {
+			return err
+		}
+	}
+	if s.suiteLevel {
+		if s.result == Fail {
+			b.run.SuiteFailures = append(b.run.SuiteFailures, fmt.Sprintf("[%s] %s", s.leafType, firstLine(s.message)))
+		}
+		return nil
+	}
+	sr := SpecResult{Name: s.name, Result: s.result, Message: s.message, DurationSeconds: roundSeconds(s.seconds)}
+	for _, id := range BehaviorIDs(s.labels) {
+		bh, ok := b.behaviors[id]
+		if !ok {
+			bh = &Behavior{ID: id, Result: Skip}
+			b.behaviors[id] = bh
+			b.order = append(b.order, id)
+		}
+		bh.combine(sr, []entryValues{s.entries})
+	}
+	return nil
+}
+
+func (b *builder) report() Report {
+	r := Report{Run: b.run}
+	if r.Run.Mode == "" {
+		r.Run.Mode = ModeSidecar
+	}
+	for _, id := range b.order {
+		r.Behaviors = append(r.Behaviors, *b.behaviors[id])
+	}
+	r.finish()
+	return r
+}
+
+// FromGinkgo builds the conformance report of one run from Ginkgo's reports, one per suite
+// (the JSON report of `ginkgo -r` holds several). A spec counts for every behaviour ID among
+// its labels (container labels included); specs without one are not behaviours and are left
+// out. Call it from a ReportAfterSuite with the in-process report, or on a JSON report file
+// through Read.
+func FromGinkgo(reports []types.Report, opts ...Option) (Report, error) {
+	b := newBuilder(opts)
+	for _, suite := range reports {
+		if err := b.run.mergeRun(Run{Date: suite.StartTime.UTC(), DryRun: suite.SuiteConfig.DryRun}); err != nil {
+			return Report{}, err
+		}
+		for _, sr := range suite.SpecReports {
+			s := spec{
+				name:       sr.FullText(),
+				leafType:   sr.LeafNodeType.String(),
+				suiteLevel: sr.LeafNodeType.Is(types.NodeTypesForSuiteLevelNodes),
+				labels:     sr.Labels(),
+				result:     resultOf(sr.State, suite.SuiteConfig.DryRun),
+				seconds:    sr.RunTime.Seconds(),
+			}
+			if sr.State.Is(types.SpecStateFailureStates | types.SpecStateSkipped | types.SpecStatePending) {
+				s.message = sr.Failure.Message
+			}
+			for _, e := range sr.ReportEntries {
+				if err := s.entries.add(e.Name, e.Value.AsJSON); err != nil {
+					return Report{}, fmt.Errorf("spec %q: %w", specName(s), err)
+				}
+			}
+			if err := b.add(s); err != nil {
+				return Report{}, err
+			}
+		}
+	}
+	return b.report(), nil
+}
+
+func specName(s spec) string {
+	if s.name == "" {
+		return "[" + s.leafType + "]"
+	}
+	return s.name
+}
+
+func resultOf(state types.SpecState, dryRun bool) Result {
+	switch {
+	case dryRun:
+		return Skip // nothing ran, so nothing is proven
+	case state == types.SpecStatePassed:
+		return Pass
+	case state.Is(types.SpecStateFailureStates):
+		return Fail
+	default:
+		return Skip
+	}
+}
+
+// trimSkipPrefix turns JUnit's "skipped - REASON" into REASON.
+func trimSkipPrefix(m string) string {
+	for _, p := range []string{"skipped - ", "skipped"} {
+		if rest, ok := strings.CutPrefix(m, p); ok {
+			return rest
+		}
+	}
+	return m
+}
