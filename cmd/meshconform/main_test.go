@@ -52,6 +52,7 @@ var goldenCases = []struct {
 	{"diff-improvements-only", []string{"report", "diff", "testdata/base.json", "testdata/improved.json"}, 0},
 	{"diff-same-run-json-vs-junit", []string{"report", "diff", "testdata/base.json", "testdata/ginkgo/base.junit.xml"}, 0},
 	{"diff-directory", []string{"report", "diff", "testdata/runs/reports-istio-1.30.5-k8s-1.37.0", "testdata/runs/reports-istio-1.31.1-k8s-1.37.0"}, 1},
+	{"diff-directory-of-one-run-in-two-suites", []string{"report", "diff", "testdata/base.json", "testdata/split-run"}, 1},
 	{"diff-summary-file", []string{"report", "diff", "-summary", "$TMP/summary.md", "testdata/base.json", "testdata/improved.json"}, 0},
 
 	// diff: unreadable input

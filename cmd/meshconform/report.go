@@ -95,7 +95,8 @@ const diffUsage = `Usage: meshconform report diff [flags] BASE CANDIDATE
 
 The regression gate. BASE and CANDIDATE are each a conformance report (JSON or YAML), a Ginkgo
 JSON report or Ginkgo JUnit XML (behaviour IDs from the labels in the test case names), or a
-directory holding one of them. It lists every behaviour that got worse:
+directory holding the reports of one run (several suites' reports are combined). It lists
+every behaviour that got worse:
 
   pass → fail, pass → skip, skip → fail
   documented → equivalent, documented → deviation, equivalent → deviation

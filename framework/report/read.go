@@ -44,7 +44,17 @@ func Read(path string, opts ...Option) (Report, error) {
 			return Report{}, err
 		}
 		if len(files) > 1 {
-			return Report{}, &InputError{Path: path, Problem: fmt.Sprintf("holds %d runs (%s …); name one file", len(files), files[0])}
+			// Several suites of one run, each with its report: one run again.
+			rs, err := ReadAll(files, opts...)
+			if err != nil {
+				return Report{}, err
+			}
+			r, err := Combine(rs...)
+			if err != nil {
+				return Report{}, &InputError{Path: path, Problem: fmt.Sprintf("holds %d reports that are not one run; name one file", len(files)), Err: err}
+			}
+			r.Run.Source = path
+			return r, nil
 		}
 		path = files[0]
 	}
@@ -185,6 +195,30 @@ func Find(dir string) ([]string, error) {
 		return nil, &InputError{Path: dir, Problem: fmt.Sprintf("directory holds no %s, %s or junit*.xml", FileJSON, FileYAML)}
 	}
 	slices.Sort(out)
+	return out, nil
+}
+
+// Combine makes one run of reports from the same run (e.g. one per suite): their versions
+// must agree; a behaviour in several fails if it fails in any, with the worst classification.
+func Combine(reports ...Report) (Report, error) {
+	var out Report
+	for i, r := range reports {
+		if err := out.Run.mergeRun(r.Run); err != nil {
+			return Report{}, err
+		}
+		if i > 0 && r.Run.Strict != reports[0].Run.Strict {
+			return Report{}, fmt.Errorf("strict and default runs cannot be combined")
+		}
+		for _, b := range r.Behaviors {
+			j := slices.IndexFunc(out.Behaviors, func(x Behavior) bool { return x.ID == b.ID })
+			if j < 0 {
+				out.Behaviors = append(out.Behaviors, b)
+				continue
+			}
+			out.Behaviors[j] = mergeBehaviors(out.Behaviors[j], b)
+		}
+	}
+	out.finish()
 	return out, nil
 }
 
