@@ -267,3 +267,67 @@ func TestEnvHelper(t *testing.T) {
 	Env(t)
 	t.Error("Env returned without assets")
 }
+
+// assetsOrSkip returns KUBEBUILDER_ASSETS for tests that need the real etcd and
+// kube-apiserver outside the shared environment.
+func assetsOrSkip(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv(AssetsEnv)
+	if dir == "" {
+		if os.Getenv(RequiredEnv) == "required" {
+			t.Fatalf("%s is unset and %s=required", AssetsEnv, RequiredEnv)
+		}
+		t.Skipf("needs the real binaries: %s is unset", AssetsEnv)
+	}
+	return dir
+}
+
+// A controller manager that cannot start, or never acts, fails Start with its own output
+// and within the deadline, and leaves nothing running.
+func TestStartWithBrokenControllerManager(t *testing.T) {
+	real := assetsOrSkip(t)
+	for _, c := range []struct {
+		name, script string
+		want         []string
+	}{
+		{"exits", `case "$1" in --version) echo fake 1.0; exit 0;; esac
+echo "Error: unknown flag: --use-service-account-credentials" >&2
+exit 1
+`, []string{"kube-controller-manager exited during start (exit status 1)", "unknown flag: --use-service-account-credentials", "scripts/envtest-assets.sh"}},
+		{"hangs", `case "$1" in --version) echo fake 1.0; exit 0;; esac
+echo "stuck before informers sync" >&2
+exec sleep 300
+`, []string{"kube-controller-manager did not act on the API server in time", `no ServiceAccount "default" appeared`, "stuck before informers sync"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // each starts its own etcd and kube-apiserver: overlap the waits
+			dir := t.TempDir()
+			for _, b := range []string{"etcd", "kube-apiserver"} {
+				if err := os.Symlink(filepath.Join(real, b), filepath.Join(dir, b)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "kube-controller-manager"), []byte("#!/bin/sh\n"+c.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			env, err := Start(context.Background(), Options{AssetsDir: dir, ControllerManagerTimeout: 5 * time.Second})
+			took := time.Since(began)
+			if err == nil {
+				_ = env.Stop()
+				t.Fatal("Start succeeded with a broken kube-controller-manager")
+			}
+			t.Logf("Start error (after %s):\n%v", took, err)
+			for _, want := range c.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Start error lacks %q", want)
+				}
+			}
+			// The real etcd and kube-apiserver start (seconds), then 5s for the controller manager.
+			if took > 45*time.Second {
+				t.Errorf("Start took %s to give up", took)
+			}
+			assertNoStrayChildren(t)
+		})
+	}
+}

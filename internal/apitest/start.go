@@ -52,6 +52,9 @@ type Options struct {
 	// kube-controller-manager, and the CRD installation (default 60s, or
 	// KUBEBUILDER_CONTROLPLANE_START_TIMEOUT).
 	ComponentTimeout time.Duration
+	// ControllerManagerTimeout bounds the wait for kube-controller-manager to act (default
+	// ComponentTimeout).
+	ControllerManagerTimeout time.Duration
 	// Reaper, when set, is told about every process group and directory, so they are removed
 	// even when this process dies without calling Stop.
 	reaper *reaper
@@ -81,6 +84,9 @@ func Start(ctx context.Context, opts Options) (env *Environment, err error) {
 				opts.ComponentTimeout = d
 			}
 		}
+	}
+	if opts.ControllerManagerTimeout == 0 {
+		opts.ControllerManagerTimeout = opts.ComponentTimeout
 	}
 	if err := CheckAssets(opts.AssetsDir); err != nil {
 		return nil, err
@@ -127,34 +133,43 @@ func Start(ctx context.Context, opts Options) (env *Environment, err error) {
 	}
 	e.logs = append(e.logs, etcdLog, apiLog)
 
-	cp := &envtest.ControlPlane{
-		Etcd: &envtest.Etcd{
-			Path: filepath.Join(opts.AssetsDir, "etcd"), Out: etcdLog, Err: etcdLog,
-			StartTimeout: opts.ComponentTimeout, StopTimeout: 20 * time.Second,
-		},
-		APIServer: &envtest.APIServer{
-			Path: filepath.Join(opts.AssetsDir, "kube-apiserver"), Out: apiLog, Err: apiLog,
-			StartTimeout: opts.ComponentTimeout, StopTimeout: 20 * time.Second,
-		},
+	newPlane := func() *envtest.ControlPlane {
+		cp := &envtest.ControlPlane{
+			Etcd: &envtest.Etcd{
+				Path: filepath.Join(opts.AssetsDir, "etcd"), Out: etcdLog, Err: etcdLog,
+				StartTimeout: opts.ComponentTimeout, StopTimeout: 20 * time.Second,
+			},
+			APIServer: &envtest.APIServer{
+				Path: filepath.Join(opts.AssetsDir, "kube-apiserver"), Out: apiLog, Err: apiLog,
+				StartTimeout: opts.ComponentTimeout, StopTimeout: 20 * time.Second,
+			},
+		}
+		cp.APIServer.Configure().
+			Set("service-account-key-file", saPub).
+			Set("service-account-signing-key-file", saKey)
+		return cp
 	}
-	cp.APIServer.Configure().
-		Set("service-account-key-file", saPub).
-		Set("service-account-signing-key-file", saKey)
-	e.plane = cp
 
 	t0 := time.Now()
 	// envtest picks free ports by probing, which can race with other processes; one retry
-	// covers that, more would only hide a binary that cannot start.
+	// covers that, more would only hide a binary that cannot start. Each attempt gets a
+	// fresh ControlPlane (new ports and directories).
+	var cp *envtest.ControlPlane
 	for attempt := 1; ; attempt++ {
+		before := childGroups()
+		cp = newPlane()
+		e.plane = cp
 		err = cp.Start()
-		if err == nil || attempt == 2 || ctx.Err() != nil {
+		e.watchChildren(opts.reaper)
+		if err == nil {
 			break
 		}
-	}
-	e.watchChildren(opts.reaper)
-	if err != nil {
-		return nil, fmt.Errorf("apitest: etcd and kube-apiserver from %s did not start (2 attempts, %s each): %w\n%s%s%s",
-			opts.AssetsDir, opts.ComponentTimeout, err, tailSection("kube-apiserver", apiLog.Name()), tailSection("etcd", etcdLog.Name()), rebuildHint(opts.AssetsDir))
+		stopFailedPlane(cp, before)
+		e.plane = nil
+		if attempt == 2 || ctx.Err() != nil {
+			return nil, fmt.Errorf("apitest: etcd and kube-apiserver from %s did not start (%d attempts, %s each): %w\n%s%s%s",
+				opts.AssetsDir, attempt, opts.ComponentTimeout, err, tailSection("kube-apiserver", apiLog.Name()), tailSection("etcd", etcdLog.Name()), rebuildHint(opts.AssetsDir))
+		}
 	}
 	opts.reaper.watchDir(cp.Etcd.DataDir)
 	opts.reaper.watchDir(cp.APIServer.CertDir)
@@ -198,7 +213,7 @@ func Start(ctx context.Context, opts Options) (env *Environment, err error) {
 		return nil, err
 	}
 	opts.reaper.watchGroup(e.kcm.pid())
-	ready, cancel := context.WithTimeout(ctx, opts.ComponentTimeout)
+	ready, cancel := context.WithTimeout(ctx, opts.ControllerManagerTimeout)
 	defer cancel()
 	if err := e.waitControllerManager(ready); err != nil {
 		return nil, err
@@ -206,6 +221,23 @@ func Start(ctx context.Context, opts Options) (env *Environment, err error) {
 	e.Timings.ControllerManager = time.Since(t0)
 	e.Timings.Total = time.Since(began)
 	return e, nil
+}
+
+// stopFailedPlane stops what a failed envtest start left running. At its start timeout
+// envtest only sends kube-apiserver one SIGTERM, which an API server still starting can sit
+// on (a second one makes it exit); Stop sends another and waits. Any child process group
+// that appeared during the attempt and is still there after that is killed.
+func stopFailedPlane(cp *envtest.ControlPlane, before []int) {
+	_ = cp.Stop()
+	old := map[int]bool{}
+	for _, pid := range before {
+		old[pid] = true
+	}
+	for _, pid := range childGroups() {
+		if !old[pid] {
+			killGroup(pid, 5*time.Second)
+		}
+	}
 }
 
 // CheckAssets reports, in one error, which of the Binaries dir lacks.
