@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -84,7 +86,8 @@ func ServerVersion(ctx context.Context, rc *rest.Config, timeout time.Duration) 
 		timeout = DefaultReachTimeout
 	}
 	cfg := rest.CopyConfig(rc)
-	cfg.Timeout = timeout
+	// ctx enforces the deadline; the client's own timeout only backs it up.
+	cfg.Timeout = timeout + time.Second
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return "", err
@@ -93,7 +96,8 @@ func ServerVersion(ctx context.Context, rc *rest.Config, timeout time.Duration) 
 	defer cancel()
 	body, err := kube.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
 	if err != nil {
-		if ctx.Err() != nil {
+		var ne net.Error
+		if ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout()) {
 			return "", fmt.Errorf("no answer to GET /version within %s", timeout)
 		}
 		return "", err

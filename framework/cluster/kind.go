@@ -506,3 +506,12 @@ func (l infoLogger) Info(m string) {
 }
 func (l infoLogger) Infof(f string, a ...any) { l.Info(fmt.Sprintf(f, a...)) }
 func (l infoLogger) Enabled() bool            { return l.on }
+
+// KindClusterExists reports whether docker runs nodes of a kind cluster called name.
+func KindClusterExists(name string) (bool, error) {
+	names, err := kindcluster.NewProvider(kindcluster.ProviderWithDocker()).List()
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(names, name), nil
+}

@@ -158,7 +158,11 @@ func plan(s settings.Settings, o Options) []check {
 				return "", nil // reported by "settings"; a chart lookup would only repeat it
 			}
 			if err := o.Charts(ctx, s); err != nil {
-				return "", []Problem{{Check: "charts", Detail: err.Error(), Fix: chartFix(s)}}
+				fix := chartFix(s)
+				if strings.Contains(err.Error(), "ISTIO_CHART_") {
+					fix = "" // the check already named the variables to set
+				}
+				return "", []Problem{{Check: "charts", Detail: err.Error(), Fix: fix}}
 			}
 			return chartSourceName(s), nil
 		}})

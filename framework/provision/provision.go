@@ -1,0 +1,562 @@
+// Package provision is the flow of one run, thin and composable: Up brings up what the specs
+// need (preflight → cluster → images → Istio) and returns a State; Down honours KEEP_CLUSTER
+// and says what it left and how to remove it. The decisions (which cluster, install or
+// detect, keep or delete) are small functions tested on their own.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"meshconform/framework/cluster"
+	"meshconform/framework/cluster/preflight"
+	"meshconform/framework/mesh"
+	"meshconform/framework/ownership"
+	"meshconform/framework/settings"
+	"meshconform/framework/workload"
+	kindmanifests "meshconform/manifests/kind"
+)
+
+// Outcome is how the run ended, for Down's keep decision.
+type Outcome string
+
+const (
+	Passed      Outcome = "passed"
+	Failed      Outcome = "failed"
+	Interrupted Outcome = "interrupted"
+)
+
+// OutcomeOf maps a run's end to an Outcome: an ended ctx is an interrupt.
+func OutcomeOf(ctx context.Context, failed bool) Outcome {
+	switch {
+	case ctx.Err() != nil:
+		return Interrupted
+	case failed:
+		return Failed
+	}
+	return Passed
+}
+
+// Keep decides whether a kind cluster this run created survives it. on-failure keeps it
+// only after a failure, to be looked at; an interrupt cleans up what the run made.
+func Keep(p settings.KeepPolicy, o Outcome) bool {
+	switch p {
+	case settings.KeepAlways:
+		return true
+	case settings.KeepOnFailure:
+		return o == Failed
+	}
+	return false
+}
+
+// Option adjusts Up.
+type Option func(*config)
+
+type config struct {
+	preflight      preflight.Options
+	images         []string
+	noWorkloadImgs bool
+	runID          string
+	cleanupTimeout time.Duration
+	readyTimeout   time.Duration
+}
+
+// WithPreflight replaces preflight's options (the chart check defaults to framework/mesh's).
+func WithPreflight(o preflight.Options) Option { return func(c *config) { c.preflight = o } }
+
+// WithImages adds images to preload into kind nodes (beside Istio's and the samples').
+func WithImages(images ...string) Option {
+	return func(c *config) { c.images = append(c.images, images...) }
+}
+
+// WithoutSampleImages leaves the sample workloads' images out of preloading.
+func WithoutSampleImages() Option { return func(c *config) { c.noWorkloadImgs = true } }
+
+// WithRunID sets the run id (default: a new one).
+func WithRunID(id string) Option { return func(c *config) { c.runID = id } }
+
+// WithCleanupTimeout bounds the cleanup after a failed Up and in Down (default 3 minutes).
+func WithCleanupTimeout(d time.Duration) Option { return func(c *config) { c.cleanupTimeout = d } }
+
+// WithReadyTimeout bounds waiting for a kind control plane and for a found istiod (default 5
+// minutes).
+func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.readyTimeout = d } }
+
+// DefaultCleanupTimeout bounds cleanup: deleting a kind cluster takes seconds.
+const DefaultCleanupTimeout = 3 * time.Minute
+
+// Up brings up the run: preflight (all problems at once, nothing created when any), the
+// cluster (kind created or reused, or KUBE_CONTEXT attached), images preloaded into kind
+// nodes, Istio installed or detected and ready. Each phase prints its name and elapsed time to
+// log. When a phase fails, what Up made is cleaned up as Down would after a failure (a kind
+// cluster it created is deleted unless KEEP_CLUSTER keeps it) and the error says what failed.
+// Cancel ctx (SIGINT/SIGTERM) to interrupt; cleanup then runs on a fresh bounded context.
+func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option) (st State, err error) {
+	c := config{cleanupTimeout: DefaultCleanupTimeout, readyTimeout: 5 * time.Minute}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.runID == "" {
+		c.runID = ownership.NewRunID()
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	st = State{
+		RunID:    c.runID,
+		Existing: s.Existing(),
+		RunDir:   filepath.Join(s.ReportsDir, "run"),
+		Settings: s,
+		Started:  time.Now(),
+	}
+	for _, n := range s.Notes() {
+		fmt.Fprintf(log, "meshconform: note: %s\n", n)
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		outcome := OutcomeOf(ctx, true)
+		if derr := Down(ctx, st, outcome, log, WithCleanupTimeout(c.cleanupTimeout)); derr != nil {
+			err = fmt.Errorf("%w\ncleanup after the failure: %v", err, derr)
+		}
+	}()
+
+	start := time.Now()
+	if err := phase(log, "preflight", func() error { return runPreflight(ctx, s, c, log) }); err != nil {
+		return st, err
+	}
+	var kind *cluster.Kind
+	if err := phase(log, "cluster", func() error {
+		var err error
+		kind, err = bringUpCluster(ctx, s, c, log, &st)
+		return err
+	}); err != nil {
+		return st, err
+	}
+	if kind != nil {
+		if err := phase(log, "images", func() error { return preload(ctx, kind, s, c, log) }); err != nil {
+			return st, err
+		}
+	}
+	if err := phase(log, "istio", func() error { return bringUpIstio(ctx, s, c, log, &st) }); err != nil {
+		return st, err
+	}
+	st.DisruptiveAllowed = DisruptiveAllowed(s.AllowDisruptive, st.CreatedCluster)
+	fmt.Fprintf(log, "meshconform: up in %s: %s\n", Elapsed(time.Since(start)), st.Summary())
+	return st, nil
+}
+
+// DisruptiveAllowed resolves ALLOW_DISRUPTIVE: auto allows mesh-wide specs only on a cluster
+// the run created, where nobody else's mesh can be disturbed.
+func DisruptiveAllowed(t settings.Toggle, created bool) bool {
+	switch t {
+	case settings.ToggleOn:
+		return true
+	case settings.ToggleOff:
+		return false
+	}
+	return created
+}
+
+// Summary is one line saying what the run stands on.
+func (s State) Summary() string {
+	where := fmt.Sprintf("context %s", s.Context)
+	switch {
+	case s.ClusterName != "" && s.CreatedCluster:
+		where = fmt.Sprintf("kind cluster %s (created)", s.ClusterName)
+	case s.ClusterName != "":
+		where = fmt.Sprintf("kind cluster %s (reused)", s.ClusterName)
+	}
+	rev := s.Istio.Revision
+	if rev == "" {
+		rev = "default"
+	}
+	how := "found"
+	if s.Istio.InstalledByRun {
+		how = "installed"
+	}
+	return fmt.Sprintf("%s, Kubernetes %s, Istio %s (revision %s, %s), trust domain %s, run %s",
+		where, s.KubernetesVersion, s.Istio.Version, rev, how, s.Istio.TrustDomain, s.RunID)
+}
+
+// Elapsed rounds d for people: milliseconds under a second, tenths above.
+func Elapsed(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// phase runs fn between a start line and an end line with the elapsed time.
+func phase(log io.Writer, name string, fn func() error) error {
+	fmt.Fprintf(log, "meshconform: %s ...\n", name)
+	start := time.Now()
+	err := fn()
+	took := Elapsed(time.Since(start))
+	if err != nil {
+		fmt.Fprintf(log, "meshconform: %s failed after %s\n", name, took)
+		var pe *preflight.Error
+		if errors.As(err, &pe) {
+			return err // already says "preflight: …" with every problem
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(log, "meshconform: %s done in %s\n", name, took)
+	return nil
+}
+
+func runPreflight(ctx context.Context, s settings.Settings, c config, log io.Writer) error {
+	o := c.preflight
+	if o.Charts == nil {
+		o.Charts = MeshChartCheck
+	}
+	results, err := preflight.Run(ctx, s, o)
+	preflight.Print(log, results)
+	return err
+}
+
+// MeshChartCheck is preflight's chart check through framework/mesh: the source's index lists
+// base, istiod and gateway at the version, else the error names the nearest that exist.
+func MeshChartCheck(ctx context.Context, s settings.Settings) error {
+	inst, err := mesh.New(MeshOptions(s, State{}))
+	if err != nil {
+		return err
+	}
+	return inst.CheckVersion(ctx, s.IstioVersion)
+}
+
+// MeshOptions are framework/mesh's options for the settings, on the state's cluster.
+func MeshOptions(s settings.Settings, st State) mesh.Options {
+	return mesh.Options{
+		Version:    s.IstioVersion,
+		Revision:   s.IstioRevision,
+		ChartRepo:  s.ChartRepo,
+		ChartDir:   s.ChartDir,
+		Hub:        s.Hub,
+		Kubeconfig: st.Kubeconfig,
+		Context:    st.Context,
+		RunID:      st.RunID,
+	}
+}
+
+func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.Writer, st *State) (*cluster.Kind, error) {
+	if s.Existing() {
+		a, err := cluster.Attach(ctx, s.Kubeconfig, s.KubeContext, 0)
+		if err != nil {
+			return nil, err
+		}
+		st.Kubeconfig = s.Kubeconfig
+		if st.Kubeconfig == "" {
+			// Pin what client-go's default rules found, so other processes read the same.
+			st.Kubeconfig = strings.Join(clientcmd.NewDefaultClientConfigLoadingRules().GetLoadingPrecedence(), string(filepath.ListSeparator))
+		}
+		st.Context, st.Server, st.KubernetesVersion = a.Context, a.Server, a.ServerVersion
+		fmt.Fprintf(log, "  attached to context %s (%s), Kubernetes %s; nothing at cluster level will be created or deleted\n",
+			a.Context, a.Server, a.ServerVersion)
+		return nil, nil
+	}
+	cfg, err := cluster.LoadKindConfig(s.KindConfig)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(st.RunDir, "kubeconfig")
+	kind := cluster.NewKind(s.ClusterName,
+		cluster.WithNodeImage(s.NodeImage),
+		cluster.WithConfig(cfg),
+		cluster.WithKubeconfigPath(kubeconfig),
+		cluster.WithReuse(s.ReuseCluster),
+		cluster.WithLog(log),
+		cluster.WithWaitReady(c.readyTimeout),
+		cluster.WithPreloader(cluster.Preloader{Dir: filepath.Join(st.RunDir, "images"), Log: log}),
+	)
+	st.ClusterName = s.ClusterName
+	_, err = kind.Create(ctx)
+	st.CreatedCluster = kind.Created()
+	if err != nil {
+		return nil, err
+	}
+	if st.CreatedCluster {
+		st.NodeImage = s.NodeImage
+	}
+	st.Kubeconfig, st.Context = kubeconfig, kind.GetKubectlContext()
+	rc := kind.KubernetesRestConfig()
+	st.Server = rc.Host
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	if err := cluster.WaitReady(ctx, kube, c.readyTimeout); err != nil {
+		return nil, err
+	}
+	if st.KubernetesVersion, err = cluster.ServerVersion(ctx, rc, 0); err != nil {
+		return nil, err
+	}
+	st.IngressHTTP, _ = cfg.HostPort(kindmanifests.IngressHTTPNodePort)
+	st.IngressHTTPS, _ = cfg.HostPort(kindmanifests.IngressHTTPSNodePort)
+	fmt.Fprintf(log, "  kind cluster %s, Kubernetes %s, kubeconfig %s\n", s.ClusterName, st.KubernetesVersion, kubeconfig)
+	return kind, nil
+}
+
+// DefaultHub is where Istio's release charts take their images from unless ISTIO_HUB says
+// otherwise.
+const DefaultHub = "docker.io/istio"
+
+// IstioImages are the images an Istio install at the settings' version runs: istiod (pilot)
+// and the proxy (sidecars and the gateway).
+func IstioImages(s settings.Settings) []string {
+	hub := s.Hub
+	if hub == "" {
+		hub = DefaultHub
+	}
+	return []string{hub + "/pilot:" + s.IstioVersion, hub + "/proxyv2:" + s.IstioVersion}
+}
+
+// Images is every image to preload into kind nodes for the settings.
+func Images(s settings.Settings, withSamples bool, extra ...string) []string {
+	imgs := IstioImages(s)
+	if withSamples {
+		imgs = append(imgs, workload.Images()...)
+	}
+	imgs = append(imgs, extra...)
+	slices.Sort(imgs)
+	return slices.Compact(imgs)
+}
+
+func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c config, log io.Writer) error {
+	imgs := Images(s, !c.noWorkloadImgs, c.images...)
+	res, err := kind.Preload(ctx, imgs...)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "  %d images: %d pulled on the host, %d loads into nodes, %d already everywhere\n",
+		len(imgs), len(res.Pulled), len(res.Loaded), len(res.Present))
+	return nil
+}
+
+// IstioPlan is what to do about Istio.
+type IstioPlan string
+
+const (
+	// UseFound runs against the istiod already there (after waiting for it to be ready).
+	UseFound IstioPlan = "use"
+	// Install installs ISTIO_VERSION (or upgrades the release in place).
+	Install IstioPlan = "install"
+)
+
+// PlanIstio decides from the settings and the control planes found. ISTIO_INSTALL=auto
+// installs on kind unless that version is already there, and only detects on KUBE_CONTEXT;
+// yes always installs; no never does. A detected version that differs from an ISTIO_VERSION
+// the user gave is an error rather than a silent test of something else.
+func PlanIstio(s settings.Settings, found []mesh.ControlPlane) (IstioPlan, *mesh.ControlPlane, error) {
+	match := matchRevision(found, s.IstioRevision)
+	detectOnly := s.Install == settings.InstallNo || (s.Install == settings.InstallAuto && s.Existing())
+	switch {
+	case s.Install == settings.InstallYes:
+		return Install, match, nil
+	case !detectOnly:
+		if match != nil && match.Version == s.IstioVersion {
+			return UseFound, match, nil
+		}
+		return Install, match, nil
+	case match == nil:
+		return "", nil, noIstiod(s, found)
+	case slices.Contains(s.Given, "ISTIO_VERSION") && match.Version != s.IstioVersion:
+		return "", match, fmt.Errorf("the cluster runs Istio %s (%s) but ISTIO_VERSION=%s: unset ISTIO_VERSION to test what is installed, or set ISTIO_INSTALL=yes to upgrade it",
+			orUnknown(match.Version), match, s.IstioVersion)
+	}
+	return UseFound, match, nil
+}
+
+func matchRevision(found []mesh.ControlPlane, rev string) *mesh.ControlPlane {
+	for i := range found {
+		if found[i].Revision == rev {
+			return &found[i]
+		}
+	}
+	return nil
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "of unknown version"
+	}
+	return v
+}
+
+func noIstiod(s settings.Settings, found []mesh.ControlPlane) error {
+	if len(found) > 0 {
+		var revs []string
+		for _, f := range found {
+			r := f.Revision
+			if r == "" {
+				r = `"" (default)`
+			}
+			revs = append(revs, r)
+		}
+		return fmt.Errorf("no istiod of revision %q (found revisions %s): set ISTIO_REVISION to one of them, or ISTIO_INSTALL=yes to install %s",
+			s.IstioRevision, strings.Join(revs, ", "), s.IstioVersion)
+	}
+	if s.Existing() {
+		return fmt.Errorf("no istiod found in %s; install Istio or unset KUBE_CONTEXT to let the suite create a kind cluster (or set ISTIO_INSTALL=yes to install Istio %s on context %s)",
+			mesh.DefaultNamespace, s.IstioVersion, s.KubeContext)
+	}
+	return fmt.Errorf("no istiod found in %s and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio %s", mesh.DefaultNamespace, s.IstioVersion)
+}
+
+func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Writer, st *State) error {
+	rc, err := st.RESTConfig()
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	found, err := mesh.Detect(ctx, kube)
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		fmt.Fprintf(log, "  found %s\n", f)
+	}
+	plan, cp, err := PlanIstio(s, found)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(indent{log}, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+	switch plan {
+	case Install:
+		o := MeshOptions(s, *st)
+		o.Logger = logger
+		inst, err := mesh.New(o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "  installing Istio %s from %s\n", s.IstioVersion, chartSource(s))
+		st.Istio.InstalledByRun = true
+		if err := inst.Install(ctx); err != nil {
+			return err
+		}
+		if found, err = mesh.Detect(ctx, kube); err != nil {
+			return err
+		}
+		if cp = matchRevision(found, s.IstioRevision); cp == nil {
+			return fmt.Errorf("installed Istio %s, but no istiod of revision %q is found (label %s)", s.IstioVersion, s.IstioRevision, mesh.IstiodSelector)
+		}
+	case UseFound:
+		fmt.Fprintf(log, "  using %s\n", cp)
+		webhook := mesh.Options{Revision: cp.Revision}.InjectorWebhookName()
+		if err := mesh.WaitFor(ctx, c.readyTimeout, "istiod", logger,
+			mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment),
+			mesh.WebhookHasCABundle(kube, webhook)); err != nil {
+			return err
+		}
+	}
+	st.Istio.Version, st.Istio.Revision, st.Istio.Namespace = cp.Version, cp.Revision, cp.Namespace
+	st.Istio.TrustDomain, st.Istio.RootNamespace = cp.TrustDomain, cp.RootNamespace
+	return nil
+}
+
+func chartSource(s settings.Settings) string {
+	if s.ChartDir != "" {
+		return s.ChartDir
+	}
+	return s.ChartRepo
+}
+
+// indent prefixes mesh's log lines so they read as part of the istio phase.
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	if _, err := i.w.Write(append([]byte("  "), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}
+
+// Down ends the run. On an existing cluster it removes nothing at cluster level. A kind
+// cluster the run reused is left as found. One it created is deleted unless KEEP_CLUSTER
+// keeps it for this outcome; what is left is printed with a command that removes it. It runs
+// on a fresh context bounded by the cleanup timeout, so a cancelled ctx (Ctrl-C) still cleans up.
+func Down(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ...Option) error {
+	c := config{cleanupTimeout: DefaultCleanupTimeout}
+	for _, o := range opts {
+		o(&c)
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cleanupTimeout)
+	defer cancel()
+	for _, line := range leftovers(st) {
+		fmt.Fprintf(log, "meshconform: %s\n", line)
+	}
+	switch {
+	case st.Existing || st.ClusterName == "":
+		return nil
+	case !st.CreatedCluster:
+		fmt.Fprintf(log, "meshconform: kind cluster %s was reused and is left as found; remove it with: %s\n",
+			st.ClusterName, cluster.DeleteCommand(st.ClusterName))
+		return nil
+	case Keep(st.Settings.KeepCluster, outcome):
+		if ok, err := cluster.KindClusterExists(st.ClusterName); err == nil && !ok {
+			fmt.Fprintf(log, "meshconform: kind cluster %s does not exist (its creation failed); nothing left\n", st.ClusterName)
+			return nil
+		}
+		for _, line := range KeptMessage(st, outcome) {
+			fmt.Fprintf(log, "meshconform: %s\n", line)
+		}
+		return nil
+	}
+	start := time.Now()
+	fmt.Fprintf(log, "meshconform: deleting kind cluster %s (KEEP_CLUSTER=%s, run %s) ...\n", st.ClusterName, st.Settings.KeepCluster, outcome)
+	k := cluster.NewKind(st.ClusterName, cluster.WithKubeconfigPath(st.Kubeconfig))
+	if err := k.Destroy(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "meshconform: deleted kind cluster %s in %s\n", st.ClusterName, Elapsed(time.Since(start)))
+	return nil
+}
+
+// KeptMessage says what was kept, why, how to use it and how to remove it.
+func KeptMessage(st State, outcome Outcome) []string {
+	return []string{
+		fmt.Sprintf("kept kind cluster %s (KEEP_CLUSTER=%s, run %s)", st.ClusterName, st.Settings.KeepCluster, outcome),
+		fmt.Sprintf("  look:    kubectl --kubeconfig %s --context %s get pods -A", st.Kubeconfig, st.Context),
+		fmt.Sprintf("  rerun:   make e2e REUSE_CLUSTER=1 CLUSTER_NAME=%s LABELS=<behaviour id>", st.ClusterName),
+		fmt.Sprintf("  remove:  %s", cluster.DeleteCommand(st.ClusterName)),
+	}
+}
+
+// leftovers are things outside a kind cluster's lifetime that the run leaves behind.
+func leftovers(st State) []string {
+	if !st.Existing || !st.Istio.InstalledByRun {
+		return nil
+	}
+	o := mesh.Options{Revision: st.Istio.Revision}
+	releases := o.ReleaseName(mesh.ChartIstiod)
+	if st.Istio.Revision == "" {
+		releases += " " + o.ReleaseName(mesh.ChartBase) // a revision shares base with the default
+	}
+	return []string{fmt.Sprintf("Istio %s installed by this run on context %s is left in place; remove it with: helm --kube-context %s -n %s uninstall %s && helm --kube-context %s -n %s uninstall %s",
+		st.Settings.IstioVersion, st.Context, st.Context, mesh.DefaultGatewayNamespace, o.ReleaseName(mesh.ChartGateway),
+		st.Context, mesh.DefaultNamespace, releases)}
+}

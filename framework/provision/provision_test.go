@@ -1,0 +1,322 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"meshconform/framework/cluster"
+	"meshconform/framework/cluster/preflight"
+	"meshconform/framework/mesh"
+	"meshconform/framework/settings"
+	"meshconform/framework/workload"
+)
+
+func load(t *testing.T, env map[string]string) settings.Settings {
+	t.Helper()
+	if env == nil {
+		env = map[string]string{}
+	}
+	if _, ok := env["REPORTS_DIR"]; !ok {
+		env["REPORTS_DIR"] = t.TempDir()
+	}
+	s, err := settings.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestKeep(t *testing.T) {
+	want := map[settings.KeepPolicy][3]bool{ // passed, failed, interrupted
+		settings.KeepAlways:    {true, true, true},
+		settings.KeepOnFailure: {false, true, false},
+		settings.KeepNever:     {false, false, false},
+	}
+	for p, w := range want {
+		for i, o := range []Outcome{Passed, Failed, Interrupted} {
+			if got := Keep(p, o); got != w[i] {
+				t.Errorf("Keep(%s, %s) = %v, want %v", p, o, got, w[i])
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if OutcomeOf(ctx, false) != Passed || OutcomeOf(ctx, true) != Failed {
+		t.Error("OutcomeOf on a live context")
+	}
+	cancel()
+	if OutcomeOf(ctx, false) != Interrupted {
+		t.Error("an ended context is an interrupt")
+	}
+}
+
+func TestDisruptiveAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		t       settings.Toggle
+		created bool
+		want    bool
+	}{
+		{settings.ToggleAuto, true, true}, {settings.ToggleAuto, false, false},
+		{settings.ToggleOn, false, true}, {settings.ToggleOff, true, false},
+	} {
+		if got := DisruptiveAllowed(tc.t, tc.created); got != tc.want {
+			t.Errorf("DisruptiveAllowed(%s, created=%v) = %v", tc.t, tc.created, got)
+		}
+	}
+}
+
+func TestPlanIstio(t *testing.T) {
+	def := mesh.ControlPlane{Namespace: "istio-system", Deployment: "istiod", Version: "1.31.1"}
+	canary := mesh.ControlPlane{Namespace: "istio-system", Deployment: "istiod-canary", Revision: "canary", Version: "1.30.5"}
+	tests := []struct {
+		name  string
+		env   map[string]string
+		found []mesh.ControlPlane
+		plan  IstioPlan
+		match string
+		err   string
+	}{
+		{"kind, nothing there: install", nil, nil, Install, "", ""},
+		{"kind, same version there: use it", nil, []mesh.ControlPlane{def}, UseFound, "istiod", ""},
+		{"kind, other version there: install (upgrade)", map[string]string{"ISTIO_VERSION": "1.30.5"}, []mesh.ControlPlane{def}, Install, "istiod", ""},
+		{"kind, install=no, nothing", map[string]string{"ISTIO_INSTALL": "no"}, nil, "", "", "no istiod found in istio-system and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio 1.31.1"},
+		{"existing, nothing there", map[string]string{"KUBE_CONTEXT": "lab"}, nil, "", "",
+			"no istiod found in istio-system; install Istio or unset KUBE_CONTEXT to let the suite create a kind cluster (or set ISTIO_INSTALL=yes to install Istio 1.31.1 on context lab)"},
+		{"existing, found, no version asked: use it", map[string]string{"KUBE_CONTEXT": "lab", "ISTIO_REVISION": "canary"}, []mesh.ControlPlane{def, canary}, UseFound, "istiod-canary", ""},
+		{"existing, found another version than asked", map[string]string{"KUBE_CONTEXT": "lab", "ISTIO_VERSION": "1.30.5"}, []mesh.ControlPlane{def}, "", "istiod",
+			"the cluster runs Istio 1.31.1 (istiod istio-system/istiod (revision default, 1.31.1 from , trust domain , root namespace )) but ISTIO_VERSION=1.30.5: unset ISTIO_VERSION to test what is installed, or set ISTIO_INSTALL=yes to upgrade it"},
+		{"existing, other revision only", map[string]string{"KUBE_CONTEXT": "lab"}, []mesh.ControlPlane{canary}, "", "",
+			`no istiod of revision "" (found revisions canary): set ISTIO_REVISION to one of them, or ISTIO_INSTALL=yes to install 1.31.1`},
+		{"existing, install=yes", map[string]string{"KUBE_CONTEXT": "lab", "ISTIO_INSTALL": "yes"}, []mesh.ControlPlane{def}, Install, "istiod", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, cp, err := PlanIstio(load(t, tc.env), tc.found)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("got  %v\nwant %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil || plan != tc.plan {
+				t.Fatalf("plan %q err %v, want %q", plan, err, tc.plan)
+			}
+			got := ""
+			if cp != nil {
+				got = cp.Deployment
+			}
+			if got != tc.match {
+				t.Errorf("matched %q, want %q", got, tc.match)
+			}
+		})
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	s := load(t, map[string]string{"KUBE_CONTEXT": "lab", "KUBECONFIG": "/k"})
+	st := State{
+		RunID: "abc12345", Kubeconfig: "/k", Context: "lab", Server: "https://127.0.0.1:6443", Existing: true,
+		KubernetesVersion: "v1.37.2", Istio: Istio{Version: "1.31.1", Namespace: "istio-system", TrustDomain: "cluster.local", RootNamespace: "istio-system"},
+		RunDir: filepath.Join(s.ReportsDir, "run"), Settings: s, Started: time.Now().UTC().Truncate(time.Second),
+	}
+	path := StatePath(st.RunDir)
+	if err := st.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v", fi.Mode().Perm())
+	}
+	back, err := LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(st, back) {
+		t.Fatalf("round trip changed it:\n%+v\n%+v", st, back)
+	}
+	if _, err := UnmarshalState([]byte(`{}`)); err == nil {
+		t.Error("an empty state was accepted")
+	}
+	if _, err := LoadState(filepath.Join(t.TempDir(), "none.json")); err == nil || !strings.Contains(err.Error(), StateEnv) {
+		t.Errorf("missing state file: %v", err)
+	}
+}
+
+func TestImages(t *testing.T) {
+	s := load(t, nil)
+	imgs := Images(s, true, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
+	for _, want := range append([]string{"docker.io/istio/pilot:" + s.IstioVersion, "docker.io/istio/proxyv2:" + s.IstioVersion, "extra/image:1"}, workload.Images()...) {
+		if !slices.Contains(imgs, want) {
+			t.Errorf("images lack %s: %v", want, imgs)
+		}
+	}
+	if !slices.IsSorted(imgs) || len(slices.Compact(slices.Clone(imgs))) != len(imgs) {
+		t.Errorf("not sorted and unique: %v", imgs)
+	}
+	if len(workload.Images()) == 0 {
+		t.Error("the samples list no images")
+	}
+	for _, img := range imgs {
+		if r, err := cluster.ParseImageRef(img); err != nil || !r.Pinned() {
+			t.Errorf("image %q is not a pinned reference (%v): preloading would load a moving tag", img, err)
+		}
+	}
+	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
+	if got := IstioImages(hub); got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
+		t.Errorf("hub not used: %v", got)
+	}
+}
+
+const deadEngine = "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2\nexit 1\n"
+
+// On a machine without a Docker engine the flow stops in preflight, within seconds, with the
+// message, and creates nothing: no cluster, no kubeconfig, no run directory content.
+func TestUpStopsAtPreflightWithoutDocker(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("no docker CLI on PATH")
+	}
+	if err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").Run(); err == nil {
+		t.Skip("a Docker engine answers: this test is about its absence")
+	}
+	s := load(t, nil)
+	var log strings.Builder
+	start := time.Now()
+	st, err := Up(context.Background(), s, &log) // the real preflight: real docker CLI, real chart check
+	took := time.Since(start)
+	if took > 10*time.Second {
+		t.Fatalf("took %s", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "docker: Docker engine not reachable: ") ||
+		!strings.Contains(err.Error(), "Start Docker (or set KUBE_CONTEXT to use an existing cluster)") {
+		t.Fatalf("err = %v", err)
+	}
+	if st.ClusterName != "" || st.CreatedCluster || st.Context != "" {
+		t.Errorf("state after preflight failure: %+v", st)
+	}
+	if strings.Contains(log.String(), "meshconform: cluster ...") {
+		t.Errorf("went past preflight:\n%s", log.String())
+	}
+	if !strings.Contains(log.String(), "meshconform: preflight failed after") || !strings.Contains(log.String(), "preflight FAIL docker") {
+		t.Errorf("log:\n%s", log.String())
+	}
+	if entries, _ := os.ReadDir(filepath.Join(s.ReportsDir, "run")); len(entries) != 0 {
+		t.Errorf("run dir has %d entries after a preflight failure", len(entries))
+	}
+	t.Logf("%s\n--- error:\n%v", log.String(), err)
+}
+
+// The same with a fake CLI that fails like a dead engine, independent of this machine.
+func TestUpStopsAtPreflightFakeDeadEngine(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "docker")
+	os.WriteFile(bin, []byte(deadEngine), 0o755)
+	s := load(t, nil)
+	var charts int
+	_, err := Up(context.Background(), s, nil, WithPreflight(preflight.Options{
+		Docker: cluster.Docker{Path: bin},
+		Charts: func(context.Context, settings.Settings) error { charts++; return nil },
+	}))
+	var pe *preflight.Error
+	if err == nil || !errors.As(err, &pe) || len(pe.Problems) != 1 || pe.Problems[0].Check != "docker" {
+		t.Fatalf("err = %v", err)
+	}
+	if charts != 1 {
+		t.Errorf("chart check ran %d times, want 1 (all checks run, side by side)", charts)
+	}
+}
+
+func TestDownMessages(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no kind, no docker: what Down prints must still be right
+	s := load(t, map[string]string{"CLUSTER_NAME": "mc", "KEEP_CLUSTER": "on-failure"})
+	base := State{RunID: "r1", Settings: s, ClusterName: "mc", Kubeconfig: "/reports/run/kubeconfig", Context: "kind-mc"}
+
+	var log strings.Builder
+	existing := base
+	existing.Existing, existing.ClusterName = true, ""
+	if err := Down(context.Background(), existing, Failed, &log); err != nil || log.Len() != 0 {
+		t.Errorf("existing cluster: err %v, log %q", err, log.String())
+	}
+
+	log.Reset()
+	reused := base
+	if err := Down(context.Background(), reused, Passed, &log); err != nil {
+		t.Fatal(err)
+	}
+	if want := "meshconform: kind cluster mc was reused and is left as found; remove it with: go run sigs.k8s.io/kind@v0.33.0 delete cluster --name mc\n"; log.String() != want {
+		t.Errorf("reused:\n got %q\nwant %q", log.String(), want)
+	}
+
+	log.Reset()
+	created := base
+	created.CreatedCluster = true
+	if err := Down(context.Background(), created, Failed, &log); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"kept kind cluster mc (KEEP_CLUSTER=on-failure, run failed)",
+		"kubectl --kubeconfig /reports/run/kubeconfig --context kind-mc get pods -A",
+		"make e2e REUSE_CLUSTER=1 CLUSTER_NAME=mc",
+		"remove:  go run sigs.k8s.io/kind@v0.33.0 delete cluster --name mc",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("kept message lacks %q:\n%s", want, log.String())
+		}
+	}
+
+	// Passed with on-failure: delete. Without docker the delete fails, and says how to do it
+	// by hand; it runs (and fails) even though the caller's context is already cancelled.
+	log.Reset()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	err := Down(ctx, created, Passed, &log)
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("Down took %s", time.Since(start))
+	}
+	if err == nil || !strings.Contains(err.Error(), `delete kind cluster "mc"`) || !strings.Contains(err.Error(), "remove it by hand with: go run sigs.k8s.io/kind@v0.33.0 delete cluster --name mc") {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(log.String(), "deleting kind cluster mc (KEEP_CLUSTER=on-failure, run passed)") {
+		t.Errorf("log: %s", log.String())
+	}
+
+	log.Reset()
+	installed := existing
+	installed.Istio = Istio{Version: "1.31.1", Revision: "canary", InstalledByRun: true}
+	installed.Settings.IstioVersion = "1.31.1"
+	Down(context.Background(), installed, Passed, &log)
+	want := "meshconform: Istio 1.31.1 installed by this run on context kind-mc is left in place; remove it with: helm --kube-context kind-mc -n istio-ingress uninstall istio-ingressgateway-canary && helm --kube-context kind-mc -n istio-system uninstall istiod-canary\n"
+	if log.String() != want {
+		t.Errorf("installed on existing:\n got %q\nwant %q", log.String(), want)
+	}
+}
+
+// A suite given a driver's state file uses it; one whose cluster is gone fails fast.
+func TestAcquireFromStateFile(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	kc := filepath.Join(dir, "kubeconfig")
+	os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://"+addr+"\"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: kind-mc, context: {cluster: c, user: u}}]\n"), 0o600)
+	st := State{RunID: "r1", Kubeconfig: kc, Context: "kind-mc", Server: "http://" + addr}
+	path := StatePath(dir)
+	if err := st.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(StateEnv, path)
+	start := time.Now()
+	_, owned, err := Acquire(context.Background(), load(t, nil), nil)
+	if time.Since(start) > 6*time.Second {
+		t.Fatalf("took %s", time.Since(start))
+	}
+	if owned || err == nil || !strings.Contains(err.Error(), "the run's cluster (http://"+addr+", context kind-mc from "+StateEnv) {
+		t.Fatalf("owned=%v err=%v", owned, err)
+	}
+}
