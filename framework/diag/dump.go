@@ -62,8 +62,9 @@ type DumpOptions struct {
 	// ReportsDir, when set, is what Summary.String() shows paths relative to (the directory
 	// the Ginkgo report sits in). Default: paths are shown as Dir was given.
 	ReportsDir string
-	// ProxyExec gives an executor for a proxy container; nil means no config dumps.
-	// PodExec(cfg) gives one that runs through the API server's exec subresource.
+	// ProxyExec gives an executor for a proxy container; nil means no config dumps. It is
+	// called from several goroutines at once. PodExec(cfg) gives one that runs through the
+	// API server's exec subresource.
 	ProxyExec func(ns, pod, container string) probe.Executor
 	// TailLines and LimitBytes bound each container log (defaults 2000 lines, 1 MiB).
 	TailLines, LimitBytes int64

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,9 +205,14 @@ func TestDumpAgainstAPIServer(t *testing.T) {
 	if err := os.WriteFile(fixture, []byte(configDumpFixture(t, proxyKey, proxyKey, cert)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var execs []string
+	var (
+		mu    sync.Mutex
+		execs []string
+	)
 	proxyExec := func(ens, pod, container string) probe.Executor {
-		execs = append(execs, ens+"/"+pod+"/"+container) // called from one goroutine per pod; test has one
+		mu.Lock()
+		defer mu.Unlock()
+		execs = append(execs, ens+"/"+pod+"/"+container)
 		return scriptedExec{script: map[string][]string{"pilot-agent": {"cat", fixture}}}
 	}
 
