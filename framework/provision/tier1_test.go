@@ -1,0 +1,177 @@
+package provision
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"meshconform/framework/ownership"
+	"meshconform/internal/apitest"
+)
+
+func TestMain(m *testing.M) { apitest.Main(m) }
+
+// attachSettings are the settings of a run on the harness's API server through KUBE_CONTEXT.
+func attachEnv(t *testing.T, env *apitest.Environment, extra map[string]string) map[string]string {
+	t.Helper()
+	raw, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{"KUBECONFIG": env.Kubeconfig, "KUBE_CONTEXT": raw.CurrentContext}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// With KUBE_CONTEXT on a cluster without Istio, Up attaches, finds no istiod and says what
+// to do; nothing at cluster level is created or removed.
+func TestTier1UpAttachesAndFindsNoIstio(t *testing.T) {
+	env := apitest.Env(t)
+	s := load(t, attachEnv(t, env, nil))
+	var log strings.Builder
+	start := time.Now()
+	st, err := Up(context.Background(), s, &log)
+	t.Logf("Up took %s:\n%s", time.Since(start), log.String())
+	want := "istio: no istiod found in istio-system; install Istio or unset KUBE_CONTEXT to let the suite create a kind cluster (or set ISTIO_INSTALL=yes to install Istio " + s.IstioVersion + " on context " + s.KubeContext + ")"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+	if !st.Existing || st.Context != s.KubeContext || st.Server != env.Config.Host || st.KubernetesVersion == "" || st.ClusterName != "" {
+		t.Errorf("state: %+v", st)
+	}
+	for _, line := range []string{
+		"preflight ok   context", // the context check ran, and no docker check
+		"meshconform: cluster done in",
+		"attached to context " + s.KubeContext,
+		"meshconform: istio failed after",
+	} {
+		if !strings.Contains(log.String(), line) {
+			t.Errorf("log lacks %q", line)
+		}
+	}
+	for _, line := range []string{"preflight ok   docker", "preflight FAIL docker", "charts", "deleting kind cluster"} {
+		if strings.Contains(log.String(), line) {
+			t.Errorf("log has %q: an existing cluster needs no Docker, no charts (nothing to install) and loses nothing", line)
+		}
+	}
+}
+
+// With an istiod there (a Deployment, its mesh config and its injector webhook, written by
+// the test: Istio itself cannot run in tier 1), Up detects version, revision, trust domain
+// and root namespace, waits for the rollout and the CA bundle, and returns the State.
+func TestTier1UpAttachesToAnInstalledIstio(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := context.Background()
+	kube := env.Kube
+	const ns = "istio-system"
+	labels := ownership.Labels(env.RunID)
+
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.DeleteNamespace(context.Background(), ns) })
+	if _, err := kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "istio", Labels: labels},
+		Data:       map[string]string{"mesh": "trustDomain: example.org\nrootNamespace: istio-config\n"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	one := int32(1)
+	podLabels := map[string]string{"app": "istiod", "istio.io/rev": "default"}
+	if _, err := kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "istiod", Labels: map[string]string{"app": "istiod", "istio.io/rev": "default", ownership.RunIDKey: env.RunID}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: podLabels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "discovery", Image: "docker.io/istio/pilot:1.30.5"}}},
+			},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The injector webhook with a CA bundle; it selects no object, so it never intercepts
+	// anything on this API server.
+	none := admissionv1.Ignore
+	sideEffects := admissionv1.SideEffectClassNone
+	svcPath := "/inject"
+	wh, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "istio-sidecar-injector", Labels: labels},
+		Webhooks: []admissionv1.MutatingWebhook{{
+			Name:                    "rev.namespace.sidecar-injector.istio.io",
+			ClientConfig:            admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Namespace: ns, Name: "istiod", Path: &svcPath}, CABundle: []byte("-----BEGIN CERTIFICATE-----\n")},
+			FailurePolicy:           &none,
+			SideEffects:             &sideEffects,
+			AdmissionReviewVersions: []string{"v1"},
+			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{"meshconform.io/never": env.RunID}},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), wh.Name, metav1.DeleteOptions{})
+	})
+	// Tier 1 runs no deployment controller and no kubelet: the test writes the rolled-out
+	// status they would.
+	markRolledOut(t, kube, ns, "istiod")
+
+	s := load(t, attachEnv(t, env, map[string]string{"ALLOW_DISRUPTIVE": "auto"}))
+	var log strings.Builder
+	st, err := Up(ctx, s, &log, WithReadyTimeout(time.Minute))
+	t.Logf("log:\n%s", log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Istio{Version: "1.30.5", Namespace: ns, TrustDomain: "example.org", RootNamespace: "istio-config"}
+	if st.Istio != want {
+		t.Errorf("istio %+v\n want %+v", st.Istio, want)
+	}
+	if st.DisruptiveAllowed || st.CreatedCluster || !st.Existing {
+		t.Errorf("on an existing cluster nothing is created and disruptive specs stay off: %+v", st)
+	}
+	// Another process rebuilds clients from the marshalled state.
+	data, _ := st.Marshal()
+	back, err := UnmarshalState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := back.RESTConfig()
+	if err != nil || rc.Host != env.Config.Host {
+		t.Fatalf("RESTConfig from state: %v, %v", rc, err)
+	}
+
+	// Asking for another version than the one found is an error, not a silent test of it.
+	s = load(t, attachEnv(t, env, map[string]string{"ISTIO_VERSION": "1.31.1"}))
+	_, err = Up(ctx, s, nil)
+	if err == nil || !strings.Contains(err.Error(), "the cluster runs Istio 1.30.5") || !strings.Contains(err.Error(), "ISTIO_VERSION=1.31.1") {
+		t.Fatalf("version mismatch: %v", err)
+	}
+}
+
+// markRolledOut writes the status a deployment controller writes once every replica is
+// updated and available.
+func markRolledOut(t *testing.T, kube kubernetes.Interface, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := *d.Spec.Replicas
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n}
+	if _, err := kube.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("write status of Deployment %s/%s: %v", ns, name, err)
+	}
+}
