@@ -37,12 +37,24 @@ type Installer struct {
 	ext  apiextensions.Interface
 }
 
+// FieldManager owns the fields Helm applies (server-side apply). Helm's default is the
+// program's file name, which differs between the suite binaries and the CLI: an upgrade from
+// another binary would then fight the first one's fields.
+const FieldManager = "meshconform"
+
+var setFieldManager sync.Once
+
 // New checks o (no network, no cluster) and returns an Installer for it.
 func New(o Options) (*Installer, error) {
 	o = o.withDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	setFieldManager.Do(func() {
+		if kube.ManagedFieldsManager == "" {
+			kube.ManagedFieldsManager = FieldManager
+		}
+	})
 	return &Installer{opts: o, src: newChartSource(o), log: o.Logger}, nil
 }
 
@@ -327,10 +339,14 @@ func (i *Installer) installOrUpgrade(ctx context.Context, o Options, c Chart, ch
 	return nil
 }
 
-// helmFailed wraps a failed Helm action; when Helm's wait gave up, it adds what our own
-// readiness checks see, so the message names the object that is not ready.
+// helmFailed wraps a failed Helm action. When Helm's wait gave up, it adds what our own
+// readiness checks see, so that the message names the object that is not ready.
 func (i *Installer) helmFailed(ctx context.Context, o Options, c Chart, verb string, err error) error {
 	msg := fmt.Sprintf("helm %s of %s (chart %s %s) in namespace %s: %v", verb, o.ReleaseName(c), c, o.Version, o.ReleaseNamespace(c), err)
+	waitFailed := errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded") || strings.Contains(err.Error(), "not ready")
+	if !waitFailed {
+		return errors.New(msg)
+	}
 	if checks := i.checks(o, c); len(checks) > 0 {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

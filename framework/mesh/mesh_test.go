@@ -13,7 +13,12 @@ import (
 	"time"
 
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"meshconform/manifests/kind"
 )
 
 func TestParseVersion(t *testing.T) {
@@ -598,5 +603,40 @@ func TestVersionFromImage(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("versionFromImage(%q) = %q, %v; want %q", image, got, ok, want)
 		}
+	}
+}
+
+func TestRolloutGap(t *testing.T) {
+	two := int32(2)
+	base := appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "istio-system", Name: "istiod", Generation: 3}, Spec: appsv1.DeploymentSpec{Replicas: &two}}
+	cases := []struct {
+		name   string
+		status appsv1.DeploymentStatus
+		want   string
+	}{
+		{"rolled out", appsv1.DeploymentStatus{ObservedGeneration: 3, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}, ""},
+		{"new spec not seen", appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2},
+			"Deployment istio-system/istiod: generation 3 not yet observed by its controller (observed 2)"},
+		{"rolling", appsv1.DeploymentStatus{ObservedGeneration: 3, Replicas: 3, UpdatedReplicas: 1, AvailableReplicas: 2,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Message: "ReplicaSet progressing"}, {Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse, Message: "Deployment does not have minimum availability."}}},
+			"Deployment istio-system/istiod: 2/2 replicas available, 1/2 updated, 2 old replicas still running (Available: Deployment does not have minimum availability.)"},
+		{"old pod left", appsv1.DeploymentStatus{ObservedGeneration: 3, Replicas: 3, UpdatedReplicas: 2, AvailableReplicas: 3},
+			"Deployment istio-system/istiod: 1 old replicas still running"},
+		{"nothing yet", appsv1.DeploymentStatus{},
+			"Deployment istio-system/istiod: generation 3 not yet observed by its controller (observed 0), 0/2 replicas available, 0/2 updated"},
+	}
+	for _, c := range cases {
+		d := base
+		d.Status = c.status
+		if got := rolloutGap(&d); got != c.want {
+			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestNodePortsMatchKind: the gateway's nodePorts are the ones the kind configs map to the host.
+func TestNodePortsMatchKind(t *testing.T) {
+	if HTTPNodePort != kind.IngressHTTPNodePort || HTTPSNodePort != kind.IngressHTTPSNodePort {
+		t.Errorf("gateway nodePorts %d/%d, kind configs map %d/%d", HTTPNodePort, HTTPSNodePort, kind.IngressHTTPNodePort, kind.IngressHTTPSNodePort)
 	}
 }

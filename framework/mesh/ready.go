@@ -71,6 +71,10 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, log Logger
 	var last []string
 	err := wait.PollUntilContextTimeout(ctx, PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
 		waiting := evaluate(ctx, checks)
+		if ctx.Err() != nil {
+			// The deadline cut this round short: what it saw is the deadline, not the cluster.
+			return false, ctx.Err()
+		}
 		if !slices.Equal(waiting, last) && len(waiting) > 0 {
 			log.Info("waiting", "for", what, "waiting", waiting, "elapsed", time.Since(start).Round(time.Millisecond))
 		}
@@ -87,7 +91,10 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, log Logger
 		defer cancel()
 		last = evaluate(cctx, checks)
 	}
-	return fmt.Errorf("%s not ready after %s (%v): %s", what, time.Since(start).Round(time.Millisecond), err, strings.Join(last, "; "))
+	if ctx.Err() != nil {
+		return fmt.Errorf("wait for %s interrupted after %s (%v): %s", what, time.Since(start).Round(time.Millisecond), context.Cause(ctx), strings.Join(last, "; "))
+	}
+	return fmt.Errorf("%s not ready within %s: %s", what, timeout, strings.Join(last, "; "))
 }
 
 // Logger is the part of *slog.Logger that WaitFor uses.
@@ -124,23 +131,26 @@ func rolloutGap(d *appsv1.Deployment) string {
 		want = *d.Spec.Replicas
 	}
 	st := d.Status
-	id := fmt.Sprintf("Deployment %s/%s", d.Namespace, d.Name)
-	switch {
-	case st.ObservedGeneration < d.Generation:
-		return fmt.Sprintf("%s: generation %d not yet observed by its controller (observed %d)", id, d.Generation, st.ObservedGeneration)
-	case st.UpdatedReplicas < want || st.AvailableReplicas < want || st.Replicas > st.UpdatedReplicas:
-		msg := fmt.Sprintf("%s: %d/%d replicas available, %d/%d updated", id, st.AvailableReplicas, want, st.UpdatedReplicas, want)
-		if old := st.Replicas - st.UpdatedReplicas; old > 0 {
-			msg += fmt.Sprintf(", %d old still running", old)
-		}
-		for _, c := range st.Conditions {
-			if c.Status != "True" && c.Message != "" {
-				msg += fmt.Sprintf(" (%s: %s)", c.Type, c.Message)
-			}
-		}
-		return msg
+	var gaps []string
+	if st.ObservedGeneration < d.Generation {
+		gaps = append(gaps, fmt.Sprintf("generation %d not yet observed by its controller (observed %d)", d.Generation, st.ObservedGeneration))
 	}
-	return ""
+	if st.UpdatedReplicas < want || st.AvailableReplicas < want {
+		gaps = append(gaps, fmt.Sprintf("%d/%d replicas available, %d/%d updated", st.AvailableReplicas, want, st.UpdatedReplicas, want))
+	}
+	if old := st.Replicas - st.UpdatedReplicas; old > 0 {
+		gaps = append(gaps, fmt.Sprintf("%d old replicas still running", old))
+	}
+	if len(gaps) == 0 {
+		return ""
+	}
+	msg := fmt.Sprintf("Deployment %s/%s: %s", d.Namespace, d.Name, strings.Join(gaps, ", "))
+	for _, c := range st.Conditions {
+		if c.Status != "True" && c.Message != "" {
+			msg += fmt.Sprintf(" (%s: %s)", c.Type, c.Message)
+		}
+	}
+	return msg
 }
 
 // WebhookHasCABundle holds when the MutatingWebhookConfiguration exists, has webhooks, and

@@ -13,7 +13,6 @@ import (
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 )
 
@@ -103,9 +102,11 @@ func (i *Installer) helmUninstall(ctx context.Context, cfg *action.Configuration
 	return nil
 }
 
-// uninstallBase removes istio-base. Its CRDs stay unless crds: they are first annotated with
-// Helm's keep policy (whatever the chart version says), and with crds they are deleted after
-// the release, and waited for.
+// uninstallBase removes istio-base. Its CRDs stay unless crds: Helm decides what to keep from
+// the keep policy in the release's stored manifest, so that policy is first added to every
+// CRD there (whatever the chart version rendered); the live CRDs keep their Helm ownership,
+// so a later Install adopts them again. With crds they are deleted after the release, and
+// waited for.
 func (i *Installer) uninstallBase(ctx context.Context, o Options, crds bool) error {
 	name, ns := o.ReleaseName(ChartBase), o.ReleaseNamespace(ChartBase)
 	cfg, err := i.helmConfig(ns)
@@ -118,7 +119,7 @@ func (i *Installer) uninstallBase(ctx context.Context, o Options, crds bool) err
 	}
 	names := releaseCRDs(last)
 	if !crds {
-		if err := i.keepCRDs(ctx, names); err != nil {
+		if err := keepCRDsOnUninstall(cfg, last); err != nil {
 			return err
 		}
 	}
@@ -130,6 +131,46 @@ func (i *Installer) uninstallBase(ctx context.Context, o Options, crds bool) err
 	}
 	if len(names) > 0 {
 		i.log.Info("CRDs kept", "count", len(names))
+	}
+	return nil
+}
+
+// keepCRDsOnUninstall adds Helm's keep policy to the CRDs in release r's stored manifest.
+func keepCRDsOnUninstall(cfg *action.Configuration, r *release.Release) error {
+	docs := releaseutil.SplitManifests(r.Manifest)
+	changed := false
+	parts := make([]string, 0, len(docs))
+	for n := 0; n < len(docs); n++ {
+		doc := docs[fmt.Sprintf("manifest-%d", n)]
+		var obj map[string]any
+		if yaml.Unmarshal([]byte(doc), &obj) == nil && obj["kind"] == "CustomResourceDefinition" {
+			md, _ := obj["metadata"].(map[string]any)
+			if md == nil {
+				md = map[string]any{}
+				obj["metadata"] = md
+			}
+			ann, _ := md["annotations"].(map[string]any)
+			if ann == nil {
+				ann = map[string]any{}
+				md["annotations"] = ann
+			}
+			if ann[keepPolicy] != "keep" {
+				ann[keepPolicy] = "keep"
+				out, err := yaml.Marshal(obj)
+				if err != nil {
+					return fmt.Errorf("release %s: rewrite CRD %v: %w", r.Name, md["name"], err)
+				}
+				doc, changed = string(out), true
+			}
+		}
+		parts = append(parts, doc)
+	}
+	if !changed {
+		return nil
+	}
+	r.Manifest = "---\n" + strings.Join(parts, "\n---\n")
+	if err := cfg.Releases.Update(r); err != nil {
+		return fmt.Errorf("release %s: store the keep policy of its CRDs: %w", r.Name, err)
 	}
 	return nil
 }
@@ -164,26 +205,6 @@ func releaseCRDs(r *release.Release) []string {
 		}
 	}
 	return names
-}
-
-// keepCRDs annotates the CRDs with Helm's keep policy so that uninstalling the release
-// leaves them.
-func (i *Installer) keepCRDs(ctx context.Context, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	ext, err := i.extClient()
-	if err != nil {
-		return err
-	}
-	patch := []byte(`{"metadata":{"annotations":{"` + keepPolicy + `":"keep"}}}`)
-	for _, n := range names {
-		_, err := ext.ApiextensionsV1().CustomResourceDefinitions().Patch(ctx, n, types.MergePatchType, patch, metav1.PatchOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("mark CRD %s to be kept: %w", n, err)
-		}
-	}
-	return nil
 }
 
 // deleteCRDs deletes the CRDs and waits until the API server has removed them (it deletes

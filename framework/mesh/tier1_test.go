@@ -1,0 +1,788 @@
+package mesh
+
+// Tier 1: the Helm plumbing against a real kube-apiserver + etcd + kube-controller-manager
+// (internal/apitest), with the Istio-shaped charts of testdata/charts. There is no kubelet, no
+// Deployment controller and no istiod: the tests stand in for them by writing Deployment
+// status (status subresource) and the injector's caBundle, as those would.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"meshconform/framework/ownership"
+	"meshconform/internal/apitest"
+)
+
+func TestMain(m *testing.M) { apitest.Main(m) }
+
+const testCRD = "meshprobes.testing.meshconform.io"
+
+// tier1 is one test's installer setup: unique namespaces, the shared API server, a log
+// recorder, and cleanup that leaves nothing cluster-scoped behind for the next test.
+type tier1 struct {
+	t   *testing.T
+	env *apitest.Environment
+	ext apiextensions.Interface
+	log *recorder
+	ns  string // control-plane namespace
+	gw  string // gateway namespace
+}
+
+func newTier1(t *testing.T) *tier1 {
+	env := apitest.Env(t)
+	ext, err := apiextensions.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tier1{
+		t: t, env: env, ext: ext, log: &recorder{},
+		ns: ownership.NamespaceName("istio-system", env.RunID, t.Name()),
+		gw: ownership.NamespaceName("istio-ingress", env.RunID, t.Name()),
+	}
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+func (s *tier1) options(version string, mod func(*Options)) Options {
+	o := Options{
+		Version: version, Namespace: s.ns, GatewayNamespace: s.gw,
+		Kubeconfig: s.env.Kubeconfig, RunID: s.env.RunID, Timeout: 60 * time.Second,
+		Logger: slog.New(s.log),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	return o
+}
+
+func (s *tier1) installer(o Options) *Installer {
+	s.t.Helper()
+	in, err := New(o)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return in
+}
+
+// cleanup removes whatever a test left: its releases (every revision it may have used), the
+// test CRD, and its namespaces.
+func (s *tier1) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, rev := range []string{"canary", ""} {
+		in, err := New(s.options("1.31.1", func(o *Options) { o.Revision = rev; o.Timeout = 30 * time.Second }))
+		if err == nil {
+			err = in.Uninstall(ctx, RemoveCRDs())
+		}
+		if err != nil {
+			s.t.Errorf("cleanup: %v", err)
+		}
+	}
+	if err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Delete(ctx, testCRD, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		s.t.Errorf("cleanup: delete CRD: %v", err)
+	}
+	for _, ns := range []string{s.ns, s.gw} {
+		if err := s.env.DeleteNamespace(ctx, ns); err != nil {
+			s.t.Errorf("cleanup: %v", err)
+		}
+	}
+	s.eventually(ctx, "test CRD gone", func(ctx context.Context) string {
+		_, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
+		if err == nil {
+			return "CRD " + testCRD + " still exists"
+		}
+		return ""
+	})
+}
+
+// eventually polls check (no sleeps) until it returns "", failing the test with its last
+// words at ctx's deadline.
+func (s *tier1) eventually(ctx context.Context, what string, check func(context.Context) string) {
+	s.t.Helper()
+	if err := WaitFor(ctx, time.Until(deadline(ctx, 30*time.Second)), what, slog.New(slog.DiscardHandler), check); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func deadline(ctx context.Context, def time.Duration) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(def)
+}
+
+// ---- stand-ins for the Deployment controller + kubelet, and for istiod ----
+
+// markRolledOut writes, through the status subresource, the status the Deployment controller
+// writes once every replica of the current generation is available.
+func markRolledOut(ctx context.Context, k kubernetes.Interface, ns, name string) error {
+	d, err := k.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if rolloutGap(d) == "" {
+		return nil
+	}
+	r := int32(1)
+	if d.Spec.Replicas != nil {
+		r = *d.Spec.Replicas
+	}
+	now := metav1.Now()
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation,
+		Replicas:           r, UpdatedReplicas: r, ReadyReplicas: r, AvailableReplicas: r,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
+		},
+	}
+	_, err = k.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+	return err
+}
+
+// istiodFieldManager is the manager istiod's own writes appear under.
+const istiodFieldManager = "pilot-discovery"
+
+// fillCABundle does what istiod's webhook controller does when it starts: write its CA into
+// every webhook and switch failurePolicy to Fail (a plain update, so it takes those fields
+// over from the chart's server-side apply).
+func fillCABundle(ctx context.Context, k kubernetes.Interface, name string, ca []byte) error {
+	w, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	fail := admissionv1.Fail
+	changed := false
+	for i := range w.Webhooks {
+		h := &w.Webhooks[i]
+		if len(h.ClientConfig.CABundle) == 0 || h.FailurePolicy == nil || *h.FailurePolicy != fail {
+			h.ClientConfig.CABundle = ca
+			h.FailurePolicy = &fail
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	_, err = k.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, w, metav1.UpdateOptions{FieldManager: istiodFieldManager})
+	return err
+}
+
+// standIn keeps the Deployments of o rolled out and the injector's caBundle filled, until the
+// test ends: a cluster where everything starts.
+func (s *tier1) standIn(o Options) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	ca := testCA(s.t)
+	k := s.env.Kube
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, d := range [][2]string{{o.Namespace, o.IstiodDeploymentName()}, {o.GatewayNamespace, o.GatewayDeploymentName()}} {
+				if err := markRolledOut(ctx, k, d[0], d[1]); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+					s.t.Logf("stand-in: %s/%s: %v", d[0], d[1], err)
+				}
+			}
+			if err := fillCABundle(ctx, k, o.InjectorWebhookName(), ca); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+				s.t.Logf("stand-in: webhook %s: %v", o.InjectorWebhookName(), err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	s.t.Cleanup(func() { cancel(); <-done })
+}
+
+// testCA is a self-signed CA certificate in PEM, as istiod puts in caBundle.
+func testCA(t testing.TB) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{Organization: []string{"cluster.local"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// ---- a slog handler the tests read progress from ----
+
+type record struct {
+	msg   string
+	attrs map[string]any
+}
+
+type recorder struct {
+	mu      sync.Mutex
+	records []record
+}
+
+func (r *recorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (r *recorder) WithAttrs([]slog.Attr) slog.Handler           { return r }
+func (r *recorder) WithGroup(string) slog.Handler                { return r }
+func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
+	a := map[string]any{}
+	rec.Attrs(func(at slog.Attr) bool { a[at.Key] = at.Value.Any(); return true })
+	r.mu.Lock()
+	r.records = append(r.records, record{rec.Message, a})
+	r.mu.Unlock()
+	return nil
+}
+
+// find returns the first record for which match holds.
+func (r *recorder) find(match func(record) bool) (record, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.records {
+		if match(rec) {
+			return rec, true
+		}
+	}
+	return record{}, false
+}
+
+// ---- assertions on the cluster ----
+
+// releases lists the deployed Helm releases in ns as "name.vN" (from Helm's Secrets).
+func (s *tier1) releases(ctx context.Context, ns string) []string {
+	s.t.Helper()
+	list, err := s.env.Kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,status=deployed"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, sec := range list.Items {
+		out = append(out, sec.Labels["name"]+".v"+sec.Labels["version"])
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *tier1) wantReleases(ctx context.Context, ns string, want ...string) {
+	s.t.Helper()
+	slices.Sort(want)
+	if got := s.releases(ctx, ns); !slices.Equal(got, want) {
+		s.t.Errorf("deployed Helm releases in %s = %v, want %v", ns, got, want)
+	}
+}
+
+func (s *tier1) deployment(ctx context.Context, ns, name string) *appsv1.Deployment {
+	s.t.Helper()
+	d, err := s.env.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		s.t.Fatalf("Deployment %s/%s: %v", ns, name, err)
+	}
+	return d
+}
+
+func (s *tier1) wantGone(ctx context.Context, what string, get func(context.Context) error) {
+	s.t.Helper()
+	if err := get(ctx); !apierrors.IsNotFound(err) {
+		s.t.Errorf("%s: still there (get: %v)", what, err)
+	}
+}
+
+func nodePorts(svc *corev1.Service) map[string]int32 {
+	out := map[string]int32{}
+	for _, p := range svc.Spec.Ports {
+		out[p.Name] = p.NodePort
+	}
+	return out
+}
+
+// ---- the tests ----
+
+// TestLifecycle: install 1.30.5 from a loopback chart repository, upgrade in place to 1.31.1,
+// install a canary revision beside it, uninstall the canary, uninstall the default (CRDs
+// kept), reinstall, and uninstall with the CRDs.
+func TestLifecycle(t *testing.T) {
+	s := newTier1(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	k := s.env.Kube
+	r := serveRepo(t, allCharts("1.30.5", "1.31.1"))
+	def := s.options("1.30.5", func(o *Options) { o.ChartRepo = r.URL })
+	s.standIn(def)
+	in := s.installer(def)
+
+	// Install.
+	if err := in.Install(ctx); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	s.wantReleases(ctx, s.ns, "istio-base.v1", "istiod.v1")
+	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v1")
+	for _, ns := range []string{s.ns, s.gw} {
+		obj, err := k.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil || !ownership.Owned(obj.Labels, s.env.RunID) {
+			t.Errorf("namespace %s: %v, labels %v: want it created with the run's ownership labels", ns, err, obj.GetLabels())
+		}
+	}
+	if _, err := k.CoreV1().ServiceAccounts(s.ns).Get(ctx, "istio-reader-service-account", metav1.GetOptions{}); err != nil {
+		t.Errorf("base's ServiceAccount: %v", err)
+	}
+	cr, err := k.RbacV1().ClusterRoles().Get(ctx, "istio-reader-clusterrole-"+s.ns, metav1.GetOptions{})
+	if err != nil || cr.Labels["istio.io/default-revision"] != "default" {
+		t.Errorf("base's ClusterRole: %v, labels %v", err, cr.GetLabels())
+	}
+	crd, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
+	if err != nil || !crdEstablished(crd) {
+		t.Errorf("base's CRD: %v (established: %v)", err, err == nil && crdEstablished(crd))
+	}
+	d := s.deployment(ctx, s.ns, "istiod")
+	if v := d.Labels["app.kubernetes.io/version"]; v != "1.30.5" {
+		t.Errorf("istiod version label = %q, want 1.30.5", v)
+	}
+	if got := d.Spec.Template.Spec.Containers[0].Resources.Requests; got.Cpu().String() != "10m" || got.Memory().String() != "100Mi" {
+		t.Errorf("istiod requests on the cluster = %v, want 10m/100Mi", got)
+	}
+	svc, err := k.CoreV1().Services(s.gw).Get(ctx, "istio-ingressgateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if np := nodePorts(svc); svc.Spec.Type != corev1.ServiceTypeNodePort || np["http2"] != HTTPNodePort || np["https"] != HTTPSNodePort {
+		t.Errorf("gateway Service: type %s, nodePorts %v; want NodePort with http2 %d, https %d", svc.Spec.Type, np, HTTPNodePort, HTTPSNodePort)
+	}
+	cps, err := Detect(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inNamespace(cps, s.ns); len(got) != 1 || got[0].Version != "1.30.5" || got[0].Revision != "" || got[0].VersionFrom != "image" || got[0].TrustDomain != "cluster.local" || got[0].RootNamespace != s.ns || got[0].MeshConfigMap != "istio" {
+		t.Errorf("Detect after Install = %v", got)
+	}
+
+	// The stand-in istiod now owns failurePolicy: a plain server-side apply of the chart's
+	// webhook, as an upgrade makes, conflicts. Upgrade must get past that.
+	s.eventually(ctx, "istiod's failurePolicy", func(ctx context.Context) string {
+		w, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{})
+		if err != nil || w.Webhooks[0].FailurePolicy == nil || *w.Webhooks[0].FailurePolicy != admissionv1.Fail {
+			return fmt.Sprintf("failurePolicy not Fail yet (%v)", err)
+		}
+		return ""
+	})
+	apply := []byte(`{"apiVersion":"admissionregistration.k8s.io/v1","kind":"MutatingWebhookConfiguration","metadata":{"name":"istio-sidecar-injector"},"webhooks":[{"name":"rev.namespace.sidecar-injector.istio.io","failurePolicy":"Ignore"}]}`)
+	_, err = k.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, "istio-sidecar-injector", types.ApplyPatchType, apply, metav1.PatchOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+	if !apierrors.IsConflict(err) {
+		t.Errorf("a non-forced apply of failurePolicy: %v; want a conflict with %s (else this test proves nothing about ForceConflicts)", err, istiodFieldManager)
+	}
+
+	// Upgrade in place.
+	if err := in.Upgrade(ctx, "1.31.1"); err != nil {
+		t.Fatalf("Upgrade: %v", err)
+	}
+	if in.Options().Version != "1.31.1" {
+		t.Errorf("Options().Version after Upgrade = %s", in.Options().Version)
+	}
+	s.wantReleases(ctx, s.ns, "istio-base.v2", "istiod.v2")
+	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v2")
+	d = s.deployment(ctx, s.ns, "istiod")
+	if v, img := d.Labels["app.kubernetes.io/version"], d.Spec.Template.Spec.Containers[0].Image; v != "1.31.1" || img != "docker.io/istio/pilot:1.31.1" {
+		t.Errorf("istiod after Upgrade: version label %q, image %q", v, img)
+	}
+	if v := s.deployment(ctx, s.gw, "istio-ingressgateway").Labels["app.kubernetes.io/version"]; v != "1.31.1" {
+		t.Errorf("gateway version label after Upgrade = %q", v)
+	}
+	if cr, err := k.RbacV1().ClusterRoles().Get(ctx, "istio-reader-clusterrole-"+s.ns, metav1.GetOptions{}); err != nil || cr.Labels["app.kubernetes.io/version"] != "1.31.1" {
+		t.Errorf("base after Upgrade: %v, labels %v", err, cr.GetLabels())
+	}
+	cps, _ = Detect(ctx, k)
+	if got := inNamespace(cps, s.ns); len(got) != 1 || got[0].Version != "1.31.1" {
+		t.Errorf("Detect after Upgrade = %v", got)
+	}
+
+	// A canary revision beside it.
+	canaryOpts := s.options("1.31.1", func(o *Options) { o.ChartRepo = r.URL; o.Revision = "canary" })
+	s.standIn(canaryOpts)
+	canary := s.installer(canaryOpts)
+	if err := canary.Install(ctx); err != nil {
+		t.Fatalf("canary Install: %v", err)
+	}
+	s.wantReleases(ctx, s.ns, "istio-base.v2", "istiod.v2", "istiod-canary.v1")
+	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v2", "istio-ingressgateway-canary.v1")
+	if _, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-canary", metav1.GetOptions{}); err != nil {
+		t.Errorf("canary injector webhook: %v", err)
+	}
+	csvc, err := k.CoreV1().Services(s.gw).Get(ctx, "istio-ingressgateway-canary", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if np := nodePorts(csvc); np["http2"] == HTTPNodePort || np["https"] == HTTPSNodePort || np["http2"] == 0 {
+		t.Errorf("canary gateway nodePorts %v: want ones the API server allocated, not the default gateway's", np)
+	}
+	cps, _ = Detect(ctx, k)
+	got := inNamespace(cps, s.ns)
+	if len(got) != 2 || got[0].Deployment != "istiod" || got[0].Revision != "" || got[1].Deployment != "istiod-canary" || got[1].Revision != "canary" || got[1].MeshConfigMap != "istio-canary" || got[1].Version != "1.31.1" {
+		t.Errorf("Detect with a canary = %v", got)
+	}
+
+	// Uninstall the canary: the default control plane, base and the namespaces stay.
+	if err := canary.Uninstall(ctx); err != nil {
+		t.Fatalf("canary Uninstall: %v", err)
+	}
+	s.wantReleases(ctx, s.ns, "istio-base.v2", "istiod.v2")
+	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v2")
+	s.wantGone(ctx, "Deployment istiod-canary", func(ctx context.Context) error {
+		_, err := k.AppsV1().Deployments(s.ns).Get(ctx, "istiod-canary", metav1.GetOptions{})
+		return err
+	})
+	s.wantGone(ctx, "canary injector webhook", func(ctx context.Context) error {
+		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-canary", metav1.GetOptions{})
+		return err
+	})
+	s.wantGone(ctx, "canary gateway Service", func(ctx context.Context) error {
+		_, err := k.CoreV1().Services(s.gw).Get(ctx, "istio-ingressgateway-canary", metav1.GetOptions{})
+		return err
+	})
+	s.deployment(ctx, s.ns, "istiod")
+
+	// Uninstall the default: everything goes but the CRDs; the root certificate ConfigMaps
+	// istiod spread go too.
+	other := s.env.Namespace(t, "workload", nil)
+	rootCert := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-ca-root-cert", Labels: map[string]string{"istio.io/config": "true"}}, Data: map[string]string{"root-cert.pem": string(testCA(t))}}
+	if _, err := k.CoreV1().ConfigMaps(other).Create(ctx, rootCert, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Uninstall(ctx); err != nil {
+		t.Fatalf("Uninstall: %v", err)
+	}
+	s.checkAllGone(ctx)
+	s.wantGone(ctx, "istio-ca-root-cert in "+other, func(ctx context.Context) error {
+		_, err := k.CoreV1().ConfigMaps(other).Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
+		return err
+	})
+	crd, err = s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
+	if err != nil || crd.DeletionTimestamp != nil || crd.Annotations["meta.helm.sh/release-name"] != "istio-base" {
+		t.Fatalf("CRD after Uninstall without RemoveCRDs: %v (deleting: %v, annotations %v); want it kept, still marked as istio-base's", err, crd.GetDeletionTimestamp(), crd.GetAnnotations())
+	}
+
+	// Reinstall over the kept CRD, then remove everything, CRDs included.
+	again := s.installer(s.options("1.31.1", func(o *Options) { o.ChartRepo = r.URL }))
+	if err := again.Install(ctx); err != nil {
+		t.Fatalf("Install over kept CRDs: %v", err)
+	}
+	s.wantReleases(ctx, s.ns, "istio-base.v1", "istiod.v1")
+	if err := again.Uninstall(ctx, RemoveCRDs()); err != nil {
+		t.Fatalf("Uninstall(RemoveCRDs): %v", err)
+	}
+	s.checkAllGone(ctx)
+	s.wantGone(ctx, "CRD "+testCRD, func(ctx context.Context) error {
+		_, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
+		return err
+	})
+}
+
+// checkAllGone: no release, no object of the charts, no namespace of ours.
+func (s *tier1) checkAllGone(ctx context.Context) {
+	s.t.Helper()
+	k := s.env.Kube
+	for _, ns := range []string{s.ns, s.gw} {
+		s.wantGone(ctx, "namespace "+ns, func(ctx context.Context) error {
+			_, err := k.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return err
+		})
+		if rel := s.releases(ctx, ns); len(rel) > 0 {
+			s.t.Errorf("releases left in %s: %v", ns, rel)
+		}
+	}
+	s.wantGone(ctx, "ClusterRole", func(ctx context.Context) error {
+		_, err := k.RbacV1().ClusterRoles().Get(ctx, "istio-reader-clusterrole-"+s.ns, metav1.GetOptions{})
+		return err
+	})
+	s.wantGone(ctx, "ClusterRoleBinding", func(ctx context.Context) error {
+		_, err := k.RbacV1().ClusterRoleBindings().Get(ctx, "istio-reader-clusterrole-"+s.ns, metav1.GetOptions{})
+		return err
+	})
+	s.wantGone(ctx, "injector webhook", func(ctx context.Context) error {
+		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{})
+		return err
+	})
+	cps, err := Detect(ctx, k)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if got := inNamespace(cps, s.ns); len(got) > 0 {
+		s.t.Errorf("Detect after Uninstall = %v", got)
+	}
+}
+
+func crdEstablished(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func inNamespace(cps []ControlPlane, ns string) []ControlPlane {
+	var out []ControlPlane
+	for _, c := range cps {
+		if c.Namespace == ns {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestInstallWaitsForIstiodAndCABundle: Install returns only once istiod's Deployment is
+// rolled out and its injector webhook carries a CA bundle, whichever comes last.
+func TestInstallWaitsForIstiodAndCABundle(t *testing.T) {
+	s := newTier1(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	k := s.env.Kube
+	o := s.options("1.31.1", func(o *Options) { o.ChartDir = chartDir(t, allCharts("1.31.1")) })
+	in := s.installer(o)
+
+	var caWritten atomic.Bool // set just before the test writes the caBundle
+	type result struct {
+		err           error
+		afterCABundle bool
+	}
+	done := make(chan result, 1)
+	go func() {
+		err := in.Install(ctx)
+		done <- result{err, caWritten.Load()}
+	}()
+	returned := func() bool {
+		select {
+		case r := <-done:
+			done <- r
+			return true
+		default:
+			return false
+		}
+	}
+
+	// Helm has created istiod; nothing is ready, so Install waits.
+	s.eventually(ctx, "istiod Deployment created", func(ctx context.Context) string {
+		if returned() {
+			return ""
+		}
+		if _, err := k.AppsV1().Deployments(s.ns).Get(ctx, "istiod", metav1.GetOptions{}); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	if returned() {
+		r := <-done
+		t.Fatalf("Install returned before istiod was ready: %v", r.err)
+	}
+	if err := markRolledOut(ctx, k, s.ns, "istiod"); err != nil {
+		t.Fatal(err)
+	}
+	// Install sees the Deployment ready and now waits for the caBundle alone.
+	s.eventually(ctx, "Install waiting for the caBundle only", func(ctx context.Context) string {
+		if returned() {
+			return ""
+		}
+		_, ok := s.log.find(func(r record) bool {
+			w, _ := r.attrs["waiting"].([]string)
+			return r.msg == "waiting" && r.attrs["for"] == "istiod" && len(w) == 1 && strings.Contains(w[0], "MutatingWebhookConfiguration istio-sidecar-injector: no caBundle yet on 2/2 webhooks")
+		})
+		if !ok {
+			return "no progress record saying only the caBundle is missing"
+		}
+		return ""
+	})
+	if returned() {
+		r := <-done
+		t.Fatalf("Install returned with istiod's webhook lacking a caBundle: %v", r.err)
+	}
+	// The caBundle arrives; the gateway follows.
+	caWritten.Store(true)
+	if err := fillCABundle(ctx, k, "istio-sidecar-injector", testCA(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.eventually(ctx, "gateway Deployment created", func(ctx context.Context) string {
+		if err := markRolledOut(ctx, k, s.gw, "istio-ingressgateway"); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("Install: %v", r.err)
+		}
+		if !r.afterCABundle {
+			t.Fatal("Install returned before the test wrote the caBundle")
+		}
+	case <-ctx.Done():
+		t.Fatal("Install did not return once everything was ready")
+	}
+	if _, ok := s.log.find(func(r record) bool { return r.msg == "ready" && r.attrs["for"] == "gateway" }); !ok {
+		t.Error("no readiness record for the gateway")
+	}
+}
+
+// TestInstallTimesOut: when nothing becomes ready, Install fails at the timeout and names
+// what it was waiting for.
+func TestInstallTimesOut(t *testing.T) {
+	t.Run("nothing starts", func(t *testing.T) {
+		s := newTier1(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		o := s.options("1.31.1", func(o *Options) { o.ChartDir = chartDir(t, allCharts("1.31.1")); o.Timeout = 3 * time.Second })
+		err := s.installer(o).Install(ctx)
+		if err == nil {
+			t.Fatal("Install succeeded with nothing ready")
+		}
+		for _, want := range []string{
+			"helm install of istiod",
+			"Deployment " + s.ns + "/istiod: ",
+			"0/1 replicas available, 0/1 updated",
+			"MutatingWebhookConfiguration istio-sidecar-injector: no caBundle yet on 2/2 webhooks (rev.namespace.sidecar-injector.istio.io, rev.object.sidecar-injector.istio.io)",
+			EnvTimeout,
+		} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q:\n%v", want, err)
+			}
+		}
+	})
+	t.Run("no caBundle", func(t *testing.T) {
+		s := newTier1(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		o := s.options("1.31.1", func(o *Options) { o.ChartDir = chartDir(t, allCharts("1.31.1")); o.Timeout = 3 * time.Second })
+		// Deployments start; istiod never writes its CA.
+		standing := make(chan struct{})
+		go func() {
+			defer close(standing)
+			tick := time.NewTicker(50 * time.Millisecond)
+			defer tick.Stop()
+			for ctx.Err() == nil {
+				_ = markRolledOut(ctx, s.env.Kube, s.ns, "istiod")
+				select {
+				case <-ctx.Done():
+				case <-tick.C:
+				}
+			}
+		}()
+		err := s.installer(o).Install(ctx)
+		cancel()
+		<-standing
+		if err == nil {
+			t.Fatal("Install succeeded without a caBundle")
+		}
+		want := "istiod not ready within 3s: MutatingWebhookConfiguration istio-sidecar-injector: no caBundle yet on 2/2 webhooks"
+		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Deployment "+s.ns+"/istiod") {
+			t.Errorf("error should say istiod's wait ran out on the caBundle alone (%q):\n%v", want, err)
+		}
+	})
+}
+
+// TestDetect reads objects shaped like an istiod Deployment and its mesh ConfigMap.
+func TestDetect(t *testing.T) {
+	env := apitest.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k := env.Kube
+	ns := env.Namespace(t, "detect", nil)
+	// Gone before the next test lists istiods cluster-wide.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := env.DeleteNamespace(ctx, ns); err != nil {
+			t.Error(err)
+		}
+	})
+	mk := func(name string, labels map[string]string, image string) {
+		t.Helper()
+		sel := map[string]string{"app": "istiod", "x": name}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: sel},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: sel},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "discovery", Image: image}}},
+				},
+			},
+		}
+		if _, err := k.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A revisioned istiod with a distroless image and a custom trust domain.
+	mk("istiod-prod", map[string]string{"app": "istiod", RevisionLabel: "prod"}, "gcr.io/istio-release/pilot:1.30.5-distroless")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-prod", Namespace: ns},
+		Data: map[string]string{"mesh": "accessLogFile: /dev/stdout\ntrustDomain: example.org\nrootNamespace: mesh-root\ndefaultConfig:\n  discoveryAddress: istiod-prod.x.svc:15012\n"}}
+	if _, err := k.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The default revision pinned by digest: the version comes from Helm's chart label; no
+	// mesh ConfigMap: Istio's defaults.
+	mk("istiod", map[string]string{"app": "istiod", RevisionLabel: "default", "helm.sh/chart": "istiod-1.31.1"}, "docker.io/istio/pilot@sha256:"+strings.Repeat("ab", 32))
+	// Not istiod.
+	mk("istio-ingressgateway", map[string]string{"app": "istio-ingressgateway"}, "auto")
+
+	cps, err := Detect(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := inNamespace(cps, ns)
+	want := []ControlPlane{
+		{Namespace: ns, Deployment: "istiod", Revision: "", Version: "1.31.1", VersionFrom: "label helm.sh/chart",
+			Image: "docker.io/istio/pilot@sha256:" + strings.Repeat("ab", 32), TrustDomain: "cluster.local", RootNamespace: "istio-system"},
+		{Namespace: ns, Deployment: "istiod-prod", Revision: "prod", Version: "1.30.5", VersionFrom: "image",
+			Image: "gcr.io/istio-release/pilot:1.30.5-distroless", MeshConfigMap: "istio-prod", TrustDomain: "example.org", RootNamespace: "mesh-root"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Detect =\n%v\nwant\n%v", got, want)
+	}
+
+	// A malformed mesh config is an error naming the ConfigMap, not a silent default.
+	cm.Data["mesh"] = "trustDomain: [unclosed"
+	if _, err := k.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Detect(ctx, k); err == nil || !strings.Contains(err.Error(), ns+"/istio-prod") {
+		t.Errorf("Detect with a malformed mesh config: %v", err)
+	}
+}
+
+// TestUninstallWhenNothingInstalled: Uninstall on a cluster without releases does nothing and
+// succeeds (it runs after failed installs and on interrupts).
+func TestUninstallWhenNothingInstalled(t *testing.T) {
+	s := newTier1(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.installer(s.options("1.31.1", nil)).Uninstall(ctx, RemoveCRDs()); err != nil {
+		t.Fatalf("Uninstall with nothing installed: %v", err)
+	}
+}
