@@ -1,0 +1,238 @@
+// Command e2e drives one conformance run for `make e2e`: it brings the run up once (preflight,
+// kind cluster or KUBE_CONTEXT, images, Istio), runs the suites with Ginkgo against it, and
+// ends it as KEEP_CLUSTER says, also on Ctrl-C. Settings come from the environment (see
+// `go run ./scripts/e2e help`).
+//
+//	go run ./scripts/e2e [run] [-- extra ginkgo flags]   up, suites, down; exit code of the suites
+//	go run ./scripts/e2e preflight                       only the checks
+//	go run ./scripts/e2e up                              bring up; print the state file to export
+//	go run ./scripts/e2e down [passed|failed|interrupted] end the run `up` brought up
+//	go run ./scripts/e2e delete                          delete the kind cluster CLUSTER_NAME
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"meshconform/framework/cluster"
+	"meshconform/framework/cluster/preflight"
+	"meshconform/framework/provision"
+	"meshconform/framework/settings"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, a second one ends the driver at once (abandoning cleanup).
+		<-ctx.Done()
+		stop()
+	}()
+	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the command in args and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "--" {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" {
+		usage(stdout)
+		return 0
+	}
+	wd, _ := os.Getwd()
+	s, err := settings.Load(os.LookupEnv, nil, wd)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshconform: settings:\n%v\n(see `go run ./scripts/e2e help`)\n", indentLines(err.Error()))
+		return 2
+	}
+	switch cmd {
+	case "run":
+		return run(ctx, s, ginkgoExtra(args), wd, stdout, stderr)
+	case "preflight":
+		results, err := preflight.Run(ctx, s, preflight.Options{Charts: provision.MeshChartCheck})
+		preflight.Print(stderr, results)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	case "up":
+		st, err := provision.Up(ctx, s, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "meshconform: %v\n", err)
+			return 1
+		}
+		path := provision.StatePath(st.RunDir)
+		if err := st.Save(path); err != nil {
+			fmt.Fprintf(stderr, "meshconform: saving the run state: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "export %s=%s\n", provision.StateEnv, path)
+		return 0
+	case "down":
+		outcome := provision.Passed
+		if len(args) > 0 {
+			outcome = provision.Outcome(args[0])
+		}
+		path := os.Getenv(provision.StateEnv)
+		if path == "" {
+			path = provision.StatePath(filepath.Join(s.ReportsDir, "run"))
+		}
+		st, err := provision.LoadState(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "meshconform: %v\n", err)
+			return 1
+		}
+		if err := provision.Down(ctx, st, outcome, stderr); err != nil {
+			fmt.Fprintf(stderr, "meshconform: %v\n", err)
+			return 1
+		}
+		return 0
+	case "delete":
+		if s.Existing() {
+			fmt.Fprintf(stderr, "meshconform: KUBE_CONTEXT=%s is an existing cluster: the suite never deletes one\n", s.KubeContext)
+			return 2
+		}
+		k := cluster.NewKind(s.ClusterName, cluster.WithKubeconfigPath(filepath.Join(s.ReportsDir, "run", "kubeconfig")))
+		if err := k.Destroy(ctx); err != nil {
+			fmt.Fprintf(stderr, "meshconform: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "meshconform: deleted kind cluster %s (if it existed)\n", s.ClusterName)
+		return 0
+	}
+	fmt.Fprintf(stderr, "meshconform: unknown command %q\n", cmd)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `go run ./scripts/e2e [run|preflight|up|down|delete|help] [-- extra ginkgo flags]
+
+  run        preflight, cluster, images, Istio; the suites (go tool ginkgo); then KEEP_CLUSTER
+  preflight  only the checks, every problem at once
+  up         bring the run up and print "export MESHCONFORM_STATE=…" for later ginkgo runs
+  down       end a run that up brought up (argument: passed, failed or interrupted)
+  delete     delete the kind cluster CLUSTER_NAME
+
+Settings (environment variables; the Makefile passes them through):
+`)
+	fmt.Fprint(w, settings.Usage())
+}
+
+func ginkgoExtra(args []string) []string {
+	if len(args) > 0 && args[0] == "--" {
+		return args[1:]
+	}
+	return args
+}
+
+// run is up → suites → down. The exit code is the suites' (1 when up fails, 130 on interrupt).
+func run(ctx context.Context, s settings.Settings, extra []string, wd string, stdout, stderr io.Writer) int {
+	st, err := provision.Up(ctx, s, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshconform: %v\n", err)
+		if ctx.Err() != nil {
+			return 130
+		}
+		return 1
+	}
+	path := provision.StatePath(st.RunDir)
+	code := 1
+	if err := st.Save(path); err != nil {
+		fmt.Fprintf(stderr, "meshconform: saving the run state: %v\n", err)
+	} else {
+		code = suites(ctx, s, path, extra, wd, stdout, stderr)
+	}
+	outcome := provision.OutcomeOf(ctx, code != 0)
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "meshconform: interrupted: cleaning up (Ctrl-C again abandons the cleanup)")
+	}
+	if err := provision.Down(ctx, st, outcome, stderr); err != nil {
+		fmt.Fprintf(stderr, "meshconform: cleanup: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	fmt.Fprintf(stderr, "meshconform: reports in %s\n", s.ReportsDir)
+	if outcome == provision.Interrupted {
+		return 130
+	}
+	return code
+}
+
+// GinkgoArgs are the flags of `go tool ginkgo` for the settings: the e2e build tag, parallel
+// processes, the label filter, JUnit and JSON reports into REPORTS_DIR, progress reports for
+// slow specs; extra flags go last (they win); the suite package ends the list.
+func GinkgoArgs(s settings.Settings, extra []string) []string {
+	args := []string{"tool", "ginkgo", "--tags=e2e"}
+	if s.Procs > 0 {
+		args = append(args, "--procs="+strconv.Itoa(s.Procs))
+	} else {
+		args = append(args, "-p")
+	}
+	if s.Labels != "" {
+		args = append(args, "--label-filter="+s.Labels)
+	}
+	args = append(args,
+		"--junit-report=junit.xml", "--json-report=report.json", "--output-dir="+s.ReportsDir,
+		"--poll-progress-after=2m", "--poll-progress-interval=1m",
+		"--timeout=2h")
+	args = append(args, extra...)
+	return append(args, "./suites")
+}
+
+// suites runs Ginkgo in the module root with the state file exported; on interrupt Ginkgo gets
+// SIGINT (its own cleanup runs) and, past a grace period, is killed.
+func suites(ctx context.Context, s settings.Settings, statePath string, extra []string, wd string, stdout, stderr io.Writer) int {
+	root, ok := settings.ModuleRoot(wd)
+	if !ok {
+		fmt.Fprintf(stderr, "meshconform: run from inside the meshconform checkout (no go.mod of module meshconform above %s)\n", wd)
+		return 1
+	}
+	args := GinkgoArgs(s, extra)
+	fmt.Fprintf(stderr, "meshconform: suites: go %s\n", joinArgs(args))
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), provision.StateEnv+"="+statePath)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 3 * time.Minute
+	start := time.Now()
+	err := cmd.Run()
+	fmt.Fprintf(stderr, "meshconform: suites ended after %s\n", provision.Elapsed(time.Since(start)))
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exitErr) && exitErr.ExitCode() > 0:
+		return exitErr.ExitCode()
+	}
+	fmt.Fprintf(stderr, "meshconform: suites: %v\n", err)
+	return 1
+}
+
+// joinArgs writes args as a shell would need them, quoting only what needs it.
+func joinArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "" || strings.ContainsAny(a, " \t'\"&|!()<>;$*?") {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func indentLines(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"meshconform/framework/provision"
+	"meshconform/framework/settings"
+)
+
+// isolate clears the variables the driver reads and points REPORTS_DIR at a temp dir.
+func isolate(t *testing.T) string {
+	t.Helper()
+	for _, v := range settings.Variables() {
+		t.Setenv(v.Env, "")
+	}
+	t.Setenv(provision.StateEnv, "")
+	dir := t.TempDir()
+	t.Setenv("REPORTS_DIR", dir)
+	return dir
+}
+
+// localCharts makes ISTIO_CHART_DIR hold the three charts, so that the chart check passes
+// without a network and only Docker's absence is reported.
+func localCharts(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []string{"base", "istiod", "gateway"} {
+		os.MkdirAll(filepath.Join(dir, c), 0o755)
+		os.WriteFile(filepath.Join(dir, c, "Chart.yaml"), []byte("apiVersion: v2\nname: "+c+"\nversion: 1.31.1\n"), 0o644)
+	}
+	t.Setenv("ISTIO_CHART_DIR", dir)
+}
+
+// make e2e on a machine without a Docker engine: the driver stops within seconds with the
+// message and exit code 1, having created nothing (no state file, no cluster).
+func TestRunWithoutDockerEngine(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("no docker CLI on PATH")
+	}
+	if err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").Run(); err == nil {
+		t.Skip("a Docker engine answers: this test is about its absence")
+	}
+	reports := isolate(t)
+	localCharts(t)
+	var stdout, stderr strings.Builder
+	start := time.Now()
+	code := Main(context.Background(), nil, &stdout, &stderr)
+	took := time.Since(start)
+	t.Logf("exit %d after %s\n%s", code, took, stderr.String())
+	if code != 1 || took > 10*time.Second {
+		t.Fatalf("exit %d after %s", code, took)
+	}
+	out := stderr.String()
+	for _, want := range []string{
+		"preflight: 1 problem(s); nothing was created:",
+		"- docker: Docker engine not reachable: ",
+		"Start Docker (or set KUBE_CONTEXT to use an existing cluster)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "meshconform: cluster ...") || strings.Contains(out, "suites:") {
+		t.Error("went past preflight")
+	}
+	if _, err := os.Stat(provision.StatePath(filepath.Join(reports, "run"))); err == nil {
+		t.Error("a state file was written")
+	}
+}
+
+func TestMalformedSettingsExit2(t *testing.T) {
+	isolate(t)
+	t.Setenv("ISTIO_VERSION", "1.31")
+	t.Setenv("KEEP_CLUSTER", "sometimes")
+	var stdout, stderr strings.Builder
+	code := Main(context.Background(), []string{"run"}, &stdout, &stderr)
+	if code != 2 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{`ISTIO_VERSION="1.31" is not a release: use a full version like`, `KEEP_CLUSTER="sometimes" is not a keep policy`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestDownWithoutState(t *testing.T) {
+	isolate(t)
+	var stdout, stderr strings.Builder
+	if code := Main(context.Background(), []string{"down"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), provision.StateEnv) {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestDeleteRefusesAnExistingCluster(t *testing.T) {
+	isolate(t)
+	t.Setenv("KUBE_CONTEXT", "prod")
+	var stdout, stderr strings.Builder
+	if code := Main(context.Background(), []string{"delete"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "never deletes") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var stdout, stderr strings.Builder
+	if code := Main(context.Background(), []string{"help"}, &stdout, &stderr); code != 0 {
+		t.Fatal(code)
+	}
+	for _, v := range settings.Variables() {
+		if !strings.Contains(stdout.String(), v.Env) {
+			t.Errorf("help lacks %s", v.Env)
+		}
+	}
+}
+
+func TestGinkgoArgs(t *testing.T) {
+	s := settings.Settings{ReportsDir: "/r"}
+	got := strings.Join(GinkgoArgs(s, nil), " ")
+	want := "tool ginkgo --tags=e2e -p --junit-report=junit.xml --json-report=report.json --output-dir=/r --poll-progress-after=2m --poll-progress-interval=1m --timeout=2h ./suites"
+	if got != want {
+		t.Errorf("defaults:\n got %s\nwant %s", got, want)
+	}
+	s.Procs, s.Labels = 3, "MTLS-002 || authz"
+	got = strings.Join(GinkgoArgs(s, []string{"--timeout=4h", "-v"}), " ")
+	want = "tool ginkgo --tags=e2e --procs=3 --label-filter=MTLS-002 || authz --junit-report=junit.xml --json-report=report.json --output-dir=/r --poll-progress-after=2m --poll-progress-interval=1m --timeout=2h --timeout=4h -v ./suites"
+	if got != want {
+		t.Errorf("with procs, labels, extra:\n got %s\nwant %s", got, want)
+	}
+	if q := joinArgs([]string{"--label-filter=a || b", "plain"}); q != `'--label-filter=a || b' plain` {
+		t.Errorf("joinArgs = %s", q)
+	}
+}
