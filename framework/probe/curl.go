@@ -22,7 +22,7 @@ type HTTPRequest struct {
 	Method  string // default GET
 	Headers map[string]string
 	Body    string
-	// Timeout is curl's --max-time (the whole request); 0 leaves curl's default.
+	// Timeout is curl's --max-time (the whole request); 0 means DefaultCurlTimeout.
 	Timeout time.Duration
 	// CaptureHeaders names response headers to keep in Outcome.Headers (case-insensitive).
 	CaptureHeaders []string
@@ -37,6 +37,10 @@ type HTTPRequest struct {
 	// RetryDelay is the pause between such attempts (default 200ms).
 	RetryDelay time.Duration
 }
+
+// DefaultCurlTimeout bounds a request when HTTPRequest.Timeout is 0: Istio's own tests use
+// a 30s call timeout, and a probe that never ends would hold a convergence loop.
+const DefaultCurlTimeout = 30 * time.Second
 
 // newMarker makes the markers that separate the body from curl's -w output unguessable
 // for a server, so a body cannot forge them.
@@ -72,9 +76,11 @@ func CurlCommand(req HTTPRequest, marker string) []string {
 	if req.Body != "" {
 		cmd = append(cmd, "--data-raw", req.Body)
 	}
-	if req.Timeout > 0 {
-		cmd = append(cmd, "--max-time", strconv.FormatFloat(req.Timeout.Seconds(), 'f', -1, 64))
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultCurlTimeout
 	}
+	cmd = append(cmd, "--max-time", strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64))
 	if req.Insecure {
 		cmd = append(cmd, "-k")
 	}
@@ -118,8 +124,7 @@ func parseCurl(o *Outcome, marker string, res ExecResult, capture []string) erro
 	}
 	o.Body, o.BodyBytes, o.BodyTruncated = excerpt(out[:start])
 	trailer := string(out[start+1 : end])
-	jsonStart := strings.IndexByte(trailer, '\n')
-	head, rest := trailer[:jsonStart], trailer[jsonStart+1:]
+	head, rest, _ := strings.Cut(trailer, "\n")
 	jsonPart, headerPart, _ := strings.Cut(rest, "\n"+marker+"H\n")
 
 	if code, err := strconv.Atoi(strings.TrimPrefix(head, marker+"W http_code=")); err == nil {

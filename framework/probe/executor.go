@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Executor runs a command somewhere and returns what it printed. A non-zero exit is not an
@@ -66,6 +68,11 @@ func (l Local) Exec(ctx context.Context, cmd []string) (ExecResult, error) {
 		return res, errors.New("local exec: empty command")
 	}
 	c := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
+	// On cancel, kill the whole process group: a `sh -c` child would otherwise hold the
+	// output pipes open and Wait would block past the deadline. WaitDelay is the backstop.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = 2 * time.Second
 	if l.Env != nil {
 		c.Env = l.Env
 	}

@@ -23,11 +23,17 @@ type TLSRequest struct {
 	ALPN []string
 	// Binary is the openssl to run; default "openssl".
 	Binary string
+	// Timeout bounds the call (s_client itself has none for a silent peer); 0 means
+	// DefaultTLSTimeout.
+	Timeout time.Duration
 }
 
-// OpenSSLCommand builds `sh -c 'openssl s_client … </dev/null'`: the shell gives s_client an
-// empty stdin so it quits after the handshake, which a pod exec without stdin does not
-// promise.
+// DefaultTLSTimeout bounds an s_client call when TLSRequest.Timeout is 0.
+const DefaultTLSTimeout = 30 * time.Second
+
+// OpenSSLCommand builds `sh -c 'exec openssl s_client … </dev/null'`: the shell gives
+// s_client an empty stdin so it quits after the handshake, which a pod exec without stdin
+// does not promise; exec leaves no shell between the caller and openssl.
 func OpenSSLCommand(req TLSRequest) []string {
 	bin := req.Binary
 	if bin == "" {
@@ -45,7 +51,7 @@ func OpenSSLCommand(req TLSRequest) []string {
 	if sni != "" && net.ParseIP(sni) == nil {
 		args = append(args, "-servername", sni)
 	}
-	return []string{"sh", "-c", shellJoin(args) + " </dev/null"}
+	return []string{"sh", "-c", "exec " + shellJoin(args) + " </dev/null"}
 }
 
 // Cert is one certificate of a served chain, with the fields the behaviours check.
@@ -209,6 +215,12 @@ func OpenSSLChain(ctx context.Context, ex Executor, req TLSRequest) (Chain, Outc
 	if bin == "" {
 		bin = "openssl"
 	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTLSTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	begin := time.Now()
 	cmd := OpenSSLCommand(req)
 	res, err := ex.Exec(ctx, cmd)

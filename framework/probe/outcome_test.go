@@ -23,6 +23,9 @@ func TestCurlCommand(t *testing.T) {
 	if cmd := CurlCommand(HTTPRequest{URL: "http://x/", Method: "HEAD", Binary: "/usr/local/bin/curl"}, "@@m"); cmd[0] != "/usr/local/bin/curl" || !slices.Contains(cmd, "--head") || slices.Contains(cmd, "-X") {
 		t.Errorf("HEAD: %q", cmd)
 	}
+	if cmd := CurlCommand(HTTPRequest{URL: "http://x/"}, "@@m"); !slices.Contains(cmd, "--max-time") || cmd[slices.Index(cmd, "--max-time")+1] != "30" {
+		t.Errorf("no Timeout: %q, want --max-time 30 (DefaultCurlTimeout)", cmd)
+	}
 	if a, b := newMarker(), newMarker(); a == b || !strings.HasPrefix(a, "@@meshconform-") || len(a) != len("@@meshconform-")+16 {
 		t.Errorf("markers %q %q: want distinct random markers", a, b)
 	}
@@ -30,13 +33,13 @@ func TestCurlCommand(t *testing.T) {
 
 func TestOpenSSLCommand(t *testing.T) {
 	cmd := OpenSSLCommand(TLSRequest{Host: "httpbin.ns", Port: 8000, ALPN: []string{"istio", "h2"}})
-	want := []string{"sh", "-c", "openssl s_client -alpn istio,h2 -showcerts -connect httpbin.ns:8000 -servername httpbin.ns </dev/null"}
+	want := []string{"sh", "-c", "exec openssl s_client -alpn istio,h2 -showcerts -connect httpbin.ns:8000 -servername httpbin.ns </dev/null"}
 	if !slices.Equal(cmd, want) {
 		t.Errorf("OpenSSLCommand:\n got %q\nwant %q", cmd, want)
 	}
 	// No SNI for an IP; hostile names are quoted for the shell.
 	cmd = OpenSSLCommand(TLSRequest{Host: "10.0.0.1", Port: 443, ServerName: "a'b;rm -rf /"})
-	if cmd[2] != `openssl s_client -showcerts -connect 10.0.0.1:443 -servername 'a'\''b;rm -rf /' </dev/null` {
+	if cmd[2] != `exec openssl s_client -showcerts -connect 10.0.0.1:443 -servername 'a'\''b;rm -rf /' </dev/null` {
 		t.Errorf("quoted: %s", cmd[2])
 	}
 	if cmd = OpenSSLCommand(TLSRequest{Host: "fd00::1", Port: 443}); !strings.Contains(cmd[2], "-connect '[fd00::1]:443' </dev/null") || strings.Contains(cmd[2], "-servername") {

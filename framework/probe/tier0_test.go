@@ -404,6 +404,15 @@ func TestOpenSSLChain(t *testing.T) {
 		t.Errorf("outcome body should be the summary without PEM:\n%s", o.Body)
 	}
 
+	t.Run("silent peer", func(t *testing.T) {
+		host, port := splitHostPort(t, probetest.Silent(t))
+		begin := time.Now()
+		_, _, err := probe.OpenSSLChain(ctxT(t), local, probe.TLSRequest{Host: host, Port: port, Timeout: 300 * time.Millisecond})
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) > 5*time.Second {
+			t.Errorf("OpenSSLChain to a silent peer: %v after %v; want the 300ms timeout", err, time.Since(begin))
+		}
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		host, port := splitHostPort(t, probetest.RefusedAddr(t))
 		ch, o, err := probe.OpenSSLChain(ctxT(t), local, probe.TLSRequest{Host: host, Port: port})
