@@ -26,12 +26,14 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"meshconform/framework/ownership"
 	"meshconform/internal/apitest"
@@ -784,5 +786,76 @@ func TestUninstallWhenNothingInstalled(t *testing.T) {
 	defer cancel()
 	if err := s.installer(s.options("1.31.1", nil)).Uninstall(ctx, RemoveCRDs()); err != nil {
 		t.Fatalf("Uninstall with nothing installed: %v", err)
+	}
+}
+
+// TestDetectWithNamespacedRights: a user who may read Deployments only in istio-system (no
+// cluster-wide list) still gets istiod detected there.
+func TestDetectWithNamespacedRights(t *testing.T) {
+	env := apitest.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k := env.Kube
+	if _, err := k.CoreV1().Namespaces().Get(ctx, DefaultNamespace, metav1.GetOptions{}); err == nil {
+		t.Skipf("namespace %s exists already in this API server; this test needs it to itself", DefaultNamespace)
+	}
+	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: DefaultNamespace, Labels: ownership.Labels(env.RunID)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := env.DeleteNamespace(ctx, DefaultNamespace); err != nil {
+			t.Error(err)
+		}
+	})
+	sel := map[string]string{"app": "istiod"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "istiod", Namespace: DefaultNamespace, Labels: map[string]string{"app": "istiod", RevisionLabel: "default"}},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: sel},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "discovery", Image: "docker.io/istio/pilot:1.30.5"}}}},
+		},
+	}
+	if _, err := k.AppsV1().Deployments(DefaultNamespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	user := "meshconform-reader-" + env.RunID
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-istiod", Namespace: DefaultNamespace},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"apps", ""}, Resources: []string{"deployments", "configmaps"}, Verbs: []string{"get", "list"}}}}
+	if _, err := k.RbacV1().Roles(DefaultNamespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-istiod", Namespace: DefaultNamespace},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "read-istiod"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}}}
+	if _, err := k.RbacV1().RoleBindings(DefaultNamespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	cfg.QPS = -1 // no client-side throttling: the poll's last round must reach the server
+	reader, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RBAC bindings take effect asynchronously in the authorizer's cache: poll.
+	var got []ControlPlane
+	check := func(ctx context.Context) string {
+		if _, err := reader.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+			return fmt.Sprintf("cluster-wide list not forbidden for %s (%v): the test would prove nothing", user, err)
+		}
+		got, err = Detect(ctx, reader)
+		if err != nil {
+			return err.Error()
+		}
+		if len(got) != 1 || got[0].Namespace != DefaultNamespace || got[0].Version != "1.30.5" {
+			return fmt.Sprintf("Detect = %v", got)
+		}
+		return ""
+	}
+	if err := WaitFor(ctx, 30*time.Second, "Detect with namespaced rights", slog.New(slog.DiscardHandler), check); err != nil {
+		t.Fatal(err)
 	}
 }
