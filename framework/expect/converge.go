@@ -234,15 +234,8 @@ func (e *funcError) Error() string { return e.msg }
 
 // Unwrap exposes the context error and the check's last error to errors.Is/As.
 func (e *funcError) Unwrap() []error {
-	return slicesNonNil(e.err, e.last)
-}
-
-func slicesNonNil(errs ...error) []error {
-	var out []error
-	for _, err := range errs {
-		if err != nil {
-			out = append(out, err)
-		}
+	if e.last == nil {
+		return []error{e.err}
 	}
-	return out
+	return []error{e.err, e.last}
 }

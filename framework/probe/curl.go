@@ -38,6 +38,13 @@ type HTTPRequest struct {
 	RetryDelay time.Duration
 }
 
+func (r HTTPRequest) binary() string {
+	if r.Binary == "" {
+		return "curl"
+	}
+	return r.Binary
+}
+
 // DefaultCurlTimeout bounds a request when HTTPRequest.Timeout is 0: Istio's own tests use
 // a 30s call timeout, and a probe that never ends would hold a convergence loop.
 const DefaultCurlTimeout = 30 * time.Second
@@ -57,12 +64,8 @@ func newMarker() string {
 // fallback for curls without %{json}), %{json}, a marker, %{header_json}, and an end marker
 // whose absence shows that stdout was cut. -sS keeps the `curl: (N) …` line on stderr.
 func CurlCommand(req HTTPRequest, marker string) []string {
-	bin := req.Binary
-	if bin == "" {
-		bin = "curl"
-	}
 	w := fmt.Sprintf(`\n%[1]sW http_code=%%{http_code}\n%%{json}\n%[1]sH\n%%{header_json}\n%[1]sE\n`, marker)
-	cmd := []string{bin, "-sS", "-o", "-", "-w", w}
+	cmd := []string{req.binary(), "-sS", "-o", "-", "-w", w}
 	switch m := strings.ToUpper(req.Method); m {
 	case "", "GET":
 	case "HEAD":
@@ -114,11 +117,11 @@ func parseCurl(o *Outcome, marker string, res ExecResult, capture []string) erro
 	}
 
 	out := res.Stdout
-	start := bytes.LastIndex(out, []byte("\n"+marker+"W "))
-	end := bytes.LastIndex(out, []byte("\n"+marker+"E\n"))
 	if len(out) == 0 {
 		return fmt.Errorf("%w: stdout empty", errIncomplete)
 	}
+	start := bytes.LastIndex(out, []byte("\n"+marker+"W "))
+	end := bytes.LastIndex(out, []byte("\n"+marker+"E\n"))
 	if start < 0 || end < start {
 		return fmt.Errorf("%w: %d bytes of stdout without curl's -w trailer", errIncomplete, len(out))
 	}
@@ -194,10 +197,6 @@ func Curl(ctx context.Context, ex Executor, req HTTPRequest) (Outcome, error) {
 	if delay <= 0 {
 		delay = 200 * time.Millisecond
 	}
-	bin := req.Binary
-	if bin == "" {
-		bin = "curl"
-	}
 	begin := time.Now()
 	var o Outcome
 	var problems []string
@@ -206,7 +205,7 @@ func Curl(ctx context.Context, ex Executor, req HTTPRequest) (Outcome, error) {
 		cmd := CurlCommand(req, marker)
 		res, err := ex.Exec(ctx, cmd)
 		o = Outcome{Tool: ToolCurl, Where: ex.String(), Command: cmd, Attempts: i}
-		if mb := missingBinary(bin, ex.String(), res, err); mb != nil {
+		if mb := missingBinary(req.binary(), ex.String(), res, err); mb != nil {
 			o.Elapsed = time.Since(begin)
 			return o, mb
 		}

@@ -28,6 +28,13 @@ type TLSRequest struct {
 	Timeout time.Duration
 }
 
+func (r TLSRequest) binary() string {
+	if r.Binary == "" {
+		return "openssl"
+	}
+	return r.Binary
+}
+
 // DefaultTLSTimeout bounds an s_client call when TLSRequest.Timeout is 0.
 const DefaultTLSTimeout = 30 * time.Second
 
@@ -35,15 +42,11 @@ const DefaultTLSTimeout = 30 * time.Second
 // s_client an empty stdin so it quits after the handshake, which a pod exec without stdin
 // does not promise; exec leaves no shell between the caller and openssl.
 func OpenSSLCommand(req TLSRequest) []string {
-	bin := req.Binary
-	if bin == "" {
-		bin = "openssl"
-	}
 	sni := req.ServerName
 	if sni == "" {
 		sni = req.Host
 	}
-	args := []string{bin, "s_client"}
+	args := []string{req.binary(), "s_client"}
 	if len(req.ALPN) > 0 {
 		args = append(args, "-alpn", strings.Join(req.ALPN, ","))
 	}
@@ -211,10 +214,6 @@ func withoutPEM(text string) string {
 // A non-zero exit with certificates printed is not an error (a server that wants a client
 // certificate ends the handshake after sending its own); no certificate is.
 func OpenSSLChain(ctx context.Context, ex Executor, req TLSRequest) (Chain, Outcome, error) {
-	bin := req.Binary
-	if bin == "" {
-		bin = "openssl"
-	}
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTLSTimeout
@@ -232,7 +231,7 @@ func OpenSSLChain(ctx context.Context, ex Executor, req TLSRequest) (Chain, Outc
 	if m := reErrLines.FindString(string(res.Stderr)); m != "" {
 		o.ErrorLine = strings.TrimSpace(m)
 	}
-	if mb := missingBinary(bin, ex.String(), res, err); mb != nil {
+	if mb := missingBinary(req.binary(), ex.String(), res, err); mb != nil {
 		return Chain{}, o, mb
 	}
 	if err != nil {
