@@ -83,7 +83,8 @@ func ListNodeImages(ctx context.Context, node Node) (NodeImages, error) {
 // without each node pulling (slow, rate-limited, flaky in CI).
 type Preloader struct {
 	Docker Docker
-	// Dir holds the image archives (docker save); kept between runs as a cache.
+	// Dir holds the image archives (docker save) while they are loaded; each is removed once
+	// every node has it (they are hundreds of MB, and a tag may move before the next run).
 	Dir     string
 	Backoff Backoff
 	Log     io.Writer
@@ -160,6 +161,7 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 				p.logf("image %s: loaded but not listed under that reference on %s; the node will pull it", img, n)
 			}
 		}
+		_ = os.Remove(archive)
 	}
 	return res, nil
 }
@@ -197,8 +199,7 @@ func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 	return true, nil
 }
 
-// save writes img to an archive named after it in Dir (once per run; an existing archive is
-// rewritten because a tag may have moved on the host).
+// save writes img to an archive named after it in Dir.
 func (p Preloader) save(ctx context.Context, img string) (string, error) {
 	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("image archive directory: %w", err)

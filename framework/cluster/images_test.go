@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,9 @@ func TestPreloadPullsOnceAndLoadsWhereMissing(t *testing.T) {
 	}
 	if len(res.NotVisible) != 0 {
 		t.Errorf("NotVisible = %v", res.NotVisible)
+	}
+	if left, _ := os.ReadDir(p.Dir); len(left) != 0 {
+		t.Errorf("%d archives left in %s after loading", len(left), p.Dir)
 	}
 
 	// A second run finds everything in place: nothing pulled, saved or loaded.

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
 
@@ -80,6 +81,8 @@ type Settings struct {
 	ChartDir      string        `json:"chartDir,omitempty"`
 	Hub           string        `json:"hub,omitempty"`
 	Install       InstallPolicy `json:"install"`
+	// InstallTimeout bounds each install step (framework/mesh's default when 0).
+	InstallTimeout time.Duration `json:"installTimeout,omitempty"`
 
 	NodeImage    string     `json:"nodeImage"`
 	KindConfig   string     `json:"kindConfig,omitempty"`
@@ -121,6 +124,7 @@ func Variables() []Variable {
 		{"ISTIO_CHART_DIR", "istio-chart-dir", "", "local directory holding the charts base/, istiod/ and gateway/ (instead of a repository)"},
 		{"ISTIO_HUB", "istio-hub", "", "registry of Istio's images (e.g. a mirror of docker.io/istio); empty keeps the charts' default"},
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
+		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImage().Image, "kind node image (pin a digest)"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), or a file path"},
 		{"CLUSTER_NAME", "cluster-name", cluster.DefaultName, "kind cluster name"},
@@ -359,6 +363,13 @@ func (p *parser) parse() Settings {
 		p.bad("CLUSTER_NAME", "is not a kind cluster name", "use lowercase letters, digits, '.' and '-' (at most 50), like "+cluster.DefaultName)
 	}
 	s.Install = p.install()
+	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			p.bad("ISTIO_INSTALL_TIMEOUT", "is not a positive duration", "use a Go duration like 5m or 90s")
+		}
+		s.InstallTimeout = d
+	}
 	s.KeepCluster = p.keep()
 	s.AllowDisruptive = p.toggle("ALLOW_DISRUPTIVE")
 	if s.Labels != "" {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"meshconform"
 )
@@ -73,6 +74,7 @@ func TestParseValues(t *testing.T) {
 		{"install 1", map[string]string{"ISTIO_INSTALL": "1"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallYes) }},
 		{"install no", map[string]string{"ISTIO_INSTALL": "no"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallNo) }},
 		{"prerelease version", map[string]string{"ISTIO_VERSION": "1.32.0-beta.0"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.32.0-beta.0") }},
+		{"install timeout", map[string]string{"ISTIO_INSTALL_TIMEOUT": "90s"}, func(t *testing.T, s Settings) { eq(t, s.InstallTimeout, 90*time.Second) }},
 		{"procs", map[string]string{"PROCS": "4"}, func(t *testing.T, s Settings) { eq(t, s.Procs, 4) }},
 		{"labels", map[string]string{"LABELS": "mtls && !disruptive"}, func(t *testing.T, s Settings) { eq(t, s.Labels, "mtls && !disruptive") }},
 		{"chart dir replaces default repo", map[string]string{"ISTIO_CHART_DIR": "charts"}, func(t *testing.T, s Settings) {
@@ -148,6 +150,7 @@ func TestMalformed(t *testing.T) {
 		{map[string]string{"ALLOW_DISRUPTIVE": "perhaps"}, `ALLOW_DISRUPTIVE="perhaps" is not auto, 1 or 0: use auto, 1 or 0`},
 		{map[string]string{"STRICT": "strict"}, `STRICT="strict" is not a boolean: use 1 or 0`},
 		{map[string]string{"LABELS": "mtls && (authz"}, `LABELS="mtls && (authz" is not a Ginkgo label filter (`},
+		{map[string]string{"ISTIO_INSTALL_TIMEOUT": "5"}, `ISTIO_INSTALL_TIMEOUT="5" is not a positive duration: use a Go duration like 5m or 90s`},
 		{map[string]string{"PROCS": "two"}, `PROCS="two" is not a process count: use a whole number from 1 to 256, like 2`},
 		{map[string]string{"PROCS": "0"}, `PROCS="0" is not a process count`},
 	}
@@ -232,7 +235,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	r := root(t)
 	s, err := Load(env(map[string]string{
 		"ISTIO_VERSION": "1.30.5", "ISTIO_REVISION": "canary", "KUBE_CONTEXT": "kind-x", "KUBECONFIG": "/k",
-		"KEEP_CLUSTER": "always", "PROCS": "3", "LABELS": "MTLS-002", "STRICT": "1", "MESHCONFORM_TIMEOUT": "1m",
+		"KEEP_CLUSTER": "always", "PROCS": "3", "ISTIO_INSTALL_TIMEOUT": "7m", "LABELS": "MTLS-002", "STRICT": "1", "MESHCONFORM_TIMEOUT": "1m",
 		"CLUSTER_NAME": "other",
 	}), nil, r)
 	if err != nil {
