@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	corev1 "k8s.io/api/core/v1"
+
+	"meshconform/framework/diag"
+	"meshconform/framework/expect"
+	"meshconform/framework/policy"
+	"meshconform/framework/probe"
+	"meshconform/framework/report"
+	"meshconform/framework/workload"
+	"meshconform/suites/cases"
+)
+
+// Timeouts of the steps a spec waits on besides probes (which use Run.Expect).
+const (
+	readyTimeout   = 5 * time.Minute
+	requestTimeout = 10 * time.Second
+	cleanupTimeout = 3 * time.Minute
+	diagTimeout    = 2 * time.Minute
+)
+
+// Scenario is one spec's world: its namespaces and deployed samples.
+type Scenario struct {
+	Run     *Run
+	Env     cases.Env
+	Handles map[cases.Role]map[workload.Sample]workload.Handle
+	applier *policy.Applier
+}
+
+// Setup creates the case's namespaces and workloads, waits until they (and their proxies)
+// are ready, and registers the cleanup and the failure diagnostics. Call it inside an It.
+func Setup(ctx context.Context, r *Run, id string, nss []cases.Namespace) *Scenario {
+	GinkgoHelper()
+	s := &Scenario{Run: r, Handles: map[cases.Role]map[workload.Sample]workload.Handle{},
+		applier: policy.NewApplier(r.Istio, r.State.RunID)}
+	s.Env = cases.Env{Namespaces: map[cases.Role]string{}, TrustDomain: r.State.Istio.TrustDomain,
+		RootNamespace: r.State.Istio.RootNamespace, Gateway: r.Gateway}
+	var created []string
+	DeferCleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := workload.DeleteNamespaces(ctx, r.Kube, created...); err != nil {
+			fmt.Fprintf(GinkgoWriter, "cleanup: %v\n", err)
+		}
+	})
+	// Registered after the namespace cleanup, so it runs first (LIFO), while they exist.
+	DeferCleanup(func() { s.dumpOnFailure() })
+
+	for _, n := range nss {
+		inj := workload.InjectionOff
+		if n.Meshed {
+			inj = workload.InjectionOn
+			if rev := r.State.Istio.Revision; rev != "" {
+				inj = workload.Revision(rev)
+			}
+		}
+		ns, err := workload.Namespace(ctx, r.Kube, workload.NamespaceSpec{
+			Prefix: strings.ToLower(id) + "-" + string(n.Role), RunID: r.State.RunID, Injection: inj})
+		must(err, "creating the %s namespace", n.Role)
+		created = append(created, ns)
+		s.Env.Namespaces[n.Role] = ns
+	}
+	for _, n := range nss {
+		ns := s.Env.Namespaces[n.Role]
+		hs, err := workload.Deploy(ctx, r.Kube, ns, n.Samples...)
+		must(err, "deploying %v into %s", n.Samples, ns)
+		s.Handles[n.Role] = map[workload.Sample]workload.Handle{}
+		for _, h := range hs {
+			s.Handles[n.Role][h.Sample] = h
+		}
+	}
+	By("waiting for the workloads and their proxies")
+	for _, byRole := range s.Handles {
+		for _, h := range byRole {
+			err := workload.WaitReady(ctx, r.Kube, h.Namespace, h.Selector,
+				workload.Consecutive(r.Expect.Consecutive), workload.Timeout(readyTimeout))
+			must(err, "%s in %s is not ready", h.Sample, h.Namespace)
+		}
+	}
+	return s
+}
+
+// Namespaces the scenario created, for diagnostics.
+func (s *Scenario) Namespaces() []string {
+	var out []string
+	for _, ns := range s.Env.Namespaces {
+		out = append(out, ns)
+	}
+	return out
+}
+
+func (s *Scenario) dumpOnFailure() {
+	rep := CurrentSpecReport()
+	if !rep.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), diagTimeout)
+	defer cancel()
+	dir := filepath.Join(s.Run.ReportsDir, "diag", diag.Slug(rep.FullText()))
+	sum, err := diag.Dump(ctx, diag.DumpOptions{Kube: s.Run.Kube, Istio: s.Run.Istio, RestConfig: s.Run.Config,
+		Namespaces: s.Namespaces(), IstioNamespace: s.Run.State.Istio.Namespace, Dir: dir,
+		ReportsDir: s.Run.ReportsDir, ProxyExec: diag.PodExec(s.Run.Config)})
+	if err != nil {
+		fmt.Fprintf(GinkgoWriter, "diagnostics incomplete: %v\n", err)
+	}
+	AddReportEntry("diagnostics", sum.String())
+}
+
+// Apply applies objects and registers their deletion; objects in a case's own namespaces go
+// with the namespace, so only the others (the root namespace) need it.
+func (s *Scenario) Apply(ctx context.Context, objs []policy.Object) {
+	GinkgoHelper()
+	for _, o := range objs {
+		must(s.applier.Apply(ctx, o), "applying %s %s/%s", kindOf(o), o.GetNamespace(), o.GetName())
+	}
+}
+
+// Delete deletes objects.
+func (s *Scenario) Delete(ctx context.Context, objs []policy.Object) {
+	GinkgoHelper()
+	for _, o := range objs {
+		must(s.applier.Delete(ctx, o), "deleting %s %s/%s", kindOf(o), o.GetNamespace(), o.GetName())
+	}
+}
+
+// Pod is a ready pod of sample in role's namespace.
+func (s *Scenario) Pod(ctx context.Context, role cases.Role, sample workload.Sample) (*corev1.Pod, workload.Handle) {
+	GinkgoHelper()
+	h, ok := s.Handles[role][sample]
+	if !ok {
+		Fail(fmt.Sprintf("case did not deploy %s in role %s", sample, role))
+	}
+	pod, err := workload.PodFor(ctx, s.Run.Kube, h.Namespace, h.App)
+	must(err, "finding a pod of %s", sample)
+	return pod, h
+}
+
+// Executor runs commands in src's pod and container.
+func (s *Scenario) Executor(ctx context.Context, src cases.Source) probe.Executor {
+	GinkgoHelper()
+	pod, h := s.Pod(ctx, src.Role, src.Sample)
+	container := src.Container
+	if container == "" {
+		container = h.Container
+	} else if container == probe.ProxyContainerName {
+		name, _, ok := probe.ProxyContainer(pod)
+		if !ok {
+			Fail(fmt.Sprintf("pod %s/%s has no istio-proxy container (was it injected?)", pod.Namespace, pod.Name))
+		}
+		container = name
+	}
+	ex, err := probe.NewPodExecutor(s.Run.Config, pod.Namespace, pod.Name, container)
+	must(err, "exec into %s/%s", pod.Namespace, pod.Name)
+	return ex
+}
+
+// Request builds the curl request of a probe.
+func (s *Scenario) Request(p cases.Probe) probe.HTTPRequest {
+	GinkgoHelper()
+	req := probe.HTTPRequest{Method: p.Method, Timeout: requestTimeout, CaptureHeaders: p.CaptureHeaders}
+	if p.To.ViaGateway {
+		gw := s.Env.Gateway
+		if gw.Service == "" {
+			Skip("no ingress gateway in this cluster (a Service labelled istio=ingressgateway with port 80)")
+		}
+		req.URL = fmt.Sprintf("http://%s.%s:%d%s", gw.Service, gw.Namespace, gw.Port, p.To.Path)
+		req.Headers = map[string]string{"Host": p.To.Host}
+		return req
+	}
+	h, ok := s.Handles[p.To.Role][p.To.Sample]
+	if !ok || h.Service == "" {
+		Fail(fmt.Sprintf("probe %q targets %s in role %s, which has no Service in this case", p.Name, p.To.Sample, p.To.Role))
+	}
+	port := p.To.Port
+	if port == 0 {
+		port = h.Ports[0]
+	}
+	req.URL = fmt.Sprintf("http://%s:%d%s", h.Host(), port, p.To.Path)
+	return req
+}
+
+// Converge runs a probe until it converges on its expectation, records the outcome in the
+// report, and fails the spec with the full evidence when it does not.
+func (s *Scenario) Converge(ctx context.Context, id string, p cases.Probe) probe.Outcome {
+	GinkgoHelper()
+	ex := s.Executor(ctx, p.From)
+	req := s.Request(p)
+	res, err := expect.Converge(ctx, s.Run.Expect, s.Run.Mode, p.Expect, func(ctx context.Context) (probe.Outcome, error) {
+		return probe.Curl(ctx, ex, req)
+	})
+	Record(id, p.Expect.Name, res.Outcome, res.Class, res.Reason, res.Attempts)
+	if err != nil {
+		Fail(fmt.Sprintf("%s: %s: %v", id, p.Name, err))
+	}
+	if p.Check != nil {
+		if err := p.Check(s.Env, res.Outcome); err != nil {
+			Record(id, p.Expect.Name, res.Outcome, expect.Deviation, err.Error(), res.Attempts)
+			Fail(fmt.Sprintf("%s: %s: %v\n%s", id, p.Name, err, res.Outcome))
+		}
+	}
+	return res.Outcome
+}
+
+// Record adds a probe's classification and evidence to the spec's report entries.
+func Record(id, expected string, o probe.Outcome, class expect.Classification, reason string, attempts int) {
+	AddReportEntry(report.EntryClassification, report.Classified(report.Classification(class), reason).For(id), ReportEntryVisibilityFailureOrVerbose)
+	AddReportEntry(report.EntryEvidence, report.Evidence{Text: o.String(), HTTPCode: new(o.HTTPCode), CurlExit: new(o.CurlExit),
+		ErrorLine: o.ErrorLine, Body: o.Body, Where: o.Where, Attempts: attempts, Expected: expected}.For(id), ReportEntryVisibilityFailureOrVerbose)
+}
+
+// RecordFields adds evidence that is not a curl outcome (certificates, log counts).
+func RecordFields(id string, class expect.Classification, reason string, fields map[string]string) {
+	AddReportEntry(report.EntryClassification, report.Classified(report.Classification(class), reason).For(id), ReportEntryVisibilityFailureOrVerbose)
+	AddReportEntry(report.EntryEvidence, report.Evidence{Fields: fields}.For(id), ReportEntryVisibilityFailureOrVerbose)
+}
+
+// RunCase is the body of a data case's spec.
+func RunCase(ctx context.Context, c cases.Case) {
+	GinkgoHelper()
+	r := Current
+	if c.Disruptive && !r.State.DisruptiveAllowed {
+		Skip(c.ID + " changes the whole mesh: it runs only on a cluster the suite created, or with ALLOW_DISRUPTIVE=1")
+	}
+	s := Setup(ctx, r, c.ID, c.Namespaces)
+	if c.Disruptive {
+		s.ProtectRootNamespace(ctx)
+	}
+	for _, step := range c.Steps {
+		By(step.Name)
+		if step.Apply != nil {
+			s.Apply(ctx, step.Apply(s.Env))
+		}
+		if step.Delete != nil {
+			s.Delete(ctx, step.Delete(s.Env))
+		}
+		for _, p := range step.Probes {
+			By(fmt.Sprintf("%s: %s expects %s", step.Name, p.Name, p.Expect.Name))
+			s.Converge(ctx, c.ID, p)
+		}
+	}
+}
+
+// ProtectRootNamespace snapshots the root namespace's policies and restores them after the
+// spec, whatever happened.
+func (s *Scenario) ProtectRootNamespace(ctx context.Context) {
+	GinkgoHelper()
+	snap, err := s.applier.Snapshot(ctx, s.Env.RootNamespace)
+	must(err, "snapshot of %s's policies", s.Env.RootNamespace)
+	DeferCleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		rep, err := s.applier.Restore(ctx, snap)
+		if err != nil {
+			Fail(fmt.Sprintf("restoring %s's policies: %v (%+v)", s.Env.RootNamespace, err, rep))
+		}
+	})
+}
+
+func kindOf(o policy.Object) string { return o.GetObjectKind().GroupVersionKind().Kind }
+
+func must(err error, format string, args ...any) {
+	GinkgoHelper()
+	if err != nil {
+		Fail(fmt.Sprintf(format, args...) + ": " + err.Error())
+	}
+}
+
+// specTimeout bounds one spec: workloads (image pulls on a fresh node), then each probe's
+// convergence.
+const specTimeout = 20 * time.Minute
+
+// Table declares the data cases of one area as a DescribeTable: one Entry per case,
+// labelled with its behaviour ID and area, Serial when it changes the whole mesh.
+func Table(area string, cs []cases.Case) bool {
+	entries := []any{func(ctx SpecContext, c cases.Case) { RunCase(ctx, c) }}
+	for _, c := range cs {
+		decorators := []any{CaseLabels(c), SpecTimeout(specTimeout)}
+		if c.Disruptive {
+			decorators = append(decorators, Serial) // the catalog labels it disruptive
+		}
+		entries = append(entries, Entry(fmt.Sprintf("%s: %s", c.ID, c.Name), append(decorators, c)...))
+	}
+	return DescribeTable(area, entries...)
+}
