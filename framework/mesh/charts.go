@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
@@ -36,7 +37,9 @@ func newChartSource(o Options) chartSource {
 	if o.ChartDir != "" {
 		return &dirSource{dir: o.ChartDir}
 	}
-	return &repoSource{url: strings.TrimSuffix(o.ChartRepo, "/"), client: &http.Client{}}
+	// The timeout backs up callers that pass a context without a deadline: a blackholed
+	// mirror must not hang a run for the operating system's connect timeout.
+	return &repoSource{url: strings.TrimSuffix(o.ChartRepo, "/"), client: &http.Client{Timeout: 90 * time.Second}}
 }
 
 // repoSource reads a Helm HTTP repository: index.yaml, then the packaged charts it lists.

@@ -185,6 +185,15 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 	if err != nil {
 		return err
 	}
+	cfg, err := i.helmConfig(o.Namespace)
+	if err != nil {
+		return err
+	}
+	if _, deployed, err := releaseState(cfg, o.ReleaseName(ChartIstiod)); err != nil {
+		return err
+	} else if deployed == nil {
+		return fmt.Errorf("nothing to upgrade: no deployed Helm release %s in namespace %s; Install first (or, for an Istio that Helm did not install, remove it and Install)", o.ReleaseName(ChartIstiod), o.Namespace)
+	}
 	if err := i.applyBase(ctx, o, charts[ChartBase], true); err != nil {
 		return err
 	}
@@ -407,6 +416,9 @@ func (i *Installer) connect() error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig %q, context %q: %w (set KUBECONFIG and KUBE_CONTEXT to a reachable cluster)", s.KubeConfig, s.KubeContext, err)
 	}
+	// Readiness polls a few objects several times a second; client-go's default of 5 QPS
+	// would throttle it into lagging behind the cluster.
+	rc.QPS, rc.Burst = 50, 100
 	k, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -66,36 +65,47 @@ func (i *Installer) waitReady(ctx context.Context, o Options, c Chart) error {
 // WaitFor polls checks every PollInterval until all hold, or timeout passes, or ctx ends;
 // then the error names each condition that did not hold and what was seen. what names the
 // thing waited for in messages. Progress is logged to log whenever what is missing changes.
+//
+// Each round of checks gets its own deadline (roundTimeout) rather than the wait's: a round
+// cut short by the overall deadline would report the deadline (or the client's rate limiter
+// refusing to wait past it) instead of the cluster.
 func WaitFor(ctx context.Context, timeout time.Duration, what string, log Logger, checks ...Check) error {
 	start := time.Now()
+	deadline := start.Add(timeout)
+	tick := time.NewTicker(PollInterval)
+	defer tick.Stop()
 	var last []string
-	err := wait.PollUntilContextTimeout(ctx, PollInterval, timeout, true, func(ctx context.Context) (bool, error) {
-		waiting := evaluate(ctx, checks)
+	interrupted := func() error {
+		return fmt.Errorf("wait for %s interrupted after %s (%v): %s", what, time.Since(start).Round(time.Millisecond), context.Cause(ctx), strings.Join(last, "; "))
+	}
+	for {
+		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
+		waiting := evaluate(rctx, checks)
+		cancel()
 		if ctx.Err() != nil {
-			// The deadline cut this round short: what it saw is the deadline, not the cluster.
-			return false, ctx.Err()
+			return interrupted()
 		}
 		if !slices.Equal(waiting, last) && len(waiting) > 0 {
 			log.Info("waiting", "for", what, "waiting", waiting, "elapsed", time.Since(start).Round(time.Millisecond))
 		}
 		last = waiting
-		return len(waiting) == 0, nil
-	})
-	if err == nil {
-		log.Info("ready", "for", what, "elapsed", time.Since(start).Round(time.Millisecond))
-		return nil
+		if len(waiting) == 0 {
+			log.Info("ready", "for", what, "elapsed", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%s not ready within %s: %s", what, timeout, strings.Join(last, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return interrupted()
+		case <-tick.C:
+		}
 	}
-	if len(last) == 0 {
-		// Cancelled before the first poll finished: check once more to say something useful.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		last = evaluate(cctx, checks)
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("wait for %s interrupted after %s (%v): %s", what, time.Since(start).Round(time.Millisecond), context.Cause(ctx), strings.Join(last, "; "))
-	}
-	return fmt.Errorf("%s not ready within %s: %s", what, timeout, strings.Join(last, "; "))
 }
+
+// roundTimeout bounds one round of checks (a few GETs).
+const roundTimeout = 10 * time.Second
 
 // Logger is the part of *slog.Logger that WaitFor uses.
 type Logger interface {

@@ -859,3 +859,22 @@ func TestDetectWithNamespacedRights(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUpgradeNeedsAnInstall: Upgrade does not quietly install.
+func TestUpgradeNeedsAnInstall(t *testing.T) {
+	s := newTier1(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in := s.installer(s.options("1.30.5", func(o *Options) { o.ChartDir = chartDir(t, allCharts("1.30.5", "1.31.1")) }))
+	err := in.Upgrade(ctx, "1.31.1")
+	if err == nil || !strings.Contains(err.Error(), "nothing to upgrade: no deployed Helm release istiod in namespace "+s.ns) {
+		t.Errorf("Upgrade with nothing installed: %v", err)
+	}
+	if rel := s.releases(ctx, s.ns); len(rel) > 0 {
+		t.Errorf("Upgrade installed %v", rel)
+	}
+	// A version without charts fails before anything else, naming the alternatives.
+	if err := in.Upgrade(ctx, "1.31.4"); !IsVersionError(err) || !strings.Contains(err.Error(), "nearest versions that exist: 1.31.1, 1.30.5") {
+		t.Errorf("Upgrade to a version without charts: %v", err)
+	}
+}
