@@ -17,6 +17,27 @@ help:
 	@echo "make assets      obtain kube-apiserver, etcd, kube-controller-manager for tier 1"
 	@echo "See README.md for the variables."
 
+# The run's settings: empty means the driver's default (`go run ./scripts/e2e help` lists them).
+E2E_VARS := ISTIO_VERSION ISTIO_REVISION ISTIO_CHART_REPO ISTIO_CHART_DIR ISTIO_HUB ISTIO_INSTALL \
+	ISTIO_INSTALL_TIMEOUT K8S_NODE_IMAGE KIND_CONFIG CLUSTER_NAME REUSE_CLUSTER KEEP_CLUSTER \
+	KUBE_CONTEXT KUBECONFIG ALLOW_DISRUPTIVE STRICT LABELS PROCS REPORTS_DIR \
+	MESHCONFORM_TIMEOUT MESHCONFORM_POLL MESHCONFORM_CONSECUTIVE FROM TO
+export $(E2E_VARS)
+
+# make e2e: preflight (seconds; every problem at once), kind cluster, images, Istio, the
+# suites (JUnit + JSON + conformance report under $(REPORTS_DIR)), then KEEP_CLUSTER decides.
+.PHONY: e2e
+e2e:
+	$(GO) run ./scripts/e2e run
+
+.PHONY: preflight
+preflight:
+	$(GO) run ./scripts/e2e preflight
+
+.PHONY: e2e-delete
+e2e-delete:
+	$(GO) run ./scripts/e2e delete
+
 .PHONY: vet
 vet:
 	$(GO) vet ./...
