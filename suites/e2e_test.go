@@ -16,6 +16,7 @@ import (
 	_ "meshconform/suites/ingress"
 	"meshconform/suites/internal/e2e"
 	_ "meshconform/suites/mtls"
+	_ "meshconform/suites/posture"
 )
 
 var _ = e2e.Bootstrap("conformance")
