@@ -172,8 +172,9 @@ func TestMySQLClientAgainstLoopback(t *testing.T) {
 	})
 	t.Run("no greeting within the connect timeout", func(t *testing.T) {
 		hold := make(chan struct{})
-		t.Cleanup(func() { close(hold) })
 		port := listen(t, func(c net.Conn) { <-hold; _ = c.Close() })
+		// Registered after listen's, so it runs before listen's cleanup waits for the handler.
+		t.Cleanup(func() { close(hold) })
 		cmd := MySQLCommand("127.0.0.1", port)
 		cmd[slices.Index(cmd, "--connect-timeout=10")] = "--connect-timeout=2" // keep the test short
 		o := run(t, cmd)
