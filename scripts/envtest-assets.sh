@@ -19,6 +19,8 @@ SETUP_ENVTEST_VERSION="${SETUP_ENVTEST_VERSION:-v0.25.1}"
 CACHE="${MESHCONFORM_ASSETS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/meshconform/envtest}"
 BIN="$CACHE/k8s-$KUBE_VERSION/bin"
 BINARIES=(kube-apiserver etcd kube-controller-manager)
+# Bumped whenever the way the binaries are made changes, so caches made the old way are rebuilt.
+RECIPE="build-r2: etcd pinned to the release's own version; version stamped by ldflags"
 
 log() { printf 'envtest-assets: %s\n' "$*" >&2; }
 die() { printf 'envtest-assets: error: %s\n' "$*" >&2; exit 1; }
@@ -26,6 +28,7 @@ die() { printf 'envtest-assets: error: %s\n' "$*" >&2; exit 1; }
 have_all() {
   local b
   for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || return 1; done
+  [ "$(cat "$BIN/.recipe" 2>/dev/null)" = "$RECIPE" ] || [ -f "$BIN/.downloaded" ]
 }
 
 if ! [[ "$KUBE_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
@@ -37,7 +40,7 @@ if have_all; then
   echo "$BIN"
   exit 0
 fi
-mkdir -p "$BIN"
+mkdir -p "$BIN" "$BIN.new"
 
 # 1. setup-envtest, where the machine can reach its download store.
 if [ "${MESHCONFORM_NO_DOWNLOAD:-}" != 1 ] && { [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/etcd" ]; }; then
@@ -45,7 +48,7 @@ if [ "${MESHCONFORM_NO_DOWNLOAD:-}" != 1 ] && { [ ! -x "$BIN/kube-apiserver" ] |
   dl="$CACHE/setup-envtest"
   if out=$(timeout 120 go run "sigs.k8s.io/controller-runtime/tools/setup-envtest@$SETUP_ENVTEST_VERSION" \
         use "$KUBE_VERSION" --bin-dir "$dl" -p path 2>"$CACHE/setup-envtest.log") && [ -x "$out/kube-apiserver" ]; then
-    cp "$out/kube-apiserver" "$out/etcd" "$BIN/"
+    cp "$out/kube-apiserver" "$out/etcd" "$BIN/" && touch "$BIN/.downloaded"
     log "downloaded kube-apiserver and etcd"
   else
     log "setup-envtest could not download (see $CACHE/setup-envtest.log); building from the Go module proxy instead"
@@ -53,7 +56,11 @@ if [ "${MESHCONFORM_NO_DOWNLOAD:-}" != 1 ] && { [ ! -x "$BIN/kube-apiserver" ] |
 fi
 
 missing=()
-for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
+if [ -f "$BIN/.downloaded" ]; then
+  for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
+else
+  missing=("${BINARIES[@]}") # built binaries from an older recipe are all rebuilt
+fi
 if [ ${#missing[@]} -eq 0 ]; then echo "$BIN"; exit 0; fi
 
 # 2. Build what is missing.
@@ -67,6 +74,8 @@ gomod=$(printf '%s\n' "$kmod" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 [ -f "$gomod" ] || die "go mod download gave no go.mod for k8s.io/kubernetes@v$KUBE_VERSION"
 
 staging_version="v0.${KUBE_VERSION#*.}"
+etcd_version=$(sed -n 's#^[[:space:]]*go.etcd.io/etcd/server/v3 \(v[^ ]*\).*#\1#p' "$gomod")
+[ -n "$etcd_version" ] || die "k8s.io/kubernetes@v$KUBE_VERSION's go.mod names no go.etcd.io/etcd/server/v3 version"
 {
   echo "module meshconform.local/envtest-build"
   echo
@@ -104,13 +113,17 @@ done
   cd "$src"
   export GOFLAGS=-mod=mod CGO_ENABLED=0
   # go mod tidy would walk all of Kubernetes' tests; resolving only what the builds import is enough.
-  go get "k8s.io/kubernetes@v$KUBE_VERSION" "go.etcd.io/etcd/server/v3" >"$src/build.log" 2>&1 &&
-    go build -trimpath -ldflags "-s -w" -o "$BIN/" "${pkgs[@]}" >>"$src/build.log" 2>&1
+  minor=${KUBE_VERSION#*.}; minor=${minor%%.*}
+  v=k8s.io/component-base/version
+  ldflags="-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=${KUBE_VERSION%%.*} -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  go get "k8s.io/kubernetes@v$KUBE_VERSION" "go.etcd.io/etcd/server/v3@$etcd_version" >"$src/build.log" 2>&1 &&
+    go build -trimpath -ldflags "$ldflags" -o "$BIN.new/" "${pkgs[@]}" >>"$src/build.log" 2>&1
 ) || { tail -n 30 "$src/build.log" >&2; die "building ${missing[*]} failed (full log: $src/build.log)"; }
 
-# kube-controller-manager/apiserver report their version from ldflags; the build does not stamp it,
-# which envtest does not need. The etcd binary takes the name of its directory's main.
-[ -x "$BIN/etcd" ] || { [ -x "$BIN/etcd/etcd" ] && mv "$BIN/etcd/etcd" "$BIN/etcd"; }
+# Replace the binaries only once all of them built (tests may be running against the old ones).
+for b in "${missing[@]}"; do mv -f "$BIN.new/$b" "$BIN/$b"; done
+rmdir "$BIN.new" 2>/dev/null || true
+[ -f "$BIN/.downloaded" ] || echo "$RECIPE" >"$BIN/.recipe"
 have_all || die "build finished but ${BINARIES[*]} are not all in $BIN"
 log "built into $BIN"
 echo "$BIN"
