@@ -18,7 +18,7 @@ import (
 
 var allSamples = []Sample{
 	Httpbin, Nginx, Frontend, Sleep, Curl, TestClient, PlainClient, ProductCatalog, MySQL, MySQLClient,
-	ProbeServer, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort,
+	ProbeServer, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort, HttpbinTTL,
 }
 
 func loadAll(t *testing.T) map[Sample]*Manifest {
@@ -270,6 +270,7 @@ func TestServiceAccountsServicesAndPortsMatchTheCatalog(t *testing.T) {
 		Frontend:        {"frontend", "frontend", 80, 8080},
 		ProductCatalog:  {"productcatalogservice", "", 0, 0},
 		HttpbinExcluded: {"httpbin-excluded", "httpbin-excluded", 8000, 8080},
+		HttpbinTTL:      {"httpbin-ttl", "httpbin-ttl", 8000, 8080},
 		MySQL:           {"mysql", "mysql", 3306, 3306},
 	}
 	for s, w := range wants {

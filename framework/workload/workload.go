@@ -68,6 +68,8 @@ const (
 	HttpbinExcluded Sample = "httpbin-excluded"
 	// MultiPort serves HTTP on two ports, 8080 and 8081 (Service 8000 and 8001).
 	MultiPort Sample = "multiport"
+	// HttpbinTTL is httpbin whose proxy requests 48h certificates (SECRET_TTL, CERT-004).
+	HttpbinTTL Sample = "httpbin-ttl"
 )
 
 const (
