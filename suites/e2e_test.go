@@ -12,11 +12,13 @@ import (
 	. "github.com/onsi/gomega"
 
 	_ "meshconform/suites/authz"
+	_ "meshconform/suites/controlplane"
 	_ "meshconform/suites/identity"
 	_ "meshconform/suites/ingress"
 	"meshconform/suites/internal/e2e"
 	_ "meshconform/suites/mtls"
 	_ "meshconform/suites/posture"
+	_ "meshconform/suites/probes"
 )
 
 var _ = e2e.Bootstrap("conformance")

@@ -69,23 +69,41 @@ func Setup(ctx context.Context, r *Run, id string, nss []cases.Namespace) *Scena
 		s.Env.Namespaces[n.Role] = ns
 	}
 	for _, n := range nss {
-		ns := s.Env.Namespaces[n.Role]
-		hs, err := workload.Deploy(ctx, r.Kube, ns, n.Samples...)
-		must(err, "deploying %v into %s", n.Samples, ns)
-		s.Handles[n.Role] = map[workload.Sample]workload.Handle{}
-		for _, h := range hs {
-			s.Handles[n.Role][h.Sample] = h
-		}
-	}
-	By("waiting for the workloads and their proxies")
-	for _, byRole := range s.Handles {
-		for _, h := range byRole {
-			err := workload.WaitReady(ctx, r.Kube, h.Namespace, h.Selector,
-				workload.Consecutive(r.Expect.Consecutive), workload.Timeout(readyTimeout))
-			must(err, "%s in %s is not ready", h.Sample, h.Namespace)
+		if len(n.Samples) > 0 {
+			s.Deploy(ctx, n.Role, n.Samples...)
 		}
 	}
 	return s
+}
+
+// Deploy deploys samples into role's namespace and waits until they and their proxies are
+// ready (N observations in a row).
+func (s *Scenario) Deploy(ctx context.Context, role cases.Role, samples ...workload.Sample) []workload.Handle {
+	GinkgoHelper()
+	hs := s.DeployNoWait(ctx, role, samples...)
+	By(fmt.Sprintf("waiting for %v and their proxies", samples))
+	for _, h := range hs {
+		err := workload.WaitReady(ctx, s.Run.Kube, h.Namespace, h.Selector,
+			workload.Consecutive(s.Run.Expect.Consecutive), workload.Timeout(readyTimeout))
+		must(err, "%s in %s is not ready", h.Sample, h.Namespace)
+	}
+	return hs
+}
+
+// DeployNoWait deploys samples into role's namespace without waiting (for pods that are
+// expected never to become ready).
+func (s *Scenario) DeployNoWait(ctx context.Context, role cases.Role, samples ...workload.Sample) []workload.Handle {
+	GinkgoHelper()
+	ns := s.Env.NS(role)
+	hs, err := workload.Deploy(ctx, s.Run.Kube, ns, samples...)
+	must(err, "deploying %v into %s", samples, ns)
+	if s.Handles[role] == nil {
+		s.Handles[role] = map[workload.Sample]workload.Handle{}
+	}
+	for _, h := range hs {
+		s.Handles[role][h.Sample] = h
+	}
+	return hs
 }
 
 // Namespaces the scenario created, for diagnostics.
