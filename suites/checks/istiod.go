@@ -281,3 +281,37 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// TLSErrorsSettle applies CP-001's warm-up rule to the live logs: it scans istiod's logs
+// since logsSince (the suite's start, or the end of its warm-up) now and every poll for window, failing as soon as the count of
+// `TLS handshake error.*bad certificate` lines grows past the first scan's (with the new
+// lines as evidence), and passing at the end of the window when it has not. A log read
+// that fails fails the check: a window with a blind spot proves nothing. It returns the
+// last scan, for the report.
+func TLSErrorsSettle(ctx context.Context, kube kubernetes.Interface, istioNamespace, revision string, logsSince time.Time, window, poll time.Duration) (LogFindings, error) {
+	if window <= 0 || poll <= 0 {
+		return LogFindings{}, fmt.Errorf("CP-001: window %v and poll %v must be positive", window, poll)
+	}
+	start := time.Now()
+	end := start.Add(window)
+	var first LogFindings
+	for n := 1; ; n++ {
+		text, err := IstiodLogs(ctx, kube, istioNamespace, revision, logsSince)
+		if err != nil {
+			return first, fmt.Errorf("CP-001: reading istiod's logs (scan %d at +%v of a %v window): %w", n, since(start), window, err)
+		}
+		cur := ScanIstiodLog(text)
+		if n == 1 {
+			first = cur
+		}
+		if err := CheckTLSErrorsSettled(first, cur); err != nil {
+			return cur, fmt.Errorf("%w\n(scan %d at +%v of a %v window)", err, n, since(start), window)
+		}
+		if !time.Now().Before(end) {
+			return cur, nil
+		}
+		if !pause(ctx, min(poll, time.Until(end))) {
+			return cur, fmt.Errorf("CP-001: window interrupted after %v of %v (%d scans, no growth): %w", since(start), window, n, ctx.Err())
+		}
+	}
+}

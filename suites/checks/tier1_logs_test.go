@@ -29,6 +29,8 @@ type kubelet struct {
 	logs map[string]string // ns/pod/container[/previous] → text
 	fail map[string]bool
 	reqs []string
+	// hook, when set, runs before the n-th request (counting from 1) is answered.
+	hook func(n int)
 }
 
 func newKubelet(t *testing.T) *kubelet {
@@ -50,6 +52,12 @@ func (k *kubelet) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	k.mu.Lock()
 	k.reqs = append(k.reqs, key+"?"+r.URL.RawQuery)
+	n, hook := len(k.reqs), k.hook
+	k.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
+	k.mu.Lock()
 	text, found := k.logs[key]
 	fail := k.fail[key]
 	k.mu.Unlock()
@@ -193,5 +201,63 @@ func TestTier1IstiodLogs(t *testing.T) {
 	_, err = IstiodLogs(ctx, env.Kube, ns, "stable", since)
 	if !errors.Is(err, errNoIstiodPods) || !strings.Contains(err.Error(), "app=istiod,istio.io/rev=stable") {
 		t.Errorf("no istiod of revision stable: %v", err)
+	}
+}
+
+func (k *kubelet) set(key, text string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.logs[key] = text
+}
+
+// TestTier1TLSErrorsSettle runs CP-001's window over live logs: transient errors seen
+// before the window pass; errors that keep coming fail at the scan that sees them.
+func TestTier1TLSErrorsSettle(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := ctxFor(t, 2*time.Minute)
+	k := newKubelet(t)
+	node := k.node(t, env)
+	ns := env.Namespace(t, "istio", nil)
+	istiodPod(t, env, ns, "istiod-6d9f8b7c4-aaaaa", node, map[string]string{"app": "istiod"}, 0)
+	key := ns + "/istiod-6d9f8b7c4-aaaaa/discovery"
+
+	// Warm-up errors, then quiet: passes, after the window.
+	k.set(key, logText(tlsBad(3), []string{logInfo}))
+	begin := time.Now()
+	f, err := TLSErrorsSettle(ctx, env.Kube, ns, "", time.Time{}, 500*time.Millisecond, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("transient errors: %v", err)
+	}
+	if time.Since(begin) < 500*time.Millisecond || f.TLSBadCertificate.Count != 3 || len(k.requests()) < 5 {
+		t.Errorf("passed after %v and %d scans with %s; want the whole 500ms window, polled", time.Since(begin), len(k.requests()), f)
+	}
+
+	// Errors keep coming: the scan after they grow fails, naming the counts and the line.
+	k.mu.Lock()
+	k.reqs, k.hook = nil, func(n int) {
+		if n == 3 {
+			k.set(key, logText(tlsBad(5)))
+		}
+	}
+	k.mu.Unlock()
+	f, err = TLSErrorsSettle(ctx, env.Kube, ns, "", time.Time{}, time.Minute, 50*time.Millisecond)
+	if err == nil {
+		t.Fatal("growing TLS errors passed")
+	}
+	for _, w := range []string{"grew from 3 to 5", "(scan 3 at", fmt.Sprintf(logTLSBad, 4, 50004)} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if f.TLSBadCertificate.Count != 5 || len(k.requests()) != 3 {
+		t.Errorf("returned %s after %d scans; want the growing scan, the 3rd", f, len(k.requests()))
+	}
+
+	// Logs that cannot be read fail the window.
+	k.mu.Lock()
+	k.hook, k.fail[key] = nil, true
+	k.mu.Unlock()
+	if _, err := TLSErrorsSettle(ctx, env.Kube, ns, "", time.Time{}, time.Minute, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "reading istiod's logs (scan 1") {
+		t.Errorf("unreadable logs: %v", err)
 	}
 }
