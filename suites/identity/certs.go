@@ -61,7 +61,10 @@ var _ = Describe("identity: certificates", func() {
 
 	It("CERT-003: the sidecar injector webhook has a CA bundle", e2e.IDLabels("CERT-003"), func(ctx SpecContext) {
 		r := e2e.Current
-		err := checks.CheckInjectorCABundle(ctx, r.Kube, r.State.Istio.Revision)
+		// istiod patches the bundle in after it starts: converge rather than read once.
+		err := expect.ConvergeFunc(ctx, r.Expect, func(ctx context.Context) error {
+			return checks.CheckInjectorCABundle(ctx, r.Kube, r.State.Istio.Revision)
+		})
 		name := checks.InjectorWebhookName(r.State.Istio.Revision)
 		if err != nil {
 			e2e.RecordFields("CERT-003", expect.Deviation, err.Error(), map[string]string{"webhook": name})
