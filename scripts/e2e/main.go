@@ -8,6 +8,7 @@
 //	go run ./scripts/e2e up                              bring up; print the state file to export
 //	go run ./scripts/e2e down [passed|failed|interrupted] end the run `up` brought up
 //	go run ./scripts/e2e delete                          delete the kind cluster CLUSTER_NAME
+//	go run ./scripts/e2e upgrade [-- extra ginkgo flags] the upgrade gate, FROM → TO (upgrade.go)
 package main
 
 import (
@@ -59,6 +60,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		return run(ctx, s, ginkgoExtra(args), wd, stdout, stderr)
+	case "upgrade":
+		return runUpgrade(ctx, s, ginkgoExtra(args), wd, stdout, stderr)
 	case "preflight":
 		results, err := preflight.Run(ctx, s, preflight.Options{Charts: provision.MeshChartCheck})
 		preflight.Print(stderr, results)
@@ -118,13 +121,21 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprint(w, `go run ./scripts/e2e [run|preflight|up|down|delete|help] [-- extra ginkgo flags]
+	fmt.Fprint(w, `go run ./scripts/e2e [run|preflight|up|down|delete|upgrade|help] [-- extra ginkgo flags]
 
   run        preflight, cluster, images, Istio; the suites (go tool ginkgo); then KEEP_CLUSTER
   preflight  only the checks, every problem at once
   up         bring the run up and print "export MESHCONFORM_STATE=…" for later ginkgo runs
   down       end a run that up brought up (argument: passed, failed or interrupted)
   delete     delete the kind cluster CLUSTER_NAME
+  upgrade    the upgrade gate (make e2e-upgrade): FROM=<istio> TO=<istio> (full versions, FROM
+             older). A fresh kind cluster with Istio FROM; the upgrade suite (./suites/upgrade)
+             and the behaviour suites (LABELS, default '!slow') into REPORTS_DIR/upgrade/base;
+             Istio upgraded in place to TO, suites again into …/inplace; TO installed as
+             revision canary, suites against it into …/canary; report diff of base against
+             inplace and canary. Exit 1 when a behaviour got worse or the upgrade suite failed,
+             2 when a report is missing or FROM/TO are wrong, 130 on Ctrl-C. KEEP_CLUSTER as
+             for run; KUBE_CONTEXT and REUSE_CLUSTER are refused.
 
 Settings (environment variables; the Makefile passes them through):
 `)
@@ -196,16 +207,21 @@ func GinkgoArgs(s settings.Settings, extra []string) []string {
 // suites runs Ginkgo in the module root with the state file exported; on interrupt Ginkgo gets
 // SIGINT (its own cleanup runs) and, past a grace period, is killed.
 func suites(ctx context.Context, s settings.Settings, statePath string, extra []string, wd string, stdout, stderr io.Writer) int {
+	return ginkgo(ctx, wd, GinkgoArgs(s, extra), []string{provision.StateEnv + "=" + statePath}, stdout, stderr)
+}
+
+// ginkgo runs `go <args>` (go tool ginkgo …) in the module root with env added to the
+// driver's environment, and returns its exit code (1 when it could not run).
+func ginkgo(ctx context.Context, wd string, args, env []string, stdout, stderr io.Writer) int {
 	root, ok := settings.ModuleRoot(wd)
 	if !ok {
 		fmt.Fprintf(stderr, "meshconform: run from inside the meshconform checkout (no go.mod of module meshconform above %s)\n", wd)
 		return 1
 	}
-	args := GinkgoArgs(s, extra)
 	fmt.Fprintf(stderr, "meshconform: suites: go %s\n", joinArgs(args))
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), provision.StateEnv+"="+statePath)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 3 * time.Minute
