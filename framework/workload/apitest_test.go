@@ -6,10 +6,8 @@ package workload
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,19 +16,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"meshconform/framework/ownership"
 	"meshconform/internal/apitest"
 )
 
 func TestMain(m *testing.M) { apitest.Main(m) }
-
-func ctxFor(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // newRun gives a test its own run id, and removes that run's namespaces when it ends.
 func newRun(t *testing.T, kube kubernetes.Interface) string {
@@ -47,7 +38,7 @@ func newRun(t *testing.T, kube kubernetes.Interface) string {
 
 func TestTier1NamespaceLabels(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
 	for _, c := range []struct {
 		inj        Injection
@@ -92,7 +83,7 @@ func TestTier1NamespaceLabels(t *testing.T) {
 
 func TestTier1DryRunAndDeployEverySample(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "deploy", RunID: run, Injection: InjectionOn})
 	if err != nil {
@@ -179,7 +170,7 @@ func TestTier1DryRunAndDeployEverySample(t *testing.T) {
 
 func TestTier1CleanupDeletesTheRunsNamespacesAndWaits(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	run := ownership.NewRunID()
 	var made []string
 	for _, inj := range []Injection{InjectionOn, InjectionOff} {
@@ -302,34 +293,9 @@ func setAvailable(ctx context.Context, t *testing.T, kube kubernetes.Interface, 
 	}
 }
 
-// countingClient is a client whose pod LISTs in ns are counted, and which calls hook(n)
-// before sending the n-th: WaitReady makes one per observation, so the test can change
-// the pod between observations, exactly.
-func countingClient(t *testing.T, cfg *rest.Config, ns string, hook func(n int64)) (kubernetes.Interface, *atomic.Int64) {
-	var n atomic.Int64
-	c := rest.CopyConfig(cfg)
-	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			if req.Method == http.MethodGet && req.URL.Path == "/api/v1/namespaces/"+ns+"/pods" && req.URL.Query().Get("watch") == "" {
-				hook(n.Add(1))
-			}
-			return rt.RoundTrip(req)
-		})
-	})
-	kube, err := kubernetes.NewForConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kube, &n
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 func TestTier1WaitReadyNeedsConsecutiveReadyObservations(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "ready", RunID: run, Injection: InjectionOn})
 	if err != nil {
@@ -348,7 +314,7 @@ func TestTier1WaitReadyNeedsConsecutiveReadyObservations(t *testing.T) {
 	// before the 4th it is ready again. With 3 in a row needed, WaitReady returns after
 	// the 6th observation, and not before.
 	var trace []string
-	kube, lists := countingClient(t, env.Config, ns, func(n int64) {
+	kube, lists := apitest.CountingPodLists(t, env.Config, ns, func(n int64) {
 		switch n {
 		case 3:
 			setPodStatus(ctx, t, env.Kube, ns, pod.Name, true, false)
@@ -366,7 +332,7 @@ func TestTier1WaitReadyNeedsConsecutiveReadyObservations(t *testing.T) {
 	}
 
 	// Ready from the start: exactly N observations.
-	kube, lists = countingClient(t, env.Config, ns, func(int64) {})
+	kube, lists = apitest.CountingPodLists(t, env.Config, ns, func(int64) {})
 	if err := WaitReady(ctx, kube, ns, h.Selector, Consecutive(4), Poll(20*time.Millisecond)); err != nil || lists.Load() != 4 {
 		t.Errorf("already ready, Consecutive(4): %v after %d observations, want nil after 4", err, lists.Load())
 	}
@@ -374,7 +340,7 @@ func TestTier1WaitReadyNeedsConsecutiveReadyObservations(t *testing.T) {
 
 func TestTier1WaitReadyNativeSidecarAndPlainClient(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "native", RunID: run, Injection: Revision("canary")})
 	if err != nil {
@@ -433,7 +399,7 @@ func podName(p *corev1.Pod) string {
 
 func TestTier1WaitReadyTimesOutNamingImagePullBackOff(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "pull", RunID: run, Injection: InjectionOn})
 	if err != nil {
@@ -495,7 +461,7 @@ func TestTier1WaitReadyTimesOutNamingImagePullBackOff(t *testing.T) {
 
 func TestTier1ImagesAreWhatTheDeploymentsRun(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "images", RunID: run, Injection: InjectionOff})
 	if err != nil {

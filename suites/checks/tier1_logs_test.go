@@ -80,7 +80,7 @@ func (k *kubelet) requests() []string {
 // node registers the kubelet as a Node the API server can dial.
 func (k *kubelet) node(t *testing.T, env *apitest.Environment) string {
 	t.Helper()
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := apitest.Context(t, 30*time.Second)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(k.srv.URL, "https://"))
 	p, _ := strconv.Atoi(port)
 	name := "meshconform-kubelet-" + env.RunID + "-" + port
@@ -88,7 +88,9 @@ func (k *kubelet) node(t *testing.T, env *apitest.Environment) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Kube.CoreV1().Nodes().Delete(ctxFor(t, 30*time.Second), name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = env.Kube.CoreV1().Nodes().Delete(apitest.Context(t, 30*time.Second), name, metav1.DeleteOptions{})
+	})
 	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
 	n.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(p)
 	if _, err := env.Kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
@@ -100,7 +102,7 @@ func (k *kubelet) node(t *testing.T, env *apitest.Environment) string {
 // istiodPod creates a pod shaped like the chart's istiod on node, with restarts.
 func istiodPod(t *testing.T, env *apitest.Environment, ns, name, node string, labels map[string]string, restarts int32) {
 	t.Helper()
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := apitest.Context(t, 30*time.Second)
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
 		Spec: corev1.PodSpec{NodeName: node, ServiceAccountName: "default",
 			Containers: []corev1.Container{{Name: "discovery", Image: "docker.io/istio/pilot:1.27.1"}}}}
@@ -123,7 +125,7 @@ func istiodPod(t *testing.T, env *apitest.Environment, ns, name, node string, la
 // logs still come back.
 func TestTier1IstiodLogs(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	k := newKubelet(t)
 	node := k.node(t, env)
 	ns := env.Namespace(t, "istio", nil)
@@ -214,7 +216,7 @@ func (k *kubelet) set(key, text string) {
 // before the window pass; errors that keep coming fail at the scan that sees them.
 func TestTier1TLSErrorsSettle(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	k := newKubelet(t)
 	node := k.node(t, env)
 	ns := env.Namespace(t, "istio", nil)

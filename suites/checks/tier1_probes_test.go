@@ -77,7 +77,7 @@ func setState(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, 
 // observation where a pod restarts, goes unready, is replaced or was never ready.
 func TestTier1SoakReady(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	healthy := podState{ready: true, running: true}
 	const poll = 50 * time.Millisecond
 
@@ -87,7 +87,7 @@ func TestTier1SoakReady(t *testing.T) {
 		createProbePod(t, ctx, env.Kube, ns, "probe-server-2", "probe-server")
 		setState(t, ctx, env.Kube, ns, "probe-server-1", healthy)
 		setState(t, ctx, env.Kube, ns, "probe-server-2", healthy)
-		kube, lists := countingClient(t, env.Config, ns, func(int64) {})
+		kube, lists := apitest.CountingPodLists(t, env.Config, ns, func(int64) {})
 		begin := time.Now()
 		if err := SoakReady(ctx, kube, ns, "app=probe-server", 600*time.Millisecond, poll); err != nil {
 			t.Fatalf("SoakReady: %v", err)
@@ -136,7 +136,7 @@ func TestTier1SoakReady(t *testing.T) {
 			ns := env.Namespace(t, "soak", nil)
 			createProbePod(t, ctx, env.Kube, ns, "probe-server-1", "probe-server")
 			setState(t, ctx, env.Kube, ns, "probe-server-1", healthy)
-			kube, lists := countingClient(t, env.Config, ns, func(n int64) {
+			kube, lists := apitest.CountingPodLists(t, env.Config, ns, func(n int64) {
 				if n == c.at {
 					c.event(t, ns)
 				}
@@ -176,7 +176,7 @@ func TestTier1SoakReady(t *testing.T) {
 // running (an image that cannot be pulled) proves nothing and fails.
 func TestTier1NeverReady(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	const window, poll = 500 * time.Millisecond, 50 * time.Millisecond
 
 	ns := env.Namespace(t, "never", nil)
@@ -190,7 +190,7 @@ func TestTier1NeverReady(t *testing.T) {
 		t.Errorf("NeverReady passed before its window ended")
 	}
 
-	kube, lists := countingClient(t, env.Config, ns, func(n int64) {
+	kube, lists := apitest.CountingPodLists(t, env.Config, ns, func(n int64) {
 		if n == 3 {
 			setState(t, ctx, env.Kube, ns, "probe-norewrite-1", podState{ready: true, running: true})
 		}
@@ -217,7 +217,7 @@ func TestTier1NeverReady(t *testing.T) {
 // there were when none matches.
 func TestTier1ReadinessProbeFailed(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	ns := env.Namespace(t, "events", nil)
 	createProbePod(t, ctx, env.Kube, ns, "probe-norewrite-1", "probe-norewrite")
 	createProbePod(t, ctx, env.Kube, ns, "probe-server-1", "probe-server")
@@ -287,7 +287,7 @@ func TestTier1ReadinessProbeFailed(t *testing.T) {
 // checks what it gives back: defaulting and round-tripping must not change the verdicts.
 func TestTier1RewriteChecksOnStoredPods(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	ns := env.Namespace(t, "rewrite", nil)
 	store := func(file string) *corev1.Pod {
 		p := loadPod(t, file)

@@ -2,9 +2,7 @@ package checks
 
 import (
 	"context"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,13 +20,6 @@ import (
 )
 
 func TestMain(m *testing.M) { apitest.Main(m) }
-
-func ctxFor(t *testing.T, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // chartRules are the rules of Istio's istiod ClusterRole (istio-discovery
 // templates/clusterrole.yaml) that matter here, as the chart writes them.
@@ -138,7 +129,7 @@ func authorizerAllows(ctx context.Context, kube kubernetes.Interface, ns, sa str
 // whether istiod may list CRDs.
 func TestTier1CheckIstiodRBAC(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 3*time.Minute)
+	ctx := apitest.Context(t, 3*time.Minute)
 
 	type setup func(t *testing.T, f *rbacFixture, ns string) []RBACOption
 	cases := []struct {
@@ -263,7 +254,7 @@ func TestTier1CheckIstiodRBAC(t *testing.T) {
 // error naming the permission, not a false verdict.
 func TestTier1CheckIstiodRBACNeedsPermissions(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	ns := env.Namespace(t, "istio", nil)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":nobody"}
@@ -289,31 +280,6 @@ func unwrapAll(err error) error {
 		err = u.Unwrap()
 	}
 }
-
-// countingClient counts pod LISTs in ns and calls hook(n) before sending the n-th, so a
-// test can change pods between two observations of a polling check, exactly.
-func countingClient(t *testing.T, cfg *rest.Config, ns string, hook func(n int64)) (kubernetes.Interface, *atomic.Int64) {
-	t.Helper()
-	var n atomic.Int64
-	c := rest.CopyConfig(cfg)
-	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			if req.Method == http.MethodGet && req.URL.Path == "/api/v1/namespaces/"+ns+"/pods" && req.URL.Query().Get("watch") == "" {
-				hook(n.Add(1))
-			}
-			return rt.RoundTrip(req)
-		})
-	})
-	kube, err := kubernetes.NewForConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kube, &n
-}
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // injectorConfig is the chart's MutatingWebhookConfiguration (istio-discovery
 // templates/mutatingwebhook.yaml): four webhooks calling istiod's /inject, each with bundle.
@@ -355,7 +321,7 @@ func injectorConfig(name, rev string, bundles ...[]byte) *admissionv1.MutatingWe
 // and broken bundles in a real API server, found by name and by label.
 func TestTier1CheckInjectorCABundle(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	bundle := caBundlePEM(t)
 	api := env.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	apply := func(t *testing.T, mwc *admissionv1.MutatingWebhookConfiguration) {

@@ -27,12 +27,6 @@ import (
 
 func TestMain(m *testing.M) { apitest.Main(m) }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func newRun(t *testing.T, kube kubernetes.Interface) string {
 	id := ownership.NewRunID()
 	t.Cleanup(func() {
@@ -47,7 +41,7 @@ func newRun(t *testing.T, kube kubernetes.Interface) string {
 
 func TestTier1NamespacesByRole(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	run, other := newRun(t, env.Kube), newRun(t, env.Kube)
 	server, err := CreateNamespace(ctx, env.Kube, run, Server, workload.InjectionOn)
 	if err != nil {
@@ -102,7 +96,7 @@ func TestTier1NamespacesByRole(t *testing.T) {
 
 func TestTier1MoveToRevision(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := CreateNamespace(ctx, env.Kube, run, Client, workload.InjectionOn)
 	if err != nil {
@@ -167,7 +161,7 @@ func patchLabels(ctx context.Context, kube kubernetes.Interface, ns string, labe
 // old pod a plain readiness wait would accept.
 func TestTier1RolloutRestart(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := CreateNamespace(ctx, env.Kube, run, Client, workload.InjectionOn)
 	if err != nil {
@@ -273,7 +267,7 @@ func setStatus(t *testing.T, ctx context.Context, kube kubernetes.Interface, d *
 // sidecar and a classic one), and kept on the namespace for later phases.
 func TestTier1ProxyVersionsAndRecords(t *testing.T) {
 	env := apitest.Env(t)
-	ctx := ctxFor(t, time.Minute)
+	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
 	ns, err := CreateNamespace(ctx, env.Kube, run, Client, workload.InjectionOn)
 	if err != nil {

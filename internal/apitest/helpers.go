@@ -1,0 +1,45 @@
+package apitest
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Context is a context that ends after d or when the test ends.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// CountingPodLists is a client whose pod LISTs in ns are counted, and which calls hook(n)
+// before sending the n-th: a polling check makes one per observation, so a test can change
+// pods between two observations, exactly.
+func CountingPodLists(t testing.TB, cfg *rest.Config, ns string, hook func(n int64)) (kubernetes.Interface, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	c := rest.CopyConfig(cfg)
+	c.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && req.URL.Path == "/api/v1/namespaces/"+ns+"/pods" && req.URL.Query().Get("watch") == "" {
+				hook(n.Add(1))
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	kube, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kube, &n
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
