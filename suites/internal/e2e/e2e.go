@@ -60,6 +60,8 @@ func Bootstrap(suite string) bool {
 		Expect(err).NotTo(HaveOccurred(), "bringing up the run")
 		owned = own
 		fmt.Fprintf(GinkgoWriter, "run ready in %s: %s\n", provision.Elapsed(time.Since(start)), st.Summary())
+		// Once per run (process 1), so the report holds one description of what was tested.
+		AddReportEntry(report.EntryRun, runEntry(st), ReportEntryVisibilityNever)
 		data, err := st.Marshal()
 		Expect(err).NotTo(HaveOccurred())
 		return data
@@ -69,7 +71,6 @@ func Bootstrap(suite string) bool {
 		r, err := newRun(ctx, st)
 		Expect(err).NotTo(HaveOccurred())
 		Current = r
-		AddReportEntry(report.EntryRun, runEntry(st), ReportEntryVisibilityNever)
 	}, NodeTimeout(30*time.Minute))
 
 	ReportAfterSuite(suite+" conformance report", func(r Report) {
