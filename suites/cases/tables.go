@@ -46,7 +46,7 @@ func objs(o ...policy.Object) func(Env) []policy.Object {
 
 // namespaceStrict is seed 001's namespace-wide policy, named as there.
 func namespaceStrict(e Env) []policy.Object {
-	return []policy.Object{policy.PeerAuthentication(e.NS(Server), "namespace-policy", policy.Mode(policy.MTLSStrict))}
+	return []policy.Object{NamespaceStrict(e.NS(Server))}
 }
 
 func namespacePermissive(e Env) []policy.Object {

@@ -42,6 +42,13 @@ func TestCasesDryRunOnRealAPIServer(t *testing.T) {
 		t.Cleanup(func() { _ = env.DeleteNamespace(context.Background(), ns) })
 		e.Namespaces[r] = ns
 	}
+	t.Run("special specs", func(t *testing.T) {
+		for _, o := range SpecialObjects(e) {
+			if err := applier.DryRun(ctx, o); err != nil {
+				t.Errorf("%s/%s: %v", o.GetNamespace(), o.GetName(), err)
+			}
+		}
+	})
 	for _, c := range All() {
 		t.Run(c.ID, func(t *testing.T) {
 			for _, n := range c.Namespaces {

@@ -56,7 +56,7 @@ var _ = Describe("mtls: server-first protocol", func() {
 		}
 
 		By("STRICT: the mesh client connects and runs SELECT 1, N times in a row")
-		s.Apply(ctx, []policy.Object{policy.PeerAuthentication(s.Env.NS(cases.Server), "namespace-policy", policy.Mode(policy.MTLSStrict))})
+		s.Apply(ctx, []policy.Object{cases.NamespaceStrict(s.Env.NS(cases.Server))})
 		err = expect.ConvergeFunc(ctx, s.Run.Expect, func(ctx context.Context) error {
 			var err error
 			o, err = run(ctx)

@@ -35,7 +35,7 @@ const (
 func strictNamespace(ctx context.Context, id string) *e2e.Scenario {
 	s := e2e.Setup(ctx, e2e.Current, id, []cases.Namespace{{Role: cases.Server, Meshed: true}})
 	ns := s.Env.NS(cases.Server)
-	s.Apply(ctx, []policy.Object{policy.PeerAuthentication(ns, "namespace-policy", policy.Mode(policy.MTLSStrict))})
+	s.Apply(ctx, []policy.Object{cases.NamespaceStrict(ns)})
 	return s
 }
 
@@ -91,9 +91,7 @@ var _ = Describe("probes", func() {
 		s := strictNamespace(ctx, "PROBE-003")
 		ns := s.Env.NS(cases.Server)
 		By("portLevelMtls PERMISSIVE on the probe port 8081")
-		s.Apply(ctx, []policy.Object{policy.PeerAuthentication(ns, "probe-port",
-			policy.Selector(map[string]string{"app": "probe-port"}), policy.Mode(policy.MTLSStrict),
-			policy.PortMTLS(8081, policy.MTLSPermissive))})
+		s.Apply(ctx, []policy.Object{cases.ProbePortPermissive(ns)})
 		s.Deploy(ctx, cases.Server, workload.ProbePort)
 		By("excludeInboundPorts on the probe port 8081")
 		s.Deploy(ctx, cases.Server, workload.ProbePortExcluded)
