@@ -12,6 +12,7 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -89,17 +90,56 @@ func (i *Installer) helmUninstall(ctx context.Context, cfg *action.Configuration
 		return err
 	}
 	start := time.Now()
+	// What the release made, read before Helm forgets it, so the deletion can be waited for.
+	var made kube.ResourceList
+	if last, _, err := releaseState(cfg, name); err == nil && last != nil {
+		if made, err = cfg.KubeClient.Build(strings.NewReader(last.Manifest), false); err != nil {
+			return fmt.Errorf("read the objects of release %s: %w", name, err)
+		}
+	}
 	un := action.NewUninstall(cfg)
 	un.IgnoreNotFound = true
-	un.WaitStrategy = kube.StatusWatcherStrategy
+	// Helm's own status-watcher wait for deletion was seen to return while a Deployment was
+	// still Terminating (foreground deletion waits on the garbage collector), failing an
+	// uninstall that was merely slow; the wait below polls until the objects are gone.
+	un.WaitStrategy = kube.HookOnlyStrategy
 	un.Timeout = o.Timeout
 	un.DeletionPropagation = "foreground"
 	// Helm's uninstall takes no context; it is bounded by Timeout.
 	if _, err := un.Run(name); err != nil {
 		return fmt.Errorf("helm uninstall of %s in namespace %s: %w. Look at `kubectl -n %s get all` for what is stuck (finalizers?)", name, ns, err, ns)
 	}
+	if err := WaitFor(ctx, o.Timeout, "deletion of release "+name, i.log, objectsGone(made)); err != nil {
+		return fmt.Errorf("helm uninstall of %s in namespace %s: %w. Look at `kubectl -n %s get all` for what is stuck (finalizers?)", name, ns, err, ns)
+	}
 	i.log.Info("helm release uninstalled", "release", name, "namespace", ns, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// objectsGone is a Check that the release's objects are deleted, except those Helm keeps
+// (the keep policy: istio-base's CRDs unless they are removed on purpose, then waited for
+// by deleteCRDs).
+func objectsGone(made kube.ResourceList) Check {
+	return func(ctx context.Context) string {
+		var left []string
+		for _, info := range made {
+			if acc, err := meta.Accessor(info.Object); err == nil && acc.GetAnnotations()[keepPolicy] == "keep" {
+				continue
+			}
+			err := info.Get()
+			switch {
+			case apierrors.IsNotFound(err):
+			case err != nil:
+				return fmt.Sprintf("%s %s: %v", info.Mapping.GroupVersionKind.Kind, info.ObjectName(), err)
+			default:
+				left = append(left, info.Mapping.GroupVersionKind.Kind+" "+info.Namespace+"/"+info.Name)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Sprintf("%d objects still being deleted: %s", len(left), strings.Join(left, ", "))
+		}
+		return ""
+	}
 }
 
 // uninstallBase removes istio-base. Its CRDs stay unless crds: Helm decides what to keep from
