@@ -34,8 +34,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"meshconform/internal/apitest"
 )
@@ -767,21 +765,7 @@ func TestTier1RequestsEqualClusterRole(t *testing.T) {
 // the test API server may impersonate; RBAC then evaluates the ServiceAccount alone).
 func saKubeconfig(t *testing.T, env *apitest.Environment, ns, name string) string {
 	t.Helper()
-	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := kc.Contexts[kc.CurrentContext]
-	auth := kc.AuthInfos[ctx.AuthInfo].DeepCopy()
-	auth.Impersonate = "system:serviceaccount:" + ns + ":" + name
-	kc.AuthInfos["sa"] = auth
-	kc.Contexts["posture-sa"] = &clientcmdapi.Context{Cluster: ctx.Cluster, AuthInfo: "sa"}
-	kc.CurrentContext = "posture-sa"
-	path := filepath.Join(t.TempDir(), "sa.kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return env.KubeconfigAs(t, "system:serviceaccount:"+ns+":"+name, "posture-sa")
 }
 
 // bindRole creates ClusterRole name with rules, a ServiceAccount of the same name, and a

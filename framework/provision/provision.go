@@ -265,6 +265,9 @@ func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.W
 		st.Context, st.Server, st.KubernetesVersion = a.Context, a.Server, a.ServerVersion
 		fmt.Fprintf(log, "  attached to context %s (%s), Kubernetes %s; nothing at cluster level will be created or deleted\n",
 			a.Context, a.Server, a.ServerVersion)
+		if err := CheckSuitePermissions(ctx, a); err != nil {
+			return nil, err
+		}
 		return nil, nil
 	}
 	cfg, err := cluster.LoadKindConfig(s.KindConfig)

@@ -3,12 +3,15 @@ package apitest
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Context is a context that ends after d or when the test ends.
@@ -43,3 +46,25 @@ func CountingPodLists(t testing.TB, cfg *rest.Config, ns string, hook func(n int
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// KubeconfigAs writes a kubeconfig whose context (named contextName) reaches this API server
+// as the admin impersonating user (e.g. "system:serviceaccount:ns:name"): RBAC then evaluates
+// that user alone. It returns the file's path.
+func (e *Environment) KubeconfigAs(t testing.TB, user, contextName string) string {
+	t.Helper()
+	kc, err := clientcmd.LoadFromFile(e.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := kc.Contexts[kc.CurrentContext]
+	auth := kc.AuthInfos[cur.AuthInfo].DeepCopy()
+	auth.Impersonate = user
+	kc.AuthInfos[contextName] = auth
+	kc.Contexts[contextName] = &clientcmdapi.Context{Cluster: cur.Cluster, AuthInfo: contextName}
+	kc.CurrentContext = contextName
+	path := filepath.Join(t.TempDir(), contextName+".kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -10,3 +10,9 @@ import _ "embed"
 //
 //go:embed posture-clusterrole.yaml
 var PostureClusterRole []byte
+
+// SuiteClusterRole is suite-clusterrole.yaml: what `make e2e` needs on an existing cluster,
+// checked before the run starts.
+//
+//go:embed suite-clusterrole.yaml
+var SuiteClusterRole []byte
