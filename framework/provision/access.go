@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"meshconform/framework/access"
 	"meshconform/framework/cluster"
@@ -28,7 +29,10 @@ func CheckSuitePermissions(ctx context.Context, a *cluster.Attached) error {
 	if err != nil {
 		return err
 	}
-	kube, err := kubernetes.NewForConfig(a.Config)
+	// One review per permission: client-go's default 5 QPS would make ~50 reviews take 10s.
+	cfg := rest.CopyConfig(a.Config)
+	cfg.QPS, cfg.Burst = 50, 100
+	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
