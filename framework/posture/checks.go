@@ -2,6 +2,7 @@ package posture
 
 import (
 	"fmt"
+	"meshconform/framework/probe"
 	"slices"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 
 // Istio names the checks look for.
 const (
-	proxyContainer     = "istio-proxy"
+	proxyContainer     = probe.ProxyContainerName
 	initContainer      = "istio-init"
 	injectKey          = "sidecar.istio.io/inject"
 	injectStatusKey    = "sidecar.istio.io/status"
@@ -394,20 +395,10 @@ func (s *snapshot) meshedNamespaces() []string {
 	return out
 }
 
-// hasProxy: istio-proxy as a container, or as a native sidecar (an init container that
-// restarts always; Istio ≥1.27 on Kubernetes ≥1.33).
+// hasProxy: istio-proxy as a container, or as a native sidecar (probe.ProxyContainer).
 func hasProxy(p *corev1.Pod) bool {
-	for _, c := range p.Spec.Containers {
-		if c.Name == proxyContainer {
-			return true
-		}
-	}
-	for _, c := range p.Spec.InitContainers {
-		if c.Name == proxyContainer && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			return true
-		}
-	}
-	return false
+	_, _, ok := probe.ProxyContainer(p)
+	return ok
 }
 
 // injected: the injector's status annotation, or a proxy container.

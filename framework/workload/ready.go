@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"meshconform/framework/probe"
 	"slices"
 	"sort"
 	"strings"
@@ -17,7 +18,7 @@ import (
 )
 
 // ProxyContainerName is the name Istio's injector gives the sidecar.
-const ProxyContainerName = "istio-proxy"
+const ProxyContainerName = probe.ProxyContainerName
 
 // Defaults of WaitReady. Three in a row, as Istio's own tests and gateway-api's conformance
 // converge; the timeout leaves room for a first-start MySQL on a 2-core runner.
@@ -279,22 +280,9 @@ func podReasons(nsLabels map[string]string, p *corev1.Pod, mode ProxyMode) []str
 	return rs
 }
 
-// ProxyContainer finds Istio's sidecar in a pod: a regular container, or (Istio ≥ 1.27 on
-// Kubernetes ≥ 1.33) a native sidecar, an init container with restartPolicy Always. An
-// istio-proxy init container without restartPolicy Always is not a running proxy.
-func ProxyContainer(p *corev1.Pod) (name string, native, ok bool) {
-	for _, c := range p.Spec.Containers {
-		if c.Name == ProxyContainerName {
-			return c.Name, false, true
-		}
-	}
-	for _, c := range p.Spec.InitContainers {
-		if c.Name == ProxyContainerName && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			return c.Name, true, true
-		}
-	}
-	return "", false, false
-}
+// ProxyContainer finds Istio's sidecar in a pod, as a container or a native sidecar
+// (see probe.ProxyContainer, the one definition of that rule).
+func ProxyContainer(p *corev1.Pod) (name string, native, ok bool) { return probe.ProxyContainer(p) }
 
 func containerStatus(p *corev1.Pod, name string, native bool) *corev1.ContainerStatus {
 	list := p.Status.ContainerStatuses
