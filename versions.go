@@ -5,6 +5,8 @@ package meshconform
 import (
 	_ "embed"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -24,20 +26,98 @@ type UpgradePair struct {
 	To   string `json:"to"`
 }
 
+// KubernetesRange is the Kubernetes minors an Istio minor supports, both ends included
+// ("1.32" to "1.36").
+type KubernetesRange struct {
+	Min string `json:"min"`
+	Max string `json:"max"`
+}
+
 // Versions is the content of versions.yaml.
 type Versions struct {
-	Istio      []string      `json:"istio"`
-	Kubernetes []NodeImage   `json:"kubernetes"`
-	Upgrades   []UpgradePair `json:"upgrades"`
+	Istio []string `json:"istio"`
+	// IstioKubernetes maps an Istio minor ("1.31") to the Kubernetes range it supports.
+	IstioKubernetes map[string]KubernetesRange `json:"istioKubernetes"`
+	Kubernetes      []NodeImage                `json:"kubernetes"`
+	Upgrades        []UpgradePair              `json:"upgrades"`
 }
 
 // DefaultIstio is the newest supported Istio release.
 func (v Versions) DefaultIstio() string { return v.Istio[0] }
 
-// DefaultNodeImage is the default kind node image.
+// DefaultNodeImage is the default kind node image: the first of versions.yaml, kind's own
+// default. It may lie outside the default Istio's Kubernetes range (Supports says).
 func (v Versions) DefaultNodeImage() NodeImage { return v.Kubernetes[0] }
 
-// ParseVersions reads a versions file and checks that it has what the defaults need.
+// minor is "1.31" of "1.31.4" (or of "v1.31.4", or "1.31"); "" when there is none.
+func minor(version string) string {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[0] + "." + parts[1]
+}
+
+// parseMinor reads "1.31" as (1, 31).
+func parseMinor(m string) (int, int, bool) {
+	maj, mi, ok := strings.Cut(m, ".")
+	if !ok {
+		return 0, 0, false
+	}
+	a, err1 := strconv.Atoi(maj)
+	b, err2 := strconv.Atoi(mi)
+	return a, b, err1 == nil && err2 == nil
+}
+
+// compareMinors orders two "1.N" minors (both valid).
+func compareMinors(a, b string) int {
+	a1, a2, _ := parseMinor(a)
+	b1, b2, _ := parseMinor(b)
+	if a1 != b1 {
+		return a1 - b1
+	}
+	return a2 - b2
+}
+
+// KubernetesRangeOf is the Kubernetes range of an Istio release's minor.
+func (v Versions) KubernetesRangeOf(istio string) (KubernetesRange, bool) {
+	r, ok := v.IstioKubernetes[minor(istio)]
+	return r, ok
+}
+
+// Supports says whether Istio release istio supports Kubernetes version kubernetes (a
+// release like 1.36.4): its minor lies inside the Istio minor's range.
+func (v Versions) Supports(istio, kubernetes string) bool {
+	r, ok := v.KubernetesRangeOf(istio)
+	k := minor(kubernetes)
+	if !ok || k == "" {
+		return false
+	}
+	if _, _, valid := parseMinor(k); !valid {
+		return false
+	}
+	return compareMinors(r.Min, k) <= 0 && compareMinors(k, r.Max) <= 0
+}
+
+// NodeImagesFor are the node images every one of the Istio releases supports, in
+// versions.yaml's order (newest first).
+func (v Versions) NodeImagesFor(istio ...string) []NodeImage {
+	var out []NodeImage
+	for _, n := range v.Kubernetes {
+		all := true
+		for _, i := range istio {
+			all = all && v.Supports(i, n.Version)
+		}
+		if all {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ParseVersions reads a versions file and checks that it has what the defaults need, and that
+// every Istio release has a Kubernetes range with at least one node image in it and every
+// upgrade pair a node image both ends support.
 func ParseVersions(data []byte) (Versions, error) {
 	var v Versions
 	if err := yaml.UnmarshalStrict(data, &v); err != nil {
@@ -49,6 +129,27 @@ func ParseVersions(data []byte) (Versions, error) {
 	for _, n := range v.Kubernetes {
 		if n.Version == "" || n.Image == "" {
 			return v, fmt.Errorf("versions.yaml: kubernetes entry %+v needs both version and image", n)
+		}
+	}
+	for m, r := range v.IstioKubernetes {
+		_, _, okMin := parseMinor(r.Min)
+		_, _, okMax := parseMinor(r.Max)
+		if !okMin || !okMax || compareMinors(r.Min, r.Max) > 0 {
+			return v, fmt.Errorf("versions.yaml: istioKubernetes %q: {min: %q, max: %q} is not a range of Kubernetes minors like {min: \"1.32\", max: \"1.36\"}", m, r.Min, r.Max)
+		}
+	}
+	for _, i := range v.Istio {
+		if _, ok := v.KubernetesRangeOf(i); !ok {
+			return v, fmt.Errorf("versions.yaml: istio %s has no Kubernetes range: add istioKubernetes %q from Istio's support table", i, minor(i))
+		}
+		if len(v.NodeImagesFor(i)) == 0 {
+			r, _ := v.KubernetesRangeOf(i)
+			return v, fmt.Errorf("versions.yaml: no kubernetes node image lies in istio %s's range %s-%s: nothing could test it", i, r.Min, r.Max)
+		}
+	}
+	for _, p := range v.Upgrades {
+		if len(v.NodeImagesFor(p.From, p.To)) == 0 {
+			return v, fmt.Errorf("versions.yaml: upgrade %s -> %s: no kubernetes node image lies in both ranges", p.From, p.To)
 		}
 	}
 	return v, nil

@@ -88,6 +88,7 @@ var goldenCases = []struct {
 	{"versions-upgrades", []string{"versions", "-file", "testdata/versions.yaml", "upgrades"}, 0},
 	{"versions-default-istio", []string{"versions", "-file", "testdata/versions.yaml", "default-istio"}, 0},
 	{"versions-default-node-image", []string{"versions", "default-node-image", "-file", "testdata/versions.yaml"}, 0},
+	{"versions-default-supported-node-image", []string{"versions", "-file", "testdata/versions.yaml", "default-supported-node-image"}, 0},
 	{"versions-unknown-fact", []string{"versions", "-file", "testdata/versions.yaml", "colours"}, 2},
 	{"versions-bad-file", []string{"versions", "-file", "testdata/bad/wrong-kind.yaml", "matrix"}, 2},
 	{"versions-bad-flag", []string{"versions", "-files", "x"}, 2},
@@ -211,26 +212,54 @@ func TestBuildReproducesFixtures(t *testing.T) {
 	}
 }
 
-// Without -file the commands print the real versions.yaml.
+// Without -file the commands print the real versions.yaml: the matrix holds exactly the pairs
+// inside each Istio minor's Kubernetes range.
 func TestVersionsFromRepositoryFile(t *testing.T) {
 	v := meshconform.SupportedVersions()
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"versions", "matrix"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
+	inRange, skipped := 0, 0
 	for _, i := range v.Istio {
 		for _, k := range v.Kubernetes {
 			cell := fmt.Sprintf(`{"istio":%q,"kubernetes":%q,"node_image":%q}`, i, k.Version, k.Image)
-			if !strings.Contains(stdout.String(), cell) {
-				t.Errorf("matrix %s lacks %s", stdout.String(), cell)
+			has := strings.Contains(stdout.String(), cell)
+			switch {
+			case v.Supports(i, k.Version) && !has:
+				t.Errorf("matrix %s lacks %s, inside istio %s's range", stdout.String(), cell, i)
+			case !v.Supports(i, k.Version) && has:
+				t.Errorf("matrix has %s, outside istio %s's range", cell, i)
+			case !v.Supports(i, k.Version) && !strings.Contains(stderr.String(), fmt.Sprintf("skipped: istio %s on kubernetes %s ", i, k.Version)):
+				t.Errorf("stderr %q does not name the skipped pair %s × %s", stderr.String(), i, k.Version)
+			}
+			if v.Supports(i, k.Version) {
+				inRange++
+			} else {
+				skipped++
 			}
 		}
 	}
-	if n := strings.Count(stdout.String(), `"istio"`); n != len(v.Istio)*len(v.Kubernetes) {
-		t.Errorf("matrix has %d cells, want %d", n, len(v.Istio)*len(v.Kubernetes))
+	if n := strings.Count(stdout.String(), `"istio"`); n != inRange {
+		t.Errorf("matrix has %d cells, want the %d pairs in range", n, inRange)
+	}
+	// Issue 9: the nightly ran Istio 1.30 on Kubernetes 1.37, which 1.30 does not support.
+	if skipped == 0 || strings.Contains(stdout.String(), `{"istio":"1.30.8","kubernetes":"1.37.0"`) {
+		t.Errorf("matrix skips nothing, or runs istio 1.30.8 on kubernetes 1.37.0 (outside 1.30's 1.32-1.36): %s", stdout.String())
 	}
 	stdout.Reset()
 	if code := run([]string{"versions", "default-istio"}, &stdout, &stderr); code != 0 || stdout.String() != v.DefaultIstio()+"\n" {
 		t.Errorf("default-istio printed %q (exit %d), want %q", stdout.String(), code, v.DefaultIstio())
+	}
+	stdout.Reset()
+	if code := run([]string{"versions", "upgrades"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("upgrades: exit %d: %s", code, stderr.String())
+	}
+	for _, u := range v.Upgrades {
+		n := v.NodeImagesFor(u.From, u.To)[0]
+		cell := fmt.Sprintf(`{"from":%q,"to":%q,"kubernetes":%q,"node_image":%q}`, u.From, u.To, n.Version, n.Image)
+		if !strings.Contains(stdout.String(), cell) || !v.Supports(u.From, n.Version) || !v.Supports(u.To, n.Version) {
+			t.Errorf("upgrades %s lacks %s, on a node image both ends support", stdout.String(), cell)
+		}
 	}
 }

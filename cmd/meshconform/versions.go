@@ -15,11 +15,17 @@ Prints what versions.yaml says, so that make and the CI workflows never repeat a
 
 Facts:
   (none)               everything, readable
-  matrix               GitHub Actions matrix JSON: every Istio version × every node image,
-                       {"include":[{"istio":…,"kubernetes":…,"node_image":…}]}
-  upgrades             GitHub Actions matrix JSON of the upgrade pairs, {"include":[{"from":…,"to":…}]}
+  matrix               GitHub Actions matrix JSON: every Istio version × every node image inside
+                       that Istio minor's supported Kubernetes range (istioKubernetes),
+                       {"include":[{"istio":…,"kubernetes":…,"node_image":…}]}; the pairs
+                       outside it are named on stderr
+  upgrades             GitHub Actions matrix JSON of the upgrade pairs, each on the newest node
+                       image both ends support,
+                       {"include":[{"from":…,"to":…,"kubernetes":…,"node_image":…}]}
   default-istio        the newest Istio version (make e2e's default)
-  default-node-image   the default kind node image
+  default-node-image   the default kind node image (kind's own default; make e2e's default)
+  default-supported-node-image
+                       the newest node image inside the default Istio's Kubernetes range
   default-kubernetes   the Kubernetes version of the default node image
   istio                the Istio versions, one a line
   kubernetes           "version image", one a line
@@ -33,8 +39,19 @@ type matrixCell struct {
 }
 
 type upgradeCell struct {
-	From string `json:"from"`
-	To   string `json:"to"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Kubernetes string `json:"kubernetes"`
+	NodeImage  string `json:"node_image"`
+}
+
+// rangeText is "1.32-1.36", or "none" for an Istio release without a range.
+func rangeText(v meshconform.Versions, istio string) string {
+	r, ok := v.KubernetesRangeOf(istio)
+	if !ok {
+		return "none"
+	}
+	return r.Min + "-" + r.Max
 }
 
 func versionsCmd(args []string, stdout, stderr io.Writer) int {
@@ -68,22 +85,35 @@ func versionsCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	switch fact {
 	case "":
-		fmt.Fprintf(stdout, "istio (newest first; default %s):\n", v.DefaultIstio())
+		fmt.Fprintf(stdout, "istio (newest first; default %s) and the Kubernetes range each supports:\n", v.DefaultIstio())
 		for _, i := range v.Istio {
-			fmt.Fprintf(stdout, "  %s\n", i)
+			fmt.Fprintf(stdout, "  %s  kubernetes %s\n", i, rangeText(v, i))
 		}
 		fmt.Fprintf(stdout, "kubernetes node images (default %s):\n", v.DefaultNodeImage().Version)
 		for _, k := range v.Kubernetes {
 			fmt.Fprintf(stdout, "  %s  %s\n", k.Version, k.Image)
 		}
+		if d := v.DefaultNodeImage(); !v.Supports(v.DefaultIstio(), d.Version) {
+			fmt.Fprintf(stdout, "note: the default node image (Kubernetes %s) is outside istio %s's range %s\n", d.Version, v.DefaultIstio(), rangeText(v, v.DefaultIstio()))
+		}
 		fmt.Fprintln(stdout, "upgrade pairs:")
 		for _, u := range v.Upgrades {
-			fmt.Fprintf(stdout, "  %s -> %s\n", u.From, u.To)
+			on := "no common node image"
+			if n := v.NodeImagesFor(u.From, u.To); len(n) > 0 {
+				on = "on kubernetes " + n[0].Version
+			}
+			fmt.Fprintf(stdout, "  %s -> %s  %s\n", u.From, u.To, on)
 		}
 	case "matrix":
+		// Only the pairs Istio supports: a cell outside an Istio minor's Kubernetes range
+		// fails for reasons that are no finding about the mesh.
 		cells := []matrixCell{}
 		for _, i := range v.Istio {
 			for _, k := range v.Kubernetes {
+				if !v.Supports(i, k.Version) {
+					fmt.Fprintf(stderr, "skipped: istio %s on kubernetes %s (istio %s supports kubernetes %s)\n", i, k.Version, i, rangeText(v, i))
+					continue
+				}
 				cells = append(cells, matrixCell{Istio: i, Kubernetes: k.Version, NodeImage: k.Image})
 			}
 		}
@@ -91,13 +121,20 @@ func versionsCmd(args []string, stdout, stderr io.Writer) int {
 	case "upgrades":
 		cells := []upgradeCell{}
 		for _, u := range v.Upgrades {
-			cells = append(cells, upgradeCell(u))
+			n := v.NodeImagesFor(u.From, u.To)
+			if len(n) == 0 { // ParseVersions rules this out; kept for a hand-built Versions
+				fmt.Fprintf(stderr, "meshconform versions: upgrade %s -> %s: no node image lies in both Kubernetes ranges\n", u.From, u.To)
+				return exitUsage
+			}
+			cells = append(cells, upgradeCell{From: u.From, To: u.To, Kubernetes: n[0].Version, NodeImage: n[0].Image})
 		}
 		return printJSON(stdout, stderr, map[string]any{"include": cells})
 	case "default-istio":
 		fmt.Fprintln(stdout, v.DefaultIstio())
 	case "default-node-image":
 		fmt.Fprintln(stdout, v.DefaultNodeImage().Image)
+	case "default-supported-node-image":
+		fmt.Fprintln(stdout, v.NodeImagesFor(v.DefaultIstio())[0].Image) // ParseVersions ensures one
 	case "default-kubernetes":
 		fmt.Fprintln(stdout, v.DefaultNodeImage().Version)
 	case "istio":

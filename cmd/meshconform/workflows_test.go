@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -145,5 +147,202 @@ func TestActionsPinnedByMajor(t *testing.T) {
 				t.Errorf("%s uses %s: pin actions by major version (owner/name@vN)", f, m[1])
 			}
 		}
+	}
+}
+
+// nodeMajors is, for each action the workflows use, the first major that runs on Node 24
+// (runs.using: node24 in its action.yml at that tag). GitHub removed Node 20 from its runners
+// in September 2026, so anything older no longer runs there. Sources, read 2026-12-01: the tags
+// of github.com/actions/{checkout,setup-go,cache,upload-artifact,download-artifact}:
+// checkout v4 node20, v5-v7 node24; setup-go v5 node20, v6-v7 node24; cache v4 node20, v5
+// node24; upload-artifact v5 node20 by default, v6-v7 node24; download-artifact v6 node20 by
+// default, v7-v8 node24.
+var nodeMajors = map[string]int{
+	"actions/checkout":          5,
+	"actions/setup-go":          6,
+	"actions/cache":             5,
+	"actions/upload-artifact":   6,
+	"actions/download-artifact": 7,
+}
+
+// oldAction reports why a `uses:` reference is not on a Node 24 major, or "".
+func oldAction(ref string) string {
+	name, version, ok := strings.Cut(ref, "@v")
+	if !ok {
+		return ref + " is not pinned by major"
+	}
+	first, known := nodeMajors[name]
+	if !known {
+		return name + " is not in nodeMajors: add it with the first major that runs on node24"
+	}
+	major, err := strconv.Atoi(version)
+	if err != nil || major < first {
+		return fmt.Sprintf("%s: before v%d it runs on Node 20, which GitHub's runners no longer have", ref, first)
+	}
+	return ""
+}
+
+func TestActionsOnNode24Majors(t *testing.T) {
+	uses := regexp.MustCompile(`uses:\s*(\S+)`)
+	for _, f := range workflowFiles(t) {
+		data, _ := os.ReadFile(f)
+		for _, m := range uses.FindAllStringSubmatch(string(data), -1) {
+			if why := oldAction(m[1]); why != "" {
+				t.Errorf("%s: %s", f, why)
+			}
+		}
+	}
+}
+
+// The check above can fail.
+func TestOldActionDetector(t *testing.T) {
+	for _, ref := range []string{"actions/checkout@v4", "actions/setup-go@v5", "actions/cache@v4", "actions/upload-artifact@v5", "actions/download-artifact@v6", "someone/else@v9"} {
+		if oldAction(ref) == "" {
+			t.Errorf("oldAction passes %s", ref)
+		}
+	}
+	for _, ref := range []string{"actions/checkout@v7", "actions/setup-go@v6", "actions/download-artifact@v8"} {
+		if why := oldAction(ref); why != "" {
+			t.Errorf("oldAction flags %s: %s", ref, why)
+		}
+	}
+}
+
+// runsOn is a job's runner: a fixed image such as ubuntu-24.04, never a moving -latest label.
+var fixedRunner = regexp.MustCompile(`^ubuntu-[0-9]+\.[0-9]+$`)
+
+func TestJobsRunOnAFixedImage(t *testing.T) {
+	runsOn := regexp.MustCompile(`(?m)^\s*runs-on:\s*(\S+)\s*$`)
+	for _, f := range workflowFiles(t) {
+		data, _ := os.ReadFile(f)
+		found := runsOn.FindAllStringSubmatch(string(data), -1)
+		if len(found) == 0 {
+			t.Errorf("%s has no runs-on", f)
+		}
+		for _, m := range found {
+			if !fixedRunner.MatchString(m[1]) {
+				t.Errorf("%s runs on %s: pin a fixed image like ubuntu-24.04", f, m[1])
+			}
+		}
+	}
+	if fixedRunner.MatchString("ubuntu-latest") || !fixedRunner.MatchString("ubuntu-24.04") {
+		t.Error("fixedRunner does not tell ubuntu-latest from ubuntu-24.04")
+	}
+}
+
+// Every CI e2e run is on a pair Istio supports: the nightly matrix is in range by construction
+// (meshconform versions matrix), the PR run takes the newest node image in the default Istio's
+// range, and the upgrade gate the image its pair computed.
+func TestWorkflowsRunSupportedPairs(t *testing.T) {
+	for name, wants := range map[string][]string{
+		"pr.yml":           {"versions default-supported-node-image", "K8S_NODE_IMAGE"},
+		"upgrade-gate.yml": {"versions upgrades", "K8S_NODE_IMAGE: ${{ matrix.node_image }}", `K8S_NODE_IMAGE="$K8S_NODE_IMAGE"`},
+		"nightly.yml":      {"versions matrix", "K8S_NODE_IMAGE: ${{ matrix.node_image }}"},
+	} {
+		data, err := os.ReadFile(filepath.Join(repoRoot, ".github", "workflows", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range wants {
+			if !strings.Contains(string(data), want) {
+				t.Errorf("%s lacks %q", name, want)
+			}
+		}
+	}
+}
+
+// collectDiagnostics runs the workflows' diagnostics script with a fake kubectl and docker
+// first on PATH, in a fresh working directory $DIR that setup (if any) fills; kubectlExit is
+// what the fake kubectl exits with. It returns the exit code, stderr and the fake kubectl's log
+// (its KUBECONFIG and arguments, a line per call), with $DIR for the directory.
+func collectDiagnostics(t *testing.T, env map[string]string, kubectlExit int, setup func(dir string)) (int, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if setup != nil {
+		setup(dir)
+	}
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "kubectl.log")
+	fake := fmt.Sprintf("#!/usr/bin/env bash\necho \"KUBECONFIG=$KUBECONFIG $*\" >>%q\necho fake kubectl output\nexit %d\n", log, kubectlExit)
+	for name, body := range map[string]string{"kubectl": fake, "docker": "#!/usr/bin/env bash\necho fake docker\n"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script, err := filepath.Abs(filepath.Join(repoRoot, ".github", "workflows", "collect-diagnostics.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", script, "meshconform-ci", filepath.Join(dir, "out"))
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + dir}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+strings.ReplaceAll(v, "$DIR", dir))
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	logged, _ := os.ReadFile(log)
+	return code, strings.ReplaceAll(stderr.String(), dir, "$DIR"), strings.ReplaceAll(string(logged), dir, "$DIR")
+}
+
+func writeKubeconfig(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("apiVersion: v1\nkind: Config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With no cluster (no run kubeconfig) the script collects nothing from it, and says so with a
+// non-zero exit instead of a quiet 0.
+func TestCollectDiagnosticsWithoutACluster(t *testing.T) {
+	code, stderr, _ := collectDiagnostics(t, map[string]string{"REPORTS_DIR": "$DIR/reports"}, 0, nil)
+	if code != 1 || !strings.Contains(stderr, "no readable kubeconfig at $DIR/reports/run/kubeconfig") || !strings.Contains(stderr, "nothing collected") {
+		t.Errorf("exit %d, stderr %q; want 1 and the missing kubeconfig named", code, stderr)
+	}
+	// A kubeconfig whose cluster does not answer: every kubectl fails.
+	code, stderr, _ = collectDiagnostics(t, map[string]string{"REPORTS_DIR": "$DIR/reports"}, 1, func(dir string) {
+		writeKubeconfig(t, filepath.Join(dir, "reports", "run", "kubeconfig"))
+	})
+	if code != 1 || !strings.Contains(stderr, "every kubectl command failed against context kind-meshconform-ci") {
+		t.Errorf("exit %d, stderr %q; want 1 and the failure named", code, stderr)
+	}
+}
+
+// The script reads the cluster through the run's kubeconfig, reports/run/kubeconfig (under
+// REPORTS_DIR), or $KUBECONFIG when set.
+func TestCollectDiagnosticsUsesTheRunsKubeconfig(t *testing.T) {
+	for name, c := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"reports dir": {map[string]string{"REPORTS_DIR": "$DIR/reports"}, "KUBECONFIG=$DIR/reports/run/kubeconfig --context kind-meshconform-ci get nodes -o wide"},
+		"default":     {map[string]string{}, "KUBECONFIG=reports/run/kubeconfig --context kind-meshconform-ci get nodes -o wide"},
+		"KUBECONFIG":  {map[string]string{"KUBECONFIG": "$DIR/elsewhere/kubeconfig", "REPORTS_DIR": "$DIR/reports"}, "KUBECONFIG=$DIR/elsewhere/kubeconfig --context kind-meshconform-ci get nodes -o wide"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// Both kubeconfigs exist (the relative default under the working directory $DIR):
+			// the log shows which one kubectl was given.
+			code, stderr, logged := collectDiagnostics(t, c.env, 0, func(dir string) {
+				for _, p := range []string{"reports/run/kubeconfig", "elsewhere/kubeconfig"} {
+					writeKubeconfig(t, filepath.Join(dir, p))
+				}
+			})
+			if code != 0 || !strings.Contains(logged, c.want) {
+				t.Errorf("exit %d (stderr %q); kubectl calls:\n%s\nwant a call %q", code, stderr, logged, c.want)
+			}
+		})
 	}
 }

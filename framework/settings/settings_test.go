@@ -129,7 +129,7 @@ func TestMalformed(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{map[string]string{"ISTIO_VERSION": "1.31"}, `ISTIO_VERSION="1.31" is not a release: use a full version like 1.31.1`},
+		{map[string]string{"ISTIO_VERSION": "1.31"}, `ISTIO_VERSION="1.31" is not a release: use a full version like ` + meshconform.SupportedVersions().DefaultIstio()},
 		{map[string]string{"ISTIO_VERSION": "v1.31.1"}, `ISTIO_VERSION="v1.31.1" is not a release: use a full version like`},
 		{map[string]string{"ISTIO_VERSION": "latest"}, `ISTIO_VERSION="latest" is not a release`},
 		{map[string]string{"ISTIO_REVISION": "Canary_1"}, `ISTIO_REVISION="Canary_1" is not a revision name: use at most 40 lowercase letters, digits and '-' (a DNS label), not "default", like canary or 1-31-1`},
