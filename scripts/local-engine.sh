@@ -248,6 +248,37 @@ cleanup_mounts() {
   done
 }
 
+# alive PID: the process exists and is not a zombie (an unreaped dockerd still answers kill -0).
+alive() {
+  local st
+  st=$(sed 's/.*) //' 2>/dev/null <"/proc/$1/stat") || return 1
+  [ -n "$st" ] && [ "${st%% *}" != Z ]
+}
+
+any_alive() {
+  local p
+  for p in "$@"; do alive "$p" && return 0; done
+  return 1
+}
+
+# containerd_runs: any containerd or containerd shim on the machine, ours or not, is running.
+containerd_runs() {
+  local p
+  for p in $(pgrep -x containerd) $(pgrep -f '^[^ ]*containerd-shim'); do
+    alive "$p" && return 0
+  done
+  return 1
+}
+
+# our_containers lists "runc-root id" for every container runc still knows under our exec-root.
+our_containers() {
+  local root
+  for root in "$EXEC_ROOT"/runtime-*/*/; do
+    [ -d "$root" ] || continue
+    runc --root "${root%/}" list -q 2>/dev/null | sed "s#^#${root%/} #"
+  done
+}
+
 stop() {
   local pid left
   if pid=$(our_pid); then
@@ -255,37 +286,51 @@ stop() {
     local t0
     t0=$(now)
     kill -TERM "$pid"
-    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$pid" 2>/dev/null; then
+    for _ in $(seq 1 300); do alive "$pid" || break; sleep 0.2; done
+    if alive "$pid"; then
       log "dockerd (pid $pid) still running after 60s; killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
     log "dockerd stopped in $(took "$t0")"
   fi
-  # Its containerd and shims normally end with it; whatever of ours is left gets 10s, then KILL.
+  # A dockerd that died without stopping its containers (killed, crashed) leaves them, their
+  # shims and its containerd running: runc removes the containers, then the rest is signalled.
+  local root id
+  while read -r root id; do
+    [ -n "$id" ] || continue
+    log "removing container $id left running (runc --root $root delete --force)"
+    runc --root "$root" delete --force "$id" || true
+  done < <(our_containers)
   local pids=()
   mapfile -t pids < <(our_processes)
   if [ ${#pids[@]} -gt 0 ]; then
     log "still running under $STATE: pids ${pids[*]}; sending TERM"
     kill -TERM "${pids[@]}" 2>/dev/null || true
-    for _ in $(seq 1 50); do [ -z "$(our_processes)" ] && break; sleep 0.2; done
-    mapfile -t pids < <(our_processes)
-    [ ${#pids[@]} -eq 0 ] || { kill -KILL "${pids[@]}" 2>/dev/null || true; sleep 0.5; }
+    any_alive "${pids[@]}" && for _ in $(seq 1 50); do sleep 0.2; any_alive "${pids[@]}" || break; done
+    if any_alive "${pids[@]}"; then
+      kill -KILL "${pids[@]}" 2>/dev/null || true
+      for _ in $(seq 1 25); do sleep 0.2; any_alive "${pids[@]}" || break; done
+    fi
   fi
   cleanup_mounts
   rm -f "$SOCK" "$PIDFILE" "$STATE/env"
   if [ -f "$STATE/made-run-containerd" ]; then
-    # Our containerd made /run/containerd for its shims' sockets; remove it if nothing else uses it.
-    rmdir /run/containerd/s /run/containerd 2>/dev/null || true
-    rm -f "$STATE/made-run-containerd"
+    # Our containerd made /run/containerd for its shims' sockets. With no containerd or shim
+    # left on the machine, its sockets are stale: remove them and the directory.
+    if ! containerd_runs; then
+      find /run/containerd/s -maxdepth 1 -type s -delete 2>/dev/null || true
+      rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+    fi
+    [ -d /run/containerd ] || rm -f "$STATE/made-run-containerd"
   fi
   left=$(our_processes | tr '\n' ' ')
-  local mounts
+  local mounts containers
   mounts=$(our_mounts | tr '\n' ' ')
-  if [ -n "$left" ] || [ -n "$mounts" ]; then
-    die "left behind: processes [$left] mounts [$mounts]"
+  containers=$(our_containers | cut -d' ' -f2 | tr '\n' ' ')
+  if [ -n "$left" ] || [ -n "$mounts" ] || [ -n "$containers" ]; then
+    die "left behind: processes [$left] mounts [$mounts] containers [$containers]"
   fi
-  log "stopped: no process of it runs and nothing is mounted under $STATE"
+  log "stopped: no process of it runs, no container, nothing mounted under $STATE"
 }
 
 status() {
