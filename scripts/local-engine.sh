@@ -165,7 +165,6 @@ reload_config() {
   local pid
   pid=$(our_pid) || die "dockerd is gone"
   kill -HUP "$pid"
-
   for _ in $(seq 1 50); do
     [ "$(ours info --format '{{.DefaultRuntime}}' 2>/dev/null)" = "$1" ] && return 0
     sleep 0.2
@@ -204,10 +203,9 @@ start() {
     --config-file "$CONFIG" </dev/null >>"$LOG" 2>&1 &
   pid=$!
   echo "$pid" >"$STATE/dockerd.started"
-
   for _ in $(seq 1 300); do
     our_answers && break
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LOG" >&2; die "dockerd exited while starting (log: $LOG)"; }
+    alive "$pid" || { tail -n 20 "$LOG" >&2; die "dockerd exited while starting (log: $LOG)"; }
     sleep 0.2
   done
   our_answers || { tail -n 20 "$LOG" >&2; stop; die "dockerd did not answer on $SOCK within 60s (log: $LOG)"; }
