@@ -59,7 +59,9 @@ func TestConvergeErrorVerdict(t *testing.T) {
 		{"stuck on 200", Default, outcomes(false, okOutcome), Deviation, "last judged probe: saw http_code=200 exit=0: not PlaintextRejected"},
 		{"flapping", Default, outcomes(true, resetOutcome, resetOutcome, okOutcome), Deviation, "longest streak 2"},
 		{"equivalent in strict mode", Strict, outcomes(false, emptyOutcome), Equivalent, "last judged probe: saw http_code=000 exit=52"},
-		{"transport down", Default, func(context.Context) (probe.Outcome, error) { return probe.Outcome{}, errors.New("exec: connection refused") },
+		{"transport down", Default, func(context.Context) (probe.Outcome, error) {
+			return probe.Outcome{}, errors.New("exec: connection refused")
+		},
 			Deviation, "no probe could be judged, last: exec: connection refused"},
 	} {
 		_, err := Converge(context.Background(), cfg, c.mode, catalog.PlaintextRejected, c.run)
