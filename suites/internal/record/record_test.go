@@ -27,8 +27,8 @@ import (
 	"meshconform/framework/probe"
 	"meshconform/suites/cases"
 	"meshconform/suites/controlplane"
-	suiteposture "meshconform/suites/posture"
 	"meshconform/suites/internal/record"
+	suiteposture "meshconform/suites/posture"
 )
 
 // The recording suite: specs that run the real recording code (record.Probe, the posture
