@@ -97,7 +97,7 @@ func (s *scripted) Exec(_ context.Context, cmd []string) (probe.ExecResult, erro
 
 // fast converges in milliseconds against the scripted executor; a probe that never
 // converges costs its Timeout.
-var fast = expect.Config{Consecutive: 3, Timeout: 400 * time.Millisecond, Poll: 5 * time.Millisecond}
+var fast = expect.Config{Consecutive: 3, Timeout: 500 * time.Millisecond, Poll: 5 * time.Millisecond}
 
 func probeSpec(id string, e catalog.Expectation, check func(cases.Env, probe.Outcome) error, cycle bool, shapes ...shape) {
 	It(id+": probe", Label("recording", id), func(ctx SpecContext) {

@@ -135,7 +135,7 @@ func TestRecordedReport(t *testing.T) {
 	expect(b.ID, "HTTP code", code(ev.HTTPCode), "200")
 	expect(b.ID, "curl exit", exitOf(ev.CurlExit), 0)
 	expect(b.ID, "body", ev.Body, "ok")
-	if ev.Attempts < 3 {
+	if ev.Attempts < 2 {
 		t.Errorf("%s: attempts %d, want the probes of the whole wait", b.ID, ev.Attempts)
 	}
 	history(b, ev, "deviation http_code=200 exit=0")
