@@ -3,6 +3,7 @@ package record_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +71,7 @@ func TestRecordedReport(t *testing.T) {
 		if p == nil {
 			return "none"
 		}
-		return string(rune('0'+*p/100)) + string(rune('0'+*p/10%10)) + string(rune('0'+*p%10))
+		return fmt.Sprintf("%03d", *p)
 	}
 	exitOf := func(p *int) int {
 		if p == nil {
