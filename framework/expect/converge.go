@@ -35,6 +35,8 @@ type Result struct {
 	Outcome probe.Outcome
 	// Class is the worst classification in the final streak: a streak of documented and
 	// equivalent outcomes is reported as equivalent, so the report shows the variation.
+	// Reason is that observation's reason (the latest one of that class), so the two agree:
+	// an equivalent result never carries a reason that says "documented".
 	Class    Classification
 	Reason   string
 	Attempts int
@@ -83,15 +85,53 @@ func writeHistory(b *strings.Builder, obs []Observation, attempts int) {
 	if len(obs) == 0 {
 		return
 	}
-	first := attempts - len(obs) + 1
 	if len(obs) < attempts {
 		fmt.Fprintf(b, "history (last %d of %d, oldest first):\n", len(obs), attempts)
 	} else {
 		b.WriteString("history (oldest first):\n")
 	}
-	for i, ob := range obs {
-		fmt.Fprintf(b, "  %s\n", ob.line(first+i))
+	for _, l := range HistoryLines(obs, attempts) {
+		fmt.Fprintf(b, "  %s\n", l)
 	}
+}
+
+// HistoryLines are observations one line each, numbered from the start of the wait (attempts
+// probes in all, obs the last of them), oldest first: "#4 +1.2s deviation http_code=200 exit=0".
+func HistoryLines(obs []Observation, attempts int) []string {
+	first := attempts - len(obs) + 1
+	out := make([]string, len(obs))
+	for i, ob := range obs {
+		out[i] = ob.line(first + i)
+	}
+	return out
+}
+
+// Verdict is how a convergence that ran out of time is classified, and why. When the most
+// recent probe that could be judged saw an outcome the mode rejects (a deviation, or an
+// equivalent in strict mode), that is the classification and its reason. Otherwise the
+// outcome flapped (the streak kept breaking) or the probes could not be judged: the
+// expected behaviour was not shown, which is a deviation. The reason always starts with
+// "did not converge" and gives the longest streak, so no report reads as a pass.
+func (e *ConvergeError) Verdict() (Classification, string) {
+	head := fmt.Sprintf("did not converge: %s not seen %d times in a row within %v (%d probes, longest streak %d)",
+		e.Expectation.Name, e.Config.Consecutive, e.Config.Timeout, e.Attempts, e.BestStreak)
+	if e.Attempts == 0 {
+		return Deviation, head + "; no probe completed"
+	}
+	for i := len(e.Observations) - 1; i >= 0; i-- {
+		ob := e.Observations[i]
+		if ob.Err != nil {
+			continue
+		}
+		if !e.Mode.Accepts(ob.Class) {
+			return ob.Class, fmt.Sprintf("%s; last judged probe: %s", head, ob.Reason)
+		}
+		if e.Last.Err != nil {
+			return Deviation, fmt.Sprintf("%s; last probe failed: %s", head, firstLine(e.Last.Err.Error()))
+		}
+		return Deviation, fmt.Sprintf("%s; the outcome flapped, last %s", head, ob.Reason)
+	}
+	return Deviation, fmt.Sprintf("%s; no probe could be judged, last: %s", head, firstLine(e.Last.Err.Error()))
 }
 
 func firstLine(s string) string {
@@ -116,6 +156,7 @@ func Converge(ctx context.Context, cfg Config, mode Mode, e catalog.Expectation,
 		attempts, streak int
 		best             int
 		worst            Classification
+		worstReason      string
 	)
 	for {
 		o, err := run(ctx)
@@ -133,13 +174,13 @@ func Converge(ctx context.Context, cfg Config, mode Mode, e catalog.Expectation,
 			obs = obs[len(obs)-maxHistory:]
 		}
 		if err == nil && mode.Accepts(ob.Class) {
-			if streak == 0 || ob.Class.rank() > worst.rank() {
-				worst = ob.Class
+			if streak == 0 || ob.Class.rank() >= worst.rank() {
+				worst, worstReason = ob.Class, ob.Reason
 			}
 			streak++
 			best = max(best, streak)
 			if streak >= cfg.Consecutive {
-				r := Result{Outcome: o, Class: worst, Reason: ob.Reason, Attempts: attempts, Observations: obs}
+				r := Result{Outcome: o, Class: worst, Reason: worstReason, Attempts: attempts, Observations: obs}
 				for _, x := range obs {
 					r.History = append(r.History, x.Outcome)
 				}

@@ -75,6 +75,10 @@ type Evidence struct {
 	Expected string `json:"expected,omitempty"`
 	// Fields hold evidence that is not a curl outcome: certificate subjects, log counts.
 	Fields map[string]string `json:"fields,omitempty"`
+	// History is what the probe saw while it converged (or failed to), one observation a
+	// line, oldest first: "#4 +1.2s deviation http_code=200 exit=0". The outcome above is the
+	// last of them.
+	History []string `json:"history,omitempty"`
 }
 
 // For scopes the evidence to one behaviour ID of the spec.

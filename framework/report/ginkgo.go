@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -107,7 +108,11 @@ func FromGinkgo(reports []types.Report, opts ...Option) (Report, error) {
 				s.message = sr.Failure.Message
 			}
 			for _, e := range sr.ReportEntries {
-				if err := s.entries.add(e.Name, e.Value.AsJSON); err != nil {
+				asJSON, err := entryJSON(e)
+				if err == nil {
+					err = s.entries.add(e.Name, asJSON)
+				}
+				if err != nil {
 					return Report{}, fmt.Errorf("spec %q: %w", specName(s), err)
 				}
 			}
@@ -117,6 +122,24 @@ func FromGinkgo(reports []types.Report, opts ...Option) (Report, error) {
 		}
 	}
 	return b.report(), nil
+}
+
+// entryJSON is an entry's value as JSON. A report read from a file carries it in AsJSON; the
+// report a ReportAfterSuite receives in a serial run is Ginkgo's in-process one, whose values
+// are still the recorded Go values (AsJSON is filled only when Ginkgo encodes the report).
+func entryJSON(e types.ReportEntry) (string, error) {
+	if e.Value.AsJSON != "" {
+		return e.Value.AsJSON, nil
+	}
+	raw := e.Value.GetRawValue()
+	if raw == nil {
+		return "", nil
+	}
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return "", fmt.Errorf("entry %s: %w", e.Name, err)
+	}
+	return string(data), nil
 }
 
 func specName(s spec) string {

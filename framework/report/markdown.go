@@ -128,6 +128,12 @@ func cellEvidenceText(c Cell) string {
 		for _, k := range sortedKeys(e.Fields) {
 			fmt.Fprintf(&b, "  %s: %s\n", k, e.Fields[k])
 		}
+		if len(e.History) > 0 {
+			b.WriteString("  history (oldest first):\n")
+			for _, l := range e.History {
+				fmt.Fprintf(&b, "    %s\n", l)
+			}
+		}
 	}
 	for _, s := range c.Specs {
 		fmt.Fprintf(&b, "%s %s (%.3fs)\n", s.Result, s.Name, s.DurationSeconds)

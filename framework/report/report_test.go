@@ -337,3 +337,19 @@ func TestCompareVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestFromGinkgoInProcess: a serial run's ReportAfterSuite gets Ginkgo's in-process report,
+// whose entries hold Go values and no AsJSON yet; they must read as a file's do.
+func TestFromGinkgoInProcess(t *testing.T) {
+	suite := types.Report{SpecReports: []types.SpecReport{ginkgoSpec(types.SpecStateFailed, []string{"MTLS-002", "mtls"},
+		entry(EntryClassification, Classified(Deviation, "saw 200").For("MTLS-002")),
+		entry(EntryEvidence, Evidence{HTTPCode: new(200), CurlExit: new(0), History: []string{"#1 +0.0s deviation http_code=200 exit=0"}}.For("MTLS-002")))}}
+	r, err := FromGinkgo([]types.Report{suite})
+	if err != nil {
+		t.Fatalf("in-process report: %v", err)
+	}
+	b, _ := r.Behavior("MTLS-002")
+	if b.State() != "fail/deviation" || b.Reason != "saw 200" || len(b.Evidence) != 1 || *b.Evidence[0].HTTPCode != 200 || len(b.Evidence[0].History) != 1 {
+		t.Errorf("in-process report read as %s %q %+v", b.State(), b.Reason, b.Evidence)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"meshconform/framework/report"
 	"meshconform/framework/settings"
 	"meshconform/suites/cases"
+	"meshconform/suites/internal/record"
 )
 
 // Run is what every spec stands on, the same in every Ginkgo process.
@@ -78,10 +79,7 @@ func Bootstrap(suite string) bool {
 			return
 		}
 		dir := filepath.Join(Current.ReportsDir, suite)
-		rep, err := report.FromGinkgo([]Report{r})
-		if err == nil {
-			err = rep.WriteFiles(dir)
-		}
+		rep, err := record.WriteReport(dir, r)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "meshconform: writing the conformance report: %v\n", err)
 		} else {

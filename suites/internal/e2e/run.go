@@ -14,9 +14,9 @@ import (
 	"meshconform/framework/expect"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
-	"meshconform/framework/report"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
+	"meshconform/suites/internal/record"
 )
 
 // Timeouts of the steps a spec waits on besides probes (which use Run.Expect).
@@ -209,35 +209,20 @@ func (s *Scenario) Request(p cases.Probe) probe.HTTPRequest {
 // report, and fails the spec with the full evidence when it does not.
 func (s *Scenario) Converge(ctx context.Context, id string, p cases.Probe) probe.Outcome {
 	GinkgoHelper()
-	ex := s.Executor(ctx, p.From)
-	req := s.Request(p)
-	res, err := expect.Converge(ctx, s.Run.Expect, s.Run.Mode, p.Expect, func(ctx context.Context) (probe.Outcome, error) {
-		return probe.Curl(ctx, ex, req)
-	})
-	Record(id, p.Expect.Name, res.Outcome, res.Class, res.Reason, res.Attempts)
-	if err != nil {
-		Fail(fmt.Sprintf("%s: %s: %v", id, p.Name, err))
-	}
-	if p.Check != nil {
-		if err := p.Check(s.Env, res.Outcome); err != nil {
-			Record(id, p.Expect.Name, res.Outcome, expect.Deviation, err.Error(), res.Attempts)
-			Fail(fmt.Sprintf("%s: %s: %v\n%s", id, p.Name, err, res.Outcome))
-		}
-	}
-	return res.Outcome
+	return record.Probe(ctx, s.Run.Expect, s.Run.Mode, id, p, s.Env, s.Executor(ctx, p.From), s.Request(p))
 }
 
-// Record adds a probe's classification and evidence to the spec's report entries.
+// Record adds one judged probe outcome to the spec's report entries; see record.Outcome.
+// New code records a convergence with record.Convergence, which keeps a timed-out probe's
+// last observation, history and verdict.
 func Record(id, expected string, o probe.Outcome, class expect.Classification, reason string, attempts int) {
-	AddReportEntry(report.EntryClassification, report.Classified(report.Classification(class), reason).For(id), ReportEntryVisibilityFailureOrVerbose)
-	AddReportEntry(report.EntryEvidence, report.Evidence{Text: o.String(), HTTPCode: new(o.HTTPCode), CurlExit: new(o.CurlExit),
-		ErrorLine: o.ErrorLine, Body: o.Body, Where: o.Where, Attempts: attempts, Expected: expected}.For(id), ReportEntryVisibilityFailureOrVerbose)
+	record.Outcome(id, expected, o, class, reason, attempts)
 }
 
-// RecordFields adds evidence that is not a curl outcome (certificates, log counts).
+// RecordFields adds evidence that is not a curl outcome (certificates, log counts) with its
+// classification; see record.Fields.
 func RecordFields(id string, class expect.Classification, reason string, fields map[string]string) {
-	AddReportEntry(report.EntryClassification, report.Classified(report.Classification(class), reason).For(id), ReportEntryVisibilityFailureOrVerbose)
-	AddReportEntry(report.EntryEvidence, report.Evidence{Fields: fields}.For(id), ReportEntryVisibilityFailureOrVerbose)
+	record.Fields(id, class, reason, fields)
 }
 
 // RunCase is the body of a data case's spec.

@@ -1,0 +1,149 @@
+// Package record turns what a spec saw into the Ginkgo report entries framework/report
+// reads back into the conformance report (report.EntryClassification, report.EntryEvidence):
+// a probe's convergence, whether it converged or not, and the verdict of a check that is
+// not a probe. It needs no cluster (a probe runs through any probe.Executor), so its tests
+// run a small Ginkgo suite against a scripted executor and read the report it writes.
+//
+// The rule it keeps: the report records only what was observed, after it was judged. A probe
+// that did not converge is recorded with its last observation and the history, never with an
+// empty outcome; a check is recorded as documented only once it passed.
+package record
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+
+	"meshconform/framework/expect"
+	"meshconform/framework/probe"
+	"meshconform/framework/report"
+	"meshconform/suites/cases"
+)
+
+// Probe runs p's curl request through ex until it converges on p's expectation, records the
+// result (classification, last outcome, history), and fails the spec with the full evidence
+// when it does not converge or when p.Check rejects the converged outcome.
+func Probe(ctx context.Context, cfg expect.Config, mode expect.Mode, id string, p cases.Probe, env cases.Env,
+	ex probe.Executor, req probe.HTTPRequest) probe.Outcome {
+	GinkgoHelper()
+	res, err := expect.Converge(ctx, cfg, mode, p.Expect, func(ctx context.Context) (probe.Outcome, error) {
+		return probe.Curl(ctx, ex, req)
+	})
+	Convergence(id, p.Expect.Name, res, err)
+	if err != nil {
+		Fail(fmt.Sprintf("%s: %s: %v", id, p.Name, err))
+	}
+	if p.Check != nil {
+		if err := p.Check(env, res.Outcome); err != nil {
+			ob := expect.Observation{Outcome: res.Outcome, Class: expect.Deviation, Reason: err.Error()}
+			add(id, expect.Deviation, err.Error(), evidence(p.Expect.Name, ob, res.Attempts, nil))
+			Fail(fmt.Sprintf("%s: %s: %v\n%s", id, p.Name, err, res.Outcome))
+		}
+	}
+	return res.Outcome
+}
+
+// Convergence records how expect.Converge ended for a probe of behaviour id that expected
+// the named outcome shape. Converged: the result's classification and reason, its last
+// outcome and history. Not converged (*expect.ConvergeError): the error's verdict (see
+// ConvergeError.Verdict), its last observation and history. Any other error (an invalid
+// configuration) saw nothing, so nothing is recorded; the caller fails the spec.
+func Convergence(id, expected string, res expect.Result, err error) {
+	if err == nil {
+		last := expect.Observation{Outcome: res.Outcome, Class: res.Class, Reason: res.Reason}
+		if n := len(res.Observations); n > 0 {
+			last = res.Observations[n-1]
+		}
+		add(id, res.Class, res.Reason, evidence(expected, last, res.Attempts, expect.HistoryLines(res.Observations, res.Attempts)))
+		return
+	}
+	var ce *expect.ConvergeError
+	if !errors.As(err, &ce) {
+		return
+	}
+	class, reason := ce.Verdict()
+	add(id, class, reason, evidence(expected, ce.Last, ce.Attempts, expect.HistoryLines(ce.Observations, ce.Attempts)))
+}
+
+// Outcome records one outcome that was judged elsewhere. Prefer Convergence, which also
+// records a timed-out probe's history and verdict. An empty class (the outcome could not be
+// judged: its probe failed) records the outcome's text alone, without an HTTP code or exit.
+func Outcome(id, expected string, o probe.Outcome, class expect.Classification, reason string, attempts int) {
+	ev := evidence(expected, expect.Observation{Outcome: o}, attempts, nil)
+	if class == "" {
+		ev.HTTPCode, ev.CurlExit = nil, nil // an unjudged probe's zero values were not seen
+		AddReportEntry(report.EntryEvidence, ev.For(id), ReportEntryVisibilityFailureOrVerbose)
+		return
+	}
+	add(id, class, reason, ev)
+}
+
+// evidence is one observation as the report holds it. A probe that failed (transport down,
+// curl missing) saw no HTTP code and no curl exit, so none is written: 0 would read as
+// "000, exit 0".
+func evidence(expected string, ob expect.Observation, attempts int, history []string) report.Evidence {
+	o := ob.Outcome
+	ev := report.Evidence{Text: o.String(), ErrorLine: o.ErrorLine, Body: o.Body, Where: o.Where,
+		Attempts: attempts, Expected: expected, History: history}
+	if ob.Err != nil {
+		ev.Text = "probe failed: " + ob.Err.Error() + "\n" + ev.Text
+		return ev
+	}
+	if o.Tool != probe.ToolOpenSSL && o.HTTPCode >= 0 {
+		ev.HTTPCode = new(o.HTTPCode)
+	}
+	if o.CurlExit >= 0 {
+		ev.CurlExit = new(o.CurlExit)
+	}
+	return ev
+}
+
+// Fields records a classification and evidence that is not a curl outcome (certificates,
+// log counts). Call it once the classification is known, never before the assertion.
+func Fields(id string, class expect.Classification, reason string, fields map[string]string) {
+	add(id, class, reason, report.Evidence{Fields: fields})
+}
+
+// Check records the verdict of a check that is not a curl probe and fails the spec when it
+// failed: documented with reason ok when err is nil, a deviation with err as the reason
+// otherwise. fields are what was observed either way.
+func Check(id string, err error, ok string, fields map[string]string) {
+	GinkgoHelper()
+	if err != nil {
+		Fields(id, expect.Deviation, err.Error(), fields)
+		Fail(fmt.Sprintf("%s: %v", id, err))
+	}
+	Fields(id, expect.Documented, ok, fields)
+}
+
+// Unjudged fails a spec whose check could not be evaluated (logs unreadable, the audit
+// errored): the evidence is recorded with the error, and no classification, because the
+// behaviour was not observed at all.
+func Unjudged(id string, err error, fields map[string]string) {
+	GinkgoHelper()
+	AddReportEntry(report.EntryEvidence, report.Evidence{Text: "not judged: " + err.Error(), Fields: fields}.For(id),
+		ReportEntryVisibilityFailureOrVerbose)
+	Fail(fmt.Sprintf("%s could not be judged: %v", id, err))
+}
+
+func add(id string, class expect.Classification, reason string, ev report.Evidence) {
+	AddReportEntry(report.EntryClassification, report.Classified(report.Classification(class), reason).For(id),
+		ReportEntryVisibilityFailureOrVerbose)
+	AddReportEntry(report.EntryEvidence, ev.For(id), ReportEntryVisibilityFailureOrVerbose)
+}
+
+// WriteReport builds the conformance report from a suite's Ginkgo report (in its
+// ReportAfterSuite) and writes conformance.json and .yaml into dir.
+func WriteReport(dir string, r types.Report) (report.Report, error) {
+	rep, err := report.FromGinkgo([]types.Report{r})
+	if err != nil {
+		return rep, fmt.Errorf("building the conformance report: %w", err)
+	}
+	if err := rep.WriteFiles(dir); err != nil {
+		return rep, fmt.Errorf("writing the conformance report into %s: %w", dir, err)
+	}
+	return rep, nil
+}
