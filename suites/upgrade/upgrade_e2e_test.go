@@ -7,7 +7,6 @@ package upgrade
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 	"meshconform/framework/report"
 	"meshconform/framework/workload"
 	"meshconform/suites/internal/e2e"
+	"meshconform/suites/internal/record"
 )
 
 var _ = e2e.Bootstrap(ReportsSubdir)
@@ -306,14 +306,12 @@ func (w *world) converge(ctx context.Context, id, name string, from *corev1.Pod,
 	res, err := expect.Converge(ctx, w.r.Expect, w.r.Mode, e, func(ctx context.Context) (probe.Outcome, error) {
 		return probe.Curl(ctx, ex, req)
 	})
+	// One recording path with the other suites: a probe that did not converge is recorded
+	// with its last observation, history and verdict, never as an empty result.
+	record.Convergence(id, e.Name, res, err)
 	if err != nil {
-		var ce *expect.ConvergeError
-		if errors.As(err, &ce) {
-			e2e.Record(id, e.Name, ce.Last.Outcome, ce.Last.Class, ce.Last.Reason, ce.Attempts)
-		}
 		Fail(fmt.Sprintf("%s: %s: %v", id, name, err))
 	}
-	e2e.Record(id, e.Name, res.Outcome, res.Class, res.Reason, res.Attempts)
 }
 
 func (w *world) dumpOnFailure() {

@@ -212,13 +212,6 @@ func (s *Scenario) Converge(ctx context.Context, id string, p cases.Probe) probe
 	return record.Probe(ctx, s.Run.Expect, s.Run.Mode, id, p, s.Env, s.Executor(ctx, p.From), s.Request(p))
 }
 
-// Record adds one judged probe outcome to the spec's report entries; see record.Outcome.
-// New code records a convergence with record.Convergence, which keeps a timed-out probe's
-// last observation, history and verdict.
-func Record(id, expected string, o probe.Outcome, class expect.Classification, reason string, attempts int) {
-	record.Outcome(id, expected, o, class, reason, attempts)
-}
-
 // RecordFields adds evidence that is not a curl outcome (certificates, log counts) with its
 // classification; see record.Fields.
 func RecordFields(id string, class expect.Classification, reason string, fields map[string]string) {

@@ -68,19 +68,6 @@ func Convergence(id, expected string, res expect.Result, err error) {
 	add(id, class, reason, evidence(expected, ce.Last, ce.Attempts, expect.HistoryLines(ce.Observations, ce.Attempts)))
 }
 
-// Outcome records one outcome that was judged elsewhere. Prefer Convergence, which also
-// records a timed-out probe's history and verdict. An empty class (the outcome could not be
-// judged: its probe failed) records the outcome's text alone, without an HTTP code or exit.
-func Outcome(id, expected string, o probe.Outcome, class expect.Classification, reason string, attempts int) {
-	ev := evidence(expected, expect.Observation{Outcome: o}, attempts, nil)
-	if class == "" {
-		ev.HTTPCode, ev.CurlExit = nil, nil // an unjudged probe's zero values were not seen
-		AddReportEntry(report.EntryEvidence, ev.For(id), ReportEntryVisibilityFailureOrVerbose)
-		return
-	}
-	add(id, class, reason, ev)
-}
-
 // evidence is one observation as the report holds it. A probe that failed (transport down,
 // curl missing) saw no HTTP code and no curl exit, so none is written: 0 would read as
 // "000, exit 0".
