@@ -65,7 +65,7 @@ var checks = []check{
 		return "install Istio CNI (istio-cni chart, istiod value pilot.cni.enabled=true) so injected pods need no NET_ADMIN/NET_RAW, then restart them"
 	}},
 	{ControlPlaneIsolated, checkControlPlaneIsolated, func(s *snapshot) string {
-		return fmt.Sprintf("apply a NetworkPolicy in %s that selects istiod and admits only meshed namespaces on 15012 and webhooks on 15017 (posture.Hardened)", s.systemNS)
+		return fmt.Sprintf("apply a NetworkPolicy in %s that selects istiod and admits only proxies on 15012 (injected pods, gateways included, in any namespace: label service.istio.io/canonical-name) and webhooks on 15017 (posture.Hardened)", s.systemNS)
 	}},
 }
 
