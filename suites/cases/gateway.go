@@ -24,30 +24,37 @@ const gatewayHTTPPort = 80
 // Service of the gateway chart's Helm release that mesh installs for it
 // (mesh.Options.ReleaseName), preferring mesh.DefaultGatewayNamespace.
 //
-// The release, not the istio label: the chart labels release NAME's Service
+// The release, not the istio label: the gateway chart labels release NAME's Service
 // istio=<NAME minus "istio-">, so a canary's is istio=ingressgateway-canary, and it writes
-// istio.io/rev only on the pod template (templates/_helpers.tpl, gateway.selectorLabels and
-// gateway.sidecarInjectionLabels). A lookup by istio=ingressgateway plus istio.io/rev on the
-// Service found the default gateway in a canary run, and nothing with ISTIO_REVISION.
+// istio.io/rev only on the pod template (manifests/charts/gateway/templates/_helpers.tpl,
+// gateway.selectorLabels and gateway.sidecarInjectionLabels). A lookup by
+// istio=ingressgateway plus istio.io/rev on the Service found the default gateway in a canary
+// run, and nothing with ISTIO_REVISION.
 //
-// On a cluster whose default gateway was installed another way (istioctl, another release
-// name), the default revision falls back to the Service labelled istio=ingressgateway; a
-// revision has no such fallback, since that label names the default gateway.
+// On a cluster whose gateway was installed otherwise, the Service labelled
+// istio=ingressgateway and istio.io/rev=<revision, or "default"> is taken: istioctl's gateways
+// chart labels its Service so (manifests/charts/gateways/istio-ingress/templates/service.yaml).
+// The default revision also takes an istio=ingressgateway Service with no istio.io/rev.
 func FindGateway(ctx context.Context, kube kubernetes.Interface, revision string) (GatewayRef, error) {
 	release := mesh.Options{Revision: revision}.ReleaseName(mesh.ChartGateway)
-	ref, err := gatewayBySelector(ctx, kube, releaseLabel+"="+release)
-	if err == nil || revision != "" {
-		if err != nil {
-			err = fmt.Errorf("no ingress gateway of revision %q: %w; install the gateway chart as release %s (in %s), as the suite does",
-				revision, err, release, mesh.DefaultGatewayNamespace)
+	rev := revision
+	if rev == "" {
+		rev = "default"
+	}
+	selectors := []string{releaseLabel + "=" + release, "istio=ingressgateway,istio.io/rev=" + rev}
+	if revision == "" {
+		selectors = append(selectors, "istio=ingressgateway,!istio.io/rev")
+	}
+	var errs []string
+	for _, sel := range selectors {
+		ref, err := gatewayBySelector(ctx, kube, sel)
+		if err == nil {
+			return ref, nil
 		}
-		return ref, err
+		errs = append(errs, err.Error())
 	}
-	ref, ferr := gatewayBySelector(ctx, kube, "istio=ingressgateway")
-	if ferr != nil {
-		return ref, fmt.Errorf("no ingress gateway: %w; and %w", err, ferr)
-	}
-	return ref, nil
+	return GatewayRef{}, fmt.Errorf("no ingress gateway of revision %q: %s; install Istio's gateway chart as release %s (in %s), as the suite does",
+		rev, strings.Join(errs, "; "), release, mesh.DefaultGatewayNamespace)
 }
 
 // gatewayBySelector returns the one Service matching selector with port 80, preferring
