@@ -65,7 +65,7 @@ var checks = []check{
 		return "install Istio CNI (istio-cni chart, istiod value pilot.cni.enabled=true) so injected pods need no NET_ADMIN/NET_RAW, then restart them"
 	}},
 	{ControlPlaneIsolated, checkControlPlaneIsolated, func(s *snapshot) string {
-		return fmt.Sprintf("apply a NetworkPolicy in %s that selects istiod and admits only meshed namespaces on 15012 and webhooks on 15017 (posture.Hardened)", s.systemNS)
+		return fmt.Sprintf("apply a NetworkPolicy in %s that selects istiod and admits only proxies on 15012 (injected pods, gateways included, in any namespace: label service.istio.io/canonical-name) and webhooks on 15017 (posture.Hardened)", s.systemNS)
 	}},
 }
 
@@ -283,13 +283,76 @@ func checkCaptureBypass(s *snapshot) outcome {
 			if !ok || strings.TrimSpace(v) == "" {
 				continue
 			}
+			msg := "this traffic bypasses the sidecar: no mTLS, no AuthorizationPolicy"
+			if key == excludeInbound {
+				ports, own := appExcludedInbound(p, v)
+				if len(ports) == 0 {
+					continue // only the proxy's own ports: what the injector writes with Istio CNI
+				}
+				msg = fmt.Sprintf("inbound port(s) %s bypass the sidecar: no mTLS, no AuthorizationPolicy", strings.Join(ports, ","))
+				if len(own) > 0 {
+					msg += fmt.Sprintf(" (%s: the proxy's own, written by the injector, not counted)", strings.Join(own, ","))
+				}
+			}
 			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
 				Field: fmt.Sprintf("metadata.annotations['%s']", key), Value: v,
-				Message: "this traffic bypasses the sidecar: no mTLS, no AuthorizationPolicy", subject: podSubject(p)})
+				Message: msg, subject: podSubject(p)})
 		}
 	}
 	o.examined = fmt.Sprintf("%d pod(s)", n)
 	return o
+}
+
+// Ports of the proxy itself. With Istio CNI the injector writes excludeInboundPorts on every
+// pod it injects: the pod's own value (or the mesh-wide global.proxy.excludeInboundPorts) with
+// the status port appended (istio-discovery/files/injection-template.yaml, the annotations block
+// under pilot.cni.enabled, and excludeInboundPort in pkg/kube/inject/template.go), so a pod
+// nobody annotated carries "15020". Without CNI, istio-init excludes the same ports plus Envoy's
+// 15090 and 15021 on every pod ("-d 15090,15021,<status port>" in that template). Excluding
+// them bypasses nothing of the application, whoever wrote them.
+const (
+	statusPortKey     = "status.sidecar.istio.io/port"
+	defaultStatusPort = "15020" // istio-discovery values.yaml: global.proxy.statusPort
+	debugPortFlag     = "--debug-port="
+)
+
+var proxyInboundPorts = []string{"15090", "15021"}
+
+// appExcludedInbound splits an excludeInboundPorts value into the application's ports, which
+// bypass the sidecar, and the proxy's own (its status port, 15090, 15021).
+func appExcludedInbound(p *corev1.Pod, value string) (app, own []string) {
+	ownPorts := append([]string{statusPort(p)}, proxyInboundPorts...)
+	for _, port := range strings.Split(value, ",") {
+		port = strings.TrimSpace(port)
+		switch {
+		case port == "":
+		case slices.Contains(ownPorts, port):
+			own = append(own, port)
+		default:
+			app = append(app, port)
+		}
+	}
+	return app, own
+}
+
+// statusPort is the pod's proxy status port as the injector chose it: the pod's
+// status.sidecar.istio.io/port annotation, else the --debug-port the template gives a native
+// sidecar's preStop hook (which carries a mesh-wide global.proxy.statusPort), else the default.
+func statusPort(p *corev1.Pod) string {
+	if v := strings.TrimSpace(p.Annotations[statusPortKey]); v != "" {
+		return v
+	}
+	for _, c := range slices.Concat(p.Spec.InitContainers, p.Spec.Containers) {
+		if c.Name != proxyContainer || c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
+			continue
+		}
+		for _, arg := range c.Lifecycle.PreStop.Exec.Command {
+			if v, ok := strings.CutPrefix(arg, debugPortFlag); ok && v != "" {
+				return v
+			}
+		}
+	}
+	return defaultStatusPort
 }
 
 // POSTURE-006: no injected pod carries NET_ADMIN/NET_RAW (the istio-init container has them

@@ -27,10 +27,14 @@ type Hardening struct {
 	// Every request in the mesh is denied until an ALLOW policy matches it.
 	AuthorizationPolicy *securityv1.AuthorizationPolicy
 	// NetworkPolicy in the Istio system namespace selecting istiod: xDS/CA (15012) only from
-	// meshed namespaces and the system namespace itself (gateways), webhooks (15017) from
-	// anywhere because the API server's address is not a pod a selector can name. Plaintext
-	// xDS (15010), monitoring (15014) and debug (8080) are closed to pods; kubelet probes
-	// come from the node, which the usual NetworkPolicy implementations admit.
+	// proxies, webhooks (15017) from anywhere because the API server's address is not a pod a
+	// selector can name. Proxies are every pod Istio injected, in whatever namespace, plus
+	// pods of meshed namespaces and of the system namespace. Gateways run in namespaces of
+	// their own (the suite's in istio-ingress, which carries no injection label: the gateway
+	// chart asks for injection per pod), so a namespace selector alone would cut them off
+	// from istiod. Plaintext xDS (15010), monitoring (15014) and debug (8080) are closed to
+	// pods; kubelet probes come from the node, which the usual NetworkPolicy implementations
+	// admit.
 	NetworkPolicy *networkingv1.NetworkPolicy
 }
 
@@ -52,6 +56,12 @@ func WithSystemNamespace(ns string) HardenOption {
 func WithLabels(l map[string]string) HardenOption {
 	return func(o *hardenOptions) { o.labels = maps.Clone(l) }
 }
+
+// canonicalNameKey is a label Istio's injector writes on every pod it injects, sidecars and
+// gateways alike (istio-discovery/files/injection-template.yaml and
+// gateway-injection-template.yaml; kube-gateway.yaml and waypoint.yaml for the deployments
+// istiod creates): the one label by which a NetworkPolicy can name "a proxy" in any namespace.
+const canonicalNameKey = "service.istio.io/canonical-name"
 
 // Names of the hardening objects.
 const (
@@ -94,7 +104,12 @@ func Hardened(rootNS string, opts ...HardenOption) Hardening {
 							{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{injectionNSKey: "enabled"}}},
 							{NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 								{Key: revisionKey, Operator: metav1.LabelSelectorOpExists}}}},
-							{PodSelector: &metav1.LabelSelector{}}, // the system namespace: gateways
+							{PodSelector: &metav1.LabelSelector{}}, // the system namespace
+							// Injected pods anywhere: gateways, and sidecars of pods injected
+							// by their own label in an unlabelled namespace.
+							{NamespaceSelector: &metav1.LabelSelector{}, PodSelector: &metav1.LabelSelector{
+								MatchExpressions: []metav1.LabelSelectorRequirement{
+									{Key: canonicalNameKey, Operator: metav1.LabelSelectorOpExists}}}},
 						},
 						Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &p15012}},
 					},

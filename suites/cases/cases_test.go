@@ -1,9 +1,14 @@
 package cases
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"meshconform/framework/catalog"
 	"meshconform/framework/workload"
@@ -155,4 +160,35 @@ func mustNotPanic(t *testing.T, what string, f func()) {
 		}
 	}()
 	f()
+}
+
+// TestFindGatewayOfOtherInstalls: a gateway the suite did not install. istioctl's gateways
+// chart labels its Service istio=ingressgateway and istio.io/rev=<revision or "default">
+// (manifests/charts/gateways/istio-ingress/templates/service.yaml); a canary run must not
+// take the default's, and a run of a revision with no gateway finds none.
+func TestFindGatewayOfOtherInstalls(t *testing.T) {
+	svc := func(ns, name string, labels map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"istio": "ingressgateway", "app": name},
+				Ports: []corev1.ServicePort{{Name: "http2", Port: 80}}}}
+	}
+	kube := fake.NewClientset(
+		svc("istio-system", "istio-ingressgateway", map[string]string{"istio": "ingressgateway", "istio.io/rev": "default"}),
+		svc("istio-system", "istio-ingressgateway-canary", map[string]string{"istio": "ingressgateway", "istio.io/rev": "canary"}),
+	)
+	ctx := context.Background()
+	for rev, want := range map[string]string{"": "istio-ingressgateway", "canary": "istio-ingressgateway-canary"} {
+		ref, err := FindGateway(ctx, kube, rev)
+		if err != nil || ref.Service != want || ref.Namespace != "istio-system" {
+			t.Errorf("revision %q: %+v %v, want istio-system/%s", rev, ref, err, want)
+		}
+	}
+	if ref, err := FindGateway(ctx, kube, "blue"); err == nil || !strings.Contains(err.Error(), "release istio-ingressgateway-blue") {
+		t.Errorf("revision blue has no gateway: found %+v, err %v", ref, err)
+	}
+	// Two default gateways, neither in istio-ingress: which one is not a guess to make.
+	kube = fake.NewClientset(svc("a", "gw", map[string]string{"istio": "ingressgateway"}), svc("b", "gw", map[string]string{"istio": "ingressgateway"}))
+	if _, err := FindGateway(ctx, kube, ""); err == nil || !strings.Contains(err.Error(), "a/gw, b/gw") {
+		t.Errorf("two candidates: err %v, want one naming a/gw and b/gw", err)
+	}
 }

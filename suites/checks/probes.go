@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -496,13 +497,24 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// allRunning: every regular container (and native sidecar) is running.
+// allRunning: every regular container and every native sidecar is running. A native sidecar
+// (an init container with restartPolicy Always, as Istio injects istio-proxy when native
+// sidecars are on) reports its state in initContainerStatuses, not containerStatuses.
 func allRunning(p *corev1.Pod) bool {
-	if len(p.Status.ContainerStatuses) < len(p.Spec.Containers) || len(p.Spec.Containers) == 0 {
+	if len(p.Spec.Containers) == 0 {
 		return false
 	}
-	for _, st := range p.Status.ContainerStatuses {
-		if st.State.Running == nil {
+	running := map[string]bool{} // container names are unique across both lists
+	for _, st := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+		running[st.Name] = st.State.Running != nil
+	}
+	for _, c := range p.Spec.Containers {
+		if !running[c.Name] {
+			return false
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways && !running[c.Name] {
 			return false
 		}
 	}

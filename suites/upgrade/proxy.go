@@ -107,12 +107,21 @@ const (
 	DefaultRevision = "default"
 )
 
-// InjectedRevision says which control plane's injector made the pod: its istio.io/rev label
-// (the injection template sets it), else the revision in its sidecar.istio.io/status
-// annotation. from names where it was read; both are "" when the pod carries neither.
+// RevisionAnnotation is where the injection template writes the injecting control plane's
+// revision on the pod ("default" for the unrevisioned one): istio-discovery/files/
+// injection-template.yaml, metadata.annotations. Istio never writes istio.io/rev as a pod
+// label (pkg/kube/inject/webhook.go: "Rather than setting istio.io/rev label on injected pods
+// include them here in status annotation", so a revision tag in the label survives); a pod
+// label istio.io/rev is what a user (or the gateway chart) asked for, a revision tag
+// perhaps, not who injected.
+const RevisionAnnotation = "istio.io/rev"
+
+// InjectedRevision says which control plane's injector made the pod: its istio.io/rev
+// annotation, else the revision in its sidecar.istio.io/status annotation. from names where
+// it was read; both are "" when the pod carries neither.
 func InjectedRevision(pod *corev1.Pod) (rev, from string) {
-	if r := pod.Labels[workload.RevisionLabel]; r != "" {
-		return r, "label " + workload.RevisionLabel
+	if r := pod.Annotations[RevisionAnnotation]; r != "" {
+		return r, "annotation " + RevisionAnnotation
 	}
 	var st struct {
 		Revision string `json:"revision"`

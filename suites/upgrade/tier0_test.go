@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	sigsyaml "sigs.k8s.io/yaml"
+
 	"meshconform/framework/catalog"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
@@ -138,16 +140,70 @@ func TestInjectedRevision(t *testing.T) {
 	}
 	p.Annotations = map[string]string{StatusAnnotation: `{"initContainers":["istio-init"],"containers":["istio-proxy"],"revision":"canary"}`}
 	if rev, from := InjectedRevision(p); rev != "canary" || from != "annotation sidecar.istio.io/status" {
-		t.Errorf("annotation: %q %q", rev, from)
+		t.Errorf("status annotation: %q %q", rev, from)
 	}
-	p.Labels = map[string]string{"istio.io/rev": "default"}
-	if rev, from := InjectedRevision(p); rev != "default" || from != "label istio.io/rev" {
-		t.Errorf("label wins: %q %q", rev, from)
+	p.Annotations["istio.io/rev"] = "canary-2"
+	if rev, from := InjectedRevision(p); rev != "canary-2" || from != "annotation istio.io/rev" {
+		t.Errorf("istio.io/rev annotation wins: %q %q", rev, from)
 	}
 	p.Labels, p.Annotations = nil, map[string]string{StatusAnnotation: "not json"}
 	if rev, _ := InjectedRevision(p); rev != "" {
 		t.Errorf("garbage annotation: %q", rev)
 	}
+}
+
+// TestInjectedRevisionOfIstiosGoldenPod: Istio's injector writes istio.io/rev as an
+// annotation, never as a label (no golden injected spec has the label). A label istio.io/rev
+// on the pod is the user's request, e.g. a revision tag, and says nothing of who injected it.
+func TestInjectedRevisionOfIstiosGoldenPod(t *testing.T) {
+	p := goldenPod(t, "apps", "hello.yaml.injected")
+	if got := p.Annotations["istio.io/rev"]; got != "default" {
+		t.Fatalf("Istio's golden pod has annotation istio.io/rev=%q; this test stands on \"default\"", got)
+	}
+	if _, ok := p.Labels["istio.io/rev"]; ok {
+		t.Fatalf("Istio's golden pod carries a label istio.io/rev: %v", p.Labels)
+	}
+	p.Labels["istio.io/rev"] = "prod-stable" // the user's template selected the injector by tag
+	if rev, from := InjectedRevision(&p); rev != "default" || from != "annotation istio.io/rev" {
+		t.Errorf("golden pod with a user's tag label: injected by %q (%s), want default (annotation istio.io/rev)", rev, from)
+	}
+}
+
+// istio131 is Istio's release-1.31 branch as a module version. istioSource is a private
+// stand-in for the shared internal/istiosrc helper: Istio's files come from the module cache
+// (downloaded on first use), never from this repository.
+const istio131 = "istio.io/istio@v0.0.0-20260827124520-eed52ebb66ad"
+
+func istioSource(t testing.TB, module string) string {
+	t.Helper()
+	cmd := exec.Command("go", "mod", "download", "-json", module)
+	cmd.Dir = t.TempDir() // outside this module: go.mod and go.sum stay untouched
+	out, err := cmd.Output()
+	var m struct{ Dir, Error string }
+	_ = json.Unmarshal(out, &m)
+	if m.Dir == "" {
+		t.Fatalf("Istio's source %s is not in the module cache (%v %s): run `go mod download %s` with network access",
+			module, err, m.Error, module)
+	}
+	return m.Dir
+}
+
+// goldenPod is the pod Istio's injector produced for golden file name (pkg/kube/inject/
+// testdata/inject, a Deployment's template), in namespace ns.
+func goldenPod(t testing.TB, ns, name string) corev1.Pod {
+	t.Helper()
+	path := filepath.Join(istioSource(t, istio131), "pkg", "kube", "inject", "testdata", "inject", name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(data), "\n---")
+	var d appsv1.Deployment
+	if err := sigsyaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+		t.Fatalf("%s: not a Deployment (%v)", path, err)
+	}
+	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: d.Name,
+		Labels: d.Spec.Template.Labels, Annotations: d.Spec.Template.Annotations}, Spec: d.Spec.Template.Spec}
 }
 
 func TestRefOf(t *testing.T) {

@@ -275,8 +275,9 @@ func TestTier1ProxyVersionsAndRecords(t *testing.T) {
 	}
 	native := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "sleep-1", Namespace: ns,
-			Labels:      map[string]string{"app": "sleep", "istio.io/rev": "canary", "security.istio.io/tlsMode": "istio"},
-			Annotations: map[string]string{StatusAnnotation: `{"initContainers":["istio-init","istio-proxy"],"containers":null,"revision":"canary"}`}},
+			Labels: map[string]string{"app": "sleep", "security.istio.io/tlsMode": "istio"},
+			Annotations: map[string]string{"istio.io/rev": "canary",
+				StatusAnnotation: `{"initContainers":["istio-init","istio-proxy"],"containers":null,"revision":"canary"}`}},
 		Spec: corev1.PodSpec{
 			InitContainers: []corev1.Container{
 				{Name: "istio-init", Image: "docker.io/istio/proxyv2:1.31.1"},
@@ -306,7 +307,7 @@ func TestTier1ProxyVersionsAndRecords(t *testing.T) {
 	if err != nil || !p.Native || !p.Is("1.31.1") || p.Is("1.30.5") {
 		t.Errorf("native sidecar: %+v %v", p, err)
 	}
-	if rev, from := InjectedRevision(native); rev != "canary" || from != "label istio.io/rev" {
+	if rev, from := InjectedRevision(native); rev != "canary" || from != "annotation istio.io/rev" {
 		t.Errorf("native sidecar injected by %q (%s)", rev, from)
 	}
 	p, err = ProxyOf(classic)

@@ -16,7 +16,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -37,8 +36,10 @@ type Run struct {
 	Istio  istioclient.Interface
 	Expect expect.Config
 	Mode   expect.Mode
-	// Gateway is the ingress gateway found in the cluster (zero when none).
-	Gateway cases.GatewayRef
+	// Gateway is the ingress gateway found in the cluster (zero when none); GatewayErr says
+	// why none was found.
+	Gateway    cases.GatewayRef
+	GatewayErr error
 	// ReportsDir is where diagnostics and reports go.
 	ReportsDir string
 }
@@ -134,30 +135,8 @@ func newRun(ctx context.Context, st provision.State) (*Run, error) {
 	if r.ReportsDir == "" {
 		r.ReportsDir = settings.DefaultReportsDir
 	}
-	r.Gateway, _ = findGateway(ctx, kube, st.Istio.Revision)
+	r.Gateway, r.GatewayErr = cases.FindGateway(ctx, kube, st.Istio.Revision)
 	return r, nil
-}
-
-// findGateway looks for the ingress gateway Service (label istio=ingressgateway), preferring
-// the revision's own; ingress specs skip when there is none.
-func findGateway(ctx context.Context, kube kubernetes.Interface, revision string) (cases.GatewayRef, error) {
-	svcs, err := kube.CoreV1().Services("").List(ctx, metav1.ListOptions{LabelSelector: "istio=ingressgateway"})
-	if err != nil {
-		return cases.GatewayRef{}, err
-	}
-	for _, want := range []string{revision, ""} {
-		for _, s := range svcs.Items {
-			if want != "" && s.Labels["istio.io/rev"] != want {
-				continue
-			}
-			for _, p := range s.Spec.Ports {
-				if p.Port == 80 {
-					return cases.GatewayRef{Namespace: s.Namespace, Service: s.Name, Port: 80, Selector: s.Spec.Selector}, nil
-				}
-			}
-		}
-	}
-	return cases.GatewayRef{}, fmt.Errorf("no Service labelled istio=ingressgateway with port 80")
 }
 
 // CaseLabels are a case's Ginkgo labels: its behaviour ID, its area and the catalog's labels.

@@ -187,7 +187,7 @@ func (s *Scenario) Request(p cases.Probe) probe.HTTPRequest {
 	if p.To.ViaGateway {
 		gw := s.Env.Gateway
 		if gw.Service == "" {
-			Skip("no ingress gateway in this cluster (a Service labelled istio=ingressgateway with port 80)")
+			Skip(fmt.Sprintf("%v", s.Run.GatewayErr))
 		}
 		req.URL = fmt.Sprintf("http://%s.%s:%d%s", gw.Service, gw.Namespace, gw.Port, p.To.Path)
 		req.Headers = map[string]string{"Host": p.To.Host}

@@ -1,0 +1,122 @@
+package posture
+
+// Tier 0 on Istio's own injector output: the golden injected specs of pkg/kube/inject
+// (testdata/inject/*.injected), read from the module cache at test time.
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// istio131 is Istio's release-1.31 branch as a module version. istioSource is a private
+// stand-in for the shared internal/istiosrc helper: Istio's files come from the module cache
+// (downloaded on first use), never from this repository.
+const istio131 = "istio.io/istio@v0.0.0-20260827124520-eed52ebb66ad"
+
+func istioSource(t testing.TB, module string) string {
+	t.Helper()
+	cmd := exec.Command("go", "mod", "download", "-json", module)
+	cmd.Dir = t.TempDir() // outside this module: go.mod and go.sum stay untouched
+	out, err := cmd.Output()
+	var m struct{ Dir, Error string }
+	_ = json.Unmarshal(out, &m)
+	if m.Dir == "" {
+		t.Fatalf("Istio's source %s is not in the module cache (%v %s): run `go mod download %s` with network access",
+			module, err, m.Error, module)
+	}
+	return m.Dir
+}
+
+// goldenPod is the pod the injector produced for golden file name (a Deployment's template),
+// in namespace ns.
+func goldenPod(t testing.TB, ns, name string) corev1.Pod {
+	t.Helper()
+	path := filepath.Join(istioSource(t, istio131), "pkg", "kube", "inject", "testdata", "inject", name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(data), "\n---")
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+		t.Fatalf("%s: not a Deployment (%v)", path, err)
+	}
+	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: strings.TrimSuffix(name, ".injected"),
+		Labels: d.Spec.Template.Labels, Annotations: d.Spec.Template.Annotations}, Spec: d.Spec.Template.Spec}
+}
+
+// TestCaptureBypassTellsInjectorFromUser: with Istio CNI the injector writes
+// excludeInboundPorts "15020" (its status port) on every pod; that is no bypass. A port the
+// user excluded is, with or without CNI.
+func TestCaptureBypassTellsInjectorFromUser(t *testing.T) {
+	cni := goldenPod(t, "apps", "hello.yaml.cni.injected")
+	if got := cni.Annotations[excludeInbound]; got != "15020" {
+		t.Fatalf("Istio's CNI golden pod has %s=%q; this test stands on \"15020\"", excludeInbound, got)
+	}
+	// What the template writes with CNI when the pod said excludeInboundPorts: "9100":
+	// excludeInboundPort(15020, "9100") appends the status port (pkg/kube/inject/template.go).
+	cniUser := goldenPod(t, "apps", "hello.yaml.cni.injected")
+	cniUser.Name = "hello-cni-user"
+	cniUser.Annotations[excludeInbound] = "9100,15020"
+	user := goldenPod(t, "apps", "traffic-annotations.yaml.injected") // no CNI; the user wrote 4,5,6
+
+	s := &snapshot{pods: []corev1.Pod{cni, cniUser, user}}
+	o := checkCaptureBypass(s)
+	got := map[string]Finding{}
+	for _, f := range o.findings {
+		got[f.Name+" "+f.Field] = f
+	}
+	field := func(k string) string { return "metadata.annotations['" + k + "']" }
+	want := []string{
+		"hello-cni-user " + field(excludeInbound),
+		"traffic-annotations.yaml " + field(excludeInbound),
+		"traffic-annotations.yaml " + field(excludeOutbound),
+		"traffic-annotations.yaml " + field(excludeOutboundIPs),
+	}
+	for _, k := range want {
+		if _, ok := got[k]; !ok {
+			t.Errorf("no finding %q; findings %v", k, o.findings)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d findings, want %d (the CNI pod nobody annotated has none): %v", len(got), len(want), o.findings)
+	}
+	if m := got["hello-cni-user "+field(excludeInbound)].Message; !strings.Contains(m, "port(s) 9100 bypass") || !strings.Contains(m, "15020: the proxy's own") {
+		t.Errorf("message %q should name 9100 as the bypass and 15020 as the proxy's", m)
+	}
+}
+
+func TestStatusPortAsTheInjectorChoseIt(t *testing.T) {
+	p := goldenPod(t, "apps", "hello.yaml.cni.injected") // native sidecar: --debug-port=15020
+	if got := statusPort(&p); got != "15020" {
+		t.Errorf("golden CNI pod: status port %q, want 15020", got)
+	}
+	for i, c := range p.Spec.InitContainers {
+		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Exec != nil {
+			for j, a := range c.Lifecycle.PreStop.Exec.Command {
+				if strings.HasPrefix(a, debugPortFlag) {
+					p.Spec.InitContainers[i].Lifecycle.PreStop.Exec.Command[j] = debugPortFlag + "123" // global.proxy.statusPort=123
+				}
+			}
+		}
+	}
+	if got := statusPort(&p); got != "123" {
+		t.Errorf("a mesh-wide status port 123: got %q", got)
+	}
+	if app, _ := appExcludedInbound(&p, "123"); len(app) != 0 {
+		t.Errorf("the mesh's status port 123 counted as the application's: %v", app)
+	}
+	p.Annotations[statusPortKey] = "456"
+	if got := statusPort(&p); got != "456" {
+		t.Errorf("annotation %s=456: got %q", statusPortKey, got)
+	}
+}

@@ -1,0 +1,96 @@
+package cases
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"meshconform/framework/mesh"
+)
+
+// releaseLabel is the label Istio's gateway chart writes on its Service with the Helm release
+// name (manifests/charts/gateway/templates/service.yaml includes "istio.labels", defined in
+// templates/zzz_profile.yaml: app.kubernetes.io/instance: {{ .Release.Name }}).
+const releaseLabel = "app.kubernetes.io/instance"
+
+// gatewayHTTPPort is the gateway Service's plain HTTP port (the chart's values.yaml: http2, 80).
+const gatewayHTTPPort = 80
+
+// FindGateway finds the ingress gateway of the control plane of revision ("" = default): the
+// Service of the gateway chart's Helm release that mesh installs for it
+// (mesh.Options.ReleaseName), preferring mesh.DefaultGatewayNamespace.
+//
+// The release, not the istio label: the gateway chart labels release NAME's Service
+// istio=<NAME minus "istio-">, so a canary's is istio=ingressgateway-canary, and it writes
+// istio.io/rev only on the pod template (manifests/charts/gateway/templates/_helpers.tpl,
+// gateway.selectorLabels and gateway.sidecarInjectionLabels). A lookup by
+// istio=ingressgateway plus istio.io/rev on the Service found the default gateway in a canary
+// run, and nothing with ISTIO_REVISION.
+//
+// On a cluster whose gateway was installed otherwise, the Service labelled
+// istio=ingressgateway and istio.io/rev=<revision, or "default"> is taken: istioctl's gateways
+// chart labels its Service so (manifests/charts/gateways/istio-ingress/templates/service.yaml).
+// The default revision also takes an istio=ingressgateway Service with no istio.io/rev.
+func FindGateway(ctx context.Context, kube kubernetes.Interface, revision string) (GatewayRef, error) {
+	release := mesh.Options{Revision: revision}.ReleaseName(mesh.ChartGateway)
+	rev := revision
+	if rev == "" {
+		rev = "default"
+	}
+	selectors := []string{releaseLabel + "=" + release, "istio=ingressgateway,istio.io/rev=" + rev}
+	if revision == "" {
+		selectors = append(selectors, "istio=ingressgateway,!istio.io/rev")
+	}
+	var errs []string
+	for _, sel := range selectors {
+		ref, err := gatewayBySelector(ctx, kube, sel)
+		if err == nil {
+			return ref, nil
+		}
+		errs = append(errs, err.Error())
+	}
+	return GatewayRef{}, fmt.Errorf("no ingress gateway of revision %q: %s; install Istio's gateway chart as release %s (in %s), as the suite does",
+		rev, strings.Join(errs, "; "), release, mesh.DefaultGatewayNamespace)
+}
+
+// gatewayBySelector returns the one Service matching selector with port 80, preferring
+// mesh.DefaultGatewayNamespace; several elsewhere are an error naming them.
+func gatewayBySelector(ctx context.Context, kube kubernetes.Interface, selector string) (GatewayRef, error) {
+	svcs, err := kube.CoreV1().Services("").List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return GatewayRef{}, fmt.Errorf("listing Services labelled %s: %w", selector, err)
+	}
+	var found []corev1.Service
+	for _, s := range svcs.Items {
+		for _, p := range s.Spec.Ports {
+			if p.Port == gatewayHTTPPort {
+				found = append(found, s)
+				break
+			}
+		}
+	}
+	ref := func(s corev1.Service) GatewayRef {
+		return GatewayRef{Namespace: s.Namespace, Service: s.Name, Port: gatewayHTTPPort, Selector: s.Spec.Selector}
+	}
+	for _, s := range found {
+		if s.Namespace == mesh.DefaultGatewayNamespace {
+			return ref(s), nil
+		}
+	}
+	switch len(found) {
+	case 0:
+		return GatewayRef{}, fmt.Errorf("no Service labelled %s with port %d", selector, gatewayHTTPPort)
+	case 1:
+		return ref(found[0]), nil
+	}
+	names := make([]string, len(found))
+	for i, s := range found {
+		names[i] = s.Namespace + "/" + s.Name
+	}
+	return GatewayRef{}, fmt.Errorf("%d Services labelled %s with port %d, none in %s: %s",
+		len(found), selector, gatewayHTTPPort, mesh.DefaultGatewayNamespace, strings.Join(names, ", "))
+}
