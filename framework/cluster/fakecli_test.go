@@ -53,7 +53,10 @@ pull)
 save)
   out="$3"; shift 3
   platform=""
-  if [ "$1" = "--platform" ]; then platform="$2"; shift 2; fi
+  if [ "$1" = "--platform" ]; then
+    if [ -e "$S/cli-without-platform" ]; then echo "unknown flag: --platform" >&2; echo "See 'docker save --help'." >&2; exit 125; fi
+    platform="$2"; shift 2
+  fi
   for i in "$@"; do
     echo "$i"
     case "$i$platform" in *multiarch*) [ -n "$platform" ] || echo MISSING-BLOB ;; esac

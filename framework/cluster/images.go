@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -322,13 +323,33 @@ func (p Preloader) save(ctx context.Context, img, platform string) (string, erro
 	path := filepath.Join(p.Dir, ArchiveName(name))
 	tmp := path + ".tmp"
 	err := Retry(ctx, p.backoff(), what, func(ctx context.Context) error {
-		return p.Docker.Save(ctx, tmp, platform, img)
+		err := p.Docker.Save(ctx, tmp, platform, img)
+		if platform != "" && saveLacksPlatform(err) {
+			return Permanent(fmt.Errorf("%w: %w", errSaveNoPlatform, err))
+		}
+		return err
 	})
 	if err != nil {
 		_ = os.Remove(tmp)
+		if errors.Is(err, errSaveNoPlatform) {
+			p.logf("images: %v; saving every platform of %s instead", err, img)
+			return p.save(ctx, img, "")
+		}
 		return "", err
 	}
 	return path, os.Rename(tmp, path)
+}
+
+var errSaveNoPlatform = errors.New("this docker cannot save one platform")
+
+// saveLacksPlatform recognises a docker CLI older than --platform ("unknown flag: --platform")
+// and a CLI that knows it while the engine's API is too old ("… requires API version 1.48").
+func saveLacksPlatform(err error) bool {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	return strings.Contains(ce.Stderr, "unknown flag: --platform") || strings.Contains(ce.Stderr, "requires API version")
 }
 
 func (p Preloader) loadInto(n Node, archive string) error {

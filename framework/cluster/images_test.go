@@ -168,6 +168,27 @@ func TestPreloadSavesTheNodePlatform(t *testing.T) {
 	}
 }
 
+// A docker CLI older than --platform (while the engine is new enough) saves every platform
+// instead, once, and says so.
+func TestPreloadOldCLIFallsBack(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	os.WriteFile(docker.dir+"/cli-without-platform", nil, 0o644)
+	n := newFakeNode(t, "kind-control-plane", 0)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{n}, []string{"nginx:1.27"})
+	if err != nil || strings.Join(res.Loaded, ",") != "nginx:1.27 → kind-control-plane" {
+		t.Fatalf("loaded %q, err %v\nlog:\n%s", res.Loaded, err, log)
+	}
+	calls := docker.read("calls")
+	if strings.Count(calls, "save -o ") != 2 || strings.Count(calls, "--platform") != 1 {
+		t.Errorf("want one save with --platform, then one without:\n%s", calls)
+	}
+	if !strings.Contains(log.String(), "unknown flag: --platform") || !strings.Contains(log.String(), "saving every platform of nginx:1.27 instead") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
 // Below API 1.48 docker save cannot pick a platform: the archive of a multi-arch image lacks
 // blobs, ctr refuses it once (retrying the same archive cannot help), and the run goes on
 // with a warning while other images still load.
