@@ -57,6 +57,7 @@ save)
     if [ -e "$S/cli-without-platform" ]; then echo "unknown flag: --platform" >&2; echo "See 'docker save --help'." >&2; exit 125; fi
     platform="$2"; shift 2
   fi
+  case "$*" in *unsaveable*) echo "Error response from daemon: write /var/lib/docker/tmp/docker-export: no space left on device" >&2; exit 1 ;; esac
   for i in "$@"; do
     echo "$i"
     case "$i$platform" in *multiarch*) [ -n "$platform" ] || echo MISSING-BLOB ;; esac

@@ -168,6 +168,9 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 			archive, saved := archives[platform]
 			if !saved && saveErrs[platform] == nil {
 				archive, err = p.save(ctx, img, platform)
+				if err != nil && ctx.Err() != nil {
+					return res, err // interrupted: not a reason to leave it to the nodes
+				}
 				if err != nil {
 					saveErrs[platform] = err
 				} else {
@@ -184,7 +187,7 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 			})
 			if err != nil {
 				if ctx.Err() != nil {
-					return res, err
+					return res, err // interrupted: not a reason to leave it to the nodes
 				}
 				p.warnNotLoaded(&res, img, n, err)
 				continue

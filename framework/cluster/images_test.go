@@ -168,6 +168,25 @@ func TestPreloadSavesTheNodePlatform(t *testing.T) {
 	}
 }
 
+// An image the host cannot save is a warning too; the other images still load.
+func TestPreloadSaveFailureIsAWarning(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	n := newFakeNode(t, "kind-control-plane", 0)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{n}, []string{"example/unsaveable:1", "nginx:1.27"})
+	if err != nil {
+		t.Fatalf("a failed save must not abort: %v", err)
+	}
+	if strings.Join(res.Loaded, ",") != "nginx:1.27 → kind-control-plane" || len(res.NotLoaded) != 1 ||
+		!strings.Contains(res.NotLoaded[0], "no space left on device") {
+		t.Errorf("loaded %q, not loaded %q", res.Loaded, res.NotLoaded)
+	}
+	if !strings.Contains(log.String(), "warning: image example/unsaveable:1: not loaded into node kind-control-plane; the node will pull it") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
 // A docker CLI older than --platform (while the engine is new enough) saves every platform
 // instead, once, and says so.
 func TestPreloadOldCLIFallsBack(t *testing.T) {
