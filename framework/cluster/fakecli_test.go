@@ -63,6 +63,9 @@ save)
     case "$i$platform" in *multiarch*) [ -n "$platform" ] || echo MISSING-BLOB ;; esac
   done > "$out" ;;
 ps) cat "$S/kind-clusters" 2>/dev/null ;;
+port)
+  if grep -q "^$2 $3 " "$S/published" 2>/dev/null; then grep "^$2 $3 " "$S/published" | cut -d' ' -f3; exit 0; fi
+  echo "Error: No public port '$3' published for $2" >&2; exit 1 ;;
 *) echo "fake docker: unexpected $*" >&2; exit 2 ;;
 esac
 `, dir, pullFails)

@@ -195,7 +195,7 @@ func hostPortsCheck(ctx context.Context, s settings.Settings, e *engine) outcome
 		problems = append(problems, Problem{
 			Check:  "host ports",
 			Detail: fmt.Sprintf("%s/%s (kind config %s, %s) is taken: %v", b.addr, b.network, c.Source, b.where, b.err),
-			Fix: fmt.Sprintf("Stop what listens there (lsof -i :%d names it), or set KIND_CONFIG to a copy of the config with another hostPort for containerPort %d (the run state records the host address)",
+			Fix: fmt.Sprintf("Stop what listens there (lsof -i :%d names it), or set KIND_CONFIG to a copy of the config with hostPort: 0 for containerPort %d (kind then picks a free port; the run state records it)",
 				b.port, b.containerPort),
 		})
 	}

@@ -479,7 +479,7 @@ func TestHostPortTaken(t *testing.T) {
 	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
 	p, ok := find(problems(err), "host ports")
 	want := fmt.Sprintf("host ports: 127.0.0.1:%d/tcp (kind config %s, nodes[0].extraPortMappings[0]) is taken: listen tcp 127.0.0.1:%d: bind: address already in use. "+
-		"Stop what listens there (lsof -i :%d names it), or set KIND_CONFIG to a copy of the config with another hostPort for containerPort 30080",
+		"Stop what listens there (lsof -i :%d names it), or set KIND_CONFIG to a copy of the config with hostPort: 0 for containerPort 30080 (kind then picks a free port; the run state records it)",
 		port, s.KindConfig, port, port)
 	if !ok || !strings.HasPrefix(p.String(), want) {
 		t.Fatalf("got  %v\nwant %s…", err, want)
@@ -507,6 +507,21 @@ func TestHostPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r := result(t, results, "host ports"); r.Detail != fmt.Sprintf("127.0.0.1:%d/tcp, 127.0.0.1:%d/tcp free", port, free) {
+		t.Errorf("host ports %+v", r)
+	}
+}
+
+// hostPort: 0 (kind picks a free port at create time) is not probed.
+func TestHostPortZero(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "kind.yaml")
+	os.WriteFile(cfg, []byte("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - {containerPort: 30080, hostPort: 0, listenAddress: \"127.0.0.1\"}\n"), 0o644)
+	s := load(t, map[string]string{"KIND_CONFIG": cfg})
+	noCharts := func(context.Context, settings.Settings) error { return nil }
+	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, results, "host ports"); r.Detail != "no fixed host ports mapped" {
 		t.Errorf("host ports %+v", r)
 	}
 }
