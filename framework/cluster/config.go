@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -137,4 +138,61 @@ func (k KindConfig) HostPort(containerPort int32) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// NodeNames are the container names kind gives the config's nodes in cluster name: per role,
+// "<name>-<role>", then "<name>-<role>2", … in config order (sigs.k8s.io/kind
+// pkg/cluster/internal/providers/common/namer.go, MakeNodeNamer).
+func (k KindConfig) NodeNames(name string) []string {
+	count := map[string]int{}
+	var out []string
+	for _, n := range k.Cluster.Nodes {
+		role := string(n.Role)
+		count[role]++
+		suffix := ""
+		if count[role] > 1 {
+			suffix = strconv.Itoa(count[role])
+		}
+		out = append(out, name+"-"+role+suffix)
+	}
+	return out
+}
+
+// IngressAddress is the host address that reaches containerPort of the kind cluster name:
+// the config's fixed hostPort, or, for a hostPort of 0 or -1 (kind or Docker picks a free
+// port when the node is created), the port Docker published (docker port). "" when the config
+// does not map containerPort.
+func (k KindConfig) IngressAddress(ctx context.Context, d Docker, name string, containerPort int32) (string, error) {
+	if addr, ok := k.HostPort(containerPort); ok {
+		return addr, nil
+	}
+	names := k.NodeNames(name)
+	for i, n := range k.Cluster.Nodes {
+		for _, m := range n.ExtraPortMappings {
+			if m.ContainerPort != containerPort || m.HostPort > 0 {
+				continue
+			}
+			proto := strings.ToLower(string(m.Protocol))
+			if proto == "" {
+				proto = "tcp"
+			}
+			out, err := d.Run(ctx, "port", names[i], fmt.Sprintf("%d/%s", containerPort, proto))
+			if err != nil {
+				return "", fmt.Errorf("host port of %s's containerPort %d: %w", names[i], containerPort, err)
+			}
+			// One line per binding, e.g. "127.0.0.1:41234" or "0.0.0.0:41234" and "[::]:41234".
+			for line := range strings.Lines(string(out)) {
+				host, port, err := net.SplitHostPort(strings.TrimSpace(line))
+				if err != nil || net.ParseIP(host).To4() == nil {
+					continue
+				}
+				if host == "0.0.0.0" {
+					host = "127.0.0.1"
+				}
+				return net.JoinHostPort(host, port), nil
+			}
+			return "", fmt.Errorf("host port of %s's containerPort %d: docker port printed no IPv4 address: %q", names[i], containerPort, strings.TrimSpace(string(out)))
+		}
+	}
+	return "", nil
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,5 +95,43 @@ func TestLoadKindConfigFile(t *testing.T) {
 	_, err = LoadKindConfig(filepath.Join(t.TempDir(), "missing.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "one of multinode, single") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// kind names nodes per role in config order; a hostPort of 0 is looked up with docker port on
+// the node that maps it, a fixed one is taken from the config.
+func TestIngressAddress(t *testing.T) {
+	raw := `kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+  extraPortMappings:
+  - {containerPort: 30080, hostPort: 0, listenAddress: "127.0.0.1"}
+  - {containerPort: 30443, hostPort: 8443, listenAddress: "127.0.0.1"}
+`
+	c, err := ParseKindConfig("test", []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.NodeNames("mc"), ","); got != "mc-control-plane,mc-worker,mc-worker2" {
+		t.Errorf("NodeNames = %s", got)
+	}
+	docker := newFakeDocker(t, 0)
+	os.WriteFile(filepath.Join(docker.dir, "published"), []byte("mc-worker2 30080/tcp 0.0.0.0:41234\nmc-worker2 30080/tcp [::]:41234\n"), 0o644)
+	d := Docker{Path: docker.bin}
+	for port, want := range map[int32]string{30080: "127.0.0.1:41234", 30443: "127.0.0.1:8443", 15021: ""} {
+		got, err := c.IngressAddress(context.Background(), d, "mc", port)
+		if err != nil || got != want {
+			t.Errorf("IngressAddress(%d) = %q, %v; want %q", port, got, err, want)
+		}
+	}
+	if strings.Count(docker.read("calls"), "port ") != 1 {
+		t.Errorf("docker calls:\n%s", docker.read("calls"))
+	}
+	_, err = c.IngressAddress(context.Background(), d, "other", 30080)
+	if err == nil || !strings.Contains(err.Error(), "No public port '30080/tcp' published for other-worker2") {
+		t.Errorf("unpublished: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,14 +13,10 @@ import (
 
 // Kind composes with e2e-framework's envfuncs: CreateClusterWithOpts drives it through the
 // provider interface (SetDefaults, WithName, WithOpts, Create). Without a Docker engine the
-// env func fails at once with kind's error; nothing is created.
+// env func fails at once with kind's error; nothing is created. (DOCKER_HOST names a socket
+// that does not exist: see noEngine.)
 func TestEnvfuncsCompose(t *testing.T) {
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("no docker CLI on PATH")
-	}
-	if err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").Run(); err == nil {
-		t.Skip("a Docker engine answers: this test is about its absence")
-	}
+	noEngine(t)
 	k := NewKind("")
 	fn := envfuncs.CreateClusterWithOpts(k, "meshconform-envfuncs", WithKubeconfigPath(filepath.Join(t.TempDir(), "kc")), WithReuse(true))
 	start := time.Now()

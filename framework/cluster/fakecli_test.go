@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,11 @@ type fakeHost struct {
 }
 
 // newFakeDocker writes a docker script. pullFails is how many pulls fail (as a network hiccup)
-// before one succeeds; images containing "doesnotexist" fail as unknown manifests.
+// before one succeeds; images containing "doesnotexist" fail as unknown manifests. The engine's
+// API version is 1.51 unless the file "api" says otherwise (setAPI). It models Docker's
+// containerd image store: `docker save` without --platform of an image whose name contains
+// "multiarch" writes an archive whose index names a blob it lacks (kind issue 3795), which the
+// fake ctr rejects as the real one does.
 func newFakeDocker(t *testing.T, pullFails int) fakeHost {
 	t.Helper()
 	dir := t.TempDir()
@@ -30,7 +35,11 @@ func newFakeDocker(t *testing.T, pullFails int) fakeHost {
 S=%q
 echo "$*" >> "$S/calls"
 case "$1" in
-version) echo 27.5.1 ;;
+version)
+  case "$3" in
+  *APIVersion*) cat "$S/api" 2>/dev/null || echo 1.51 ;;
+  *) echo 27.5.1 ;;
+  esac ;;
 image)
   img="$5"
   if grep -qxF "$img" "$S/host-images" 2>/dev/null; then echo sha256:feed; exit 0; fi
@@ -43,8 +52,20 @@ pull)
   echo "$img" >> "$S/host-images"; echo "$img" ;;
 save)
   out="$3"; shift 3
-  for i in "$@"; do echo "$i"; done > "$out" ;;
+  platform=""
+  if [ "$1" = "--platform" ]; then
+    if [ -e "$S/cli-without-platform" ]; then echo "unknown flag: --platform" >&2; echo "See 'docker save --help'." >&2; exit 125; fi
+    platform="$2"; shift 2
+  fi
+  case "$*" in *unsaveable*) echo "Error response from daemon: write /var/lib/docker/tmp/docker-export: no space left on device" >&2; exit 1 ;; esac
+  for i in "$@"; do
+    echo "$i"
+    case "$i$platform" in *multiarch*) [ -n "$platform" ] || echo MISSING-BLOB ;; esac
+  done > "$out" ;;
 ps) cat "$S/kind-clusters" 2>/dev/null ;;
+port)
+  if grep -q "^$2 $3 " "$S/published" 2>/dev/null; then grep "^$2 $3 " "$S/published" | cut -d' ' -f3; exit 0; fi
+  echo "Error: No public port '$3' published for $2" >&2; exit 1 ;;
 *) echo "fake docker: unexpected $*" >&2; exit 2 ;;
 esac
 `, dir, pullFails)
@@ -55,6 +76,14 @@ esac
 	return fakeHost{dir: dir, bin: bin}
 }
 
+// setAPI makes the fake engine report API version v.
+func (f fakeHost) setAPI(t *testing.T, v string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, "api"), []byte(v+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f fakeHost) read(name string) string {
 	b, _ := os.ReadFile(filepath.Join(f.dir, name))
 	return string(b)
@@ -62,7 +91,8 @@ func (f fakeHost) read(name string) string {
 
 // fakeNode is a kind node whose commands run as local scripts: crictl lists the images in its
 // state file, ctr imports an "archive" (the image names docker save wrote), failing the first
-// importFails times, and containerd prints a config naming the snapshotter.
+// importFails times and on an archive lacking a blob, containerd prints a config naming the
+// snapshotter, and uname -m prints x86_64.
 type fakeNode struct {
 	name string
 	dir  string
@@ -92,13 +122,18 @@ while read -r img; do
 done < "$S/images"
 printf ']}\n'
 `, dir))
+	write("uname", "#!/bin/sh\n[ \"$1\" = -m ] && echo x86_64\n")
 	write("containerd", "#!/bin/sh\nprintf 'version = 3\\n[plugins]\\n  [plugins.\"io.containerd.cri.v1.images\"]\\n    snapshotter = \"overlayfs\"\\n'\n")
 	write("ctr", fmt.Sprintf(`#!/bin/sh
 S=%q
 echo "$*" >> "$S/ctr-calls"
 n=$(cat "$S/imports" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$S/imports"
 if [ $n -le %d ]; then cat > /dev/null; echo "ctr: failed to import: unexpected EOF" >&2; exit 1; fi
-while read -r img; do
+archive=$(cat)
+if printf '%%s\n' "$archive" | grep -qx MISSING-BLOB; then
+  echo "ctr: content digest sha256:9106d83981393d7489c50e7cfa87a9d30b78444420c22931094256e55f9d0e5f: not found" >&2; exit 1
+fi
+printf '%%s\n' "$archive" | while read -r img; do
   case "$img" in
   */*/*) echo "$img" ;;
   */*) echo "docker.io/$img" ;;
@@ -122,4 +157,16 @@ func (n fakeNode) CommandContext(ctx context.Context, name string, args ...strin
 func (n fakeNode) read(name string) string {
 	b, _ := os.ReadFile(filepath.Join(n.dir, name))
 	return string(b)
+}
+
+// noEngine points the real docker CLI (and kind's library, which runs it) at a socket that
+// does not exist, so a test about a missing engine holds whether or not this machine runs
+// one (another process may start an engine at the default socket).
+func noEngine(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("no docker CLI on PATH")
+	}
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
+	t.Setenv("DOCKER_CONTEXT", "")
 }

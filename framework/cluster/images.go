@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -98,10 +99,24 @@ type PreloadResult struct {
 	// NotVisible lists images loaded that crictl still does not show under their reference
 	// (e.g. digest references of a `docker save` archive): the node pulls those itself.
 	NotVisible []string
+	// NotLoaded lists "image → node: why" for images that could not be saved or loaded: a
+	// warning, not a failure, since the node pulls what it lacks when a pod needs it.
+	NotLoaded []string
 }
 
 // Preload makes every image available on every node: pulled on the host when missing there
-// (with retries), saved once, and loaded (with retries) into the nodes that lack it.
+// (with retries), saved once per node platform, and loaded (with retries) into the nodes that
+// lack it. A save or load that fails is a warning naming the image and the node, which will
+// pull the image itself; a pull that fails is an error (the host cannot get the image, so
+// the node would not either).
+//
+// Saving: under Docker's containerd image store, `docker save` of a multi-arch image writes
+// an index naming every platform while the store holds the blobs of one, and kind's
+// nodeutils.LoadImageArchive (`ctr images import --all-platforms --digests`) then fails with
+// "content digest … not found" (kind issue 3795; kind's docs, PR 4247, give `docker image save
+// --platform` as the workaround). So when the engine's API is 1.48 or newer the archive holds
+// the node's platform only (`docker save --platform linux/<arch>`, arch from `uname -m` in the
+// node); older engines save everything and, if the load fails, the node pulls the image.
 func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (PreloadResult, error) {
 	var res PreloadResult
 	images = dedupe(images)
@@ -123,6 +138,7 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		}
 		have[n.String()] = imgs
 	}
+	var plat *savePlatforms // asked for once, when an image is first missing somewhere
 	for _, img := range images {
 		var missing []Node
 		for _, n := range nodes {
@@ -142,17 +158,39 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		if pulled {
 			res.Pulled = append(res.Pulled, img)
 		}
-		archive, err := p.save(ctx, img)
-		if err != nil {
-			return res, err
+		if plat == nil {
+			plat = p.platforms(ctx)
 		}
+		archives := map[string]string{} // by platform ("" when saved whole)
+		saveErrs := map[string]error{}
 		for _, n := range missing {
+			platform := plat.of(ctx, n)
+			archive, saved := archives[platform]
+			if !saved && saveErrs[platform] == nil {
+				archive, err = p.save(ctx, img, platform)
+				if err != nil && ctx.Err() != nil {
+					return res, err // interrupted: not a reason to leave it to the nodes
+				}
+				if err != nil {
+					saveErrs[platform] = err
+				} else {
+					archives[platform] = archive
+				}
+			}
+			if err := saveErrs[platform]; err != nil {
+				p.warnNotLoaded(&res, img, n, err)
+				continue
+			}
 			start := time.Now()
 			err := Retry(ctx, p.backoff(), fmt.Sprintf("load %s into node %s", img, n), func(ctx context.Context) error {
 				return p.loadInto(n, archive)
 			})
 			if err != nil {
-				return res, err
+				if ctx.Err() != nil {
+					return res, err // interrupted: not a reason to leave it to the nodes
+				}
+				p.warnNotLoaded(&res, img, n, err)
+				continue
 			}
 			res.Loaded = append(res.Loaded, img+" → "+n.String())
 			p.logf("image %s: loaded into %s (%s)", img, n, time.Since(start).Round(100*time.Millisecond))
@@ -161,9 +199,84 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 				p.logf("image %s: loaded but not listed under that reference on %s; the node will pull it", img, n)
 			}
 		}
-		_ = os.Remove(archive)
+		for _, a := range archives {
+			_ = os.Remove(a)
+		}
 	}
 	return res, nil
+}
+
+func (p Preloader) warnNotLoaded(res *PreloadResult, img string, n Node, err error) {
+	why := err.Error()
+	res.NotLoaded = append(res.NotLoaded, fmt.Sprintf("%s → %s: %s", img, n, why))
+	p.logf("warning: image %s: not loaded into node %s; the node will pull it from its registry when a pod needs it (%s)", img, n, why)
+}
+
+// savePlatforms decides what `docker save` writes for each node: its platform when the engine
+// takes --platform, else everything.
+type savePlatforms struct {
+	p       Preloader
+	enabled bool
+	byNode  map[string]string
+}
+
+func (p Preloader) platforms(ctx context.Context) *savePlatforms {
+	sp := &savePlatforms{p: p, byNode: map[string]string{}}
+	api, err := p.Docker.APIVersion(ctx)
+	switch {
+	case err != nil:
+		p.logf("images: engine API version unknown (%v): saving every platform; a failed load leaves the image to the node", err)
+	case !APIAtLeast(api, SavePlatformAPI):
+		p.logf("images: engine API %s is older than %s, so docker save cannot pick a platform: a multi-arch image under the containerd image store may fail to load (kind issue 3795), and the node then pulls it",
+			api, SavePlatformAPI)
+	default:
+		sp.enabled = true
+	}
+	return sp
+}
+
+// of is the platform to save for node n ("" for everything).
+func (sp *savePlatforms) of(ctx context.Context, n Node) string {
+	if !sp.enabled {
+		return ""
+	}
+	if pl, ok := sp.byNode[n.String()]; ok {
+		return pl
+	}
+	pl, err := NodePlatform(ctx, n)
+	if err != nil {
+		sp.p.logf("images: platform of node %s unknown (%v): saving every platform", n, err)
+	}
+	sp.byNode[n.String()] = pl
+	return pl
+}
+
+// NodePlatform is the OCI platform ("linux/amd64") of a kind node, from `uname -m` in it.
+func NodePlatform(ctx context.Context, n Node) (string, error) {
+	var stdout, stderr bytes.Buffer
+	if err := n.CommandContext(ctx, "uname", "-m").SetStdout(&stdout).SetStderr(&stderr).Run(); err != nil {
+		return "", fmt.Errorf("uname -m: %w: %s", err, firstLines(strings.TrimSpace(stderr.String()), 3))
+	}
+	m := strings.TrimSpace(stdout.String())
+	arch, ok := unameArch[m]
+	if !ok {
+		return "", fmt.Errorf("uname -m says %q, not an architecture meshconform knows", m)
+	}
+	return "linux/" + arch, nil
+}
+
+// unameArch maps the kernel's machine names to the GOARCH-style names OCI platforms use
+// (the OCI image index spec: "architecture … values SHOULD conform to GOARCH").
+var unameArch = map[string]string{
+	"x86_64":  "amd64",
+	"amd64":   "amd64",
+	"aarch64": "arm64",
+	"arm64":   "arm64",
+	"armv7l":  "arm/v7",
+	"armv6l":  "arm/v6",
+	"ppc64le": "ppc64le",
+	"s390x":   "s390x",
+	"riscv64": "riscv64",
 }
 
 func (p Preloader) backoff() Backoff {
@@ -199,21 +312,47 @@ func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 	return true, nil
 }
 
-// save writes img to an archive named after it in Dir.
-func (p Preloader) save(ctx context.Context, img string) (string, error) {
+// save writes img (of platform, or whole when "") to an archive named after both in Dir.
+func (p Preloader) save(ctx context.Context, img, platform string) (string, error) {
 	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("image archive directory: %w", err)
 	}
-	path := filepath.Join(p.Dir, ArchiveName(img))
+	name := img
+	what := "docker save " + img
+	if platform != "" {
+		name += " " + platform
+		what = "docker save --platform " + platform + " " + img
+	}
+	path := filepath.Join(p.Dir, ArchiveName(name))
 	tmp := path + ".tmp"
-	err := Retry(ctx, p.backoff(), "docker save "+img, func(ctx context.Context) error {
-		return p.Docker.Save(ctx, tmp, img)
+	err := Retry(ctx, p.backoff(), what, func(ctx context.Context) error {
+		err := p.Docker.Save(ctx, tmp, platform, img)
+		if platform != "" && saveLacksPlatform(err) {
+			return Permanent(fmt.Errorf("%w: %w", errSaveNoPlatform, err))
+		}
+		return err
 	})
 	if err != nil {
 		_ = os.Remove(tmp)
+		if errors.Is(err, errSaveNoPlatform) {
+			p.logf("images: %v; saving every platform of %s instead", err, img)
+			return p.save(ctx, img, "")
+		}
 		return "", err
 	}
 	return path, os.Rename(tmp, path)
+}
+
+var errSaveNoPlatform = errors.New("this docker cannot save one platform")
+
+// saveLacksPlatform recognises a docker CLI older than --platform ("unknown flag: --platform")
+// and a CLI that knows it while the engine's API is too old ("… requires API version 1.48").
+func saveLacksPlatform(err error) bool {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	return strings.Contains(ce.Stderr, "unknown flag: --platform") || strings.Contains(ce.Stderr, "requires API version")
 }
 
 func (p Preloader) loadInto(n Node, archive string) error {
@@ -226,7 +365,27 @@ func (p Preloader) loadInto(n Node, archive string) error {
 	if load == nil {
 		load = func(n Node, r io.Reader) error { return nodeutils.LoadImageArchive(asKindNode(n), r) }
 	}
-	return load(n, f)
+	err = load(n, f)
+	re := kindexec.RunErrorForError(err)
+	if re == nil {
+		return err
+	}
+	// kind's error names the command only; what ctr said is the useful part.
+	out := strings.TrimSpace(string(re.Output))
+	if out != "" {
+		err = fmt.Errorf("%w: %s", err, firstLines(out, 3))
+	}
+	if missingBlob(out) {
+		// The archive names content it lacks (kind issue 3795): the same archive fails again.
+		return Permanent(err)
+	}
+	return err
+}
+
+// missingBlob recognises ctr's import error for an archive that lacks a blob its index names:
+// "ctr: content digest sha256:…: not found" (kind issue 3795).
+func missingBlob(out string) bool {
+	return strings.Contains(out, "content digest") && strings.Contains(out, "not found")
 }
 
 var archiveUnsafe = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)

@@ -118,14 +118,139 @@ func TestPreloadUnknownImageFailsAtOnce(t *testing.T) {
 	}
 }
 
+// A node that keeps refusing an image is a warning naming the image and saying the node will
+// pull it; the run goes on.
 func TestPreloadGivesUpOnAFlakyNode(t *testing.T) {
 	docker := newFakeDocker(t, 0)
 	n := newFakeNode(t, "n", 100)
-	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t)}
-	_, err := p.Preload(context.Background(), []Node{n}, []string{"nginx:1.27"})
-	for _, want := range []string{"load nginx:1.27 into node n failed 4 times", "failed to load image"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("missing %q in %v", want, err)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{n}, []string{"nginx:1.27"})
+	if err != nil {
+		t.Fatalf("a failed load must not abort: %v", err)
+	}
+	if len(res.NotLoaded) != 1 {
+		t.Fatalf("NotLoaded = %q", res.NotLoaded)
+	}
+	for _, want := range []string{"nginx:1.27 → n: load nginx:1.27 into node n failed 4 times", "failed to load image", "unexpected EOF"} {
+		if !strings.Contains(res.NotLoaded[0], want) {
+			t.Errorf("NotLoaded lacks %q: %s", want, res.NotLoaded[0])
+		}
+	}
+	if !strings.Contains(log.String(), "warning: image nginx:1.27: not loaded into node n; the node will pull it") {
+		t.Errorf("no warning in the log:\n%s", log)
+	}
+}
+
+// With engine API 1.48 or newer, the archive holds the node's platform only (docker save
+// --platform linux/<arch of uname -m in the node>), so a multi-arch image under the
+// containerd image store loads (kind issue 3795).
+func TestPreloadSavesTheNodePlatform(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	docker.setAPI(t, "1.48")
+	a := newFakeNode(t, "kind-control-plane", 0)
+	b := newFakeNode(t, "kind-worker", 0)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{a, b}, []string{"example/multiarch:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.NotLoaded) != 0 || len(res.Loaded) != 2 {
+		t.Fatalf("loaded %q, not loaded %q\nlog:\n%s", res.Loaded, res.NotLoaded, log)
+	}
+	calls := docker.read("calls")
+	if n := strings.Count(calls, "save -o "); n != 1 {
+		t.Errorf("saved %d times, want once for both nodes (same platform):\n%s", n, calls)
+	}
+	if !strings.Contains(calls, " --platform linux/amd64 example/multiarch:1\n") {
+		t.Errorf("docker save did not get the node's platform:\n%s", calls)
+	}
+}
+
+// An image the host cannot save is a warning too; the other images still load.
+func TestPreloadSaveFailureIsAWarning(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	n := newFakeNode(t, "kind-control-plane", 0)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{n}, []string{"example/unsaveable:1", "nginx:1.27"})
+	if err != nil {
+		t.Fatalf("a failed save must not abort: %v", err)
+	}
+	if strings.Join(res.Loaded, ",") != "nginx:1.27 → kind-control-plane" || len(res.NotLoaded) != 1 ||
+		!strings.Contains(res.NotLoaded[0], "no space left on device") {
+		t.Errorf("loaded %q, not loaded %q", res.Loaded, res.NotLoaded)
+	}
+	if !strings.Contains(log.String(), "warning: image example/unsaveable:1: not loaded into node kind-control-plane; the node will pull it") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// A docker CLI older than --platform (while the engine is new enough) saves every platform
+// instead, once, and says so.
+func TestPreloadOldCLIFallsBack(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	os.WriteFile(docker.dir+"/cli-without-platform", nil, 0o644)
+	n := newFakeNode(t, "kind-control-plane", 0)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{n}, []string{"nginx:1.27"})
+	if err != nil || strings.Join(res.Loaded, ",") != "nginx:1.27 → kind-control-plane" {
+		t.Fatalf("loaded %q, err %v\nlog:\n%s", res.Loaded, err, log)
+	}
+	calls := docker.read("calls")
+	if strings.Count(calls, "save -o ") != 2 || strings.Count(calls, "--platform") != 1 {
+		t.Errorf("want one save with --platform, then one without:\n%s", calls)
+	}
+	if !strings.Contains(log.String(), "unknown flag: --platform") || !strings.Contains(log.String(), "saving every platform of nginx:1.27 instead") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// Below API 1.48 docker save cannot pick a platform: the archive of a multi-arch image lacks
+// blobs, ctr refuses it once (retrying the same archive cannot help), and the run goes on
+// with a warning while other images still load.
+func TestPreloadOldEngineWarnsAndContinues(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	docker.setAPI(t, "1.47")
+	n := newFakeNode(t, "kind-control-plane", 0)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{n}, []string{"example/multiarch:1", "nginx:1.27"})
+	if err != nil {
+		t.Fatalf("a failed load must not abort: %v", err)
+	}
+	if strings.Contains(docker.read("calls"), "--platform") {
+		t.Errorf("--platform passed to an engine with API 1.47:\n%s", docker.read("calls"))
+	}
+	if strings.Join(res.Loaded, ",") != "nginx:1.27 → kind-control-plane" {
+		t.Errorf("loaded %q, want nginx only", res.Loaded)
+	}
+	if len(res.NotLoaded) != 1 || !strings.Contains(res.NotLoaded[0], "example/multiarch:1 → kind-control-plane") ||
+		!strings.Contains(res.NotLoaded[0], "content digest sha256:9106d839") {
+		t.Errorf("NotLoaded = %q", res.NotLoaded)
+	}
+	if got := strings.Count(n.read("ctr-calls"), "images import"); got != 2 {
+		t.Errorf("%d imports, want 2 (the multi-arch archive once, nginx once)", got)
+	}
+	for _, want := range []string{
+		"engine API 1.47 is older than 1.48",
+		"warning: image example/multiarch:1: not loaded into node kind-control-plane; the node will pull it",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if left, _ := os.ReadDir(p.Dir); len(left) != 0 {
+		t.Errorf("%d archives left in %s", len(left), p.Dir)
+	}
+}
+
+func TestAPIAtLeast(t *testing.T) {
+	for v, want := range map[string]bool{"1.48": true, "1.51": true, "1.100": true, "2.0": true, "1.47": false, "1.9": false, "": false, "x.y": false} {
+		if got := APIAtLeast(v, SavePlatformAPI); got != want {
+			t.Errorf("APIAtLeast(%q, 1.48) = %v", v, got)
 		}
 	}
 }

@@ -306,8 +306,18 @@ func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.W
 	if st.KubernetesVersion, err = cluster.ServerVersion(ctx, rc, 0); err != nil {
 		return nil, err
 	}
-	st.IngressHTTP, _ = cfg.HostPort(kindmanifests.IngressHTTPNodePort)
-	st.IngressHTTPS, _ = cfg.HostPort(kindmanifests.IngressHTTPSNodePort)
+	// A fixed hostPort comes from the config; a hostPort of 0 (kind picks a free one, e.g.
+	// because 30080 is taken on this machine) is read back from Docker.
+	for _, m := range []struct {
+		port int32
+		addr *string
+	}{{kindmanifests.IngressHTTPNodePort, &st.IngressHTTP}, {kindmanifests.IngressHTTPSNodePort, &st.IngressHTTPS}} {
+		addr, err := cfg.IngressAddress(ctx, cluster.Docker{}, s.ClusterName, m.port)
+		if err != nil {
+			fmt.Fprintf(log, "  warning: the ingress's nodePort %d has no known host address: %v\n", m.port, err)
+		}
+		*m.addr = addr
+	}
 	fmt.Fprintf(log, "  kind cluster %s, Kubernetes %s, kubeconfig %s\n", s.ClusterName, st.KubernetesVersion, kubeconfig)
 	return kind, nil
 }
@@ -343,8 +353,13 @@ func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c con
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "  %d images: %d pulled on the host, %d loads into nodes, %d already everywhere\n",
+	fmt.Fprintf(log, "  %d images: %d pulled on the host, %d loads into nodes, %d already everywhere",
 		len(imgs), len(res.Pulled), len(res.Loaded), len(res.Present))
+	if n := len(res.NotLoaded); n > 0 {
+		// Each was logged as a warning; the nodes pull these themselves.
+		fmt.Fprintf(log, ", %d not loaded (the nodes will pull them)", n)
+	}
+	fmt.Fprintln(log)
 	return nil
 }
 

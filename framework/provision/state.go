@@ -38,7 +38,8 @@ type State struct {
 	// KubernetesVersion is the API server's version (e.g. v1.37.0).
 	KubernetesVersion string `json:"kubernetesVersion"`
 	// IngressHTTP and IngressHTTPS are host addresses of the ingress gateway's NodePorts on a
-	// kind cluster (from the kind config's port mappings), "" when not mapped.
+	// kind cluster (the kind config's fixed hostPort, or the port Docker published for a
+	// hostPort of 0), "" when not mapped.
 	IngressHTTP  string `json:"ingressHTTP,omitempty"`
 	IngressHTTPS string `json:"ingressHTTPS,omitempty"`
 

@@ -1,7 +1,9 @@
 // Package preflight checks, before any work, that a run can succeed: the Docker engine answers
-// (for kind), the cluster name and kind config are valid, an existing context is reachable, the
-// Istio version is well formed and its charts can be fetched, the reports directory is
-// writable. It reports every problem at once, one line each with its fix, in seconds.
+// (for kind), its cgroup version suits the node image's kubelet, its image store is named, the
+// kind config's host ports are free, the cluster name and kind config are valid, an existing
+// context is reachable, the Istio version is well formed and its charts can be fetched, the
+// reports directory is writable. It reports every problem at once, one line each with its
+// fix, in seconds.
 package preflight
 
 import (
@@ -60,11 +62,26 @@ func (e *Error) Error() string {
 
 // Result is the outcome of one check.
 type Result struct {
-	Check    string
-	Passed   bool
-	Detail   string // what was found (e.g. "Docker 28.1.1"), or the problem
+	Check  string
+	Passed bool
+	Detail string // what was found (e.g. "Docker 28.1.1"), or the problem
+	// Warning is something that does not stop the run but may surprise (e.g. images the
+	// nodes will pull themselves); a passed check with a warning prints as WARN.
+	Warning  string
+	Skipped  bool // not checked, because what it asks could not answer (reported elsewhere)
 	Problems []Problem
 	Elapsed  time.Duration
+}
+
+// outcome is what one check found.
+type outcome struct {
+	detail, warning string
+	skipped         bool
+	problems        []Problem
+}
+
+func found(detail string, problems ...Problem) outcome {
+	return outcome{detail: detail, problems: problems}
 }
 
 // ChartCheck checks that the charts of version can be fetched from the settings' source.
@@ -96,7 +113,7 @@ func (o Options) withDefaults() Options {
 
 type check struct {
 	name string
-	run  func(ctx context.Context) (string, []Problem)
+	run  func(ctx context.Context) outcome
 }
 
 // Run runs every check that applies to s, side by side, and returns their results in a fixed
@@ -111,8 +128,9 @@ func Run(ctx context.Context, s settings.Settings, o Options) ([]Result, error) 
 			cctx, cancel := context.WithTimeout(ctx, o.Timeout)
 			defer cancel()
 			start := time.Now()
-			detail, problems := c.run(cctx)
-			results[i] = Result{Check: c.name, Passed: len(problems) == 0, Detail: detail, Problems: problems, Elapsed: time.Since(start)}
+			out := c.run(cctx)
+			results[i] = Result{Check: c.name, Passed: len(out.problems) == 0, Detail: out.detail, Warning: out.warning,
+				Skipped: out.skipped, Problems: out.problems, Elapsed: time.Since(start)}
 		})
 	}
 	wg.Wait()
@@ -130,12 +148,20 @@ func Run(ctx context.Context, s settings.Settings, o Options) ([]Result, error) 
 func Print(w io.Writer, results []Result) {
 	for _, r := range results {
 		mark := "ok  "
-		if !r.Passed {
+		switch {
+		case !r.Passed:
 			mark = "FAIL"
+		case r.Skipped:
+			mark = "skip"
+		case r.Warning != "":
+			mark = "WARN"
 		}
 		line := fmt.Sprintf("  preflight %s %-13s %6s", mark, r.Check, r.Elapsed.Round(time.Millisecond))
 		if r.Passed && r.Detail != "" {
 			line += "  " + r.Detail
+		}
+		if r.Passed && r.Warning != "" {
+			line += "  warning: " + r.Warning
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -144,31 +170,63 @@ func Print(w io.Writer, results []Result) {
 // plan picks the checks that apply: kind needs Docker and a kind config; an existing cluster
 // needs its context; charts are needed only when the run may install Istio.
 func plan(s settings.Settings, o Options) []check {
-	checks := []check{{"settings", func(context.Context) (string, []Problem) { return "", settingsProblems(s) }}}
+	checks := []check{{"settings", func(context.Context) outcome { return found("", settingsProblems(s)...) }}}
 	if s.Existing() {
-		checks = append(checks, check{"context", func(ctx context.Context) (string, []Problem) { return contextCheck(ctx, s, o) }})
+		checks = append(checks, check{"context", func(ctx context.Context) outcome { return contextCheck(ctx, s, o) }})
 	} else {
+		e := &engine{docker: o.Docker, cluster: s.ClusterName}
 		checks = append(checks,
-			check{"docker", func(ctx context.Context) (string, []Problem) { return dockerCheck(ctx, s, o) }},
-			check{"kind config", func(context.Context) (string, []Problem) { return kindConfigCheck(s) }})
+			check{"docker", func(ctx context.Context) outcome { return dockerCheck(ctx, s, o, e) }},
+			check{"cgroup", func(ctx context.Context) outcome { return cgroupCheck(ctx, s, e) }},
+			check{"image store", func(ctx context.Context) outcome { return imageStoreCheck(ctx, e) }},
+			check{"host ports", func(ctx context.Context) outcome { return hostPortsCheck(ctx, s, e) }},
+			check{"kind config", func(context.Context) outcome { return kindConfigCheck(s) }})
 	}
 	if InstallMayRun(s) {
-		checks = append(checks, check{"charts", func(ctx context.Context) (string, []Problem) {
+		checks = append(checks, check{"charts", func(ctx context.Context) outcome {
 			if !settings.ValidIstioVersion(s.IstioVersion) {
-				return "", nil // reported by "settings"; a chart lookup would only repeat it
+				return found("") // reported by "settings"; a chart lookup would only repeat it
 			}
 			if err := o.Charts(ctx, s); err != nil {
 				fix := chartFix(s)
 				if strings.Contains(err.Error(), "ISTIO_CHART_") {
 					fix = "" // the check already named the variables to set
 				}
-				return "", []Problem{{Check: "charts", Detail: err.Error(), Fix: fix}}
+				return found("", Problem{Check: "charts", Detail: err.Error(), Fix: fix})
 			}
-			return chartSourceName(s), nil
+			return found(chartSourceName(s))
 		}})
 	}
-	checks = append(checks, check{"reports dir", func(context.Context) (string, []Problem) { return reportsCheck(s) }})
+	checks = append(checks, check{"reports dir", func(context.Context) outcome { return reportsCheck(s) }})
 	return checks
+}
+
+// engine asks the Docker engine what several checks need, once each.
+type engine struct {
+	docker  cluster.Docker
+	cluster string
+
+	infoOnce sync.Once
+	info     cluster.EngineInfo
+	infoErr  error
+
+	existsOnce sync.Once
+	exists     bool
+	existsErr  error
+}
+
+func (e *engine) Info(ctx context.Context) (cluster.EngineInfo, error) {
+	e.infoOnce.Do(func() { e.info, e.infoErr = e.docker.Info(ctx) })
+	return e.info, e.infoErr
+}
+
+// ClusterExists reports whether docker runs node containers of the kind cluster.
+func (e *engine) ClusterExists(ctx context.Context) (bool, error) {
+	e.existsOnce.Do(func() {
+		out, err := e.docker.Run(ctx, "ps", "-a", "--filter", "label=io.x-k8s.kind.cluster="+e.cluster, "--format", "{{.Names}}")
+		e.exists, e.existsErr = err == nil && strings.TrimSpace(string(out)) != "", err
+	})
+	return e.exists, e.existsErr
 }
 
 // InstallMayRun reports whether the run may install Istio, and so needs its charts.
@@ -198,21 +256,20 @@ func settingsProblems(s settings.Settings) []Problem {
 
 const dockerFix = "Start Docker (or set KUBE_CONTEXT to use an existing cluster)"
 
-func dockerCheck(ctx context.Context, s settings.Settings, o Options) (string, []Problem) {
+func dockerCheck(ctx context.Context, s settings.Settings, o Options, e *engine) outcome {
 	v, err := o.Docker.ServerVersion(ctx)
 	if err != nil {
-		return "", []Problem{DockerProblem(err, o.Timeout)}
+		return found("", DockerProblem(err, o.Timeout))
 	}
 	detail := "Docker engine " + v
 	// A taken name would fail only after the images and the config were prepared: say it now.
-	out, err := o.Docker.Run(ctx, "ps", "-a", "--filter", "label=io.x-k8s.kind.cluster="+s.ClusterName, "--format", "{{.Names}}")
-	if err == nil && strings.TrimSpace(string(out)) != "" {
+	if exists, _ := e.ClusterExists(ctx); exists {
 		if err := cluster.ExistingDecision(s.ClusterName, true, s.ReuseCluster); err != nil {
-			return detail, []Problem{{Check: "cluster name", Detail: err.Error()}}
+			return found(detail, Problem{Check: "cluster name", Detail: err.Error()})
 		}
 		detail += fmt.Sprintf("; reusing kind cluster %q", s.ClusterName)
 	}
-	return detail, nil
+	return found(detail)
 }
 
 // DockerProblem turns a failed `docker version` into what the user should do.
@@ -236,7 +293,7 @@ func firstLine(s string) string {
 	return strings.TrimSpace(s)
 }
 
-func kindConfigCheck(s settings.Settings) (string, []Problem) {
+func kindConfigCheck(s settings.Settings) outcome {
 	c, err := cluster.LoadKindConfig(s.KindConfig)
 	if err != nil {
 		var out []Problem
@@ -245,31 +302,31 @@ func kindConfigCheck(s settings.Settings) (string, []Problem) {
 				out = append(out, Problem{Check: "kind config", Detail: line, Fix: "fix the file, or unset KIND_CONFIG to use the default"})
 			}
 		}
-		return "", out
+		return found("", out...)
 	}
-	return fmt.Sprintf("%s, %d node(s)", c.Source, len(c.Cluster.Nodes)), nil
+	return found(fmt.Sprintf("%s, %d node(s)", c.Source, len(c.Cluster.Nodes)))
 }
 
-func contextCheck(ctx context.Context, s settings.Settings, o Options) (string, []Problem) {
+func contextCheck(ctx context.Context, s settings.Settings, o Options) outcome {
 	a, err := cluster.Attach(ctx, s.Kubeconfig, s.KubeContext, o.Timeout)
 	if err != nil {
-		return "", []Problem{{Check: "context", Detail: err.Error()}}
+		return found("", Problem{Check: "context", Detail: err.Error()})
 	}
-	return fmt.Sprintf("%s at %s, Kubernetes %s", a.Context, a.Server, a.ServerVersion), nil
+	return found(fmt.Sprintf("%s at %s, Kubernetes %s", a.Context, a.Server, a.ServerVersion))
 }
 
-func reportsCheck(s settings.Settings) (string, []Problem) {
+func reportsCheck(s settings.Settings) outcome {
 	fix := "set REPORTS_DIR to a writable directory"
 	if err := os.MkdirAll(s.ReportsDir, 0o755); err != nil {
-		return "", []Problem{{Check: "reports dir", Detail: err.Error(), Fix: fix}}
+		return found("", Problem{Check: "reports dir", Detail: err.Error(), Fix: fix})
 	}
 	f, err := os.CreateTemp(s.ReportsDir, ".preflight-*")
 	if err != nil {
-		return "", []Problem{{Check: "reports dir", Detail: err.Error(), Fix: fix}}
+		return found("", Problem{Check: "reports dir", Detail: err.Error(), Fix: fix})
 	}
 	f.Close()
 	os.Remove(f.Name())
-	return s.ReportsDir, nil
+	return found(s.ReportsDir)
 }
 
 func chartSourceName(s settings.Settings) string {

@@ -23,11 +23,52 @@ func load(t *testing.T, env map[string]string) settings.Settings {
 	if _, ok := env["REPORTS_DIR"]; !ok {
 		env["REPORTS_DIR"] = t.TempDir()
 	}
+	if _, ok := env["KIND_CONFIG"]; !ok {
+		// The embedded configs map 30080/30443, which something on this machine may hold
+		// (another kind cluster): tests not about ports map free ones.
+		env["KIND_CONFIG"] = portsConfig(t, 1, freePort(t), freePort(t))
+	}
 	s, err := settings.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// freePort is a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// portsConfig writes a kind config of nodes nodes whose control plane maps the ingress
+// nodePorts to the given host ports on 127.0.0.1, as the embedded configs do.
+func portsConfig(t *testing.T, nodes int, httpPort, httpsPort int, extra ...string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
+	for _, e := range extra {
+		b.WriteString(e)
+	}
+	fmt.Fprintf(&b, `nodes:
+- role: control-plane
+  extraPortMappings:
+  - {containerPort: 30080, hostPort: %d, listenAddress: "127.0.0.1"}
+  - {containerPort: 30443, hostPort: %d, listenAddress: "127.0.0.1"}
+`, httpPort, httpsPort)
+	for i := 1; i < nodes; i++ {
+		b.WriteString("- role: worker\n")
+	}
+	path := filepath.Join(t.TempDir(), "kind.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // fakeDocker writes a docker CLI script with the given body (sh) and returns its path.
@@ -100,13 +141,14 @@ func TestDeadEngineFakeCLI(t *testing.T) {
 }
 
 // The real docker CLI of this machine, with no engine behind it, fails within seconds.
+// DOCKER_HOST names a socket that does not exist, so whether this machine runs an engine at
+// the default socket does not matter.
 func TestRealDockerCLIWithoutEngine(t *testing.T) {
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("no docker CLI on PATH")
 	}
-	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").Output(); err == nil {
-		t.Skipf("a Docker engine answers (%s): this test is about its absence", strings.TrimSpace(string(out)))
-	}
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
+	t.Setenv("DOCKER_CONTEXT", "")
 	repo := indexServer(t, "1.31.1")
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts"})
 	start := time.Now()
@@ -145,7 +187,7 @@ func TestDockerMissingAndHung(t *testing.T) {
 
 func TestHealthyKindRun(t *testing.T) {
 	repo := indexServer(t, "1.31.1", "1.30.5")
-	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "KIND_CONFIG": "multinode"})
+	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "KIND_CONFIG": portsConfig(t, 2, freePort(t), freePort(t))})
 	docker := fakeDocker(t, `case "$1" in version) echo 28.1.1 ;; ps) ;; esac`)
 	results, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: docker}})
 	if err != nil {
@@ -158,12 +200,12 @@ func TestHealthyKindRun(t *testing.T) {
 			t.Errorf("%s failed", r.Check)
 		}
 	}
-	if strings.Join(names, ",") != "settings,docker,kind config,charts,reports dir" {
+	if strings.Join(names, ",") != "settings,docker,cgroup,image store,host ports,kind config,charts,reports dir" {
 		t.Errorf("checks %v", names)
 	}
 	var out strings.Builder
 	Print(&out, results)
-	for _, want := range []string{"docker", "Docker engine 28.1.1", "multinode (embedded), 2 node(s)", "charts at " + repo.URL} {
+	for _, want := range []string{"docker", "Docker engine 28.1.1", "kind.yaml, 2 node(s)", "charts at " + repo.URL} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("printout lacks %q:\n%s", want, out.String())
 		}
@@ -309,5 +351,217 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != 4 || !strings.HasPrefix(lines[0], "preflight: 3 problem(s)") {
 		t.Fatalf("err:\n%v", err)
+	}
+}
+
+// engineDocker is a fake docker CLI for an engine of the given API version whose `docker info`
+// prints info (JSON); ps lists kind node containers when nodes is not empty.
+func engineDocker(t *testing.T, api, info, nodes string) cluster.Docker {
+	return cluster.Docker{Path: fakeDocker(t, fmt.Sprintf(`case "$1" in
+version) case "$3" in *APIVersion*) echo %s ;; *) echo 29.1.2 ;; esac ;;
+info) echo '%s' ;;
+ps) printf '%%s' '%s' ;;
+*) echo "fake docker: unexpected $*" >&2; exit 2 ;;
+esac
+`, api, info, nodes))}
+}
+
+// docker info's JSON, trimmed to what matters: the containerd image store shows as a
+// driver-type entry in DriverStatus, a graph driver as the Driver alone.
+const (
+	containerdV2 = `{"ServerVersion":"29.1.2","OSType":"linux","Architecture":"x86_64","CgroupVersion":"2","CgroupDriver":"systemd","Driver":"overlayfs","DriverStatus":[["driver-type","io.containerd.snapshotter.v1"]]}`
+	overlay2V1   = `{"ServerVersion":"29.1.2","OSType":"linux","Architecture":"x86_64","CgroupVersion":"1","CgroupDriver":"cgroupfs","Driver":"overlay2","DriverStatus":[["Backing Filesystem","extfs"],["Supports d_type","true"]]}`
+)
+
+func result(t *testing.T, results []Result, check string) Result {
+	t.Helper()
+	for _, r := range results {
+		if r.Check == check {
+			return r
+		}
+	}
+	t.Fatalf("no %q result in %+v", check, results)
+	return Result{}
+}
+
+// The image store and cgroup version are printed; an old engine under the containerd image
+// store is a warning (multi-arch images may not load, kind issue 3795), not a failure.
+func TestImageStoreAndCgroupLines(t *testing.T) {
+	noCharts := func(context.Context, settings.Settings) error { return nil }
+	s := load(t, map[string]string{})
+
+	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	Print(&out, results)
+	for _, want := range []string{
+		"ok   cgroup", "cgroup v2",
+		"ok   image store", "containerd image store (overlayfs snapshotter); images are saved for the nodes' platform (engine API 1.52)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printout lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	results, err = Run(context.Background(), s, Options{Docker: engineDocker(t, "1.47", containerdV2, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatalf("an old engine is a warning, not a failure: %v", err)
+	}
+	r := result(t, results, "image store")
+	if !strings.Contains(r.Warning, "engine API 1.47 is older than 1.48") || !strings.Contains(r.Warning, "kind issue 3795") {
+		t.Errorf("image store warning %q", r.Warning)
+	}
+	out.Reset()
+	Print(&out, results)
+	if !strings.Contains(out.String(), "WARN image store") {
+		t.Errorf("printout:\n%s", out.String())
+	}
+
+	s = load(t, map[string]string{"K8S_NODE_IMAGE": "kindest/node:v1.34.3@sha256:" + strings.Repeat("ab", 32)})
+	results, err = Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", overlay2V1, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatalf("cgroup v1 with Kubernetes 1.34 is a warning: %v", err)
+	}
+	if r := result(t, results, "image store"); r.Detail != "graph driver overlay2" || r.Warning != "" {
+		t.Errorf("image store %+v", r)
+	}
+	if r := result(t, results, "cgroup"); r.Detail != "cgroup v1" || !strings.Contains(r.Warning, "deprecated") {
+		t.Errorf("cgroup %+v", r)
+	}
+}
+
+// A cgroup v1 engine with a node image for Kubernetes >= 1.35 fails before anything is
+// created, with what to do; a kind config that sets failCgroupV1: false makes it a warning.
+func TestCgroupV1WithKubernetes135(t *testing.T) {
+	noCharts := func(context.Context, settings.Settings) error { return nil }
+	image := "kindest/node:v1.35.8@sha256:" + strings.Repeat("cd", 32)
+	s := load(t, map[string]string{"K8S_NODE_IMAGE": image})
+	_, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", overlay2V1, ""), Charts: noCharts})
+	p, ok := find(problems(err), "cgroup")
+	if !ok {
+		t.Fatalf("no cgroup problem: %v", err)
+	}
+	for _, want := range []string{
+		"the Docker engine uses cgroup v1 and node image " + image + " runs Kubernetes 1.35.8, whose kubelet does not start on cgroup v1",
+		"Run Docker on a cgroup v2 host, or set K8S_NODE_IMAGE to a node image for Kubernetes 1.34 or older",
+		`kubeadmConfigPatches: ["kind: KubeletConfiguration\nfailCgroupV1: false"]`,
+	} {
+		if !strings.Contains(p.String(), want) {
+			t.Errorf("problem lacks %q:\n%s", want, p)
+		}
+	}
+
+	patched := portsConfig(t, 1, freePort(t), freePort(t), "kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  failCgroupV1: false\n")
+	s = load(t, map[string]string{"K8S_NODE_IMAGE": image, "KIND_CONFIG": patched})
+	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", overlay2V1, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatalf("failCgroupV1: false in the kind config: %v", err)
+	}
+	if r := result(t, results, "cgroup"); !strings.Contains(r.Warning, "sets failCgroupV1: false") {
+		t.Errorf("cgroup %+v", r)
+	}
+}
+
+// A host port the kind config maps that something already holds fails preflight, naming the
+// address, the mapping and the fix; other problems are still reported with it.
+func TestHostPortTaken(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := held.Addr().(*net.TCPAddr).Port
+	free := freePort(t)
+	s := load(t, map[string]string{"KIND_CONFIG": portsConfig(t, 1, port, free), "REPORTS_DIR": "/proc/not-writable"})
+	noCharts := func(context.Context, settings.Settings) error { return nil }
+	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
+	p, ok := find(problems(err), "host ports")
+	want := fmt.Sprintf("host ports: 127.0.0.1:%d/tcp (kind config %s, nodes[0].extraPortMappings[0]) is taken: listen tcp 127.0.0.1:%d: bind: address already in use. "+
+		"Stop what listens there (lsof -i :%d names it), or set KIND_CONFIG to a copy of the config with hostPort: 0 for containerPort 30080 (kind then picks a free port; the run state records it)",
+		port, s.KindConfig, port, port)
+	if !ok || !strings.HasPrefix(p.String(), want) {
+		t.Fatalf("got  %v\nwant %s…", err, want)
+	}
+	if len(problems(err)) != 2 {
+		t.Errorf("want the port and the reports dir problems: %v", err)
+	}
+	_ = results
+
+	// The port is held by the cluster being reused: not a problem.
+	s = load(t, map[string]string{"KIND_CONFIG": portsConfig(t, 1, port, free), "REUSE_CLUSTER": "1"})
+	results, err = Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, "meshconform-control-plane"), Charts: noCharts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, results, "host ports"); r.Detail != `held by the existing kind cluster "meshconform"` {
+		t.Errorf("host ports %+v", r)
+	}
+
+	// Free once released.
+	held.Close()
+	s = load(t, map[string]string{"KIND_CONFIG": portsConfig(t, 1, port, free)})
+	results, err = Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, results, "host ports"); r.Detail != fmt.Sprintf("127.0.0.1:%d/tcp, 127.0.0.1:%d/tcp free", port, free) {
+		t.Errorf("host ports %+v", r)
+	}
+}
+
+// hostPort: 0 (kind picks a free port at create time) is not probed.
+func TestHostPortZero(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "kind.yaml")
+	os.WriteFile(cfg, []byte("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - {containerPort: 30080, hostPort: 0, listenAddress: \"127.0.0.1\"}\n"), 0o644)
+	s := load(t, map[string]string{"KIND_CONFIG": cfg})
+	noCharts := func(context.Context, settings.Settings) error { return nil }
+	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, results, "host ports"); r.Detail != "no fixed host ports mapped" {
+		t.Errorf("host ports %+v", r)
+	}
+}
+
+// The embedded config's real ports, when this machine has them free.
+func TestEmbeddedConfigPorts(t *testing.T) {
+	for _, p := range []int{30080, 30443} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Skipf("127.0.0.1:%d is in use on this machine (%v); TestHostPortTaken covers the check with other ports", p, err)
+		}
+		l.Close()
+	}
+	s := load(t, map[string]string{"KIND_CONFIG": "single"})
+	noCharts := func(context.Context, settings.Settings) error { return nil }
+	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := result(t, results, "host ports"); r.Detail != "127.0.0.1:30080/tcp, 127.0.0.1:30443/tcp free" {
+		t.Errorf("host ports %+v", r)
+	}
+}
+
+// With no engine the engine's checks are skipped, not failed twice.
+func TestEngineChecksSkippedWithoutEngine(t *testing.T) {
+	s := load(t, map[string]string{})
+	noCharts := func(context.Context, settings.Settings) error { return nil }
+	results, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: fakeDocker(t, deadEngine)}, Charts: noCharts})
+	if ps := problems(err); len(ps) != 1 || ps[0].Check != "docker" {
+		t.Fatalf("want the docker problem only: %v", err)
+	}
+	for _, c := range []string{"cgroup", "image store"} {
+		if r := result(t, results, c); !r.Skipped || !strings.Contains(r.Detail, "not checked: ") {
+			t.Errorf("%s: %+v", c, r)
+		}
+	}
+	var out strings.Builder
+	Print(&out, results)
+	if !strings.Contains(out.String(), "skip cgroup") {
+		t.Errorf("printout:\n%s", out.String())
 	}
 }
