@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"meshconform"
 	"net"
 	"os"
 	"os/exec"
@@ -109,7 +110,7 @@ func TestDisruptiveAllowed(t *testing.T) {
 }
 
 func TestPlanIstio(t *testing.T) {
-	def := mesh.ControlPlane{Namespace: "istio-system", Deployment: "istiod", Version: "1.31.1"}
+	def := mesh.ControlPlane{Namespace: "istio-system", Deployment: "istiod", Version: defaultIstio}
 	canary := mesh.ControlPlane{Namespace: "istio-system", Deployment: "istiod-canary", Revision: "canary", Version: "1.30.5"}
 	tests := []struct {
 		name  string
@@ -122,14 +123,14 @@ func TestPlanIstio(t *testing.T) {
 		{"kind, nothing there: install", nil, nil, Install, "", ""},
 		{"kind, same version there: use it", nil, []mesh.ControlPlane{def}, UseFound, "istiod", ""},
 		{"kind, other version there: install (upgrade)", map[string]string{"ISTIO_VERSION": "1.30.5"}, []mesh.ControlPlane{def}, Install, "istiod", ""},
-		{"kind, install=no, nothing", map[string]string{"ISTIO_INSTALL": "no"}, nil, "", "", "no istiod found in istio-system and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio 1.31.1"},
+		{"kind, install=no, nothing", map[string]string{"ISTIO_INSTALL": "no"}, nil, "", "", "no istiod found in istio-system and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio " + defaultIstio},
 		{"existing, nothing there", map[string]string{"KUBE_CONTEXT": "lab"}, nil, "", "",
-			"no istiod found in istio-system; install Istio or unset KUBE_CONTEXT to let the suite create a kind cluster (or set ISTIO_INSTALL=yes to install Istio 1.31.1 on context lab)"},
+			"no istiod found in istio-system; install Istio or unset KUBE_CONTEXT to let the suite create a kind cluster (or set ISTIO_INSTALL=yes to install Istio " + defaultIstio + " on context lab)"},
 		{"existing, found, no version asked: use it", map[string]string{"KUBE_CONTEXT": "lab", "ISTIO_REVISION": "canary"}, []mesh.ControlPlane{def, canary}, UseFound, "istiod-canary", ""},
 		{"existing, found another version than asked", map[string]string{"KUBE_CONTEXT": "lab", "ISTIO_VERSION": "1.30.5"}, []mesh.ControlPlane{def}, "", "istiod",
-			"the cluster runs Istio 1.31.1 (istiod istio-system/istiod (revision default, 1.31.1 from , trust domain , root namespace )) but ISTIO_VERSION=1.30.5: unset ISTIO_VERSION to test what is installed, or set ISTIO_INSTALL=yes to upgrade it"},
+			"the cluster runs Istio " + defaultIstio + " (istiod istio-system/istiod (revision default, " + defaultIstio + " from , trust domain , root namespace )) but ISTIO_VERSION=1.30.5: unset ISTIO_VERSION to test what is installed, or set ISTIO_INSTALL=yes to upgrade it"},
 		{"existing, other revision only", map[string]string{"KUBE_CONTEXT": "lab"}, []mesh.ControlPlane{canary}, "", "",
-			`no istiod of revision "" (found revisions canary): set ISTIO_REVISION to one of them, or ISTIO_INSTALL=yes to install 1.31.1`},
+			`no istiod of revision "" (found revisions canary): set ISTIO_REVISION to one of them, or ISTIO_INSTALL=yes to install ` + defaultIstio},
 		{"existing, install=yes", map[string]string{"KUBE_CONTEXT": "lab", "ISTIO_INSTALL": "yes"}, []mesh.ControlPlane{def}, Install, "istiod", ""},
 	}
 	for _, tc := range tests {
@@ -350,3 +351,7 @@ func TestAcquireFromStateFile(t *testing.T) {
 		t.Fatalf("owned=%v err=%v", owned, err)
 	}
 }
+
+// defaultIstio is the version a run installs when ISTIO_VERSION is unset (versions.yaml's
+// first), so these tests follow a version bump instead of breaking on it.
+var defaultIstio = meshconform.SupportedVersions().DefaultIstio()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"meshconform"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -124,7 +125,7 @@ func find(ps []Problem, check string) (Problem, bool) {
 }
 
 func TestDeadEngineFakeCLI(t *testing.T) {
-	repo := indexServer(t, "1.31.1")
+	repo := indexServer(t, defaultIstio)
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts"})
 	_, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: fakeDocker(t, deadEngine)}})
 	ps := problems(err)
@@ -149,7 +150,7 @@ func TestRealDockerCLIWithoutEngine(t *testing.T) {
 	}
 	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
 	t.Setenv("DOCKER_CONTEXT", "")
-	repo := indexServer(t, "1.31.1")
+	repo := indexServer(t, defaultIstio)
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts"})
 	start := time.Now()
 	_, err := Run(context.Background(), s, Options{})
@@ -165,7 +166,7 @@ func TestRealDockerCLIWithoutEngine(t *testing.T) {
 }
 
 func TestDockerMissingAndHung(t *testing.T) {
-	repo := indexServer(t, "1.31.1")
+	repo := indexServer(t, defaultIstio)
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts"})
 	_, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: filepath.Join(t.TempDir(), "docker")}})
 	p, ok := find(problems(err), "docker")
@@ -186,7 +187,7 @@ func TestDockerMissingAndHung(t *testing.T) {
 }
 
 func TestHealthyKindRun(t *testing.T) {
-	repo := indexServer(t, "1.31.1", "1.30.5")
+	repo := indexServer(t, defaultIstio, "1.30.5")
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "KIND_CONFIG": portsConfig(t, 2, freePort(t), freePort(t))})
 	docker := fakeDocker(t, `case "$1" in version) echo 28.1.1 ;; ps) ;; esac`)
 	results, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: docker}})
@@ -214,7 +215,7 @@ func TestHealthyKindRun(t *testing.T) {
 
 // A cluster of that name that exists is reported before any work unless REUSE_CLUSTER=1.
 func TestTakenClusterName(t *testing.T) {
-	repo := indexServer(t, "1.31.1")
+	repo := indexServer(t, defaultIstio)
 	docker := fakeDocker(t, `case "$1" in version) echo 28.1.1 ;; ps) echo meshconform-control-plane ;; esac`)
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts"})
 	_, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: docker}})
@@ -565,3 +566,7 @@ func TestEngineChecksSkippedWithoutEngine(t *testing.T) {
 		t.Errorf("printout:\n%s", out.String())
 	}
 }
+
+// defaultIstio is the version a run installs when ISTIO_VERSION is unset (versions.yaml's
+// first), so these tests follow a version bump instead of breaking on it.
+var defaultIstio = meshconform.SupportedVersions().DefaultIstio()
