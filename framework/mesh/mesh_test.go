@@ -195,6 +195,49 @@ func TestNames(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("names = %v\nwant %v", got, want)
 	}
+	// Outside istio-system Istio's chart appends the namespace to the injector's name.
+	webhooks := []struct {
+		ns, rev, want string
+	}{
+		{"istio-system", "", "istio-sidecar-injector"},
+		{"istio-system", "1-31", "istio-sidecar-injector-1-31"},
+		{"mesh", "", "istio-sidecar-injector-mesh"},
+		{"mesh", "1-31", "istio-sidecar-injector-1-31-mesh"},
+	}
+	for _, w := range webhooks {
+		o, want := Options{Namespace: w.ns, Revision: w.rev}, w.want
+		if got := o.InjectorWebhookName(); got != want {
+			t.Errorf("Options{Namespace: %q, Revision: %q}.InjectorWebhookName() = %q, want %q", o.Namespace, o.Revision, got, want)
+		}
+	}
+}
+
+// TestRenderedInjectorName renders the istiod chart (whose webhook is named as in Istio's
+// istio-discovery/templates/mutatingwebhook.yaml) in and outside istio-system, with and without
+// a revision: the name the readiness wait looks for is the name the chart gives.
+func TestRenderedInjectorName(t *testing.T) {
+	dir := chartDir(t, allCharts("1.31.1"))
+	for _, ns := range []string{"istio-system", "mesh"} {
+		for _, rev := range []string{"", "canary"} {
+			in, err := New(Options{Version: "1.31.1", ChartDir: dir, Namespace: ns, Revision: rev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := in.Render(context.Background(), ChartIstiod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for k := range manifestObjects(t, out) {
+				if name, ok := strings.CutPrefix(k, "MutatingWebhookConfiguration/"); ok {
+					names = append(names, name)
+				}
+			}
+			if want := in.Options().InjectorWebhookName(); len(names) != 1 || names[0] != want {
+				t.Errorf("namespace %q, revision %q: chart renders webhook %v, InjectorWebhookName() = %q", ns, rev, names, want)
+			}
+		}
+	}
 }
 
 // TestDefaultValues checks the values as data: what a CI runner needs, in Istio's value paths.
