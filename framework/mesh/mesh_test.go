@@ -455,6 +455,52 @@ func TestRenderCarriesSmallRequests(t *testing.T) {
 	}
 }
 
+// TestImagesAreTheRenderedOnes: the images preloaded (Options.Images) are the images the
+// rendered charts run, for the default hub, ISTIO_HUB, and a global.hub given in Values: istiod's
+// container, and the proxy image istiod's injector builds from the values it is given
+// (global.hub/global.proxy.image:tag, as pkg/kube/inject's ProxyImage does).
+func TestImagesAreTheRenderedOnes(t *testing.T) {
+	dir := chartDir(t, allCharts("1.30.5"))
+	cases := []struct {
+		name string
+		o    Options
+		hub  string
+	}{
+		{"default", Options{}, DefaultHub},
+		{"ISTIO_HUB", Options{Hub: "mirror.local:5000/istio"}, "mirror.local:5000/istio"},
+		{"values", Options{Values: map[Chart]map[string]any{ChartIstiod: {"global": map[string]any{"hub": "other.example/istio"}}}}, "other.example/istio"},
+	}
+	for _, c := range cases {
+		o := c.o
+		o.Version, o.ChartDir = "1.30.5", dir
+		imgs, err := o.Images()
+		if err != nil {
+			t.Fatalf("%s: Images: %v", c.name, err)
+		}
+		if want := []string{c.hub + "/pilot:1.30.5", c.hub + "/proxyv2:1.30.5"}; !reflect.DeepEqual(imgs, want) {
+			t.Errorf("%s: Images() = %v, want %v", c.name, imgs, want)
+		}
+		in, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := in.Render(context.Background(), ChartIstiod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs := manifestObjects(t, out)
+		pilot := get(t, objs["Deployment/istiod"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["image"]
+		var inj map[string]any
+		if err := yaml.Unmarshal([]byte(get(t, objs["ConfigMap/istio-sidecar-injector"], "data", "values").(string)), &inj); err != nil {
+			t.Fatal(err)
+		}
+		proxy := fmt.Sprintf("%v/%v:%s", get(t, inj, "global", "hub"), get(t, inj, "global", "proxy", "image"), o.Version)
+		if rendered := []string{fmt.Sprint(pilot), proxy}; !reflect.DeepEqual(rendered, imgs) {
+			t.Errorf("%s: the charts run %v, but Images() (the preload list) is %v", c.name, rendered, imgs)
+		}
+	}
+}
+
 func keys(m map[string]map[string]any) []string {
 	var out []string
 	for k := range m {

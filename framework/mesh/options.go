@@ -13,8 +13,22 @@ import (
 )
 
 const (
-	// DefaultChartRepo is Istio's official Helm chart repository.
-	DefaultChartRepo = "https://istio-release.storage.googleapis.com/charts"
+	// DefaultChartRepo is Istio's official Helm chart repository, the only HTTP one that
+	// holds Istio 1.31 and later (also published as OCIChartRepo). The older
+	// istio-release.storage.googleapis.com/charts has no 1.31 charts and is being removed.
+	DefaultChartRepo = "https://blob.istio.io/istio-release/charts"
+	// OCIChartRepo is the same charts in an OCI registry: <OCIChartRepo>/<chart>:<version>.
+	OCIChartRepo = "oci://ghcr.io/istio/release/charts"
+	// DefaultHub is the registry Istio's release images are pulled from, always given to the
+	// istiod chart as global.hub so that the images preloaded (Images) are the ones used.
+	// The chart's own default cannot be relied on: in Istio's source
+	// (manifests/charts/istio-control/istio-discovery/values.yaml, _internal_defaults_do_not_set
+	// .global.hub, release-1.30 and release-1.31) it is registry.istio.io/testing, which the
+	// release build rewrites (operator/scripts/update_version.sh substitutes the hub for
+	// "hub: registry.istio.io/release"); Istio 1.30's published charts default to
+	// registry.istio.io/release, which is being retired (issue 9). The comment on that value
+	// says "Releases are published to docker hub under 'istio' project".
+	DefaultHub = "docker.io/istio"
 	// DefaultNamespace holds istiod and istio-base, as Istio's docs install them.
 	DefaultNamespace = "istio-system"
 	// DefaultGatewayNamespace holds the ingress gateway, apart from the control plane as
@@ -60,7 +74,8 @@ type Options struct {
 	// gateway/ (unpacked) or base-<version>.tgz, istiod-<version>.tgz, gateway-<version>.tgz
 	// (what `helm pull` writes). For air-gapped machines and tests.
 	ChartDir string
-	// Hub overrides the image registry (global.hub), e.g. a mirror of docker.io/istio.
+	// Hub is the registry of Istio's images, given to the istiod chart as global.hub;
+	// default DefaultHub. Point it at a mirror of docker.io/istio.
 	Hub string
 	// Namespace holds istio-base and istiod; default istio-system.
 	Namespace string
@@ -86,6 +101,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.ChartRepo == "" && o.ChartDir == "" {
 		o.ChartRepo = DefaultChartRepo
+	}
+	if o.Hub == "" {
+		o.Hub = DefaultHub
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
