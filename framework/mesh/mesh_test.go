@@ -612,15 +612,17 @@ func TestChartRepo(t *testing.T) {
 		t.Errorf("AvailableVersions = %v", avail)
 	}
 
-	err = in.CheckVersion(ctx, "1.31.7")
+	// A gap in what the repository holds: the message names the repository read, the newest
+	// version it holds and the nearest ones, and suggests another version first.
+	err = in.CheckVersion(ctx, "1.30.7")
 	var ve *VersionError
 	if !errors.As(err, &ve) {
-		t.Fatalf("CheckVersion(1.31.7) = %v, want a *VersionError", err)
+		t.Fatalf("CheckVersion(1.30.7) = %v, want a *VersionError", err)
 	}
-	want := "Istio 1.31.7: chart repository " + r.URL + " has no base, istiod, gateway chart at that version; nearest versions that exist: 1.31.1, 1.31.0, 1.30.5, 1.29.3. " +
-		"Fix: set ISTIO_VERSION to one of those, or ISTIO_CHART_REPO to a repository that has 1.31.7, or ISTIO_CHART_DIR to a directory holding its base/, istiod/ and gateway/ charts"
+	want := "Istio 1.30.7: chart repository " + r.URL + " has no base, istiod, gateway chart at that version; the newest version it holds is 1.31.1; nearest versions that exist: 1.30.5, 1.30.4, 1.31.1, 1.29.3. " +
+		"Fix: set ISTIO_VERSION to one of those, or ISTIO_CHART_REPO to a repository that has 1.30.7, or ISTIO_CHART_DIR to a directory holding its base/, istiod/ and gateway/ charts"
 	if err.Error() != want {
-		t.Errorf("CheckVersion(1.31.7):\n got %s\nwant %s", err, want)
+		t.Errorf("CheckVersion(1.30.7):\n got %s\nwant %s", err, want)
 	}
 
 	// A malformed version is rejected before any network access.
@@ -631,6 +633,33 @@ func TestChartRepo(t *testing.T) {
 	}
 	if n := r.requests.Load() - before; n != 0 {
 		t.Errorf("a malformed version caused %d requests to the repository", n)
+	}
+}
+
+// TestChartRepoStale is the default run against the retired storage.googleapis.com repository
+// (or a stale mirror): it holds nothing newer than 1.30, so the fix is the repository, named
+// with Istio's own, not an older Istio.
+func TestChartRepoStale(t *testing.T) {
+	r := serveRepo(t, allCharts("1.29.3", "1.30.4", "1.30.5"))
+	in, err := New(Options{Version: "1.31.1", ChartRepo: r.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = in.CheckVersion(context.Background(), "1.31.1")
+	want := "Istio 1.31.1: chart repository " + r.URL + " has no base, istiod, gateway chart at that version; the newest version it holds is 1.30.5, older than 1.31.1; nearest versions that exist: 1.30.5, 1.29.3. " +
+		"Fix: set ISTIO_CHART_REPO to a repository that has 1.31.1 (Istio publishes its charts at https://blob.istio.io/istio-release/charts and oci://ghcr.io/istio/release/charts; a mirror may be stale), or ISTIO_VERSION to one of those, or ISTIO_CHART_DIR to a directory holding its base/, istiod/ and gateway/ charts"
+	if err == nil || err.Error() != want {
+		t.Errorf("CheckVersion(1.31.1):\n got %v\nwant %s", err, want)
+	}
+	// Istio's own repository lacking a newer version means it is not released: no other
+	// repository to suggest.
+	ve := &VersionError{Want: Version{1, 32, 0, ""}, Missing: Charts, Newest: &Version{1, 31, 1, ""}, Nearest: []Version{{1, 31, 1, ""}},
+		Source: "chart repository " + DefaultChartRepo, Official: true}
+	if !strings.Contains(ve.Error(), "Fix: set ISTIO_VERSION to one of those") {
+		t.Errorf("official repository: %s", ve)
+	}
+	if !official(newChartSource(Options{ChartRepo: DefaultChartRepo + "/"})) || !official(newChartSource(Options{ChartRepo: OCIChartRepo})) || official(newChartSource(Options{ChartRepo: r.URL})) {
+		t.Error("official() misjudges the sources")
 	}
 }
 

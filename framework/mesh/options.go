@@ -67,8 +67,10 @@ type Options struct {
 	// Revision is the control-plane revision ("" = the default revision). A revision installs
 	// istiod-<rev> and istio-ingressgateway-<rev> beside an existing control plane (canary).
 	Revision string
-	// ChartRepo is the Helm repository URL (index.yaml + packaged charts); default
-	// DefaultChartRepo. Point it at a mirror when the official one is not reachable.
+	// ChartRepo is the Helm repository URL (index.yaml + packaged charts), or an OCI
+	// repository oci://host/path holding <chart>:<version> (a loopback host is spoken to over
+	// plain HTTP); default DefaultChartRepo. Point it at a mirror when the official one is
+	// not reachable.
 	ChartRepo string
 	// ChartDir, when set, replaces ChartRepo: a directory holding the charts as base/, istiod/,
 	// gateway/ (unpacked) or base-<version>.tgz, istiod-<version>.tgz, gateway-<version>.tgz
@@ -140,8 +142,12 @@ func (o Options) validate() error {
 			return fmt.Errorf("namespace %q is not a valid namespace name", ns)
 		}
 	}
-	if o.ChartRepo != "" && !strings.HasPrefix(o.ChartRepo, "http://") && !strings.HasPrefix(o.ChartRepo, "https://") {
-		return fmt.Errorf("chart repository %q is not an http(s) URL: set %s to a Helm repository (the directory that holds index.yaml), or %s to a local chart directory", o.ChartRepo, EnvChartRepo, EnvChartDir)
+	if IsOCI(o.ChartRepo) {
+		if err := validOCIRef(o.ChartRepo); err != nil {
+			return fmt.Errorf("chart repository %q %v: set %s to an OCI repository like %s", o.ChartRepo, err, EnvChartRepo, OCIChartRepo)
+		}
+	} else if o.ChartRepo != "" && !strings.HasPrefix(o.ChartRepo, "http://") && !strings.HasPrefix(o.ChartRepo, "https://") {
+		return fmt.Errorf("chart repository %q is neither an http(s) URL nor an oci:// reference: set %s to a Helm repository (the directory that holds index.yaml, like %s), an OCI repository (like %s), or %s to a local chart directory", o.ChartRepo, EnvChartRepo, DefaultChartRepo, OCIChartRepo, EnvChartDir)
 	}
 	for c := range o.Values {
 		if !knownChart(c) {
