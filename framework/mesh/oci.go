@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	chart "helm.sh/helm/v4/pkg/chart/v2"
@@ -36,6 +37,10 @@ type ociSource struct {
 	mu     sync.Mutex
 	tags   map[Chart][]Version
 	charts map[string]*chart.Chart
+
+	netMu sync.Mutex // held by do
+	cl    *registry.Client
+	ctx   atomic.Pointer[context.Context] // the context of the call in do
 }
 
 func newOCISource(repo string) *ociSource {
@@ -63,32 +68,46 @@ func loopbackHost(hostport string) bool {
 
 func (o *ociSource) String() string { return "OCI chart repository " + ociScheme + o.ref }
 
-// client returns a registry client whose every request carries ctx: Helm's client itself
-// uses context.Background, so a deadline or Ctrl-C would otherwise not reach the network.
-func (o *ociSource) client(ctx context.Context) (*registry.Client, error) {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	hc := &http.Client{Timeout: o.timeout, Transport: ctxTransport{ctx: ctx, base: base}}
-	opts := []registry.ClientOption{registry.ClientOptHTTPClient(hc)}
-	if o.plainHTTP {
-		opts = append(opts, registry.ClientOptPlainHTTP())
+// do runs f with the source's registry client, every request of which carries ctx: Helm's
+// client itself uses context.Background, so a deadline or Ctrl-C would otherwise not reach the
+// network. Calls are serialised (the install reads charts one after another anyway) so that
+// one client, and its cache of registry tokens, serves them all.
+func (o *ociSource) do(ctx context.Context, f func(*registry.Client) error) error {
+	o.netMu.Lock()
+	defer o.netMu.Unlock()
+	if o.cl == nil {
+		base := http.DefaultTransport.(*http.Transport).Clone()
+		hc := &http.Client{Timeout: o.timeout, Transport: &ctxTransport{ctx: &o.ctx, base: base}}
+		opts := []registry.ClientOption{registry.ClientOptHTTPClient(hc), registry.ClientOptEnableCache(true)}
+		if o.plainHTTP {
+			opts = append(opts, registry.ClientOptPlainHTTP())
+		}
+		cl, err := registry.NewClient(opts...)
+		if err != nil {
+			return fmt.Errorf("helm registry client: %w", err)
+		}
+		o.cl = cl
 	}
-	c, err := registry.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("helm registry client: %w", err)
-	}
-	return c, nil
+	o.ctx.Store(&ctx)
+	defer o.ctx.Store(nil)
+	return f(o.cl)
 }
 
+// ctxTransport gives each request the context of the call in progress.
 type ctxTransport struct {
-	ctx  context.Context
+	ctx  *atomic.Pointer[context.Context]
 	base http.RoundTripper
 }
 
-func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.ctx.Err(); err != nil {
+func (t *ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := context.Background()
+	if p := t.ctx.Load(); p != nil {
+		ctx = *p
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return t.base.RoundTrip(req.WithContext(t.ctx))
+	return t.base.RoundTrip(req.WithContext(ctx))
 }
 
 func (o *ociSource) versions(ctx context.Context, c Chart) ([]Version, error) {
@@ -98,12 +117,12 @@ func (o *ociSource) versions(ctx context.Context, c Chart) ([]Version, error) {
 	if ok {
 		return cached, nil
 	}
-	cl, err := o.client(ctx)
-	if err != nil {
-		return nil, err
-	}
 	repo := o.ref + "/" + string(c)
-	tags, err := cl.Tags(repo)
+	var tags []string
+	err := o.do(ctx, func(cl *registry.Client) (err error) {
+		tags, err = cl.Tags(repo)
+		return err
+	})
 	var resp *errcode.ErrorResponse
 	switch {
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusNotFound:
@@ -135,13 +154,13 @@ func (o *ociSource) load(ctx context.Context, c Chart, v Version) (*chart.Chart,
 	if cached != nil {
 		return cached, nil
 	}
-	cl, err := o.client(ctx)
-	if err != nil {
-		return nil, err
-	}
 	ref := o.ref + "/" + string(c) + ":" + v.String()
 	// Helm's client checks every blob against its digest in the manifest.
-	res, err := cl.Pull(ref, registry.PullOptWithChart(true))
+	var res *registry.PullResult
+	err := o.do(ctx, func(cl *registry.Client) (err error) {
+		res, err = cl.Pull(ref, registry.PullOptWithChart(true))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot pull chart %s %s from %s%s: %w; %s", c, v, ociScheme, ref, err, sourceFix())
 	}
