@@ -212,6 +212,19 @@ func TestNames(t *testing.T) {
 	}
 }
 
+// A control plane found on a cluster names its webhook the same way (provision waits on it).
+func TestControlPlaneInjectorName(t *testing.T) {
+	for cp, want := range map[ControlPlane]string{
+		{Namespace: "istio-system"}:                     "istio-sidecar-injector",
+		{Namespace: "istio-system", Revision: "canary"}: "istio-sidecar-injector-canary",
+		{Namespace: "mesh", Revision: "canary"}:         "istio-sidecar-injector-canary-mesh",
+	} {
+		if got := cp.InjectorWebhookName(); got != want {
+			t.Errorf("%+v.InjectorWebhookName() = %q, want %q", cp, got, want)
+		}
+	}
+}
+
 // TestRenderedInjectorName renders the istiod chart (whose webhook is named as in Istio's
 // istio-discovery/templates/mutatingwebhook.yaml) in and outside istio-system, with and without
 // a revision: the name the readiness wait looks for is the name the chart gives.

@@ -459,7 +459,7 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 		}
 	case UseFound:
 		fmt.Fprintf(log, "  using %s\n", cp)
-		webhook := mesh.Options{Namespace: cp.Namespace, Revision: cp.Revision}.InjectorWebhookName()
+		webhook := cp.InjectorWebhookName()
 		if err := mesh.WaitFor(ctx, c.readyTimeout, "istiod", logger,
 			mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment),
 			mesh.WebhookHasCABundle(kube, webhook)); err != nil {
