@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// chartSource finds Istio's charts: a Helm repository or a local directory.
+// chartSource finds Istio's charts: a Helm repository, an OCI registry or a local directory.
 type chartSource interface {
 	// versions lists every version of c the source holds.
 	versions(ctx context.Context, c Chart) ([]Version, error)
@@ -36,6 +36,9 @@ type chartSource interface {
 func newChartSource(o Options) chartSource {
 	if o.ChartDir != "" {
 		return &dirSource{dir: o.ChartDir}
+	}
+	if IsOCI(o.ChartRepo) {
+		return newOCISource(o.ChartRepo)
 	}
 	// The timeout backs up callers that pass a context without a deadline: a blackholed
 	// mirror must not hang a run for the operating system's connect timeout.
@@ -57,8 +60,8 @@ func (r *repoSource) String() string { return "chart repository " + r.url }
 
 // fix is the advice every source error ends with.
 func sourceFix() string {
-	return fmt.Sprintf("check the network (and HTTPS_PROXY), set %s to a reachable mirror of %s, or set %s to a local directory holding base/, istiod/ and gateway/ charts",
-		EnvChartRepo, DefaultChartRepo, EnvChartDir)
+	return fmt.Sprintf("check the network (and HTTPS_PROXY), set %s to a reachable mirror of %s (or of %s), or set %s to a local directory holding base/, istiod/ and gateway/ charts",
+		EnvChartRepo, DefaultChartRepo, OCIChartRepo, EnvChartDir)
 }
 
 func (r *repoSource) get(ctx context.Context, url string) ([]byte, error) {
@@ -233,7 +236,14 @@ type VersionError struct {
 	Want    Version
 	Missing []Chart   // the charts that do not exist at Want
 	Nearest []Version // versions at which all three charts exist, best first
-	Source  string
+	// Newest is the newest version at which all three charts exist (a release, unless the
+	// source holds only pre-releases or Want is one); nil when there is none.
+	Newest *Version
+	Source string // the source read, as in messages: "chart repository https://…"
+	// Official is whether the source is one of Istio's own repositories (DefaultChartRepo,
+	// OCIChartRepo): a version newer than those hold is not released, rather than missing
+	// from a stale mirror.
+	Official bool
 }
 
 func (e *VersionError) Error() string {
@@ -243,6 +253,13 @@ func (e *VersionError) Error() string {
 		names[i] = string(c)
 	}
 	fmt.Fprintf(&b, "Istio %s: %s has no %s chart at that version", e.Want, e.Source, strings.Join(names, ", "))
+	newer := e.Newest != nil && e.Want.Compare(*e.Newest) > 0
+	if e.Newest != nil {
+		fmt.Fprintf(&b, "; the newest version it holds is %s", e.Newest)
+		if newer {
+			fmt.Fprintf(&b, ", older than %s", e.Want)
+		}
+	}
 	if len(e.Nearest) > 0 {
 		vs := make([]string, len(e.Nearest))
 		for i, v := range e.Nearest {
@@ -252,8 +269,16 @@ func (e *VersionError) Error() string {
 	} else {
 		b.WriteString("; it holds no version with all of base, istiod and gateway")
 	}
-	fmt.Fprintf(&b, ". Fix: set %s to one of those, or %s to a repository that has %s, or %s to a directory holding its base/, istiod/ and gateway/ charts",
-		EnvVersion, EnvChartRepo, e.Want, EnvChartDir)
+	switch {
+	case newer && !e.Official:
+		// A stale mirror, or the retired storage.googleapis.com repository (no 1.31 charts):
+		// the fix is the source, not an older Istio.
+		fmt.Fprintf(&b, ". Fix: set %s to a repository that has %s (Istio publishes its charts at %s and %s; a mirror may be stale), or %s to one of those, or %s to a directory holding its base/, istiod/ and gateway/ charts",
+			EnvChartRepo, e.Want, DefaultChartRepo, OCIChartRepo, EnvVersion, EnvChartDir)
+	default:
+		fmt.Fprintf(&b, ". Fix: set %s to one of those, or %s to a repository that has %s, or %s to a directory holding its base/, istiod/ and gateway/ charts",
+			EnvVersion, EnvChartRepo, e.Want, EnvChartDir)
+	}
 	return b.String()
 }
 
@@ -299,7 +324,33 @@ func checkVersion(ctx context.Context, src chartSource, version string) (Version
 		}
 	}
 	sort.Slice(complete, func(i, j int) bool { return complete[i].Compare(complete[j]) > 0 })
-	return want, &VersionError{Want: want, Missing: missing, Nearest: Nearest(want, complete, nearestLimit), Source: src.String()}
+	return want, &VersionError{Want: want, Missing: missing, Nearest: Nearest(want, complete, nearestLimit),
+		Newest: newest(want, complete), Source: src.String(), Official: official(src)}
+}
+
+// newest picks from have (newest first) the newest release, or the newest pre-release when
+// want is one or there is no release.
+func newest(want Version, have []Version) *Version {
+	for _, v := range have {
+		if v.Stable() || !want.Stable() {
+			return &v
+		}
+	}
+	if len(have) > 0 {
+		return &have[0]
+	}
+	return nil
+}
+
+// official reports whether src is one of Istio's own chart repositories.
+func official(src chartSource) bool {
+	switch s := src.(type) {
+	case *repoSource:
+		return s.url == strings.TrimSuffix(DefaultChartRepo, "/")
+	case *ociSource:
+		return ociScheme+s.ref == OCIChartRepo
+	}
+	return false
 }
 
 // IsVersionError reports whether err (or one it wraps) is a *VersionError.

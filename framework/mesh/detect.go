@@ -43,6 +43,12 @@ type ControlPlane struct {
 	RootNamespace string
 }
 
+// InjectorWebhookName is the name Istio's chart gives this control plane's sidecar injector
+// (see Options.InjectorWebhookName: the namespace is part of it outside istio-system).
+func (c ControlPlane) InjectorWebhookName() string {
+	return Options{Namespace: c.Namespace, Revision: c.Revision}.InjectorWebhookName()
+}
+
 func (c ControlPlane) String() string {
 	rev := c.Revision
 	if rev == "" {

@@ -195,6 +195,62 @@ func TestNames(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("names = %v\nwant %v", got, want)
 	}
+	// Outside istio-system Istio's chart appends the namespace to the injector's name.
+	webhooks := []struct {
+		ns, rev, want string
+	}{
+		{"istio-system", "", "istio-sidecar-injector"},
+		{"istio-system", "1-31", "istio-sidecar-injector-1-31"},
+		{"mesh", "", "istio-sidecar-injector-mesh"},
+		{"mesh", "1-31", "istio-sidecar-injector-1-31-mesh"},
+	}
+	for _, w := range webhooks {
+		o, want := Options{Namespace: w.ns, Revision: w.rev}, w.want
+		if got := o.InjectorWebhookName(); got != want {
+			t.Errorf("Options{Namespace: %q, Revision: %q}.InjectorWebhookName() = %q, want %q", o.Namespace, o.Revision, got, want)
+		}
+	}
+}
+
+// A control plane found on a cluster names its webhook the same way (provision waits on it).
+func TestControlPlaneInjectorName(t *testing.T) {
+	for cp, want := range map[ControlPlane]string{
+		{Namespace: "istio-system"}:                     "istio-sidecar-injector",
+		{Namespace: "istio-system", Revision: "canary"}: "istio-sidecar-injector-canary",
+		{Namespace: "mesh", Revision: "canary"}:         "istio-sidecar-injector-canary-mesh",
+	} {
+		if got := cp.InjectorWebhookName(); got != want {
+			t.Errorf("%+v.InjectorWebhookName() = %q, want %q", cp, got, want)
+		}
+	}
+}
+
+// TestRenderedInjectorName renders the istiod chart (whose webhook is named as in Istio's
+// istio-discovery/templates/mutatingwebhook.yaml) in and outside istio-system, with and without
+// a revision: the name the readiness wait looks for is the name the chart gives.
+func TestRenderedInjectorName(t *testing.T) {
+	dir := chartDir(t, allCharts("1.31.1"))
+	for _, ns := range []string{"istio-system", "mesh"} {
+		for _, rev := range []string{"", "canary"} {
+			in, err := New(Options{Version: "1.31.1", ChartDir: dir, Namespace: ns, Revision: rev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := in.Render(context.Background(), ChartIstiod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for k := range manifestObjects(t, out) {
+				if name, ok := strings.CutPrefix(k, "MutatingWebhookConfiguration/"); ok {
+					names = append(names, name)
+				}
+			}
+			if want := in.Options().InjectorWebhookName(); len(names) != 1 || names[0] != want {
+				t.Errorf("namespace %q, revision %q: chart renders webhook %v, InjectorWebhookName() = %q", ns, rev, names, want)
+			}
+		}
+	}
 }
 
 // TestDefaultValues checks the values as data: what a CI runner needs, in Istio's value paths.
@@ -412,6 +468,52 @@ func TestRenderCarriesSmallRequests(t *testing.T) {
 	}
 }
 
+// TestImagesAreTheRenderedOnes: the images preloaded (Options.Images) are the images the
+// rendered charts run, for the default hub, ISTIO_HUB, and a global.hub given in Values: istiod's
+// container, and the proxy image istiod's injector builds from the values it is given
+// (global.hub/global.proxy.image:tag, as pkg/kube/inject's ProxyImage does).
+func TestImagesAreTheRenderedOnes(t *testing.T) {
+	dir := chartDir(t, allCharts("1.30.5"))
+	cases := []struct {
+		name string
+		o    Options
+		hub  string
+	}{
+		{"default", Options{}, DefaultHub},
+		{"ISTIO_HUB", Options{Hub: "mirror.local:5000/istio"}, "mirror.local:5000/istio"},
+		{"values", Options{Values: map[Chart]map[string]any{ChartIstiod: {"global": map[string]any{"hub": "other.example/istio"}}}}, "other.example/istio"},
+	}
+	for _, c := range cases {
+		o := c.o
+		o.Version, o.ChartDir = "1.30.5", dir
+		imgs, err := o.Images()
+		if err != nil {
+			t.Fatalf("%s: Images: %v", c.name, err)
+		}
+		if want := []string{c.hub + "/pilot:1.30.5", c.hub + "/proxyv2:1.30.5"}; !reflect.DeepEqual(imgs, want) {
+			t.Errorf("%s: Images() = %v, want %v", c.name, imgs, want)
+		}
+		in, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := in.Render(context.Background(), ChartIstiod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs := manifestObjects(t, out)
+		pilot := get(t, objs["Deployment/istiod"], "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["image"]
+		var inj map[string]any
+		if err := yaml.Unmarshal([]byte(get(t, objs["ConfigMap/istio-sidecar-injector"], "data", "values").(string)), &inj); err != nil {
+			t.Fatal(err)
+		}
+		proxy := fmt.Sprintf("%v/%v:%s", get(t, inj, "global", "hub"), get(t, inj, "global", "proxy", "image"), o.Version)
+		if rendered := []string{fmt.Sprint(pilot), proxy}; !reflect.DeepEqual(rendered, imgs) {
+			t.Errorf("%s: the charts run %v, but Images() (the preload list) is %v", c.name, rendered, imgs)
+		}
+	}
+}
+
 func keys(m map[string]map[string]any) []string {
 	var out []string
 	for k := range m {
@@ -523,15 +625,17 @@ func TestChartRepo(t *testing.T) {
 		t.Errorf("AvailableVersions = %v", avail)
 	}
 
-	err = in.CheckVersion(ctx, "1.31.7")
+	// A gap in what the repository holds: the message names the repository read, the newest
+	// version it holds and the nearest ones, and suggests another version first.
+	err = in.CheckVersion(ctx, "1.30.7")
 	var ve *VersionError
 	if !errors.As(err, &ve) {
-		t.Fatalf("CheckVersion(1.31.7) = %v, want a *VersionError", err)
+		t.Fatalf("CheckVersion(1.30.7) = %v, want a *VersionError", err)
 	}
-	want := "Istio 1.31.7: chart repository " + r.URL + " has no base, istiod, gateway chart at that version; nearest versions that exist: 1.31.1, 1.31.0, 1.30.5, 1.29.3. " +
-		"Fix: set ISTIO_VERSION to one of those, or ISTIO_CHART_REPO to a repository that has 1.31.7, or ISTIO_CHART_DIR to a directory holding its base/, istiod/ and gateway/ charts"
+	want := "Istio 1.30.7: chart repository " + r.URL + " has no base, istiod, gateway chart at that version; the newest version it holds is 1.31.1; nearest versions that exist: 1.30.5, 1.30.4, 1.31.1, 1.29.3. " +
+		"Fix: set ISTIO_VERSION to one of those, or ISTIO_CHART_REPO to a repository that has 1.30.7, or ISTIO_CHART_DIR to a directory holding its base/, istiod/ and gateway/ charts"
 	if err.Error() != want {
-		t.Errorf("CheckVersion(1.31.7):\n got %s\nwant %s", err, want)
+		t.Errorf("CheckVersion(1.30.7):\n got %s\nwant %s", err, want)
 	}
 
 	// A malformed version is rejected before any network access.
@@ -542,6 +646,33 @@ func TestChartRepo(t *testing.T) {
 	}
 	if n := r.requests.Load() - before; n != 0 {
 		t.Errorf("a malformed version caused %d requests to the repository", n)
+	}
+}
+
+// TestChartRepoStale is the default run against the retired storage.googleapis.com repository
+// (or a stale mirror): it holds nothing newer than 1.30, so the fix is the repository, named
+// with Istio's own, not an older Istio.
+func TestChartRepoStale(t *testing.T) {
+	r := serveRepo(t, allCharts("1.29.3", "1.30.4", "1.30.5"))
+	in, err := New(Options{Version: "1.31.1", ChartRepo: r.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = in.CheckVersion(context.Background(), "1.31.1")
+	want := "Istio 1.31.1: chart repository " + r.URL + " has no base, istiod, gateway chart at that version; the newest version it holds is 1.30.5, older than 1.31.1; nearest versions that exist: 1.30.5, 1.29.3. " +
+		"Fix: set ISTIO_CHART_REPO to a repository that has 1.31.1 (Istio publishes its charts at https://blob.istio.io/istio-release/charts and oci://ghcr.io/istio/release/charts; a mirror may be stale), or ISTIO_VERSION to one of those, or ISTIO_CHART_DIR to a directory holding its base/, istiod/ and gateway/ charts"
+	if err == nil || err.Error() != want {
+		t.Errorf("CheckVersion(1.31.1):\n got %v\nwant %s", err, want)
+	}
+	// Istio's own repository lacking a newer version means it is not released: no other
+	// repository to suggest.
+	ve := &VersionError{Want: Version{1, 32, 0, ""}, Missing: Charts, Newest: &Version{1, 31, 1, ""}, Nearest: []Version{{1, 31, 1, ""}},
+		Source: "chart repository " + DefaultChartRepo, Official: true}
+	if !strings.Contains(ve.Error(), "Fix: set ISTIO_VERSION to one of those") {
+		t.Errorf("official repository: %s", ve)
+	}
+	if !official(newChartSource(Options{ChartRepo: DefaultChartRepo + "/"})) || !official(newChartSource(Options{ChartRepo: OCIChartRepo})) || official(newChartSource(Options{ChartRepo: r.URL})) {
+		t.Error("official() misjudges the sources")
 	}
 }
 

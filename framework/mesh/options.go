@@ -13,8 +13,22 @@ import (
 )
 
 const (
-	// DefaultChartRepo is Istio's official Helm chart repository.
-	DefaultChartRepo = "https://istio-release.storage.googleapis.com/charts"
+	// DefaultChartRepo is Istio's official Helm chart repository, the only HTTP one that
+	// holds Istio 1.31 and later (also published as OCIChartRepo). The older
+	// istio-release.storage.googleapis.com/charts has no 1.31 charts and is being removed.
+	DefaultChartRepo = "https://blob.istio.io/istio-release/charts"
+	// OCIChartRepo is the same charts in an OCI registry: <OCIChartRepo>/<chart>:<version>.
+	OCIChartRepo = "oci://ghcr.io/istio/release/charts"
+	// DefaultHub is the registry Istio's release images are pulled from, always given to the
+	// istiod chart as global.hub so that the images preloaded (Images) are the ones used.
+	// The chart's own default cannot be relied on: in Istio's source
+	// (manifests/charts/istio-control/istio-discovery/values.yaml, _internal_defaults_do_not_set
+	// .global.hub, release-1.30 and release-1.31) it is registry.istio.io/testing, which the
+	// release build rewrites (operator/scripts/update_version.sh substitutes the hub for
+	// "hub: registry.istio.io/release"); Istio 1.30's published charts default to
+	// registry.istio.io/release, which is being retired (issue 9). The comment on that value
+	// says "Releases are published to docker hub under 'istio' project".
+	DefaultHub = "docker.io/istio"
 	// DefaultNamespace holds istiod and istio-base, as Istio's docs install them.
 	DefaultNamespace = "istio-system"
 	// DefaultGatewayNamespace holds the ingress gateway, apart from the control plane as
@@ -53,14 +67,17 @@ type Options struct {
 	// Revision is the control-plane revision ("" = the default revision). A revision installs
 	// istiod-<rev> and istio-ingressgateway-<rev> beside an existing control plane (canary).
 	Revision string
-	// ChartRepo is the Helm repository URL (index.yaml + packaged charts); default
-	// DefaultChartRepo. Point it at a mirror when the official one is not reachable.
+	// ChartRepo is the Helm repository URL (index.yaml + packaged charts), or an OCI
+	// repository oci://host/path holding <chart>:<version> (a loopback host is spoken to over
+	// plain HTTP); default DefaultChartRepo. Point it at a mirror when the official one is
+	// not reachable.
 	ChartRepo string
 	// ChartDir, when set, replaces ChartRepo: a directory holding the charts as base/, istiod/,
 	// gateway/ (unpacked) or base-<version>.tgz, istiod-<version>.tgz, gateway-<version>.tgz
 	// (what `helm pull` writes). For air-gapped machines and tests.
 	ChartDir string
-	// Hub overrides the image registry (global.hub), e.g. a mirror of docker.io/istio.
+	// Hub is the registry of Istio's images, given to the istiod chart as global.hub;
+	// default DefaultHub. Point it at a mirror of docker.io/istio.
 	Hub string
 	// Namespace holds istio-base and istiod; default istio-system.
 	Namespace string
@@ -86,6 +103,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.ChartRepo == "" && o.ChartDir == "" {
 		o.ChartRepo = DefaultChartRepo
+	}
+	if o.Hub == "" {
+		o.Hub = DefaultHub
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
@@ -122,8 +142,12 @@ func (o Options) validate() error {
 			return fmt.Errorf("namespace %q is not a valid namespace name", ns)
 		}
 	}
-	if o.ChartRepo != "" && !strings.HasPrefix(o.ChartRepo, "http://") && !strings.HasPrefix(o.ChartRepo, "https://") {
-		return fmt.Errorf("chart repository %q is not an http(s) URL: set %s to a Helm repository (the directory that holds index.yaml), or %s to a local chart directory", o.ChartRepo, EnvChartRepo, EnvChartDir)
+	if IsOCI(o.ChartRepo) {
+		if err := validOCIRef(o.ChartRepo); err != nil {
+			return fmt.Errorf("chart repository %q %v: set %s to an OCI repository like %s", o.ChartRepo, err, EnvChartRepo, OCIChartRepo)
+		}
+	} else if o.ChartRepo != "" && !strings.HasPrefix(o.ChartRepo, "http://") && !strings.HasPrefix(o.ChartRepo, "https://") {
+		return fmt.Errorf("chart repository %q is neither an http(s) URL nor an oci:// reference: set %s to a Helm repository (the directory that holds index.yaml, like %s), an OCI repository (like %s), or %s to a local chart directory", o.ChartRepo, EnvChartRepo, DefaultChartRepo, OCIChartRepo, EnvChartDir)
 	}
 	for c := range o.Values {
 		if !knownChart(c) {
@@ -195,8 +219,17 @@ func (o Options) ReleaseNamespace(c Chart) string {
 }
 
 // InjectorWebhookName is the sidecar injector's MutatingWebhookConfiguration of the revision,
-// whose caBundle istiod fills in when it starts.
-func (o Options) InjectorWebhookName() string { return suffix("istio-sidecar-injector", o.Revision) }
+// whose caBundle istiod fills in when it starts: istio-sidecar-injector[-<rev>] in
+// istio-system, and istio-sidecar-injector[-<rev>]-<namespace> elsewhere, as Istio's chart
+// names it (manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml,
+// release-1.30 and release-1.31 alike). An empty Namespace means DefaultNamespace.
+func (o Options) InjectorWebhookName() string {
+	name := suffix("istio-sidecar-injector", o.Revision)
+	if o.Namespace == "" || o.Namespace == DefaultNamespace {
+		return name
+	}
+	return name + "-" + o.Namespace
+}
 
 // IstiodDeploymentName is istiod's Deployment of the revision.
 func (o Options) IstiodDeploymentName() string { return suffix("istiod", o.Revision) }

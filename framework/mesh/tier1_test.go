@@ -390,14 +390,14 @@ func TestLifecycle(t *testing.T) {
 	// The stand-in istiod now owns failurePolicy: a plain server-side apply of the chart's
 	// webhook, as an upgrade makes, conflicts. Upgrade must get past that.
 	s.eventually(ctx, "istiod's failurePolicy", func(ctx context.Context) string {
-		w, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{})
+		w, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, def.InjectorWebhookName(), metav1.GetOptions{})
 		if err != nil || w.Webhooks[0].FailurePolicy == nil || *w.Webhooks[0].FailurePolicy != admissionv1.Fail {
 			return fmt.Sprintf("failurePolicy not Fail yet (%v)", err)
 		}
 		return ""
 	})
-	apply := []byte(`{"apiVersion":"admissionregistration.k8s.io/v1","kind":"MutatingWebhookConfiguration","metadata":{"name":"istio-sidecar-injector"},"webhooks":[{"name":"rev.namespace.sidecar-injector.istio.io","failurePolicy":"Ignore"}]}`)
-	_, err = k.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, "istio-sidecar-injector", types.ApplyPatchType, apply, metav1.PatchOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+	apply := []byte(`{"apiVersion":"admissionregistration.k8s.io/v1","kind":"MutatingWebhookConfiguration","metadata":{"name":"` + def.InjectorWebhookName() + `"},"webhooks":[{"name":"rev.namespace.sidecar-injector.istio.io","failurePolicy":"Ignore"}]}`)
+	_, err = k.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, def.InjectorWebhookName(), types.ApplyPatchType, apply, metav1.PatchOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
 	if !apierrors.IsConflict(err) {
 		t.Errorf("a non-forced apply of failurePolicy: %v; want a conflict with %s (else this test proves nothing about ForceConflicts)", err, istiodFieldManager)
 	}
@@ -435,7 +435,8 @@ func TestLifecycle(t *testing.T) {
 	}
 	s.wantReleases(ctx, s.ns, "istio-base.v2", "istiod.v2", "istiod-canary.v1")
 	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v2", "istio-ingressgateway-canary.v1")
-	if _, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-canary", metav1.GetOptions{}); err != nil {
+	// Outside istio-system the chart appends the namespace: istio-sidecar-injector-canary-<ns>.
+	if _, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-canary-"+s.ns, metav1.GetOptions{}); err != nil {
 		t.Errorf("canary injector webhook: %v", err)
 	}
 	csvc, err := k.CoreV1().Services(s.gw).Get(ctx, "istio-ingressgateway-canary", metav1.GetOptions{})
@@ -462,7 +463,7 @@ func TestLifecycle(t *testing.T) {
 		return err
 	})
 	s.wantGone(ctx, "canary injector webhook", func(ctx context.Context) error {
-		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-canary", metav1.GetOptions{})
+		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, canaryOpts.InjectorWebhookName(), metav1.GetOptions{})
 		return err
 	})
 	s.wantGone(ctx, "canary gateway Service", func(ctx context.Context) error {
@@ -529,7 +530,7 @@ func (s *tier1) checkAllGone(ctx context.Context) {
 		return err
 	})
 	s.wantGone(ctx, "injector webhook", func(ctx context.Context) error {
-		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{})
+		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-"+s.ns, metav1.GetOptions{})
 		return err
 	})
 	cps, err := Detect(ctx, k)
@@ -614,7 +615,7 @@ func TestInstallWaitsForIstiodAndCABundle(t *testing.T) {
 		}
 		_, ok := s.log.find(func(r record) bool {
 			w, _ := r.attrs["waiting"].([]string)
-			return r.msg == "waiting" && r.attrs["for"] == "istiod" && len(w) == 1 && strings.Contains(w[0], "MutatingWebhookConfiguration istio-sidecar-injector: no caBundle yet on 2/2 webhooks")
+			return r.msg == "waiting" && r.attrs["for"] == "istiod" && len(w) == 1 && strings.Contains(w[0], "MutatingWebhookConfiguration "+o.InjectorWebhookName()+": no caBundle yet on 2/2 webhooks")
 		})
 		if !ok {
 			return "no progress record saying only the caBundle is missing"
@@ -627,7 +628,7 @@ func TestInstallWaitsForIstiodAndCABundle(t *testing.T) {
 	}
 	// The caBundle arrives; the gateway follows.
 	caWritten.Store(true)
-	if err := fillCABundle(ctx, k, "istio-sidecar-injector", testCA(t)); err != nil {
+	if err := fillCABundle(ctx, k, o.InjectorWebhookName(), testCA(t)); err != nil {
 		t.Fatal(err)
 	}
 	s.eventually(ctx, "gateway Deployment created", func(ctx context.Context) string {
@@ -668,7 +669,7 @@ func TestInstallTimesOut(t *testing.T) {
 			"helm install of istiod",
 			"Deployment " + s.ns + "/istiod: ",
 			"0/1 replicas available, 0/1 updated",
-			"MutatingWebhookConfiguration istio-sidecar-injector: no caBundle yet on 2/2 webhooks (rev.namespace.sidecar-injector.istio.io, rev.object.sidecar-injector.istio.io)",
+			"MutatingWebhookConfiguration istio-sidecar-injector-" + s.ns + ": no caBundle yet on 2/2 webhooks (rev.namespace.sidecar-injector.istio.io, rev.object.sidecar-injector.istio.io)",
 			EnvTimeout,
 		} {
 			if !strings.Contains(err.Error(), want) {
@@ -701,7 +702,7 @@ func TestInstallTimesOut(t *testing.T) {
 		if err == nil {
 			t.Fatal("Install succeeded without a caBundle")
 		}
-		want := "istiod not ready within 3s: MutatingWebhookConfiguration istio-sidecar-injector: no caBundle yet on 2/2 webhooks"
+		want := "istiod not ready within 3s: MutatingWebhookConfiguration " + o.InjectorWebhookName() + ": no caBundle yet on 2/2 webhooks"
 		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Deployment "+s.ns+"/istiod") {
 			t.Errorf("error should say istiod's wait ran out on the caBundle alone (%q):\n%v", want, err)
 		}

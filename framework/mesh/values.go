@@ -50,9 +50,10 @@ func (o Options) ChartValues(c Chart) (map[string]any, error) {
 		if o.Revision != "" {
 			vals["revision"] = o.Revision
 		}
-		if o.Hub != "" {
-			setPath(vals, o.Hub, "global", "hub")
-		}
+		// Always: see DefaultHub. The gateway chart has no hub of its own: its container is
+		// `image: auto` (gateway/templates/deployment.yaml), which istiod's injector fills in
+		// from this chart's global.hub (pkg/kube/inject/inject.go, ProxyImage).
+		setPath(vals, o.Hub, "global", "hub")
 	case ChartGateway:
 		if o.Revision != "" {
 			vals["revision"] = o.Revision
@@ -70,6 +71,34 @@ func (o Options) ChartValues(c Chart) (map[string]any, error) {
 		}
 	}
 	return MergeValues(vals, o.Values[c]), nil
+}
+
+// Images are the images an install with o runs, derived from the values Install gives the
+// istiod chart, so that what a kind cluster is preloaded with is what the pods will pull:
+// <global.hub>/pilot:<tag> (istio-discovery/templates/deployment.yaml:
+// "{{ .Values.hub | default .Values.global.hub }}/{{ .Values.image | default "pilot" }}:…")
+// and <global.hub>/proxyv2:<tag> for sidecars and the gateway (pkg/kube/inject/inject.go,
+// ProxyImage: "{{ .Values.global.hub }}/{{ .Values.global.proxy.image }}:{{ .Values.global.tag }}").
+// The tag is global.tag when the values set one, else the version (Istio's release charts
+// default tag to it); global.variant (e.g. distroless) is appended as the charts do.
+func (o Options) Images() ([]string, error) {
+	vals, err := o.ChartValues(ChartIstiod)
+	if err != nil {
+		return nil, err
+	}
+	hub, _ := lookupPath(vals, "global", "hub")
+	h, ok := hub.(string)
+	if !ok || h == "" {
+		return nil, fmt.Errorf("the istiod chart's values set no global.hub (got %v): the chart's own default would decide where images come from; set %s (default %s)", hub, EnvHub, DefaultHub)
+	}
+	tag := o.Version
+	if t, ok := lookupPath(vals, "global", "tag"); ok && t != nil && fmt.Sprint(t) != "" {
+		tag = fmt.Sprint(t)
+	}
+	if v, ok := lookupPath(vals, "global", "variant"); ok && v != nil && fmt.Sprint(v) != "" {
+		tag += "-" + fmt.Sprint(v)
+	}
+	return []string{h + "/pilot:" + tag, h + "/proxyv2:" + tag}, nil
 }
 
 // MergeValues returns base with over merged in: maps merge key by key, recursively; any other

@@ -322,33 +322,32 @@ func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.W
 	return kind, nil
 }
 
-// DefaultHub is where Istio's release charts take their images from unless ISTIO_HUB says
-// otherwise.
-const DefaultHub = "docker.io/istio"
-
 // IstioImages are the images an Istio install at the settings' version runs: istiod (pilot)
-// and the proxy (sidecars and the gateway).
-func IstioImages(s settings.Settings) []string {
-	hub := s.Hub
-	if hub == "" {
-		hub = DefaultHub
-	}
-	return []string{hub + "/pilot:" + s.IstioVersion, hub + "/proxyv2:" + s.IstioVersion}
+// and the proxy (sidecars and the gateway), derived by framework/mesh from the global.hub it
+// gives the istiod chart, so that the images preloaded are the images pulled.
+func IstioImages(s settings.Settings) ([]string, error) {
+	return MeshOptions(s, State{}).Images()
 }
 
 // Images is every image to preload into kind nodes for the settings.
-func Images(s settings.Settings, withSamples bool, extra ...string) []string {
-	imgs := IstioImages(s)
+func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, error) {
+	imgs, err := IstioImages(s)
+	if err != nil {
+		return nil, err
+	}
 	if withSamples {
 		imgs = append(imgs, workload.Images()...)
 	}
 	imgs = append(imgs, extra...)
 	slices.Sort(imgs)
-	return slices.Compact(imgs)
+	return slices.Compact(imgs), nil
 }
 
 func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c config, log io.Writer) error {
-	imgs := Images(s, !c.noWorkloadImgs, c.images...)
+	imgs, err := Images(s, !c.noWorkloadImgs, c.images...)
+	if err != nil {
+		return err
+	}
 	res, err := kind.Preload(ctx, imgs...)
 	if err != nil {
 		return err
@@ -475,7 +474,7 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 		}
 	case UseFound:
 		fmt.Fprintf(log, "  using %s\n", cp)
-		webhook := mesh.Options{Revision: cp.Revision}.InjectorWebhookName()
+		webhook := cp.InjectorWebhookName()
 		if err := mesh.WaitFor(ctx, c.readyTimeout, "istiod", logger,
 			mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment),
 			mesh.WebhookHasCABundle(kube, webhook)); err != nil {

@@ -187,7 +187,10 @@ func TestStateRoundTrip(t *testing.T) {
 
 func TestImages(t *testing.T) {
 	s := load(t, nil)
-	imgs := Images(s, true, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
+	imgs, err := Images(s, true, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range append([]string{"docker.io/istio/pilot:" + s.IstioVersion, "docker.io/istio/proxyv2:" + s.IstioVersion, "extra/image:1"}, workload.Images()...) {
 		if !slices.Contains(imgs, want) {
 			t.Errorf("images lack %s: %v", want, imgs)
@@ -205,7 +208,7 @@ func TestImages(t *testing.T) {
 		}
 	}
 	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
-	if got := IstioImages(hub); got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
+	if got, err := IstioImages(hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
 		t.Errorf("hub not used: %v", got)
 	}
 }

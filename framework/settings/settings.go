@@ -21,11 +21,15 @@ import (
 
 	"meshconform"
 	"meshconform/framework/cluster"
+	"meshconform/framework/mesh"
 	kindmanifests "meshconform/manifests/kind"
 )
 
-// DefaultChartRepo is Istio's official Helm chart repository.
-const DefaultChartRepo = "https://istio-release.storage.googleapis.com/charts"
+// DefaultChartRepo is Istio's official Helm chart repository (written once, in framework/mesh).
+const DefaultChartRepo = mesh.DefaultChartRepo
+
+// DefaultHub is where Istio's images come from (written once, in framework/mesh).
+const DefaultHub = mesh.DefaultHub
 
 // DefaultReportsDir is where reports go, relative to the module root.
 const DefaultReportsDir = "reports"
@@ -120,9 +124,9 @@ func Variables() []Variable {
 	return []Variable{
 		{"ISTIO_VERSION", "istio-version", v.DefaultIstio(), "Istio release to install or expect, a full version (1.31.1)"},
 		{"ISTIO_REVISION", "istio-revision", "", "Istio revision (canary upgrades); empty is the default revision"},
-		{"ISTIO_CHART_REPO", "istio-chart-repo", DefaultChartRepo, "Helm repository (or mirror) holding base, istiod and gateway: the URL of the directory with index.yaml"},
+		{"ISTIO_CHART_REPO", "istio-chart-repo", DefaultChartRepo, "Helm repository (or mirror) holding base, istiod and gateway: the URL of the directory with index.yaml, or an OCI reference like " + mesh.OCIChartRepo},
 		{"ISTIO_CHART_DIR", "istio-chart-dir", "", "local directory holding the charts base/, istiod/ and gateway/ (instead of a repository)"},
-		{"ISTIO_HUB", "istio-hub", "", "registry of Istio's images (e.g. a mirror of docker.io/istio); empty keeps the charts' default"},
+		{"ISTIO_HUB", "istio-hub", DefaultHub, "registry of Istio's images, always given to istiod as global.hub (and preloaded into kind from there); e.g. a mirror of " + DefaultHub},
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImage().Image, "kind node image (pin a digest)"},
@@ -315,7 +319,7 @@ func (p *parser) parse() Settings {
 		IstioVersion:  p.str("ISTIO_VERSION", versions.DefaultIstio()),
 		IstioRevision: p.str("ISTIO_REVISION", ""),
 		ChartDir:      p.str("ISTIO_CHART_DIR", ""),
-		Hub:           p.str("ISTIO_HUB", ""),
+		Hub:           p.str("ISTIO_HUB", DefaultHub),
 		NodeImage:     p.str("K8S_NODE_IMAGE", versions.DefaultNodeImage().Image),
 		KindConfig:    p.str("KIND_CONFIG", kindmanifests.Default),
 		ClusterName:   p.str("CLUSTER_NAME", cluster.DefaultName),
@@ -346,7 +350,7 @@ func (p *parser) parse() Settings {
 	}
 	if s.ChartRepo != "" {
 		if err := checkRepoURL(s.ChartRepo); err != nil {
-			p.bad("ISTIO_CHART_REPO", err.Error(), "use a Helm repository URL (the directory holding index.yaml) like "+DefaultChartRepo)
+			p.bad("ISTIO_CHART_REPO", err.Error(), "use a Helm repository URL (the directory holding index.yaml) like "+DefaultChartRepo+", or an OCI reference like "+mesh.OCIChartRepo)
 		}
 	}
 	if s.ChartRepo != "" && s.ChartDir != "" {
@@ -406,9 +410,13 @@ func checkRepoURL(s string) error {
 	}
 	switch u.Scheme {
 	case "http", "https":
+	case "oci":
+		// framework/mesh appends /<chart>:<version> itself.
+		if u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(u.Path, ":@") {
+			return errors.New("is not an OCI repository reference (no tag, digest, query or credentials)")
+		}
 	default:
-		// Helm's Go SDK reads an index.yaml repository here; OCI registries are not wired.
-		return errors.New("is not an http(s):// URL")
+		return errors.New("is not an http(s):// URL or an oci:// reference")
 	}
 	if u.Host == "" {
 		return errors.New("has no host")
@@ -509,7 +517,7 @@ func (s Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("both ISTIO_CHART_REPO=%q and ISTIO_CHART_DIR=%q are set: set only one", s.ChartRepo, s.ChartDir))
 	case s.ChartRepo != "":
 		if err := checkRepoURL(s.ChartRepo); err != nil {
-			errs = append(errs, fmt.Errorf("chart repository %q %v: use a URL like %s", s.ChartRepo, err, DefaultChartRepo))
+			errs = append(errs, fmt.Errorf("chart repository %q %v: use a URL like %s, or an OCI reference like %s", s.ChartRepo, err, DefaultChartRepo, mesh.OCIChartRepo))
 		}
 	}
 	if !s.Existing() {

@@ -37,6 +37,7 @@ func TestDefaults(t *testing.T) {
 	want := Settings{
 		IstioVersion:    v.DefaultIstio(),
 		ChartRepo:       DefaultChartRepo,
+		Hub:             DefaultHub,
 		Install:         InstallAuto,
 		NodeImage:       v.DefaultNodeImage().Image,
 		KindConfig:      "single",
@@ -84,6 +85,16 @@ func TestParseValues(t *testing.T) {
 		{"mirror repo", map[string]string{"ISTIO_CHART_REPO": "http://mirror.local:8080/istio/charts"}, func(t *testing.T, s Settings) {
 			eq(t, s.ChartRepo, "http://mirror.local:8080/istio/charts")
 		}},
+		{"oci repo", map[string]string{"ISTIO_CHART_REPO": "oci://ghcr.io/istio/release/charts"}, func(t *testing.T, s Settings) {
+			eq(t, s.ChartRepo, "oci://ghcr.io/istio/release/charts")
+			if err := s.Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		}},
+		{"oci mirror on loopback", map[string]string{"ISTIO_CHART_REPO": "oci://localhost:5000/istio/charts"}, func(t *testing.T, s Settings) {
+			eq(t, s.ChartRepo, "oci://localhost:5000/istio/charts")
+		}},
+		{"hub mirror", map[string]string{"ISTIO_HUB": "mirror.local:5000/istio"}, func(t *testing.T, s Settings) { eq(t, s.Hub, "mirror.local:5000/istio") }},
 		{"relative reports dir is under the module root", map[string]string{"REPORTS_DIR": "out/x"}, func(t *testing.T, s Settings) {
 			eq(t, s.ReportsDir, filepath.Join(r, "out", "x"))
 		}},
@@ -135,7 +146,9 @@ func TestMalformed(t *testing.T) {
 		{map[string]string{"ISTIO_REVISION": "Canary_1"}, `ISTIO_REVISION="Canary_1" is not a revision name: use at most 40 lowercase letters, digits and '-' (a DNS label), not "default", like canary or 1-31-1`},
 		{map[string]string{"ISTIO_REVISION": "default"}, `ISTIO_REVISION="default" is not a revision name`},
 		{map[string]string{"ISTIO_REVISION": strings.Repeat("r", 41)}, `ISTIO_REVISION="` + strings.Repeat("r", 41) + `" is not a revision name`},
-		{map[string]string{"ISTIO_CHART_REPO": "oci://gcr.io/istio-release/charts"}, `ISTIO_CHART_REPO="oci://gcr.io/istio-release/charts" is not an http(s):// URL: use a Helm repository URL (the directory holding index.yaml) like https://`},
+		{map[string]string{"ISTIO_CHART_REPO": "oci://ghcr.io/istio/release/charts/istiod:1.31.1"}, `ISTIO_CHART_REPO="oci://ghcr.io/istio/release/charts/istiod:1.31.1" is not an OCI repository reference (no tag, digest, query or credentials): use a Helm repository URL (the directory holding index.yaml) like https://blob.istio.io/istio-release/charts, or an OCI reference like oci://ghcr.io/istio/release/charts`},
+		{map[string]string{"ISTIO_CHART_REPO": "oci://"}, `ISTIO_CHART_REPO="oci://" has no host`},
+		{map[string]string{"ISTIO_CHART_REPO": "ftp://mirror/charts"}, `ISTIO_CHART_REPO="ftp://mirror/charts" is not an http(s):// URL or an oci:// reference`},
 		{map[string]string{"ISTIO_CHART_REPO": "istio-release.storage.googleapis.com/charts"}, `ISTIO_CHART_REPO="istio-release.storage.googleapis.com/charts" is not an http(s):// URL`},
 		{map[string]string{"ISTIO_CHART_REPO": "https://"}, `ISTIO_CHART_REPO="https://" has no host`},
 		{map[string]string{"ISTIO_CHART_REPO": "https://mirror/charts", "ISTIO_CHART_DIR": "/charts"}, `ISTIO_CHART_REPO and ISTIO_CHART_DIR are both set: set only one`},

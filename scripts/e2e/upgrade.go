@@ -295,9 +295,14 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 
 	toSettings := u.s
 	toSettings.IstioVersion = plan.To
+	toImages, err := provision.IstioImages(toSettings)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshconform: %v\n", err)
+		return 1
+	}
 	u.st, err = provision.Up(ctx, u.s, stderr,
 		provision.WithPreflight(preflight.Options{Charts: bothVersions(plan.To)}),
-		provision.WithImages(provision.IstioImages(toSettings)...))
+		provision.WithImages(toImages...))
 	if err != nil {
 		fmt.Fprintf(stderr, "meshconform: %v\n", err)
 		if ctx.Err() != nil {

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"meshconform/framework/cluster"
+	"meshconform/framework/mesh"
 	"meshconform/framework/settings"
 )
 
@@ -340,17 +341,26 @@ func chartFix(s settings.Settings) string {
 	if s.ChartDir != "" {
 		return "set ISTIO_CHART_DIR to a directory holding base/, istiod/ and gateway/ (e.g. an unpacked Istio release's manifests/charts), or unset it to use a repository"
 	}
-	return "set ISTIO_CHART_REPO to a reachable mirror, or ISTIO_CHART_DIR to local charts"
+	return fmt.Sprintf("Istio publishes its charts at %s and %s: set ISTIO_CHART_REPO to one of those or a reachable mirror, or ISTIO_CHART_DIR to local charts", mesh.DefaultChartRepo, mesh.OCIChartRepo)
 }
 
 // Charts Istio's install needs, in install order.
 var chartNames = []string{"base", "istiod", "gateway"}
 
-// builtinCharts checks the chart source without Helm: a local directory has the three charts;
-// a repository serves an index.yaml listing them at the version.
+// builtinCharts checks the chart source: a local directory has the three charts; a
+// repository serves an index.yaml listing them at the version; an OCI registry (oci://) has
+// the version among the tags of each chart, asked through framework/mesh (Helm's registry
+// client), whose error names the registry and the versions it holds.
 func (o Options) builtinCharts(ctx context.Context, s settings.Settings) error {
 	if s.ChartDir != "" {
 		return CheckChartDir(s.ChartDir)
+	}
+	if mesh.IsOCI(s.ChartRepo) {
+		inst, err := mesh.New(mesh.Options{Version: s.IstioVersion, ChartRepo: s.ChartRepo})
+		if err != nil {
+			return err
+		}
+		return inst.CheckVersion(ctx, s.IstioVersion)
 	}
 	return CheckRepoIndex(ctx, o.HTTP, s.ChartRepo, s.IstioVersion)
 }
@@ -390,35 +400,60 @@ func CheckRepoIndex(ctx context.Context, hc *http.Client, repo, version string) 
 		return fmt.Errorf("chart repository index %s: %w", index, err)
 	}
 	var idx struct {
-		Entries map[string][]struct {
-			Version string `json:"version"`
-		} `json:"entries"`
+		Entries map[string][]indexEntry `json:"entries"`
 	}
 	if err := yaml.Unmarshal(body, &idx); err != nil || idx.Entries == nil {
 		return fmt.Errorf("chart repository index %s is not a Helm index (%d bytes)", index, len(body))
 	}
 	var missing []string
 	for _, c := range chartNames {
-		found := slices.ContainsFunc(idx.Entries[c], func(e struct {
-			Version string `json:"version"`
-		}) bool {
-			return e.Version == version
-		})
+		found := slices.ContainsFunc(idx.Entries[c], func(e indexEntry) bool { return e.Version == version })
 		if !found {
 			missing = append(missing, c)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("Istio %s has no %s chart in %s (it lists istiod %s)", version, strings.Join(missing, ", "),
-			index, nearest(idx.Entries["istiod"], version))
+		return fmt.Errorf("Istio %s has no %s chart in %s; %s (it lists istiod %s)", version, strings.Join(missing, ", "),
+			index, newestHeld(idx.Entries), nearest(idx.Entries["istiod"], version))
 	}
 	return nil
 }
 
-// nearest names a few istiod versions of the index that share version's minor, else the newest.
-func nearest(entries []struct {
+// indexEntry is the part of an index.yaml chart version this check reads.
+type indexEntry struct {
 	Version string `json:"version"`
-}, version string) string {
+}
+
+// newestHeld says which is the newest Istio release (else pre-release) at which the index
+// lists all three charts.
+func newestHeld(entries map[string][]indexEntry) string {
+	count := map[mesh.Version]int{}
+	for _, c := range chartNames {
+		seen := map[mesh.Version]bool{}
+		for _, e := range entries[c] {
+			if v, err := mesh.ParseVersion(e.Version); err == nil && !seen[v] {
+				seen[v] = true
+				count[v]++
+			}
+		}
+	}
+	var best *mesh.Version
+	for v, n := range count {
+		if n != len(chartNames) {
+			continue
+		}
+		if best == nil || (v.Stable() && !best.Stable()) || (v.Stable() == best.Stable() && v.Compare(*best) > 0) {
+			best = &v
+		}
+	}
+	if best == nil {
+		return "it holds no version with all of " + strings.Join(chartNames, ", ")
+	}
+	return "the newest version it holds is " + best.String()
+}
+
+// nearest names a few istiod versions of the index that share version's minor, else the newest.
+func nearest(entries []indexEntry, version string) string {
 	minor := version
 	if i := strings.LastIndex(version, "."); i > 0 {
 		minor = version[:i+1]

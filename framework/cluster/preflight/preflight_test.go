@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"meshconform"
 	"net"
 	"net/http"
@@ -14,6 +16,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/registry"
 
 	"meshconform/framework/cluster"
 	"meshconform/framework/settings"
@@ -239,8 +246,17 @@ func TestChartRepository(t *testing.T) {
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "ISTIO_VERSION": "1.31.9"})
 	_, err := Run(context.Background(), s, Options{Docker: docker})
 	p, ok := find(problems(err), "charts")
-	if !ok || !strings.Contains(p.Detail, "Istio 1.31.9 has no base, istiod, gateway chart") || !strings.Contains(p.Detail, "istiod 1.31.1, 1.31.0") {
+	if !ok || !strings.Contains(p.Detail, "Istio 1.31.9 has no base, istiod, gateway chart in "+repo.URL+"/charts/index.yaml; the newest version it holds is 1.31.1") || !strings.Contains(p.Detail, "istiod 1.31.1, 1.31.0") {
 		t.Fatalf("missing version: %v", err)
+	}
+	// The retired storage.googleapis.com repository has nothing from 1.31 on: the fix names
+	// Istio's repositories.
+	old := indexServer(t, "1.30.5", "1.29.3", "1.32.0-beta.0")
+	s = load(t, map[string]string{"ISTIO_CHART_REPO": old.URL + "/charts", "ISTIO_VERSION": "1.31.1"})
+	_, err = Run(context.Background(), s, Options{Docker: docker})
+	if p, ok = find(problems(err), "charts"); !ok || !strings.Contains(p.Detail, "the newest version it holds is 1.30.5") ||
+		!strings.Contains(p.Fix, "https://blob.istio.io/istio-release/charts and oci://ghcr.io/istio/release/charts") {
+		t.Fatalf("stale repository: %v", err)
 	}
 
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -250,7 +266,7 @@ func TestChartRepository(t *testing.T) {
 	_, err = Run(context.Background(), s, Options{Docker: docker})
 	p, ok = find(problems(err), "charts")
 	want := "charts: chart repository index " + dead + "/index.yaml not reachable"
-	if !ok || !strings.HasPrefix(p.String(), want) || !strings.HasSuffix(p.String(), "set ISTIO_CHART_REPO to a reachable mirror, or ISTIO_CHART_DIR to local charts") {
+	if !ok || !strings.HasPrefix(p.String(), want) || !strings.HasSuffix(p.String(), "set ISTIO_CHART_REPO to one of those or a reachable mirror, or ISTIO_CHART_DIR to local charts") {
 		t.Fatalf("got  %v\nwant %s…", err, want)
 	}
 
@@ -570,3 +586,45 @@ func TestEngineChecksSkippedWithoutEngine(t *testing.T) {
 // defaultIstio is the version a run installs when ISTIO_VERSION is unset (versions.yaml's
 // first), so these tests follow a version bump instead of breaking on it.
 var defaultIstio = meshconform.SupportedVersions().DefaultIstio()
+
+// An OCI registry on loopback (go-containerregistry's, charts pushed with Helm's client)
+// stands in for oci://ghcr.io/istio/release/charts: its tags are the versions.
+func TestChartOCI(t *testing.T) {
+	t.Setenv("HELM_CONFIG_HOME", t.TempDir())
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	srv := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	cl, err := registry.NewClient(registry.ClientOptPlainHTTP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, c := range []string{"base", "istiod", "gateway"} {
+		for _, v := range []string{"1.30.5", "1.31.1"} {
+			path, err := chartutil.Save(&chart.Chart{Metadata: &chart.Metadata{APIVersion: chart.APIVersionV2, Name: c, Version: v}}, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cl.Push(data, host+"/istio/charts/"+c+":"+v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	docker := cluster.Docker{Path: fakeDocker(t, `case "$1" in version) echo 28.1.1 ;; esac`)}
+	repo := "oci://" + host + "/istio/charts"
+	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo, "ISTIO_VERSION": "1.31.1"})
+	if _, err := Run(context.Background(), s, Options{Docker: docker}); err != nil {
+		t.Fatalf("1.31.1 in %s: %v", repo, err)
+	}
+	s = load(t, map[string]string{"ISTIO_CHART_REPO": repo, "ISTIO_VERSION": "1.31.2"})
+	_, err = Run(context.Background(), s, Options{Docker: docker})
+	p, ok := find(problems(err), "charts")
+	if !ok || !strings.Contains(p.Detail, "OCI chart repository "+repo+" has no base, istiod, gateway chart at that version; the newest version it holds is 1.31.1") {
+		t.Fatalf("missing version in an OCI registry: %v", err)
+	}
+}
