@@ -195,8 +195,17 @@ func (o Options) ReleaseNamespace(c Chart) string {
 }
 
 // InjectorWebhookName is the sidecar injector's MutatingWebhookConfiguration of the revision,
-// whose caBundle istiod fills in when it starts.
-func (o Options) InjectorWebhookName() string { return suffix("istio-sidecar-injector", o.Revision) }
+// whose caBundle istiod fills in when it starts: istio-sidecar-injector[-<rev>] in
+// istio-system, and istio-sidecar-injector[-<rev>]-<namespace> elsewhere, as Istio's chart
+// names it (manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml,
+// release-1.30 and release-1.31 alike). An empty Namespace means DefaultNamespace.
+func (o Options) InjectorWebhookName() string {
+	name := suffix("istio-sidecar-injector", o.Revision)
+	if o.Namespace == "" || o.Namespace == DefaultNamespace {
+		return name
+	}
+	return name + "-" + o.Namespace
+}
 
 // IstiodDeploymentName is istiod's Deployment of the revision.
 func (o Options) IstiodDeploymentName() string { return suffix("istiod", o.Revision) }
