@@ -1,28 +1,44 @@
 package mesh
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/provenance"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
+
+	"meshconform/internal/istiosrc"
 )
 
-// testCharts is the directory of the small Istio-shaped charts the tests carry.
-const testCharts = "testdata/charts"
+// realCharts returns a directory with Istio's own charts base/, istiod/ and gateway/ from
+// branch b's source (internal/istiosrc: istio.io/istio via `go mod download`, copied into a
+// cache outside the tree), at version b.Version.
+func realCharts(t testing.TB, b istiosrc.Branch) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := istiosrc.ChartDir(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
 
-// packageChart saves testdata chart c as <dir>/<c>-<version>.tgz, with version as both the
-// chart version and appVersion (Istio ships them equal), and returns the file.
+// packageChart saves Istio's chart c (release-1.31's source) as <dir>/<c>-<version>.tgz, with
+// version as both the chart version and appVersion (Istio ships them equal), and returns the
+// file. The repository and directory tests use it to lay out several versions.
 func packageChart(t testing.TB, c Chart, version, dir string) string {
 	t.Helper()
-	ch, err := loader.LoadDir(filepath.Join(testCharts, string(c)))
+	ch, err := loader.LoadDir(filepath.Join(realCharts(t, istiosrc.Release131), string(c)))
 	if err != nil {
-		t.Fatalf("load testdata chart %s: %v", c, err)
+		t.Fatalf("load chart %s: %v", c, err)
 	}
 	ch.Metadata.Version = version
 	ch.Metadata.AppVersion = version
