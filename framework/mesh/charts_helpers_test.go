@@ -79,22 +79,49 @@ type chartRepo struct {
 // them) until the test ends.
 func serveRepo(t testing.TB, charts map[Chart][]string) *chartRepo {
 	t.Helper()
-	r := &chartRepo{Dir: chartDir(t, charts)}
+	return serveDir(t, chartDir(t, charts))
+}
+
+// serveBranches serves each branch's own charts at its version (Istio's real charts, as
+// `helm package` would pack them).
+func serveBranches(t testing.TB, branches ...istiosrc.Branch) *chartRepo {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range branches {
+		src := realCharts(t, b)
+		for _, c := range Charts {
+			ch, err := loader.LoadDir(filepath.Join(src, string(c)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chartutil.Save(ch, dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return serveDir(t, dir)
+}
+
+// serveDir indexes the packaged charts in dir and serves them on a loopback HTTP server.
+func serveDir(t testing.TB, dir string) *chartRepo {
+	t.Helper()
+	r := &chartRepo{Dir: dir}
 	idx := repo.NewIndexFile()
-	for c, versions := range charts {
-		for _, v := range versions {
-			path := filepath.Join(r.Dir, string(c)+"-"+v+".tgz")
-			ch, err := loader.LoadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			digest, err := provenance.DigestFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := idx.MustAdd(ch.Metadata, filepath.Base(path), "", digest); err != nil {
-				t.Fatal(err)
-			}
+	archives, err := filepath.Glob(filepath.Join(dir, "*.tgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range archives {
+		ch, err := loader.LoadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest, err := provenance.DigestFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := idx.MustAdd(ch.Metadata, filepath.Base(path), "", digest); err != nil {
+			t.Fatal(err)
 		}
 	}
 	idx.SortEntries()
