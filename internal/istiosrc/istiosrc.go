@@ -6,9 +6,11 @@
 //     (${XDG_CACHE_HOME:-~/.cache}/meshconform/istio-src/<branch>@<pseudo-version>/) laid out as
 //     framework/mesh's ChartDir expects, with their placeholder chart version replaced by
 //     Branch.Version;
-//   - the sidecar injector's golden files (pkg/kube/inject/testdata/inject/).
+//   - the sidecar injector's golden files (pkg/kube/inject/testdata/inject/), copied beside
+//     them into inject/.
 //
-// Nothing of Istio's is committed here, and istio.io/istio is not a dependency in go.mod: it is
+// Once that directory is built, the module is not needed again: CI can cache the directory
+// alone (keyed by this file, which pins the versions). Nothing of Istio's is committed here, and istio.io/istio is not a dependency in go.mod: it is
 // data. The download goes through the go command, so GOPROXY, GOFLAGS' proxy settings,
 // GONOSUMDB/GOSUMDB and the module cache apply as for any module.
 package istiosrc
@@ -148,16 +150,24 @@ func CacheDir() (string, error) {
 	return filepath.Join(d, "meshconform", "istio-src"), nil
 }
 
+// layout names what a cache directory holds; a directory of another layout is rebuilt.
+const layout = "layout 2 (base istiod gateway inject)"
+
+// goldenPath is where Istio keeps the injector's golden files.
+const goldenPath = "pkg/kube/inject/testdata/inject"
+
 // ChartDir returns a directory holding b's charts as base/, istiod/ and gateway/, each with
-// version and appVersion b.Version, ready for framework/mesh's Options.ChartDir. It is built
-// once per pinned commit (a complete directory is renamed into place) and reused afterwards.
+// version and appVersion b.Version, ready for framework/mesh's Options.ChartDir (and the
+// injector's goldens in inject/). It is built once per pinned commit (a complete directory is
+// renamed into place) and reused afterwards.
 func ChartDir(ctx context.Context, b Branch) (string, error) {
 	root, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
 	dst := filepath.Join(root, b.Name+"@"+b.Pseudo)
-	if _, err := os.Stat(filepath.Join(dst, ".complete")); err == nil {
+	stamp := layout + " " + Module + "@" + b.Pseudo + "\n"
+	if got, err := os.ReadFile(filepath.Join(dst, ".complete")); err == nil && string(got) == stamp {
 		return dst, nil
 	}
 	src, err := ModuleDir(ctx, b)
@@ -180,12 +190,21 @@ func ChartDir(ctx context.Context, b Branch) (string, error) {
 			return "", fmt.Errorf("istiosrc: %s of %s: %w", rel, b.Name, err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(Module+"@"+b.Pseudo+"\n"), 0o644); err != nil {
+	if err := copyTree(filepath.Join(src, goldenPath), filepath.Join(tmp, "inject")); err != nil {
+		return "", fmt.Errorf("istiosrc: copy %s of %s: %w", goldenPath, b.Name, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(stamp), 0o644); err != nil {
 		return "", err
+	}
+	// An incomplete or older-layout copy is replaced.
+	if got, err := os.ReadFile(filepath.Join(dst, ".complete")); err != nil || string(got) != stamp {
+		if err := os.RemoveAll(dst); err != nil {
+			return "", fmt.Errorf("istiosrc: %w", err)
+		}
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		// Another process built it first: use theirs.
-		if _, serr := os.Stat(filepath.Join(dst, ".complete")); serr == nil {
+		if got, rerr := os.ReadFile(filepath.Join(dst, ".complete")); rerr == nil && string(got) == stamp {
 			return dst, nil
 		}
 		return "", fmt.Errorf("istiosrc: %w", err)
@@ -239,13 +258,14 @@ func copyTree(src, dst string) error {
 	})
 }
 
-// InjectGoldenDir returns pkg/kube/inject/testdata/inject in b's module: the sidecar
-// injector's golden files, pairs <case>.yaml (input) and <case>.yaml.injected (what Istio's
-// injection template makes of it), which Istio's own tests regenerate from the template.
+// InjectGoldenDir returns a copy of pkg/kube/inject/testdata/inject of b's module (in the
+// directory ChartDir builds): the sidecar injector's golden files, pairs <case>.yaml (input)
+// and <case>.yaml.injected (what Istio's injection template makes of it), which Istio's own
+// tests (pkg/kube/inject/inject_test.go) regenerate from the template.
 func InjectGoldenDir(ctx context.Context, b Branch) (string, error) {
-	dir, err := ModuleDir(ctx, b)
+	dir, err := ChartDir(ctx, b)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, "pkg", "kube", "inject", "testdata", "inject"), nil
+	return filepath.Join(dir, "inject"), nil
 }

@@ -68,10 +68,21 @@ func TestChartDir(t *testing.T) {
 				t.Errorf("%s %s: Chart.yaml says %s %s (appVersion %s)", b.Name, c, md.Name, md.Version, md.AppVersion)
 			}
 		}
-		// Built once: a second call reuses the directory.
-		again, err := ChartDir(ctx, b)
-		if err != nil || again != dir {
-			t.Errorf("second ChartDir = %q, %v; want %q", again, err, dir)
+		golden, err := InjectGoldenDir(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(golden, "hello-probes.yaml.injected")); err != nil {
+			t.Errorf("injector goldens: %v", err)
+		}
+	}
+	// Built once: later calls reuse the directory and need neither the module cache nor the
+	// proxy (CI may cache the directory alone).
+	t.Setenv("GOMODCACHE", t.TempDir())
+	t.Setenv("GOPROXY", "off")
+	for _, b := range Branches {
+		if dir, err := ChartDir(ctx, b); err != nil || filepath.Base(dir) != b.Name+"@"+b.Pseudo {
+			t.Errorf("ChartDir of a built %s = %q, %v", b.Name, dir, err)
 		}
 	}
 }
