@@ -1,28 +1,44 @@
 package mesh
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/provenance"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
+
+	"meshconform/internal/istiosrc"
 )
 
-// testCharts is the directory of the small Istio-shaped charts the tests carry.
-const testCharts = "testdata/charts"
+// realCharts returns a directory with Istio's own charts base/, istiod/ and gateway/ from
+// branch b's source (internal/istiosrc: istio.io/istio via `go mod download`, copied into a
+// cache outside the tree), at version b.Version.
+func realCharts(t testing.TB, b istiosrc.Branch) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := istiosrc.ChartDir(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
 
-// packageChart saves testdata chart c as <dir>/<c>-<version>.tgz, with version as both the
-// chart version and appVersion (Istio ships them equal), and returns the file.
+// packageChart saves Istio's chart c (release-1.31's source) as <dir>/<c>-<version>.tgz, with
+// version as both the chart version and appVersion (Istio ships them equal), and returns the
+// file. The repository and directory tests use it to lay out several versions.
 func packageChart(t testing.TB, c Chart, version, dir string) string {
 	t.Helper()
-	ch, err := loader.LoadDir(filepath.Join(testCharts, string(c)))
+	ch, err := loader.LoadDir(filepath.Join(realCharts(t, istiosrc.Release131), string(c)))
 	if err != nil {
-		t.Fatalf("load testdata chart %s: %v", c, err)
+		t.Fatalf("load chart %s: %v", c, err)
 	}
 	ch.Metadata.Version = version
 	ch.Metadata.AppVersion = version
@@ -63,22 +79,49 @@ type chartRepo struct {
 // them) until the test ends.
 func serveRepo(t testing.TB, charts map[Chart][]string) *chartRepo {
 	t.Helper()
-	r := &chartRepo{Dir: chartDir(t, charts)}
+	return serveDir(t, chartDir(t, charts))
+}
+
+// serveBranches serves each branch's own charts at its version (Istio's real charts, as
+// `helm package` would pack them).
+func serveBranches(t testing.TB, branches ...istiosrc.Branch) *chartRepo {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range branches {
+		src := realCharts(t, b)
+		for _, c := range Charts {
+			ch, err := loader.LoadDir(filepath.Join(src, string(c)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := chartutil.Save(ch, dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return serveDir(t, dir)
+}
+
+// serveDir indexes the packaged charts in dir and serves them on a loopback HTTP server.
+func serveDir(t testing.TB, dir string) *chartRepo {
+	t.Helper()
+	r := &chartRepo{Dir: dir}
 	idx := repo.NewIndexFile()
-	for c, versions := range charts {
-		for _, v := range versions {
-			path := filepath.Join(r.Dir, string(c)+"-"+v+".tgz")
-			ch, err := loader.LoadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			digest, err := provenance.DigestFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := idx.MustAdd(ch.Metadata, filepath.Base(path), "", digest); err != nil {
-				t.Fatal(err)
-			}
+	archives, err := filepath.Glob(filepath.Join(dir, "*.tgz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range archives {
+		ch, err := loader.LoadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest, err := provenance.DigestFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := idx.MustAdd(ch.Metadata, filepath.Base(path), "", digest); err != nil {
+			t.Fatal(err)
 		}
 	}
 	idx.SortEntries()

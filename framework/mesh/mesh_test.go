@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"meshconform/internal/istiosrc"
 	"meshconform/manifests/kind"
 )
 
@@ -389,11 +390,23 @@ func get(t testing.TB, obj map[string]any, path ...string) any {
 	return v
 }
 
-// TestRenderCarriesSmallRequests renders the Istio-shaped test charts (whose own values.yaml
-// hold Istio's large defaults) and checks the manifests carry meshconform's values.
+// srcHub is the image registry the tests give Istio's source charts: their values leave hub and
+// tag empty for istio/release-builder to fill in (istio-discovery/values.yaml: `hub: ""`,
+// `tag: ""`), so an install from source must name both. No image is pulled in these tests.
+const srcHub = "registry.meshconform.test/istio"
+
+// srcValues are the values an install from Istio's source charts of branch b adds: the image tag
+// b.Version (see srcHub).
+func srcValues(b istiosrc.Branch) map[Chart]map[string]any {
+	return map[Chart]map[string]any{ChartIstiod: {"global": map[string]any{"tag": b.Version}}}
+}
+
+// TestRenderCarriesSmallRequests renders Istio's real charts (release-1.31's source, whose
+// values.yaml hold Istio's large defaults) through the installer, and checks the manifests
+// carry meshconform's values.
 func TestRenderCarriesSmallRequests(t *testing.T) {
-	dir := chartDir(t, allCharts("1.31.1"))
-	in, err := New(Options{Version: "1.31.1", ChartDir: dir})
+	b := istiosrc.Release131
+	in, err := New(Options{Version: b.Version, ChartDir: realCharts(t, b), Hub: srcHub, Values: srcValues(b)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +424,7 @@ func TestRenderCarriesSmallRequests(t *testing.T) {
 	if got := fmt.Sprint(get(t, c, "resources", "requests")); got != "map[cpu:10m memory:100Mi]" {
 		t.Errorf("istiod requests = %s, want cpu 10m, memory 100Mi", got)
 	}
-	if got := get(t, c, "image"); got != "docker.io/istio/pilot:1.31.1" {
+	if got := get(t, c, "image"); got != srcHub+"/pilot:"+b.Version {
 		t.Errorf("istiod image = %v", got)
 	}
 	for _, a := range get(t, c, "args").([]any) {
@@ -525,14 +538,15 @@ func keys(m map[string]map[string]any) []string {
 // TestChartDir loads charts from a directory: unpacked and as `helm pull` archives.
 func TestChartDir(t *testing.T) {
 	ctx := context.Background()
-	unpacked, err := New(Options{Version: "1.31.1", ChartDir: testCharts})
+	b := istiosrc.Release131
+	unpacked, err := New(Options{Version: b.Version, ChartDir: realCharts(t, b)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unpacked.CheckVersion(ctx, "1.31.1"); err != nil {
-		t.Fatalf("CheckVersion on the unpacked test charts: %v", err)
+	if err := unpacked.CheckVersion(ctx, b.Version); err != nil {
+		t.Fatalf("CheckVersion on the unpacked charts: %v", err)
 	}
-	ch, err := unpacked.LoadChart(ctx, ChartIstiod, "1.31.1")
+	ch, err := unpacked.LoadChart(ctx, ChartIstiod, b.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,8 +586,8 @@ func TestChartDir(t *testing.T) {
 	if err := os.Rename(p, filepath.Join(bogus, "istiod-1.29.1.tgz")); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := New(Options{Version: "1.29.1", ChartDir: bogus})
-	if _, err := b.LoadChart(ctx, ChartIstiod, "1.29.1"); err == nil || !strings.Contains(err.Error(), "is istiod 1.29.0, expected istiod 1.29.1") {
+	bg, _ := New(Options{Version: "1.29.1", ChartDir: bogus})
+	if _, err := bg.LoadChart(ctx, ChartIstiod, "1.29.1"); err == nil || !strings.Contains(err.Error(), "is istiod 1.29.0, expected istiod 1.29.1") {
 		t.Errorf("mislabelled archive: %v", err)
 	}
 	missing, _ := New(Options{Version: "1.31.1", ChartDir: filepath.Join(bogus, "nope")})

@@ -1,9 +1,18 @@
 package mesh
 
 // Tier 1: the Helm plumbing against a real kube-apiserver + etcd + kube-controller-manager
-// (internal/apitest), with the Istio-shaped charts of testdata/charts. There is no kubelet, no
-// Deployment controller and no istiod: the tests stand in for them by writing Deployment
-// status (status subresource) and the injector's caBundle, as those would.
+// (internal/apitest), with Istio's real charts from its release branches' source
+// (internal/istiosrc). There is no kubelet, no Deployment controller and no istiod: the tests
+// stand in for them by writing Deployment status (status subresource) and the webhooks'
+// caBundle and failurePolicy, as those would.
+//
+// The API server has Istio's CRDs from the start (apitest installs istio.io/api's, for every
+// test of the package), applied without Helm, as on a cluster where someone ran `kubectl apply`
+// on Istio's CRD file. Istio's base chart templates the same CRDs (base/templates/crds.yaml,
+// base.enableCRDTemplates: true), and Helm refuses to install over objects no release owns
+// ("invalid ownership metadata"). The tests hand them to the istio-base release the way Helm
+// documents for adopting existing objects (adoptIstioCRDs), and restore any that an uninstall
+// with RemoveCRDs deleted, so the package's other tests keep them.
 
 import (
 	"context"
@@ -16,6 +25,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,14 +46,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"meshconform/framework/ownership"
 	"meshconform/internal/apitest"
+	"meshconform/internal/istiosrc"
 )
 
 func TestMain(m *testing.M) { apitest.Main(m) }
-
-const testCRD = "meshprobes.testing.meshconform.io"
 
 // tier1 is one test's installer setup: unique namespaces, the shared API server, a log
 // recorder, and cleanup that leaves nothing cluster-scoped behind for the next test.
@@ -90,32 +102,110 @@ func (s *tier1) installer(o Options) *Installer {
 	return in
 }
 
-// cleanup removes whatever a test left: its releases (every revision it may have used), the
-// test CRD, and its namespaces.
+// srcOptions are the options for installing branch b's real charts (see srcHub, srcValues).
+func (s *tier1) srcOptions(b istiosrc.Branch, mod func(*Options)) Options {
+	return s.options(b.Version, func(o *Options) {
+		o.ChartDir = realCharts(s.t, b)
+		o.Hub = srcHub
+		o.Values = srcValues(b)
+		if mod != nil {
+			mod(o)
+		}
+	})
+}
+
+// cleanup removes whatever a test left: its releases (every revision it may have used) and
+// its namespaces. Istio's CRDs stay (the package's other tests use them); any that are missing
+// are put back.
 func (s *tier1) cleanup() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for _, rev := range []string{"canary", ""} {
-		in, err := New(s.options("1.31.1", func(o *Options) { o.Revision = rev; o.Timeout = 30 * time.Second }))
+		in, err := New(s.options(istiosrc.Release131.Version, func(o *Options) { o.Revision = rev; o.Timeout = 60 * time.Second }))
 		if err == nil {
-			err = in.Uninstall(ctx, RemoveCRDs())
+			err = in.Uninstall(ctx)
 		}
 		if err != nil {
 			s.t.Errorf("cleanup: %v", err)
 		}
-	}
-	if err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Delete(ctx, testCRD, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		s.t.Errorf("cleanup: delete CRD: %v", err)
 	}
 	for _, ns := range []string{s.ns, s.gw} {
 		if err := s.env.DeleteNamespace(ctx, ns); err != nil {
 			s.t.Errorf("cleanup: %v", err)
 		}
 	}
-	s.eventually(ctx, "test CRD gone", func(ctx context.Context) string {
-		_, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
-		if err == nil {
-			return "CRD " + testCRD + " still exists"
+	if err := s.restoreIstioCRDs(ctx); err != nil {
+		s.t.Errorf("cleanup: %v", err)
+	}
+}
+
+// Helm's ownership metadata: an existing object carrying it is adopted by that release
+// instead of refused (helm.sh/helm/v4 pkg/action: existingResourceConflict).
+const (
+	helmReleaseName      = "meta.helm.sh/release-name"
+	helmReleaseNamespace = "meta.helm.sh/release-namespace"
+	helmManagedBy        = "app.kubernetes.io/managed-by"
+)
+
+// istioCRDs lists the API server's CRDs of Istio's API groups (*.istio.io).
+func (s *tier1) istioCRDs(ctx context.Context) []apiextensionsv1.CustomResourceDefinition {
+	s.t.Helper()
+	list, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []apiextensionsv1.CustomResourceDefinition
+	for _, crd := range list.Items {
+		if strings.HasSuffix(crd.Spec.Group, ".istio.io") {
+			out = append(out, crd)
+		}
+	}
+	return out
+}
+
+// adoptIstioCRDs marks every Istio CRD as istio-base's in this test's namespace, as a user
+// hands existing objects to a Helm release. It returns how many it marked.
+func (s *tier1) adoptIstioCRDs(ctx context.Context) int {
+	s.t.Helper()
+	crds := s.istioCRDs(ctx)
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"Helm"},"annotations":{%q:"istio-base",%q:%q}}}`, helmManagedBy, helmReleaseName, helmReleaseNamespace, s.ns)
+	for _, crd := range crds {
+		if _, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Patch(ctx, crd.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			s.t.Fatalf("adopt CRD %s: %v", crd.Name, err)
+		}
+	}
+	return len(crds)
+}
+
+// restoreIstioCRDs creates those of apitest's Istio CRDs that are missing, and waits until
+// they are established.
+func (s *tier1) restoreIstioCRDs(ctx context.Context) error {
+	file, err := apitest.IstioCRDFile(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, doc := range releaseutil.SplitManifests(string(data)) {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal([]byte(doc), &crd); err != nil || crd.Kind != "CustomResourceDefinition" {
+			continue
+		}
+		names = append(names, crd.Name)
+		_, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("restore CRD %s: %w", crd.Name, err)
+		}
+	}
+	return WaitFor(ctx, time.Until(deadline(ctx, time.Minute)), "Istio's CRDs established", slog.New(slog.DiscardHandler), func(ctx context.Context) string {
+		for _, n := range names {
+			crd, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{})
+			if err != nil || crd.DeletionTimestamp != nil || !crdEstablished(crd) {
+				return fmt.Sprintf("CRD %s: not established (%v)", n, err)
+			}
 		}
 		return ""
 	})
@@ -169,21 +259,19 @@ func markRolledOut(ctx context.Context, k kubernetes.Interface, ns, name string)
 // istiodFieldManager is the manager istiod's own writes appear under.
 const istiodFieldManager = "pilot-discovery"
 
-// fillCABundle does what istiod's webhook controller does when it starts: write its CA into
-// every webhook and switch failurePolicy to Fail (a plain update, so it takes those fields
-// over from the chart's server-side apply).
+// fillCABundle does what istiod's injector webhook patcher does when it starts: write its CA
+// into every webhook of the injector's MutatingWebhookConfiguration, with a plain update
+// (istio.io/istio pkg/webhooks/webhookpatch.go: patchMutatingWebhookConfig; failurePolicy is
+// left as the chart set it, Fail).
 func fillCABundle(ctx context.Context, k kubernetes.Interface, name string, ca []byte) error {
 	w, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	fail := admissionv1.Fail
 	changed := false
 	for i := range w.Webhooks {
-		h := &w.Webhooks[i]
-		if len(h.ClientConfig.CABundle) == 0 || h.FailurePolicy == nil || *h.FailurePolicy != fail {
+		if h := &w.Webhooks[i]; string(h.ClientConfig.CABundle) != string(ca) {
 			h.ClientConfig.CABundle = ca
-			h.FailurePolicy = &fail
 			changed = true
 		}
 	}
@@ -192,6 +280,39 @@ func fillCABundle(ctx context.Context, k kubernetes.Interface, name string, ca [
 	}
 	_, err = k.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, w, metav1.UpdateOptions{FieldManager: istiodFieldManager})
 	return err
+}
+
+// fillValidators does what istiod's validation webhook controller does once its webhook
+// serves: write the CA into the revision's ValidatingWebhookConfigurations (the istiod chart's
+// istio-validator-*, and base's istiod-default-validator for the default revision) and switch
+// their failurePolicy from the chart's Ignore to Fail, with a plain update (istio.io/istio
+// pkg/webhooks/validation/controller/controller.go: updateValidatingWebhookConfiguration).
+func fillValidators(ctx context.Context, k kubernetes.Interface, rev string, ca []byte) error {
+	if rev == "" {
+		rev = "default"
+	}
+	list, err := k.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: "istio.io/rev=" + rev})
+	if err != nil {
+		return err
+	}
+	fail := admissionv1.Fail
+	for _, w := range list.Items {
+		changed := false
+		for i := range w.Webhooks {
+			h := &w.Webhooks[i]
+			if string(h.ClientConfig.CABundle) != string(ca) || h.FailurePolicy == nil || *h.FailurePolicy != fail {
+				h.ClientConfig.CABundle = ca
+				h.FailurePolicy = &fail
+				changed = true
+			}
+		}
+		if changed {
+			if _, err := k.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(ctx, &w, metav1.UpdateOptions{FieldManager: istiodFieldManager}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // standIn keeps the Deployments of o rolled out and the injector's caBundle filled, until the
@@ -213,6 +334,9 @@ func (s *tier1) standIn(o Options) {
 			}
 			if err := fillCABundle(ctx, k, o.InjectorWebhookName(), ca); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
 				s.t.Logf("stand-in: webhook %s: %v", o.InjectorWebhookName(), err)
+			}
+			if err := fillValidators(ctx, k, o.Revision, ca); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+				s.t.Logf("stand-in: validating webhooks of revision %q: %v", o.Revision, err)
 			}
 			select {
 			case <-ctx.Done():
@@ -329,18 +453,42 @@ func nodePorts(svc *corev1.Service) map[string]int32 {
 
 // ---- the tests ----
 
-// TestLifecycle: install 1.30.5 from a loopback chart repository, upgrade in place to 1.31.1,
+// TestLifecycle runs Istio's real charts through the installer: install the release-1.30
+// branch from a loopback chart repository, upgrade in place to the release-1.31 branch,
 // install a canary revision beside it, uninstall the canary, uninstall the default (CRDs
 // kept), reinstall, and uninstall with the CRDs.
 func TestLifecycle(t *testing.T) {
+	began := time.Now()
+	defer func() { t.Logf("lifecycle on the real charts took %s", time.Since(began).Round(time.Millisecond)) }()
+	old, cur := istiosrc.Release130, istiosrc.Release131
 	s := newTier1(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	k := s.env.Kube
-	r := serveRepo(t, allCharts("1.30.5", "1.31.1"))
-	def := s.options("1.30.5", func(o *Options) { o.ChartRepo = r.URL })
+	r := serveBranches(t, old, cur)
+	def := s.srcOptions(old, func(o *Options) { o.ChartDir = ""; o.ChartRepo = r.URL })
 	s.standIn(def)
 	in := s.installer(def)
+
+	// Istio's CRDs exist, owned by no release: Helm refuses to install base over them.
+	err := in.Install(ctx)
+	if err == nil || !strings.Contains(err.Error(), "helm install of istio-base") || !strings.Contains(err.Error(), "invalid ownership metadata") {
+		t.Fatalf("Install over CRDs that no release owns: %v; want Helm's refusal", err)
+	}
+	if n := s.adoptIstioCRDs(ctx); n == 0 {
+		t.Fatal("the API server has no Istio CRDs: apitest should have installed them")
+	}
+	// Adopted, they are still apitest's: a plain server-side apply of the chart's version of
+	// a CRD conflicts with that field manager. Install must get past that (ForceConflicts).
+	base, err := in.Render(ctx, ChartBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conflicts := s.plainApplyCRDConflicts(ctx, base); len(conflicts) == 0 {
+		t.Error("a plain apply of base's CRDs over apitest's conflicts with nothing: this test proves nothing about ForceConflicts on install")
+	} else {
+		t.Logf("%d of base's CRDs conflict with a plain apply, e.g. %s", len(conflicts), conflicts[0])
+	}
 
 	// Install.
 	if err := in.Install(ctx); err != nil {
@@ -357,17 +505,17 @@ func TestLifecycle(t *testing.T) {
 	if _, err := k.CoreV1().ServiceAccounts(s.ns).Get(ctx, "istio-reader-service-account", metav1.GetOptions{}); err != nil {
 		t.Errorf("base's ServiceAccount: %v", err)
 	}
-	cr, err := k.RbacV1().ClusterRoles().Get(ctx, "istio-reader-clusterrole-"+s.ns, metav1.GetOptions{})
-	if err != nil || cr.Labels["istio.io/default-revision"] != "default" {
-		t.Errorf("base's ClusterRole: %v, labels %v", err, cr.GetLabels())
+	crd, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, watchedCRD, metav1.GetOptions{})
+	if err != nil || !crdEstablished(crd) || crd.Labels["helm.sh/chart"] != "base-"+old.Version {
+		t.Errorf("base's CRD %s: %v (established: %v, labels %v)", watchedCRD, err, err == nil && crdEstablished(crd), crd.GetLabels())
 	}
-	crd, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
-	if err != nil || !crdEstablished(crd) {
-		t.Errorf("base's CRD: %v (established: %v)", err, err == nil && crdEstablished(crd))
+	cr, err := k.RbacV1().ClusterRoles().Get(ctx, "istiod-clusterrole-"+s.ns, metav1.GetOptions{})
+	if err != nil || cr.Labels["app.kubernetes.io/version"] != old.Version {
+		t.Errorf("istiod's ClusterRole: %v, labels %v", err, cr.GetLabels())
 	}
 	d := s.deployment(ctx, s.ns, "istiod")
-	if v := d.Labels["app.kubernetes.io/version"]; v != "1.30.5" {
-		t.Errorf("istiod version label = %q, want 1.30.5", v)
+	if v, img := d.Labels["app.kubernetes.io/version"], d.Spec.Template.Spec.Containers[0].Image; v != old.Version || img != srcHub+"/pilot:"+old.Version {
+		t.Errorf("istiod: version label %q, image %q; want %s", v, img, old.Version)
 	}
 	if got := d.Spec.Template.Spec.Containers[0].Resources.Requests; got.Cpu().String() != "10m" || got.Memory().String() != "100Mi" {
 		t.Errorf("istiod requests on the cluster = %v, want 10m/100Mi", got)
@@ -383,51 +531,73 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := inNamespace(cps, s.ns); len(got) != 1 || got[0].Version != "1.30.5" || got[0].Revision != "" || got[0].VersionFrom != "image" || got[0].TrustDomain != "cluster.local" || got[0].RootNamespace != s.ns || got[0].MeshConfigMap != "istio" {
+	if got := inNamespace(cps, s.ns); len(got) != 1 || got[0].Version != old.Version || got[0].Revision != "" || got[0].TrustDomain != "cluster.local" || got[0].RootNamespace != s.ns || got[0].MeshConfigMap != "istio" {
 		t.Errorf("Detect after Install = %v", got)
 	}
 
-	// The stand-in istiod now owns failurePolicy: a plain server-side apply of the chart's
-	// webhook, as an upgrade makes, conflicts. Upgrade must get past that.
+	// The stand-in istiod has switched the validating webhooks to Fail, as istiod does once
+	// its webhook serves; the chart installed them with Ignore. An upgrade must keep istiod's
+	// value: the charts omit failurePolicy on upgrade (istio/istio#59367), and the upgrade's
+	// server-side apply must not hand it back to the chart.
+	validator := "istio-validator-" + s.ns
 	s.eventually(ctx, "istiod's failurePolicy", func(ctx context.Context) string {
-		w, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, def.InjectorWebhookName(), metav1.GetOptions{})
+		w, err := k.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, validator, metav1.GetOptions{})
 		if err != nil || w.Webhooks[0].FailurePolicy == nil || *w.Webhooks[0].FailurePolicy != admissionv1.Fail {
-			return fmt.Sprintf("failurePolicy not Fail yet (%v)", err)
+			return fmt.Sprintf("failurePolicy of %s not Fail yet (%v)", validator, err)
 		}
 		return ""
 	})
-	apply := []byte(`{"apiVersion":"admissionregistration.k8s.io/v1","kind":"MutatingWebhookConfiguration","metadata":{"name":"` + def.InjectorWebhookName() + `"},"webhooks":[{"name":"rev.namespace.sidecar-injector.istio.io","failurePolicy":"Ignore"}]}`)
-	_, err = k.AdmissionregistrationV1().MutatingWebhookConfigurations().Patch(ctx, def.InjectorWebhookName(), types.ApplyPatchType, apply, metav1.PatchOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
-	if !apierrors.IsConflict(err) {
-		t.Errorf("a non-forced apply of failurePolicy: %v; want a conflict with %s (else this test proves nothing about ForceConflicts)", err, istiodFieldManager)
+
+	// With the real charts istiod's own writes no longer conflict on upgrade (above). Another
+	// controller's still do: a policy engine that rewrote the injector's namespaceSelector made
+	// Helm 4's upgrade of Istio fail with "Apply failed with 4 conflicts: conflicts with
+	// \"admissionsenforcer\" ... namespaceSelector" (istio/istio#60497). The chart is the desired
+	// state: Upgrade must force its fields back (ForceConflicts) rather than fail.
+	injector := def.InjectorWebhookName()
+	mwc, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, injector, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chartSelector := mwc.Webhooks[0].NamespaceSelector.DeepCopy()
+	mwc.Webhooks[0].NamespaceSelector.MatchExpressions = append(mwc.Webhooks[0].NamespaceSelector.MatchExpressions,
+		metav1.LabelSelectorRequirement{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system"}})
+	if _, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, mwc, metav1.UpdateOptions{FieldManager: "admissionsenforcer"}); err != nil {
+		t.Fatal(err)
 	}
 
-	// Upgrade in place.
-	if err := in.Upgrade(ctx, "1.31.1"); err != nil {
+	// Upgrade in place (an Installer for the newer branch: its image tag is the branch's).
+	up := s.installer(s.srcOptions(cur, func(o *Options) { o.ChartDir = ""; o.ChartRepo = r.URL }))
+	if err := up.Upgrade(ctx, cur.Version); err != nil {
 		t.Fatalf("Upgrade: %v", err)
 	}
-	if in.Options().Version != "1.31.1" {
-		t.Errorf("Options().Version after Upgrade = %s", in.Options().Version)
+	if up.Options().Version != cur.Version {
+		t.Errorf("Options().Version after Upgrade = %s", up.Options().Version)
 	}
 	s.wantReleases(ctx, s.ns, "istio-base.v2", "istiod.v2")
 	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v2")
 	d = s.deployment(ctx, s.ns, "istiod")
-	if v, img := d.Labels["app.kubernetes.io/version"], d.Spec.Template.Spec.Containers[0].Image; v != "1.31.1" || img != "docker.io/istio/pilot:1.31.1" {
+	if v, img := d.Labels["app.kubernetes.io/version"], d.Spec.Template.Spec.Containers[0].Image; v != cur.Version || img != srcHub+"/pilot:"+cur.Version {
 		t.Errorf("istiod after Upgrade: version label %q, image %q", v, img)
 	}
-	if v := s.deployment(ctx, s.gw, "istio-ingressgateway").Labels["app.kubernetes.io/version"]; v != "1.31.1" {
+	if v := s.deployment(ctx, s.gw, "istio-ingressgateway").Labels["app.kubernetes.io/version"]; v != cur.Version {
 		t.Errorf("gateway version label after Upgrade = %q", v)
 	}
-	if cr, err := k.RbacV1().ClusterRoles().Get(ctx, "istio-reader-clusterrole-"+s.ns, metav1.GetOptions{}); err != nil || cr.Labels["app.kubernetes.io/version"] != "1.31.1" {
-		t.Errorf("base after Upgrade: %v, labels %v", err, cr.GetLabels())
+	if crd, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, watchedCRD, metav1.GetOptions{}); err != nil || crd.Labels["helm.sh/chart"] != "base-"+cur.Version {
+		t.Errorf("base's CRD after Upgrade: %v, labels %v", err, crd.GetLabels())
+	}
+	if w, err := k.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, validator, metav1.GetOptions{}); err != nil || w.Webhooks[0].FailurePolicy == nil || *w.Webhooks[0].FailurePolicy != admissionv1.Fail {
+		t.Errorf("%s after Upgrade: %v; want istiod's failurePolicy Fail kept", validator, err)
+	}
+	if mwc, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, injector, metav1.GetOptions{}); err != nil || !reflect.DeepEqual(mwc.Webhooks[0].NamespaceSelector, chartSelector) || len(mwc.Webhooks[0].ClientConfig.CABundle) == 0 {
+		t.Errorf("%s after Upgrade: %v; want the chart's namespaceSelector back and istiod's caBundle kept", injector, err)
 	}
 	cps, _ = Detect(ctx, k)
-	if got := inNamespace(cps, s.ns); len(got) != 1 || got[0].Version != "1.31.1" {
+	if got := inNamespace(cps, s.ns); len(got) != 1 || got[0].Version != cur.Version {
 		t.Errorf("Detect after Upgrade = %v", got)
 	}
 
 	// A canary revision beside it.
-	canaryOpts := s.options("1.31.1", func(o *Options) { o.ChartRepo = r.URL; o.Revision = "canary" })
+	canaryOpts := s.srcOptions(cur, func(o *Options) { o.ChartDir = ""; o.ChartRepo = r.URL; o.Revision = "canary" })
 	s.standIn(canaryOpts)
 	canary := s.installer(canaryOpts)
 	if err := canary.Install(ctx); err != nil {
@@ -435,8 +605,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	s.wantReleases(ctx, s.ns, "istio-base.v2", "istiod.v2", "istiod-canary.v1")
 	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v2", "istio-ingressgateway-canary.v1")
-	// Outside istio-system the chart appends the namespace: istio-sidecar-injector-canary-<ns>.
-	if _, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-canary-"+s.ns, metav1.GetOptions{}); err != nil {
+	if _, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, canaryOpts.InjectorWebhookName(), metav1.GetOptions{}); err != nil {
 		t.Errorf("canary injector webhook: %v", err)
 	}
 	csvc, err := k.CoreV1().Services(s.gw).Get(ctx, "istio-ingressgateway-canary", metav1.GetOptions{})
@@ -448,7 +617,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	cps, _ = Detect(ctx, k)
 	got := inNamespace(cps, s.ns)
-	if len(got) != 2 || got[0].Deployment != "istiod" || got[0].Revision != "" || got[1].Deployment != "istiod-canary" || got[1].Revision != "canary" || got[1].MeshConfigMap != "istio-canary" || got[1].Version != "1.31.1" {
+	if len(got) != 2 || got[0].Deployment != "istiod" || got[0].Revision != "" || got[1].Deployment != "istiod-canary" || got[1].Revision != "canary" || got[1].MeshConfigMap != "istio-canary" || got[1].Version != cur.Version {
 		t.Errorf("Detect with a canary = %v", got)
 	}
 
@@ -479,7 +648,7 @@ func TestLifecycle(t *testing.T) {
 	if _, err := k.CoreV1().ConfigMaps(other).Create(ctx, rootCert, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := in.Uninstall(ctx); err != nil {
+	if err := up.Uninstall(ctx); err != nil {
 		t.Fatalf("Uninstall: %v", err)
 	}
 	s.checkAllGone(ctx)
@@ -487,13 +656,13 @@ func TestLifecycle(t *testing.T) {
 		_, err := k.CoreV1().ConfigMaps(other).Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
 		return err
 	})
-	crd, err = s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
-	if err != nil || crd.DeletionTimestamp != nil || crd.Annotations["meta.helm.sh/release-name"] != "istio-base" {
+	crd, err = s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, watchedCRD, metav1.GetOptions{})
+	if err != nil || crd.DeletionTimestamp != nil || crd.Annotations[helmReleaseName] != "istio-base" {
 		t.Fatalf("CRD after Uninstall without RemoveCRDs: %v (deleting: %v, annotations %v); want it kept, still marked as istio-base's", err, crd.GetDeletionTimestamp(), crd.GetAnnotations())
 	}
 
-	// Reinstall over the kept CRD, then remove everything, CRDs included.
-	again := s.installer(s.options("1.31.1", func(o *Options) { o.ChartRepo = r.URL }))
+	// Reinstall over the kept CRDs (no adoption needed), then remove everything, CRDs included.
+	again := s.installer(s.srcOptions(cur, func(o *Options) { o.ChartDir = ""; o.ChartRepo = r.URL }))
 	if err := again.Install(ctx); err != nil {
 		t.Fatalf("Install over kept CRDs: %v", err)
 	}
@@ -502,10 +671,41 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("Uninstall(RemoveCRDs): %v", err)
 	}
 	s.checkAllGone(ctx)
-	s.wantGone(ctx, "CRD "+testCRD, func(ctx context.Context) error {
-		_, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, testCRD, metav1.GetOptions{})
-		return err
-	})
+	if left := s.istioCRDs(ctx); len(left) > 0 {
+		t.Errorf("Istio CRDs left after Uninstall(RemoveCRDs): %d, e.g. %s", len(left), left[0].Name)
+	}
+}
+
+// watchedCRD is one of the CRDs base's chart templates.
+const watchedCRD = "virtualservices.networking.istio.io"
+
+// plainApplyCRDConflicts dry-runs a server-side apply, as FieldManager and without forcing,
+// of each CRD in manifest, and returns the conflicts the API server reports.
+func (s *tier1) plainApplyCRDConflicts(ctx context.Context, manifest string) []string {
+	s.t.Helper()
+	var out []string
+	for _, doc := range releaseutil.SplitManifests(manifest) {
+		var head struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if yaml.Unmarshal([]byte(doc), &head) != nil || head.Kind != "CustomResourceDefinition" {
+			continue
+		}
+		body, err := yaml.YAMLToJSON([]byte(doc))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		_, err = s.ext.ApiextensionsV1().CustomResourceDefinitions().Patch(ctx, head.Metadata.Name, types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}})
+		if apierrors.IsConflict(err) {
+			out = append(out, err.Error())
+		} else if err != nil {
+			s.t.Fatalf("dry-run apply of CRD %s: %v", head.Metadata.Name, err)
+		}
+	}
+	return out
 }
 
 // checkAllGone: no release, no object of the charts, no namespace of ours.
@@ -529,10 +729,17 @@ func (s *tier1) checkAllGone(ctx context.Context) {
 		_, err := k.RbacV1().ClusterRoleBindings().Get(ctx, "istio-reader-clusterrole-"+s.ns, metav1.GetOptions{})
 		return err
 	})
-	s.wantGone(ctx, "injector webhook", func(ctx context.Context) error {
-		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector-"+s.ns, metav1.GetOptions{})
+	injector := s.options(istiosrc.Release131.Version, nil).InjectorWebhookName()
+	s.wantGone(ctx, "injector webhook "+injector, func(ctx context.Context) error {
+		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, injector, metav1.GetOptions{})
 		return err
 	})
+	for _, v := range []string{"istio-validator-" + s.ns, "istiod-default-validator"} {
+		s.wantGone(ctx, "validating webhook "+v, func(ctx context.Context) error {
+			_, err := k.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, v, metav1.GetOptions{})
+			return err
+		})
+	}
 	cps, err := Detect(ctx, k)
 	if err != nil {
 		s.t.Fatal(err)
@@ -568,8 +775,10 @@ func TestInstallWaitsForIstiodAndCABundle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	k := s.env.Kube
-	o := s.options("1.31.1", func(o *Options) { o.ChartDir = chartDir(t, allCharts("1.31.1")) })
+	o := s.srcOptions(istiosrc.Release131, nil)
 	in := s.installer(o)
+	s.adoptIstioCRDs(ctx)
+	injector := o.InjectorWebhookName()
 
 	var caWritten atomic.Bool // set just before the test writes the caBundle
 	type result struct {
@@ -615,7 +824,7 @@ func TestInstallWaitsForIstiodAndCABundle(t *testing.T) {
 		}
 		_, ok := s.log.find(func(r record) bool {
 			w, _ := r.attrs["waiting"].([]string)
-			return r.msg == "waiting" && r.attrs["for"] == "istiod" && len(w) == 1 && strings.Contains(w[0], "MutatingWebhookConfiguration "+o.InjectorWebhookName()+": no caBundle yet on 2/2 webhooks")
+			return r.msg == "waiting" && r.attrs["for"] == "istiod" && len(w) == 1 && strings.Contains(w[0], "MutatingWebhookConfiguration "+injector+": no caBundle yet on 4/4 webhooks")
 		})
 		if !ok {
 			return "no progress record saying only the caBundle is missing"
@@ -628,7 +837,7 @@ func TestInstallWaitsForIstiodAndCABundle(t *testing.T) {
 	}
 	// The caBundle arrives; the gateway follows.
 	caWritten.Store(true)
-	if err := fillCABundle(ctx, k, o.InjectorWebhookName(), testCA(t)); err != nil {
+	if err := fillCABundle(ctx, k, injector, testCA(t)); err != nil {
 		t.Fatal(err)
 	}
 	s.eventually(ctx, "gateway Deployment created", func(ctx context.Context) string {
@@ -660,7 +869,8 @@ func TestInstallTimesOut(t *testing.T) {
 		s := newTier1(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		o := s.options("1.31.1", func(o *Options) { o.ChartDir = chartDir(t, allCharts("1.31.1")); o.Timeout = 3 * time.Second })
+		o := s.srcOptions(istiosrc.Release131, func(o *Options) { o.Timeout = 3 * time.Second })
+		s.adoptIstioCRDs(ctx)
 		err := s.installer(o).Install(ctx)
 		if err == nil {
 			t.Fatal("Install succeeded with nothing ready")
@@ -669,7 +879,7 @@ func TestInstallTimesOut(t *testing.T) {
 			"helm install of istiod",
 			"Deployment " + s.ns + "/istiod: ",
 			"0/1 replicas available, 0/1 updated",
-			"MutatingWebhookConfiguration istio-sidecar-injector-" + s.ns + ": no caBundle yet on 2/2 webhooks (rev.namespace.sidecar-injector.istio.io, rev.object.sidecar-injector.istio.io)",
+			"MutatingWebhookConfiguration " + o.InjectorWebhookName() + ": no caBundle yet on 4/4 webhooks (rev.namespace.sidecar-injector.istio.io, rev.object.sidecar-injector.istio.io, namespace.sidecar-injector.istio.io, object.sidecar-injector.istio.io)",
 			EnvTimeout,
 		} {
 			if !strings.Contains(err.Error(), want) {
@@ -681,7 +891,8 @@ func TestInstallTimesOut(t *testing.T) {
 		s := newTier1(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		o := s.options("1.31.1", func(o *Options) { o.ChartDir = chartDir(t, allCharts("1.31.1")); o.Timeout = 3 * time.Second })
+		o := s.srcOptions(istiosrc.Release131, func(o *Options) { o.Timeout = 3 * time.Second })
+		s.adoptIstioCRDs(ctx)
 		// Deployments start; istiod never writes its CA.
 		standing := make(chan struct{})
 		go func() {
@@ -702,7 +913,7 @@ func TestInstallTimesOut(t *testing.T) {
 		if err == nil {
 			t.Fatal("Install succeeded without a caBundle")
 		}
-		want := "istiod not ready within 3s: MutatingWebhookConfiguration " + o.InjectorWebhookName() + ": no caBundle yet on 2/2 webhooks"
+		want := "istiod not ready within 3s: MutatingWebhookConfiguration " + o.InjectorWebhookName() + ": no caBundle yet on 4/4 webhooks"
 		if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Deployment "+s.ns+"/istiod") {
 			t.Errorf("error should say istiod's wait ran out on the caBundle alone (%q):\n%v", want, err)
 		}

@@ -34,8 +34,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"meshconform/internal/apitest"
+	"meshconform/internal/istiosrc"
 )
 
 type fixture struct {
@@ -168,22 +170,52 @@ func (f *fixture) pod(t *testing.T, ns, name string, opts ...func(*corev1.Pod)) 
 	return got
 }
 
-// sidecarInjected shapes a pod as Istio's injector does without CNI: istio-init with
-// NET_ADMIN/NET_RAW, the istio-proxy container, the status annotation.
-func sidecarInjected(p *corev1.Pod) {
-	annotate(injectStatusKey, `{"initContainers":["istio-init"],"containers":["istio-proxy"]}`)(p)
-	p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: initContainer, Image: pauseImage,
-		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{
-			Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"}, Drop: []corev1.Capability{"ALL"}}}})
-	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: proxyContainer, Image: pauseImage})
-}
+// sidecarInjected makes a pod what Istio's injector makes of it without CNI, from Istio's own
+// golden file (pkg/kube/inject/testdata/inject/hello.yaml.injected: istio-init with
+// NET_ADMIN/NET_RAW, istio-proxy, the status annotation); see injectFrom.
+func sidecarInjected(p *corev1.Pod) { injectFrom(p, "hello.yaml.injected") }
 
-// cniInjected shapes a pod as the injector does with Istio CNI: istio-validation, no capabilities.
-func cniInjected(p *corev1.Pod) {
-	annotate(injectStatusKey, `{"initContainers":["istio-validation"],"containers":["istio-proxy"]}`)(p)
-	p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: "istio-validation", Image: pauseImage,
-		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}})
-	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: proxyContainer, Image: pauseImage})
+// cniInjected makes a pod what the injector makes of it with Istio CNI
+// (hello.yaml.cni.injected: istio-validation, no added capabilities).
+func cniInjected(p *corev1.Pod) { injectFrom(p, "hello.yaml.cni.injected") }
+
+// injectFrom grafts what Istio's injector added in golden file (on the release-1.31 branch)
+// onto p: its sidecar.istio.io/status annotation, init containers, the
+// istio-proxy container when it is a classic sidecar, and the volumes they mount. The app
+// containers stay p's. The golden's pod has no service account; on a cluster the
+// ServiceAccount admission plugin names "default" (which the injected token volume needs), and
+// envtest's API server runs without that plugin.
+func injectFrom(p *corev1.Pod, golden string) {
+	dir, err := istiosrc.InjectGoldenDir(context.Background(), istiosrc.Release131)
+	if err != nil {
+		panic(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, golden))
+	if err != nil {
+		panic(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict([]byte(strings.SplitN(string(data), "\n---", 2)[0]), &d); err != nil {
+		panic(fmt.Sprintf("%s: %v", golden, err))
+	}
+	tmpl := d.Spec.Template
+	if _, ok := tmpl.Annotations[injectStatusKey]; !ok || len(tmpl.Spec.InitContainers) == 0 {
+		panic(golden + " is not an injected pod template")
+	}
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations[injectStatusKey] = tmpl.Annotations[injectStatusKey]
+	p.Spec.InitContainers = append(p.Spec.InitContainers, tmpl.Spec.InitContainers...)
+	for _, c := range tmpl.Spec.Containers {
+		if c.Name == proxyContainer {
+			p.Spec.Containers = append(p.Spec.Containers, c)
+		}
+	}
+	p.Spec.Volumes = append(p.Spec.Volumes, tmpl.Spec.Volumes...)
+	if p.Spec.ServiceAccountName == "" {
+		p.Spec.ServiceAccountName = "default"
+	}
 }
 
 func annotate(k, v string) func(*corev1.Pod) {

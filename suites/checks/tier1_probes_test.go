@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"meshconform/internal/apitest"
+	"meshconform/internal/istiosrc"
 )
 
 // podState is what a test writes through the status subresource, as kubelet would.
@@ -283,32 +284,37 @@ func TestTier1ReadinessProbeFailed(t *testing.T) {
 	}
 }
 
-// TestTier1RewriteChecksOnStoredPods stores the injected fixtures in the API server and
+// TestTier1RewriteChecksOnStoredPods stores Istio's injected golden pods in the API server and
 // checks what it gives back: defaulting and round-tripping must not change the verdicts.
 func TestTier1RewriteChecksOnStoredPods(t *testing.T) {
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, time.Minute)
 	ns := env.Namespace(t, "rewrite", nil)
-	store := func(file string) *corev1.Pod {
-		p := loadPod(t, file)
-		p.Namespace = ns
+	b := istiosrc.Release131
+	store := func(file, name string) *corev1.Pod {
+		p := goldenPod(t, b, file)
+		p.Name, p.Namespace = name, ns
+		// The golden is a Deployment's pod template, without a service account; on a cluster
+		// the ServiceAccount admission plugin names "default", and the API server then accepts
+		// the injected projected token volume. envtest's API server runs without that plugin.
+		p.Spec.ServiceAccountName = "default"
 		got, err := env.Kube.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("storing %s: %v", file, err)
 		}
 		return got
 	}
-	rewritten, untouched := store("probe-server.injected.yaml"), store("probe-norewrite.injected.yaml")
-	if err := CheckProbeRewritten(rewritten, "app"); err != nil {
+	rewritten, untouched := store(goldenRewritten+".injected", "rewritten"), store(goldenNoRewrite+".injected", "untouched")
+	if err := CheckProbeRewritten(rewritten, goldenContainer); err != nil {
 		t.Errorf("stored rewritten pod: %v", err)
 	}
-	if err := CheckNotRewritten(untouched, "app"); err != nil {
+	if err := CheckNotRewritten(untouched, goldenContainer); err != nil {
 		t.Errorf("stored rewrite-off pod: %v", err)
 	}
-	if err := CheckProbeRewritten(untouched, "app"); err == nil {
+	if err := CheckProbeRewritten(untouched, goldenContainer); err == nil {
 		t.Error("stored rewrite-off pod passed CheckProbeRewritten")
 	}
-	if err := CheckNotRewritten(rewritten, "app"); err == nil {
+	if err := CheckNotRewritten(rewritten, goldenContainer); err == nil {
 		t.Error("stored rewritten pod passed CheckNotRewritten")
 	}
 }
