@@ -54,6 +54,11 @@ func (o Options) ChartValues(c Chart) (map[string]any, error) {
 		// `image: auto` (gateway/templates/deployment.yaml), which istiod's injector fills in
 		// from this chart's global.hub (pkg/kube/inject/inject.go, ProxyImage).
 		setPath(vals, o.Hub, "global", "hub")
+		// Always, like the hub: a release chart's global.tag is its version (release-builder
+		// rewrites it), but the source charts say `tag: latest`
+		// (manifests/charts/istio-control/istio-discovery/values.yaml, release-1.30 and
+		// release-1.31), so only an explicit tag makes the images run the images preloaded.
+		setPath(vals, o.Version, "global", "tag")
 	case ChartGateway:
 		if o.Revision != "" {
 			vals["revision"] = o.Revision
@@ -79,8 +84,8 @@ func (o Options) ChartValues(c Chart) (map[string]any, error) {
 // "{{ .Values.hub | default .Values.global.hub }}/{{ .Values.image | default "pilot" }}:…")
 // and <global.hub>/proxyv2:<tag> for sidecars and the gateway (pkg/kube/inject/inject.go,
 // ProxyImage: "{{ .Values.global.hub }}/{{ .Values.global.proxy.image }}:{{ .Values.global.tag }}").
-// The tag is global.tag when the values set one, else the version (Istio's release charts
-// default tag to it); global.variant (e.g. distroless) is appended as the charts do.
+// The tag is global.tag (the version, unless Values override it); global.variant (e.g.
+// distroless) is appended as the charts do.
 func (o Options) Images() ([]string, error) {
 	vals, err := o.ChartValues(ChartIstiod)
 	if err != nil {
