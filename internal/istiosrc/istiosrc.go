@@ -28,6 +28,10 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // Module is Istio's Go module.
@@ -268,4 +272,42 @@ func InjectGoldenDir(ctx context.Context, b Branch) (string, error) {
 		return "", err
 	}
 	return filepath.Join(dir, "inject"), nil
+}
+
+// GoldenPod reads the first object of b's injector golden file name (see InjectGoldenDir): a
+// Pod, or a workload whose pod template is taken (named after the workload). It is decoded
+// strictly: a field the Pod type does not know is an error, so a golden that outgrows the
+// client's API types is noticed rather than silently trimmed.
+func GoldenPod(ctx context.Context, b Branch, name string) (*corev1.Pod, error) {
+	dir, err := InjectGoldenDir(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	doc, _, _ := strings.Cut(string(data), "\n---")
+	var head struct{ Kind string }
+	if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	switch head.Kind {
+	case "Pod":
+		var p corev1.Pod
+		if err := yaml.UnmarshalStrict([]byte(doc), &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return &p, nil
+	case "Deployment":
+		var d appsv1.Deployment
+		if err := yaml.UnmarshalStrict([]byte(doc), &d); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		p := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
+		p.Name = d.Name
+		return p, nil
+	}
+	return nil, fmt.Errorf("%s: a %s, not a Pod or Deployment", path, head.Kind)
 }

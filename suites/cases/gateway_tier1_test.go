@@ -2,12 +2,7 @@ package cases
 
 import (
 	"context"
-	"encoding/json"
 	"maps"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,48 +13,20 @@ import (
 
 	"meshconform/framework/mesh"
 	"meshconform/internal/apitest"
+	"meshconform/internal/istiosrc"
 )
 
-// istio131 is Istio's release-1.31 branch as a module version. istioSource is a private
-// stand-in for the shared internal/istiosrc helper: Istio's source comes from the module
-// cache at test time (downloaded on first use), never from the repository.
-const istio131 = "istio.io/istio@v0.0.0-20260827124520-eed52ebb66ad"
-
-func istioSource(t testing.TB, module string) string {
-	t.Helper()
-	cmd := exec.Command("go", "mod", "download", "-json", module)
-	cmd.Dir = t.TempDir() // outside this module: go.mod and go.sum stay untouched
-	out, err := cmd.Output()
-	var m struct{ Dir, Error string }
-	_ = json.Unmarshal(out, &m)
-	if m.Dir == "" {
-		t.Fatalf("Istio's source %s is not in the module cache (%v %s): run `go mod download %s` with network access",
-			module, err, m.Error, module)
-	}
-	return m.Dir
-}
-
 // renderGatewayService renders Istio's own gateway chart the way mesh installs it (release
-// name and values from mesh.Options) and returns its Service. The in-repo Chart.yaml carries
-// the placeholder version 1.0.0 (the release builder stamps it), so a copy gets the version.
+// name and values from mesh.Options) and returns its Service; istiosrc stamps the branch's
+// version over the in-repo placeholder.
 func renderGatewayService(t *testing.T, revision string) *corev1.Service {
 	t.Helper()
-	const version = "1.31.1"
-	dir := t.TempDir()
-	src := filepath.Join(istioSource(t, istio131), "manifests", "charts", "gateway")
-	if err := os.CopyFS(filepath.Join(dir, "gateway"), os.DirFS(src)); err != nil {
-		t.Fatal(err)
-	}
-	chartFile := filepath.Join(dir, "gateway", "Chart.yaml")
-	data, err := os.ReadFile(chartFile)
+	b := istiosrc.Release131
+	dir, err := istiosrc.ChartDir(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data = regexp.MustCompile(`(?m)^version: .*$`).ReplaceAll(data, []byte("version: "+version))
-	if err := os.WriteFile(chartFile, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	inst, err := mesh.New(mesh.Options{Version: version, Revision: revision, ChartDir: dir})
+	inst, err := mesh.New(mesh.Options{Version: b.Version, Revision: revision, ChartDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

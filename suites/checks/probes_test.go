@@ -2,16 +2,12 @@ package checks
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"istio.io/api/annotation"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/yaml"
 
 	"meshconform/framework/probe"
 	"meshconform/internal/istiosrc"
@@ -38,42 +34,14 @@ const (
 	goldenContainer = "hello"
 )
 
-// goldenPod reads the first object of Istio's injector golden file name on branch b (a Pod,
-// or a workload whose pod template is taken) as a Pod, strictly: a field the Pod type does not
-// know fails the test.
-func goldenPod(t *testing.T, b istiosrc.Branch, name string) *corev1.Pod {
+// goldenPod is Istio's injector golden file name on branch b as a Pod (istiosrc.GoldenPod).
+func goldenPod(t testing.TB, b istiosrc.Branch, name string) *corev1.Pod {
 	t.Helper()
-	dir, err := istiosrc.InjectGoldenDir(context.Background(), b)
+	p, err := istiosrc.GoldenPod(context.Background(), b, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := strings.SplitN(string(data), "\n---", 2)[0]
-	var head struct{ Kind string }
-	if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	switch head.Kind {
-	case "Pod":
-		var p corev1.Pod
-		if err := yaml.UnmarshalStrict([]byte(doc), &p); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return &p
-	case "Deployment":
-		var d appsv1.Deployment
-		if err := yaml.UnmarshalStrict([]byte(doc), &d); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		p := &corev1.Pod{ObjectMeta: d.Spec.Template.ObjectMeta, Spec: d.Spec.Template.Spec}
-		p.Name = d.Name
-		return p
-	}
-	t.Fatalf("%s: a %s, not a Pod or Deployment", name, head.Kind)
-	return nil
+	return p
 }
 
 // goldenContainerOf is container name as golden file file (an input, before injection) writes

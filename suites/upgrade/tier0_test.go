@@ -3,6 +3,7 @@
 package upgrade
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -17,12 +18,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	sigsyaml "sigs.k8s.io/yaml"
-
 	"meshconform/framework/catalog"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
 	"meshconform/framework/workload"
+	"meshconform/internal/istiosrc"
 )
 
 func TestParsePhase(t *testing.T) {
@@ -169,41 +169,16 @@ func TestInjectedRevisionOfIstiosGoldenPod(t *testing.T) {
 	}
 }
 
-// istio131 is Istio's release-1.31 branch as a module version. istioSource is a private
-// stand-in for the shared internal/istiosrc helper: Istio's files come from the module cache
-// (downloaded on first use), never from this repository.
-const istio131 = "istio.io/istio@v0.0.0-20260827124520-eed52ebb66ad"
-
-func istioSource(t testing.TB, module string) string {
-	t.Helper()
-	cmd := exec.Command("go", "mod", "download", "-json", module)
-	cmd.Dir = t.TempDir() // outside this module: go.mod and go.sum stay untouched
-	out, err := cmd.Output()
-	var m struct{ Dir, Error string }
-	_ = json.Unmarshal(out, &m)
-	if m.Dir == "" {
-		t.Fatalf("Istio's source %s is not in the module cache (%v %s): run `go mod download %s` with network access",
-			module, err, m.Error, module)
-	}
-	return m.Dir
-}
-
-// goldenPod is the pod Istio's injector produced for golden file name (pkg/kube/inject/
-// testdata/inject, a Deployment's template), in namespace ns.
+// goldenPod is the pod Istio's release-1.31 injector produced for golden file name
+// (istiosrc.GoldenPod), in namespace ns.
 func goldenPod(t testing.TB, ns, name string) corev1.Pod {
 	t.Helper()
-	path := filepath.Join(istioSource(t, istio131), "pkg", "kube", "inject", "testdata", "inject", name)
-	data, err := os.ReadFile(path)
+	p, err := istiosrc.GoldenPod(context.Background(), istiosrc.Release131, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, _, _ := strings.Cut(string(data), "\n---")
-	var d appsv1.Deployment
-	if err := sigsyaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
-		t.Fatalf("%s: not a Deployment (%v)", path, err)
-	}
-	return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: d.Name,
-		Labels: d.Spec.Template.Labels, Annotations: d.Spec.Template.Annotations}, Spec: d.Spec.Template.Spec}
+	p.Namespace = ns
+	return *p
 }
 
 func TestRefOf(t *testing.T) {
