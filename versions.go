@@ -99,6 +99,19 @@ func (v Versions) Supports(istio, kubernetes string) bool {
 	return compareMinors(r.Min, k) <= 0 && compareMinors(k, r.Max) <= 0
 }
 
+// DefaultNodeImageFor is the node image a run of Istio release istio defaults to: the newest
+// node image inside that release's supported Kubernetes range, so that a default run never
+// tests a pair Istio does not support. A release versions.yaml gives no range (or none of whose
+// range has an image) gets kind's own default; preflight says so.
+func (v Versions) DefaultNodeImageFor(istio string) NodeImage {
+	if imgs := v.NodeImagesFor(istio); len(imgs) > 0 {
+		if _, known := v.KubernetesRangeOf(istio); known {
+			return imgs[0]
+		}
+	}
+	return v.DefaultNodeImage()
+}
+
 // NodeImagesFor are the node images every one of the Istio releases supports, in
 // versions.yaml's order (newest first).
 func (v Versions) NodeImagesFor(istio ...string) []NodeImage {

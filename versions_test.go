@@ -167,3 +167,21 @@ func TestParseVersionsRejectsUnknownFieldsAndEmptyLists(t *testing.T) {
 		}
 	}
 }
+
+// make e2e's default node image is the newest one the Istio release supports, not kind's own
+// default when that is outside the range; a release without a known range gets kind's default.
+func TestDefaultNodeImageFor(t *testing.T) {
+	v := SupportedVersions()
+	for _, istio := range v.Istio {
+		d := v.DefaultNodeImageFor(istio)
+		if !v.Supports(istio, d.Version) {
+			t.Errorf("DefaultNodeImageFor(%s) = %s, outside its range", istio, d.Version)
+		}
+		if in := v.NodeImagesFor(istio); d != in[0] {
+			t.Errorf("DefaultNodeImageFor(%s) = %s, want the newest in range %s", istio, d.Version, in[0].Version)
+		}
+	}
+	if d := v.DefaultNodeImageFor("1.20.0"); d != v.DefaultNodeImage() {
+		t.Errorf("DefaultNodeImageFor(1.20.0) = %s, want kind's default %s", d.Version, v.DefaultNodeImage().Version)
+	}
+}

@@ -18,7 +18,7 @@ Commands:
   report merge RUN...            many runs into one behaviour × version matrix (Markdown, HTML)
   report diff BASE CANDIDATE     list behaviours that got worse; exit 1 if any (the upgrade gate)
   report build GINKGO_REPORT     a conformance report from Ginkgo's JSON report or JUnit XML
-  versions [matrix|upgrades|default-istio|default-node-image|istio|kubernetes]
+  versions [matrix|upgrades|default-istio|default-node-image|kind-node-image|istio|kubernetes]
                                  facts from versions.yaml, for make and CI
   posture                        audit a cluster's mesh security posture (read-only)
 

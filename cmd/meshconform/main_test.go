@@ -88,7 +88,7 @@ var goldenCases = []struct {
 	{"versions-upgrades", []string{"versions", "-file", "testdata/versions.yaml", "upgrades"}, 0},
 	{"versions-default-istio", []string{"versions", "-file", "testdata/versions.yaml", "default-istio"}, 0},
 	{"versions-default-node-image", []string{"versions", "default-node-image", "-file", "testdata/versions.yaml"}, 0},
-	{"versions-default-supported-node-image", []string{"versions", "-file", "testdata/versions.yaml", "default-supported-node-image"}, 0},
+	{"versions-kind-node-image", []string{"versions", "-file", "testdata/versions.yaml", "kind-node-image"}, 0},
 	{"versions-unknown-fact", []string{"versions", "-file", "testdata/versions.yaml", "colours"}, 2},
 	{"versions-bad-file", []string{"versions", "-file", "testdata/bad/wrong-kind.yaml", "matrix"}, 2},
 	{"versions-bad-flag", []string{"versions", "-files", "x"}, 2},

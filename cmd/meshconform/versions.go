@@ -23,10 +23,10 @@ Facts:
                        image both ends support,
                        {"include":[{"from":…,"to":…,"kubernetes":…,"node_image":…}]}
   default-istio        the newest Istio version (make e2e's default)
-  default-node-image   the default kind node image (kind's own default; make e2e's default)
-  default-supported-node-image
-                       the newest node image inside the default Istio's Kubernetes range
+  default-node-image   make e2e's default kind node image: the newest inside the default
+                       Istio's Kubernetes range
   default-kubernetes   the Kubernetes version of the default node image
+  kind-node-image      the pinned kind's own default node image (versions.yaml's first)
   istio                the Istio versions, one a line
   kubernetes           "version image", one a line
 `
@@ -89,12 +89,13 @@ func versionsCmd(args []string, stdout, stderr io.Writer) int {
 		for _, i := range v.Istio {
 			fmt.Fprintf(stdout, "  %s  kubernetes %s\n", i, rangeText(v, i))
 		}
-		fmt.Fprintf(stdout, "kubernetes node images (default %s):\n", v.DefaultNodeImage().Version)
+		def := v.DefaultNodeImageFor(v.DefaultIstio())
+		fmt.Fprintf(stdout, "kubernetes node images (default %s, the newest istio %s supports):\n", def.Version, v.DefaultIstio())
 		for _, k := range v.Kubernetes {
 			fmt.Fprintf(stdout, "  %s  %s\n", k.Version, k.Image)
 		}
-		if d := v.DefaultNodeImage(); !v.Supports(v.DefaultIstio(), d.Version) {
-			fmt.Fprintf(stdout, "note: the default node image (Kubernetes %s) is outside istio %s's range %s\n", d.Version, v.DefaultIstio(), rangeText(v, v.DefaultIstio()))
+		if k := v.DefaultNodeImage(); !v.Supports(v.DefaultIstio(), k.Version) {
+			fmt.Fprintf(stdout, "note: kind's own default node image (Kubernetes %s) is outside istio %s's range %s\n", k.Version, v.DefaultIstio(), rangeText(v, v.DefaultIstio()))
 		}
 		fmt.Fprintln(stdout, "upgrade pairs:")
 		for _, u := range v.Upgrades {
@@ -131,12 +132,12 @@ func versionsCmd(args []string, stdout, stderr io.Writer) int {
 		return printJSON(stdout, stderr, map[string]any{"include": cells})
 	case "default-istio":
 		fmt.Fprintln(stdout, v.DefaultIstio())
-	case "default-node-image":
-		fmt.Fprintln(stdout, v.DefaultNodeImage().Image)
-	case "default-supported-node-image":
-		fmt.Fprintln(stdout, v.NodeImagesFor(v.DefaultIstio())[0].Image) // ParseVersions ensures one
+	case "default-node-image": // make e2e's: the newest the default Istio supports
+		fmt.Fprintln(stdout, v.DefaultNodeImageFor(v.DefaultIstio()).Image)
 	case "default-kubernetes":
-		fmt.Fprintln(stdout, v.DefaultNodeImage().Version)
+		fmt.Fprintln(stdout, v.DefaultNodeImageFor(v.DefaultIstio()).Version)
+	case "kind-node-image": // the pinned kind's own default
+		fmt.Fprintln(stdout, v.DefaultNodeImage().Image)
 	case "istio":
 		for _, i := range v.Istio {
 			fmt.Fprintln(stdout, i)

@@ -235,7 +235,7 @@ func TestJobsRunOnAFixedImage(t *testing.T) {
 // range, and the upgrade gate the image its pair computed.
 func TestWorkflowsRunSupportedPairs(t *testing.T) {
 	for name, wants := range map[string][]string{
-		"pr.yml":           {"versions default-supported-node-image", "K8S_NODE_IMAGE"},
+		"pr.yml":           {"versions default-node-image", "K8S_NODE_IMAGE"},
 		"upgrade-gate.yml": {"versions upgrades", "K8S_NODE_IMAGE: ${{ matrix.node_image }}", `K8S_NODE_IMAGE="$K8S_NODE_IMAGE"`},
 		"nightly.yml":      {"versions matrix", "K8S_NODE_IMAGE: ${{ matrix.node_image }}"},
 	} {

@@ -129,7 +129,7 @@ func Variables() []Variable {
 		{"ISTIO_HUB", "istio-hub", DefaultHub, "registry of Istio's images, always given to istiod as global.hub (and preloaded into kind from there); e.g. a mirror of " + DefaultHub},
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
-		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImage().Image, "kind node image (pin a digest)"},
+		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), or a file path"},
 		{"CLUSTER_NAME", "cluster-name", cluster.DefaultName, "kind cluster name"},
 		{"REUSE_CLUSTER", "reuse-cluster", "0", "1: use the kind cluster of that name when it exists (it is then never deleted)"},
@@ -320,7 +320,7 @@ func (p *parser) parse() Settings {
 		IstioRevision: p.str("ISTIO_REVISION", ""),
 		ChartDir:      p.str("ISTIO_CHART_DIR", ""),
 		Hub:           p.str("ISTIO_HUB", DefaultHub),
-		NodeImage:     p.str("K8S_NODE_IMAGE", versions.DefaultNodeImage().Image),
+		NodeImage:     p.str("K8S_NODE_IMAGE", ""),
 		KindConfig:    p.str("KIND_CONFIG", kindmanifests.Default),
 		ClusterName:   p.str("CLUSTER_NAME", cluster.DefaultName),
 		ReuseCluster:  p.boolean("REUSE_CLUSTER", false),
@@ -334,6 +334,10 @@ func (p *parser) parse() Settings {
 			Poll:        p.str("MESHCONFORM_POLL", ""),
 			Consecutive: p.str("MESHCONFORM_CONSECUTIVE", ""),
 		},
+	}
+	if s.NodeImage == "" {
+		// Not kind's default but the newest node image this Istio release supports.
+		s.NodeImage = versions.DefaultNodeImageFor(s.IstioVersion).Image
 	}
 	// The official repository is the default only when no local charts are given.
 	if s.ChartDir == "" {

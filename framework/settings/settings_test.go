@@ -39,7 +39,7 @@ func TestDefaults(t *testing.T) {
 		ChartRepo:       DefaultChartRepo,
 		Hub:             DefaultHub,
 		Install:         InstallAuto,
-		NodeImage:       v.DefaultNodeImage().Image,
+		NodeImage:       v.DefaultNodeImageFor(v.DefaultIstio()).Image,
 		KindConfig:      "single",
 		ClusterName:     "meshconform",
 		KeepCluster:     KeepOnFailure,
@@ -52,8 +52,8 @@ func TestDefaults(t *testing.T) {
 	if s.Existing() {
 		t.Error("defaults must create a kind cluster, not attach")
 	}
-	if got := s.NodeKubernetesVersion(); got != v.DefaultNodeImage().Version {
-		t.Errorf("NodeKubernetesVersion = %q, want %q", got, v.DefaultNodeImage().Version)
+	if got := s.NodeKubernetesVersion(); got != v.DefaultNodeImageFor(v.DefaultIstio()).Version {
+		t.Errorf("NodeKubernetesVersion = %q, want %q", got, v.DefaultNodeImageFor(v.DefaultIstio()).Version)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"meshconform"
 	"net/http"
 	"os"
 	"os/exec"
@@ -181,7 +182,8 @@ func plan(s settings.Settings, o Options) []check {
 			check{"cgroup", func(ctx context.Context) outcome { return cgroupCheck(ctx, s, e) }},
 			check{"image store", func(ctx context.Context) outcome { return imageStoreCheck(ctx, e) }},
 			check{"host ports", func(ctx context.Context) outcome { return hostPortsCheck(ctx, s, e) }},
-			check{"kind config", func(context.Context) outcome { return kindConfigCheck(s) }})
+			check{"kind config", func(context.Context) outcome { return kindConfigCheck(s) }},
+			check{"support", func(context.Context) outcome { return supportCheck(s, meshconform.SupportedVersions()) }})
 	}
 	if InstallMayRun(s) {
 		checks = append(checks, check{"charts", func(ctx context.Context) outcome {
@@ -476,4 +478,26 @@ func nearest(entries []indexEntry, version string) string {
 		pick = pick[:5]
 	}
 	return strings.Join(pick, ", ")
+}
+
+// supportCheck warns when the node image runs a Kubernetes version outside the Istio release's
+// supported range (versions.yaml's istioKubernetes, from Istio's release announcements): the
+// run goes on, since testing such a pair can be deliberate, but a failure there may be no
+// finding about the mesh. The default node image is always inside the range.
+func supportCheck(s settings.Settings, v meshconform.Versions) outcome {
+	k := s.NodeKubernetesVersion()
+	r, known := v.KubernetesRangeOf(s.IstioVersion)
+	switch {
+	case !known:
+		return outcome{detail: "Istio " + s.IstioVersion, warning: fmt.Sprintf("versions.yaml gives no supported Kubernetes range for Istio %s (it lists %s), so the pair with node image %s is unchecked",
+			s.IstioVersion, strings.Join(v.Istio, ", "), s.NodeImage)}
+	case k == "":
+		return outcome{detail: "Istio " + s.IstioVersion, warning: fmt.Sprintf("the Kubernetes version of node image %s is unknown (its tag is not vX.Y.Z), so whether Istio %s supports it (Kubernetes %s to %s) is unchecked",
+			s.NodeImage, s.IstioVersion, r.Min, r.Max)}
+	case !v.Supports(s.IstioVersion, k):
+		return outcome{detail: fmt.Sprintf("Istio %s on Kubernetes %s", s.IstioVersion, k),
+			warning: fmt.Sprintf("Istio %s supports Kubernetes %s to %s, not %s: a failure may be no finding about the mesh; unset K8S_NODE_IMAGE for %s",
+				s.IstioVersion, r.Min, r.Max, k, v.DefaultNodeImageFor(s.IstioVersion).Image)}
+	}
+	return found(fmt.Sprintf("Istio %s supports Kubernetes %s (%s to %s)", s.IstioVersion, k, r.Min, r.Max))
 }

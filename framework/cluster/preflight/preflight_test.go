@@ -208,7 +208,7 @@ func TestHealthyKindRun(t *testing.T) {
 			t.Errorf("%s failed", r.Check)
 		}
 	}
-	if strings.Join(names, ",") != "settings,docker,cgroup,image store,host ports,kind config,charts,reports dir" {
+	if strings.Join(names, ",") != "settings,docker,cgroup,image store,host ports,kind config,support,charts,reports dir" {
 		t.Errorf("checks %v", names)
 	}
 	var out strings.Builder
@@ -626,5 +626,39 @@ func TestChartOCI(t *testing.T) {
 	p, ok := find(problems(err), "charts")
 	if !ok || !strings.Contains(p.Detail, "OCI chart repository "+repo+" has no base, istiod, gateway chart at that version; the newest version it holds is 1.31.1") {
 		t.Fatalf("missing version in an OCI registry: %v", err)
+	}
+}
+
+// The default node image is one the Istio release supports; a pair outside the release's
+// Kubernetes range (versions.yaml, from Istio's announcements) or a release with no known range
+// is a warning that names the fix, never a silent pass.
+func TestSupportCheck(t *testing.T) {
+	v := meshconform.SupportedVersions()
+	def := load(t, map[string]string{})
+	if o := supportCheck(def, v); o.warning != "" || len(o.problems) > 0 || !strings.Contains(o.detail, "supports Kubernetes") {
+		t.Errorf("default settings (Istio %s, node image %s): %+v; want a supported pair", def.IstioVersion, def.NodeImage, o)
+	}
+	for _, istio := range v.Istio {
+		s := load(t, map[string]string{"ISTIO_VERSION": istio})
+		if o := supportCheck(s, v); o.warning != "" {
+			t.Errorf("ISTIO_VERSION=%s with the default node image %s: warning %q", istio, s.NodeImage, o.warning)
+		}
+	}
+
+	kindDefault := v.DefaultNodeImage() // kind's own default: 1.37, which no listed Istio supports yet
+	if v.Supports(def.IstioVersion, kindDefault.Version) {
+		t.Skipf("Istio %s supports kind's default Kubernetes %s now: pick another out-of-range image for this test", def.IstioVersion, kindDefault.Version)
+	}
+	out := load(t, map[string]string{"K8S_NODE_IMAGE": kindDefault.Image})
+	o := supportCheck(out, v)
+	r, _ := v.KubernetesRangeOf(out.IstioVersion)
+	want := fmt.Sprintf("Istio %s supports Kubernetes %s to %s, not %s", out.IstioVersion, r.Min, r.Max, kindDefault.Version)
+	if !strings.Contains(o.warning, want) || !strings.Contains(o.warning, v.DefaultNodeImageFor(out.IstioVersion).Image) || len(o.problems) > 0 {
+		t.Errorf("out-of-range pair: %+v; want a warning with %q and the in-range image", o, want)
+	}
+
+	unknown := load(t, map[string]string{"ISTIO_VERSION": "1.20.0"})
+	if o := supportCheck(unknown, v); !strings.Contains(o.warning, "no supported Kubernetes range for Istio 1.20.0") {
+		t.Errorf("a release versions.yaml does not list: %+v", o)
 	}
 }
