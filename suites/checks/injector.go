@@ -14,18 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-)
 
-// InjectorWebhookName is the chart's name of the sidecar injector's
-// MutatingWebhookConfiguration for a revision ("" for the default): istio-sidecar-injector
-// or istio-sidecar-injector-<rev> (the chart adds -<namespace> when istiod is installed
-// outside istio-system; CheckInjectorCABundle finds those by label).
-func InjectorWebhookName(revision string) string {
-	if revision == "" {
-		return "istio-sidecar-injector"
-	}
-	return "istio-sidecar-injector-" + revision
-}
+	"meshconform/framework/mesh"
+)
 
 // InjectorSelector is the labels the chart puts on the injector's configuration:
 // app=sidecar-injector and istio.io/rev=<rev or "default">.
@@ -40,31 +31,34 @@ func InjectorSelector(revision string) string {
 // CheckInjectorCABundle is CERT-003: every webhook of the sidecar injector's
 // MutatingWebhookConfiguration has a clientConfig.caBundle that holds PEM certificates.
 // Seed 000 reads webhooks[0] only; every webhook is checked, since the API server calls
-// each of them (the chart has four). The configuration is found by name, else by the
-// chart's labels. istiod patches the bundle in after it starts, so converge this check
-// (expect.ConvergeFunc) right after an install.
-func CheckInjectorCABundle(ctx context.Context, kube kubernetes.Interface, revision string) error {
-	name := InjectorWebhookName(revision)
+// each of them (the chart has four). The configuration is found by the name the chart gives
+// it for istiod's namespace and revision (mesh.Options.InjectorWebhookName). istiod patches
+// the bundle in after it starts, so converge this check (expect.ConvergeFunc) right after an
+// install.
+func CheckInjectorCABundle(ctx context.Context, kube kubernetes.Interface, namespace, revision string) error {
+	name := mesh.Options{Namespace: namespace, Revision: revision}.InjectorWebhookName()
 	api := kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	var configs []admissionv1.MutatingWebhookConfiguration
 	mwc, err := api.Get(ctx, name, metav1.GetOptions{})
 	switch {
-	case err == nil:
-		configs = append(configs, *mwc)
 	case apierrors.IsNotFound(err):
+		// Say what the chart's labels do find: a control plane in another namespace or of
+		// another revision than the run recorded.
 		sel := InjectorSelector(revision)
-		list, lerr := api.List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if lerr != nil {
-			return fmt.Errorf("CERT-003: MutatingWebhookConfiguration %s not found; listing by %s: %w", name, sel, lerr)
+		others := "none"
+		if list, lerr := api.List(ctx, metav1.ListOptions{LabelSelector: sel}); lerr == nil && len(list.Items) > 0 {
+			var names []string
+			for _, m := range list.Items {
+				names = append(names, m.Name)
+			}
+			sort.Strings(names)
+			others = strings.Join(names, ", ")
 		}
-		if len(list.Items) == 0 {
-			return fmt.Errorf("CERT-003: no MutatingWebhookConfiguration %s, nor one labelled %s: is istiod installed (with this revision)?", name, sel)
-		}
-		configs = list.Items
-		sort.Slice(configs, func(i, j int) bool { return configs[i].Name < configs[j].Name })
-	default:
+		return fmt.Errorf("CERT-003: no MutatingWebhookConfiguration %s (the chart's name for istiod in %s, revision %q); labelled %s: %s: is istiod installed there (with this revision)?",
+			name, nsOrDefault(namespace), revision, sel, others)
+	case err != nil:
 		return fmt.Errorf("CERT-003: reading MutatingWebhookConfiguration %s: %w", name, err)
 	}
+	configs := []admissionv1.MutatingWebhookConfiguration{*mwc}
 	var problems []string
 	for i := range configs {
 		problems = append(problems, caBundleProblems(&configs[i])...)
@@ -120,4 +114,11 @@ func pemCertificates(b []byte) (int, error) {
 		return 0, errors.New("no PEM block found")
 	}
 	return n, nil
+}
+
+func nsOrDefault(ns string) string {
+	if ns == "" {
+		return mesh.DefaultNamespace
+	}
+	return ns
 }

@@ -17,12 +17,6 @@ func caBundlePEM(t *testing.T) []byte {
 }
 
 func TestInjectorNames(t *testing.T) {
-	if got := InjectorWebhookName(""); got != "istio-sidecar-injector" {
-		t.Errorf("InjectorWebhookName(\"\") = %q", got)
-	}
-	if got := InjectorWebhookName("canary"); got != "istio-sidecar-injector-canary" {
-		t.Errorf("InjectorWebhookName(canary) = %q", got)
-	}
 	if got := InjectorSelector(""); got != "app=sidecar-injector,istio.io/rev=default" {
 		t.Errorf("InjectorSelector(\"\") = %q", got)
 	}

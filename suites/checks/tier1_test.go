@@ -334,33 +334,37 @@ func TestTier1CheckInjectorCABundle(t *testing.T) {
 	cases := []struct {
 		name    string
 		configs []*admissionv1.MutatingWebhookConfiguration
-		rev     string
+		ns, rev string
 		errs    []string
 	}{
 		{name: "default revision, bundle patched in", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector", "", bundle)}},
 		{name: "a revision's configuration", rev: "canary",
 			configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector", "", nil), injectorConfig("istio-sidecar-injector-canary", "canary", bundle)}},
-		{name: "installed outside istio-system: found by label", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector-istio-custom", "", bundle)}},
+		{name: "installed outside istio-system: found by the chart's name", ns: "istio-custom", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector-istio-custom", "", bundle)}},
+		{name: "a revision outside istio-system: found by the chart's name", ns: "istio-custom", rev: "canary",
+			configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector-istio-custom", "", nil), injectorConfig("istio-sidecar-injector-canary-istio-custom", "canary", bundle)}},
+		{name: "istiod in another namespace than the run recorded", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector-istio-custom", "", bundle)},
+			errs: []string{"no MutatingWebhookConfiguration istio-sidecar-injector (the chart's name for istiod in istio-system, revision \"\"); labelled app=sidecar-injector,istio.io/rev=default: istio-sidecar-injector-istio-custom"}},
 		{name: "fresh install, before istiod patched it", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector", "", nil)},
 			errs: []string{"istio-sidecar-injector webhooks[0] (rev.namespace.sidecar-injector.istio.io): clientConfig.caBundle is empty",
 				"webhooks[3] (object.sidecar-injector.istio.io): clientConfig.caBundle is empty", "restart istiod"}},
 		{name: "one webhook re-applied without its bundle", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector", "", bundle, nil)},
 			errs: []string{"webhooks[1] (rev.object.sidecar-injector.istio.io): clientConfig.caBundle is empty", "webhooks[3] (object.sidecar-injector.istio.io)"}},
-		{name: "outside istio-system, empty", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector-istio-custom", "", nil)},
+		{name: "outside istio-system, empty", ns: "istio-custom", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector-istio-custom", "", nil)},
 			errs: []string{"istio-sidecar-injector-istio-custom webhooks[0]"}},
 		{name: "a bundle that is not certificates", configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector", "", []byte("bm90IGEgY2VydGlmaWNhdGU="))},
 			errs: []string{"clientConfig.caBundle (24 bytes) is not PEM certificates: no PEM block found"}},
 		{name: "the revision's configuration is missing", rev: "canary",
 			configs: []*admissionv1.MutatingWebhookConfiguration{injectorConfig("istio-sidecar-injector", "", bundle)},
-			errs:    []string{"no MutatingWebhookConfiguration istio-sidecar-injector-canary, nor one labelled app=sidecar-injector,istio.io/rev=canary"}},
-		{name: "nothing installed", errs: []string{"no MutatingWebhookConfiguration istio-sidecar-injector, nor one labelled app=sidecar-injector,istio.io/rev=default: is istiod installed"}},
+			errs:    []string{"no MutatingWebhookConfiguration istio-sidecar-injector-canary (the chart's name for istiod in istio-system, revision \"canary\"); labelled app=sidecar-injector,istio.io/rev=canary: none"}},
+		{name: "nothing installed", errs: []string{"no MutatingWebhookConfiguration istio-sidecar-injector (the chart's name for istiod in istio-system, revision \"\"); labelled app=sidecar-injector,istio.io/rev=default: none: is istiod installed"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, mwc := range c.configs {
 				apply(t, mwc)
 			}
-			err := CheckInjectorCABundle(ctx, env.Kube, c.rev)
+			err := CheckInjectorCABundle(ctx, env.Kube, c.ns, c.rev)
 			if len(c.errs) == 0 {
 				if err != nil {
 					t.Fatalf("want pass: %v", err)

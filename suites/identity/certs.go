@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"meshconform/framework/expect"
+	"meshconform/framework/mesh"
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
@@ -63,9 +64,9 @@ var _ = Describe("identity: certificates", func() {
 		r := e2e.Current
 		// istiod patches the bundle in after it starts: converge rather than read once.
 		err := expect.ConvergeFunc(ctx, r.Expect, func(ctx context.Context) error {
-			return checks.CheckInjectorCABundle(ctx, r.Kube, r.State.Istio.Revision)
+			return checks.CheckInjectorCABundle(ctx, r.Kube, r.State.Istio.Namespace, r.State.Istio.Revision)
 		})
-		name := checks.InjectorWebhookName(r.State.Istio.Revision)
+		name := mesh.Options{Namespace: r.State.Istio.Namespace, Revision: r.State.Istio.Revision}.InjectorWebhookName()
 		if err != nil {
 			e2e.RecordFields("CERT-003", expect.Deviation, err.Error(), map[string]string{"webhook": name})
 			Fail(fmt.Sprintf("CERT-003: %v", err))
