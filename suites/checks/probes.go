@@ -325,6 +325,11 @@ func SoakReady(ctx context.Context, kube kubernetes.Interface, ns, selector stri
 	var baseline map[string]map[string]int32 // pod → container → restarts
 	for n := 1; ; n++ {
 		pods, err := listPods(ctx, kube, ns, selector)
+		if err != nil && ctx.Err() != nil {
+			// Cut short while listing rather than while pausing: the same interruption, and it
+			// must read the same (observations before this one were all Ready).
+			return fmt.Errorf("soak of %s in %s interrupted after %v of %v (%d observations, all Ready): %w", selector, ns, since(start), window, n-1, ctx.Err())
+		}
 		if err != nil {
 			return fmt.Errorf("soak of %s in %s, observation %d at +%v: %w", selector, ns, n, since(start), err)
 		}

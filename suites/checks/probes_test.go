@@ -4,10 +4,15 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"istio.io/api/annotation"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"meshconform/framework/probe"
 	"meshconform/internal/istiosrc"
@@ -268,4 +273,28 @@ func TestGoldensAreWhatTheCasesNeed(t *testing.T) {
 			t.Errorf("%s: istio-proxy is not a classic sidecar container", goldenClassicOut)
 		}
 	})
+}
+
+// TestSoakInterruptedWhileListing: a soak whose context ends during a list call (as a short
+// deadline on a loaded machine does) reads as the interruption it is, with the observations
+// that were all Ready, not as a failed list.
+func TestSoakInterruptedWhileListing(t *testing.T) {
+	ready := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-server-1", Namespace: "ns", Labels: map[string]string{"app": "probe-server"}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	kube := fake.NewClientset(ready)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lists := 0
+	kube.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		lists++
+		if lists == 2 { // the deadline passes while the API server answers
+			cancel()
+			return true, nil, context.Canceled
+		}
+		return false, nil, nil
+	})
+	err := SoakReady(ctx, kube, "ns", "app=probe-server", time.Minute, time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "interrupted after") || !strings.Contains(err.Error(), "(1 observations, all Ready)") {
+		t.Errorf("soak cut short during its second list: %v; want the interruption after 1 observation", err)
+	}
 }
