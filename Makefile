@@ -30,7 +30,7 @@ export $(E2E_VARS)
 e2e:
 	$(GO) run ./scripts/e2e run
 
-# make e2e-upgrade FROM=1.30.5 TO=1.31.1: the upgrade gate. Istio FROM on a fresh kind cluster
+# make e2e-upgrade FROM=1.30.8 TO=1.31.4: the upgrade gate. Istio FROM on a fresh kind cluster
 # and the suites; in-place upgrade to TO and the suites; TO as revision "canary" and the suites;
 # then a report diff of base against each (exit 1 on any regression). Reports: $(REPORTS_DIR)/upgrade/.
 .PHONY: e2e-upgrade
