@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"meshconform/internal/kindtest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // env func fails at once with kind's error; nothing is created. (DOCKER_HOST names a socket
 // that does not exist: see noEngine.)
 func TestEnvfuncsCompose(t *testing.T) {
-	noEngine(t)
+	kindtest.NoEngine(t)
 	k := NewKind("")
 	fn := envfuncs.CreateClusterWithOpts(k, "meshconform-envfuncs", WithKubeconfigPath(filepath.Join(t.TempDir(), "kc")), WithReuse(true))
 	start := time.Now()

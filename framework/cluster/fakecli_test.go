@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,16 +156,4 @@ func (n fakeNode) CommandContext(ctx context.Context, name string, args ...strin
 func (n fakeNode) read(name string) string {
 	b, _ := os.ReadFile(filepath.Join(n.dir, name))
 	return string(b)
-}
-
-// noEngine points the real docker CLI (and kind's library, which runs it) at a socket that
-// does not exist, so a test about a missing engine holds whether or not this machine runs
-// one (another process may start an engine at the default socket).
-func noEngine(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("no docker CLI on PATH")
-	}
-	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
-	t.Setenv("DOCKER_CONTEXT", "")
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"meshconform/internal/kindtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,7 +126,7 @@ func TestCreateRejectsBadInputsBeforeDocker(t *testing.T) {
 // With the real docker CLI and no engine (DOCKER_HOST names a missing socket), Create fails within seconds and says
 // why; nothing is created.
 func TestCreateWithoutDockerEngineFailsFast(t *testing.T) {
-	noEngine(t)
+	kindtest.NoEngine(t)
 	k := NewKind("meshconform-test", WithKubeconfigPath(filepath.Join(t.TempDir(), "kubeconfig")))
 	start := time.Now()
 	_, err := k.Create(context.Background())

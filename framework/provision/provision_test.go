@@ -3,11 +3,9 @@ package provision
 import (
 	"context"
 	"errors"
-	"fmt"
 	"meshconform"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -20,6 +18,7 @@ import (
 	"meshconform/framework/mesh"
 	"meshconform/framework/settings"
 	"meshconform/framework/workload"
+	"meshconform/internal/kindtest"
 )
 
 func load(t *testing.T, env map[string]string) settings.Settings {
@@ -35,40 +34,6 @@ func load(t *testing.T, env map[string]string) settings.Settings {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// noEngine points the real docker CLI at a socket that does not exist, so a test about a
-// missing engine holds whether or not this machine runs one.
-func noEngine(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("no docker CLI on PATH")
-	}
-	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
-	t.Setenv("DOCKER_CONTEXT", "")
-}
-
-// freePortsKindConfig is a one-node kind config mapping the ingress nodePorts to loopback
-// ports that were free a moment ago: preflight checks the host ports a config maps, and the
-// embedded configs' 30080/30443 may be held on this machine (by another kind cluster).
-func freePortsKindConfig(t *testing.T) string {
-	t.Helper()
-	var ports [2]int
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	path := filepath.Join(t.TempDir(), "kind.yaml")
-	cfg := fmt.Sprintf("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n"+
-		"  - {containerPort: 30080, hostPort: %d, listenAddress: \"127.0.0.1\"}\n  - {containerPort: 30443, hostPort: %d, listenAddress: \"127.0.0.1\"}\n", ports[0], ports[1])
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func TestKeep(t *testing.T) {
@@ -218,8 +183,8 @@ const deadEngine = "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix
 // On a machine without a Docker engine the flow stops in preflight, within seconds, with the
 // message, and creates nothing: no cluster, no kubeconfig, no run directory content.
 func TestUpStopsAtPreflightWithoutDocker(t *testing.T) {
-	noEngine(t)
-	s := load(t, map[string]string{"KIND_CONFIG": freePortsKindConfig(t)})
+	kindtest.NoEngine(t)
+	s := load(t, map[string]string{"KIND_CONFIG": kindtest.FreePortsConfig(t)})
 	var log strings.Builder
 	start := time.Now()
 	st, err := Up(context.Background(), s, &log) // the real preflight: real docker CLI, real chart check
@@ -250,7 +215,7 @@ func TestUpStopsAtPreflightWithoutDocker(t *testing.T) {
 func TestUpStopsAtPreflightFakeDeadEngine(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "docker")
 	os.WriteFile(bin, []byte(deadEngine), 0o755)
-	s := load(t, map[string]string{"KIND_CONFIG": freePortsKindConfig(t)})
+	s := load(t, map[string]string{"KIND_CONFIG": kindtest.FreePortsConfig(t)})
 	var charts int
 	_, err := Up(context.Background(), s, nil, WithPreflight(preflight.Options{
 		Docker: cluster.Docker{Path: bin},

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +11,7 @@ import (
 
 	"meshconform/framework/provision"
 	"meshconform/framework/settings"
+	"meshconform/internal/kindtest"
 )
 
 // isolate clears the variables the driver reads and points REPORTS_DIR at a temp dir.
@@ -24,20 +23,7 @@ func isolate(t *testing.T) string {
 	t.Setenv(provision.StateEnv, "")
 	dir := t.TempDir()
 	t.Setenv("REPORTS_DIR", dir)
-	// Preflight checks the host ports the kind config maps; the embedded configs' 30080/30443
-	// may be held on this machine (another kind cluster), so map loopback ports that are free.
-	var ports [2]int
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	cfg := filepath.Join(t.TempDir(), "kind.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n"+
-		"  - {containerPort: 30080, hostPort: %d, listenAddress: \"127.0.0.1\"}\n  - {containerPort: 30443, hostPort: %d, listenAddress: \"127.0.0.1\"}\n", ports[0], ports[1])), 0o644)
+	cfg := kindtest.FreePortsConfig(t) // the embedded configs' 30080/30443 may be taken here
 	t.Setenv("KIND_CONFIG", cfg)
 	return dir
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +23,7 @@ import (
 
 	"meshconform/framework/cluster"
 	"meshconform/framework/settings"
+	"meshconform/internal/kindtest"
 )
 
 func load(t *testing.T, env map[string]string) settings.Settings {
@@ -34,49 +34,13 @@ func load(t *testing.T, env map[string]string) settings.Settings {
 	if _, ok := env["KIND_CONFIG"]; !ok {
 		// The embedded configs map 30080/30443, which something on this machine may hold
 		// (another kind cluster): tests not about ports map free ones.
-		env["KIND_CONFIG"] = portsConfig(t, 1, freePort(t), freePort(t))
+		env["KIND_CONFIG"] = kindtest.PortsConfig(t, 1, kindtest.FreePort(t), kindtest.FreePort(t))
 	}
 	s, err := settings.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// freePort is a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// portsConfig writes a kind config of nodes nodes whose control plane maps the ingress
-// nodePorts to the given host ports on 127.0.0.1, as the embedded configs do.
-func portsConfig(t *testing.T, nodes int, httpPort, httpsPort int, extra ...string) string {
-	t.Helper()
-	var b strings.Builder
-	b.WriteString("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
-	for _, e := range extra {
-		b.WriteString(e)
-	}
-	fmt.Fprintf(&b, `nodes:
-- role: control-plane
-  extraPortMappings:
-  - {containerPort: 30080, hostPort: %d, listenAddress: "127.0.0.1"}
-  - {containerPort: 30443, hostPort: %d, listenAddress: "127.0.0.1"}
-`, httpPort, httpsPort)
-	for i := 1; i < nodes; i++ {
-		b.WriteString("- role: worker\n")
-	}
-	path := filepath.Join(t.TempDir(), "kind.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // fakeDocker writes a docker CLI script with the given body (sh) and returns its path.
@@ -152,11 +116,7 @@ func TestDeadEngineFakeCLI(t *testing.T) {
 // DOCKER_HOST names a socket that does not exist, so whether this machine runs an engine at
 // the default socket does not matter.
 func TestRealDockerCLIWithoutEngine(t *testing.T) {
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("no docker CLI on PATH")
-	}
-	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
-	t.Setenv("DOCKER_CONTEXT", "")
+	kindtest.NoEngine(t)
 	repo := indexServer(t, defaultIstio)
 	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts"})
 	start := time.Now()
@@ -195,7 +155,7 @@ func TestDockerMissingAndHung(t *testing.T) {
 
 func TestHealthyKindRun(t *testing.T) {
 	repo := indexServer(t, defaultIstio, "1.30.5")
-	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "KIND_CONFIG": portsConfig(t, 2, freePort(t), freePort(t))})
+	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "KIND_CONFIG": kindtest.PortsConfig(t, 2, kindtest.FreePort(t), kindtest.FreePort(t))})
 	docker := fakeDocker(t, `case "$1" in version) echo 28.1.1 ;; ps) ;; esac`)
 	results, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: docker}})
 	if err != nil {
@@ -470,7 +430,7 @@ func TestCgroupV1WithKubernetes135(t *testing.T) {
 		}
 	}
 
-	patched := portsConfig(t, 1, freePort(t), freePort(t), "kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  failCgroupV1: false\n")
+	patched := kindtest.PortsConfig(t, 1, kindtest.FreePort(t), kindtest.FreePort(t), "kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  failCgroupV1: false\n")
 	s = load(t, map[string]string{"K8S_NODE_IMAGE": image, "KIND_CONFIG": patched})
 	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", overlay2V1, ""), Charts: noCharts})
 	if err != nil {
@@ -490,8 +450,8 @@ func TestHostPortTaken(t *testing.T) {
 	}
 	defer held.Close()
 	port := held.Addr().(*net.TCPAddr).Port
-	free := freePort(t)
-	s := load(t, map[string]string{"KIND_CONFIG": portsConfig(t, 1, port, free), "REPORTS_DIR": "/proc/not-writable"})
+	free := kindtest.FreePort(t)
+	s := load(t, map[string]string{"KIND_CONFIG": kindtest.PortsConfig(t, 1, port, free), "REPORTS_DIR": "/proc/not-writable"})
 	noCharts := func(context.Context, settings.Settings) error { return nil }
 	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
 	p, ok := find(problems(err), "host ports")
@@ -507,7 +467,7 @@ func TestHostPortTaken(t *testing.T) {
 	_ = results
 
 	// The port is held by the cluster being reused: not a problem.
-	s = load(t, map[string]string{"KIND_CONFIG": portsConfig(t, 1, port, free), "REUSE_CLUSTER": "1"})
+	s = load(t, map[string]string{"KIND_CONFIG": kindtest.PortsConfig(t, 1, port, free), "REUSE_CLUSTER": "1"})
 	results, err = Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, "meshconform-control-plane"), Charts: noCharts})
 	if err != nil {
 		t.Fatal(err)
@@ -518,7 +478,7 @@ func TestHostPortTaken(t *testing.T) {
 
 	// Free once released.
 	held.Close()
-	s = load(t, map[string]string{"KIND_CONFIG": portsConfig(t, 1, port, free)})
+	s = load(t, map[string]string{"KIND_CONFIG": kindtest.PortsConfig(t, 1, port, free)})
 	results, err = Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", containerdV2, ""), Charts: noCharts})
 	if err != nil {
 		t.Fatal(err)

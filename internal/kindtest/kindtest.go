@@ -1,0 +1,70 @@
+// Package kindtest holds the test helpers that packages driving kind and the docker CLI share:
+// kind configs on free loopback ports, and a docker CLI pointed at no engine.
+package kindtest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FreePort is a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// PortsConfig writes a kind config of nodes nodes whose control plane maps the ingress
+// nodePorts (30080, 30443) to httpPort and httpsPort on 127.0.0.1, as the embedded configs do;
+// extra is written before the nodes (e.g. kubeadmConfigPatches). It returns the file's path.
+func PortsConfig(t testing.TB, nodes, httpPort, httpsPort int, extra ...string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
+	for _, e := range extra {
+		b.WriteString(e)
+	}
+	fmt.Fprintf(&b, `nodes:
+- role: control-plane
+  extraPortMappings:
+  - {containerPort: 30080, hostPort: %d, listenAddress: "127.0.0.1"}
+  - {containerPort: 30443, hostPort: %d, listenAddress: "127.0.0.1"}
+`, httpPort, httpsPort)
+	for i := 1; i < nodes; i++ {
+		b.WriteString("- role: worker\n")
+	}
+	path := filepath.Join(t.TempDir(), "kind.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// FreePortsConfig is a one-node PortsConfig on free ports: preflight checks the host ports a
+// config maps, and the embedded configs' 30080/30443 may be held on this machine (by another
+// kind cluster), so tests that are not about ports use this.
+func FreePortsConfig(t testing.TB) string {
+	t.Helper()
+	return PortsConfig(t, 1, FreePort(t), FreePort(t))
+}
+
+// NoEngine points the real docker CLI (and kind's library, which runs it) at a socket that
+// does not exist, so a test about a missing engine holds whether or not this machine runs one
+// (scripts/local-engine.sh, or another process, may run an engine at the default socket).
+func NoEngine(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("no docker CLI on PATH")
+	}
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no-engine.sock"))
+	t.Setenv("DOCKER_CONTEXT", "")
+}
