@@ -252,7 +252,7 @@ CNI_CONFLIST='{
 }'
 
 build_node() {
-  local out=$1 ctx="$1/ctx" id
+  local out=$1 ctx="$1/ctx"
   mkdir -p "$ctx"
   cp -a "$ROOTFS_OUT/rootfs/." "$ctx/"
   local k="$KUBE_OUT"
@@ -274,7 +274,7 @@ build_node() {
   # As kind's nodeimage builder does: containerd in a build container imports the archives.
   id=$(docker run -d --entrypoint=sleep --security-opt seccomp=unconfined \
     -v "$IMAGES_OUT:/kind/images-in:ro" "$NODE_IMAGE-unloaded" infinity)
-  trap 'docker rm -f -v "$id" >/dev/null 2>&1 || true' RETURN
+  trap 'docker rm -f -v "${id:-}" >/dev/null 2>&1 || true' EXIT # this step runs in its own subshell
   docker exec "$id" bash -c 'nohup containerd >/var/log/containerd-build.log 2>&1 &
     for i in $(seq 1 30); do [ -S /run/containerd/containerd.sock ] && break; sleep 1; done
     ctr info >/dev/null
@@ -285,6 +285,7 @@ build_node() {
     pkill containerd; for i in $(seq 1 30); do pgrep containerd >/dev/null || break; sleep 1; done
     rm -f /var/log/containerd-build.log'
   docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' "$id" "$NODE_IMAGE" >/dev/null
+  docker rm -f -v "$id" >/dev/null
   docker rmi "$NODE_IMAGE-unloaded" >/dev/null
   echo "$NODE_IMAGE" >"$out/image"
 }
