@@ -268,6 +268,11 @@ build_node() {
     chroot "$ctx" jq '.hooks.createContainer[.hooks.createContainer| length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' |
     chroot "$ctx" jq 'del(.process.rlimits)' >"$ctx/etc/containerd/cri-base.json"
   sed -i "s#sandbox_image = .*#sandbox_image = \"$PAUSE_IMAGE\"#" "$ctx/etc/containerd/config.toml"
+  # Pods must not ask for a lower oom_score_adj than containerd's own: lowering it needs
+  # CAP_SYS_RESOURCE, which hosts whose bounding set lacks it (see scripts/runc-shim) cannot give the
+  # node, and runc init then fails with "failed to update /proc/self/oom_score_adj: Permission denied".
+  sed -i 's#restrict_oom_score_adj = false#restrict_oom_score_adj = true#' "$ctx/etc/containerd/config.toml"
+  grep -q 'restrict_oom_score_adj = true' "$ctx/etc/containerd/config.toml"
   tar -C "$ctx" -c . | docker import --change 'ENV container=docker' \
     --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' - "$NODE_IMAGE-unloaded" >/dev/null
   rm -rf "$ctx"
@@ -311,7 +316,8 @@ COREDNS_VERSION=${COREDNS_IMAGE##*:}
 SANDBOX_IMAGE=registry.k8s.io/pause:3.10 # kind's containerd config names this one; the image names both
 step coredns "$COREDNS_VERSION-$RECIPE" build_coredns; COREDNS_OUT=$OUT
 step images "k8s-v$KUBE_VERSION-etcd-${ETCD_IMAGE##*:}-coredns-$COREDNS_VERSION-$(echo "$rootfs_key" | md5sum | cut -c1-8)-$RECIPE" build_images; IMAGES_OUT=$OUT
-NODE_IMAGE="meshconform.local/kind-node:v$KUBE_VERSION-$(printf '%s\n' "${KEYS[@]}" | md5sum | cut -c1-10)"
+NODE_RECIPE=n2 # bump when build_node changes
+NODE_IMAGE="meshconform.local/kind-node:v$KUBE_VERSION-$(printf '%s\n' "${KEYS[@]}" "$NODE_RECIPE" | md5sum | cut -c1-10)"
 if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
   rm -f "$CACHE/artifacts/node/${NODE_IMAGE##*:}/.done" # the engine lost it: rebuild
 fi
