@@ -228,6 +228,7 @@ build_images() {
   for c in "${refs[@]}"; do
     docker save "$c" >"$out/$(echo "$c" | tr '/:' '__').tar"
   done
+  docker rmi "${refs[@]}" >/dev/null # the archives are what the node step uses
 }
 
 # --- The node image: rootfs + binaries + kind's metadata, images imported into its containerd.
@@ -322,5 +323,10 @@ if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
   rm -f "$CACHE/artifacts/node/${NODE_IMAGE##*:}/.done" # the engine lost it: rebuild
 fi
 step node "${NODE_IMAGE##*:}" build_node
+# Node images built from other keys are stale: drop those no container uses, and their records.
+for old in $(docker images --format '{{.Repository}}:{{.Tag}}' meshconform.local/kind-node); do
+  [ "$old" = "$NODE_IMAGE" ] && continue
+  docker rmi "$old" >/dev/null 2>&1 && rm -rf "$CACHE/artifacts/node/${old##*:}" && log "removed stale $old"
+done
 log "total $(took "$t0")"
 echo "$NODE_IMAGE"
