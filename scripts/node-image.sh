@@ -12,10 +12,10 @@
 # CNI plugins in /opt/cni/bin, kubeadm/kubelet/kubectl in /usr/bin, /kind/version, and the images
 # `kubeadm config images list` names imported into the node's containerd (namespace k8s.io, pinned).
 # kindnet is not on the Go module proxy, so the image carries a bridge CNI conflist for one node
-# (use it with kind's networking.disableDefaultCNI: true).
+# (use it with kind's networking.disableDefaultCNI: true, as manifests/kind/offline.yaml does).
 #
 # Every artifact is cached under CACHE/artifacts/NAME/KEY, KEY naming its source version and
-# RECIPE; a step whose KEY dir holds .done is skipped. The node image's tag hashes all keys.
+# RECIPE; a step whose KEY dir holds .done is skipped. The node image's name hashes all keys.
 #
 # Environment:
 #   KUBE_VERSION               Kubernetes release (default 1.37.2)
@@ -318,15 +318,20 @@ SANDBOX_IMAGE=registry.k8s.io/pause:3.10 # kind's containerd config names this o
 step coredns "$COREDNS_VERSION-$RECIPE" build_coredns; COREDNS_OUT=$OUT
 step images "k8s-v$KUBE_VERSION-etcd-${ETCD_IMAGE##*:}-coredns-$COREDNS_VERSION-$(echo "$rootfs_key" | md5sum | cut -c1-8)-$RECIPE" build_images; IMAGES_OUT=$OUT
 NODE_RECIPE=n2 # bump when build_node changes
-NODE_IMAGE="meshconform.local/kind-node:v$KUBE_VERSION-$(printf '%s\n' "${KEYS[@]}" "$NODE_RECIPE" | md5sum | cut -c1-10)"
+# The tag is the bare version (the suite reads the node's Kubernetes version from a vX.Y.Z tag, as
+# kind's images have); what the image was built from goes into the repository name.
+node_key=$(printf '%s\n' "${KEYS[@]}" "$NODE_RECIPE" | md5sum | cut -c1-10)
+NODE_IMAGE="meshconform.local/kind-node-$node_key:v$KUBE_VERSION"
 if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
-  rm -f "$CACHE/artifacts/node/${NODE_IMAGE##*:}/.done" # the engine lost it: rebuild
+  rm -f "$CACHE/artifacts/node/$node_key/.done" # the engine lost it: rebuild
 fi
-step node "${NODE_IMAGE##*:}" build_node
+step node "$node_key" build_node
 # Node images built from other keys are stale: drop those no container uses, and their records.
-for old in $(docker images --format '{{.Repository}}:{{.Tag}}' meshconform.local/kind-node); do
+for old in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^meshconform\.local/kind-node'); do
   [ "$old" = "$NODE_IMAGE" ] && continue
-  docker rmi "$old" >/dev/null 2>&1 && rm -rf "$CACHE/artifacts/node/${old##*:}" && log "removed stale $old"
+  old_key=${old%%:*}
+  old_key=${old_key#meshconform.local/kind-node-}
+  docker rmi "$old" >/dev/null 2>&1 && rm -rf "${CACHE:?}/artifacts/node/${old_key##*/}" && log "removed stale $old"
 done
 log "total $(took "$t0")"
 echo "$NODE_IMAGE"
