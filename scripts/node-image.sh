@@ -76,7 +76,7 @@ step() {
   log "$name: built in $(took "$t")"
 }
 
-# gobuild OUT PKG@VERSION [go build flags...]: builds with the module's own go.mod, cgo off unless set.
+# goinstall OUT PKG@VERSION [go build flags...]: builds with the module's own go.mod, cgo off unless set.
 goinstall() {
   local out=$1 pkg=$2
   shift 2
@@ -101,6 +101,7 @@ build_kube() {
     sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => ./staging/.*#\t\1 => \1 v0.'"$minor"'.'"${KUBE_VERSION##*.}"'#p' "$gomod"
     echo ")"
   } >"$src/go.mod.want"
+  # go get rewrites go.mod; go.mod.in keeps what was written, so only a new recipe resets it.
   cmp -s "$src/go.mod.want" "$src/go.mod.in" 2>/dev/null || { cp "$src/go.mod.want" "$src/go.mod"; cp "$src/go.mod.want" "$src/go.mod.in"; }
   local v=k8s.io/component-base/version
   local ldflags="-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=${KUBE_VERSION%%.*} -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
