@@ -44,6 +44,12 @@ func TestEmbeddedKindConfigs(t *testing.T) {
 	if len(multi.Cluster.Nodes) != 2 || multi.Cluster.Nodes[1].Role != v1alpha4.WorkerRole {
 		t.Errorf("multinode: %+v", multi.Cluster.Nodes)
 	}
+	// offline: one node, no kindnet (not on the Go module proxy), kubelet allowed on cgroup v1.
+	offline, _ := LoadKindConfig("offline")
+	if len(offline.Cluster.Nodes) != 1 || !offline.Cluster.Networking.DisableDefaultCNI ||
+		len(offline.Cluster.KubeadmConfigPatches) != 1 || !strings.Contains(offline.Cluster.KubeadmConfigPatches[0], "failCgroupV1: false") {
+		t.Errorf("offline: nodes %d, networking %+v, patches %q", len(offline.Cluster.Nodes), offline.Cluster.Networking, offline.Cluster.KubeadmConfigPatches)
+	}
 }
 
 func itoa(p int32) string { return strconv.Itoa(int(p)) }
@@ -93,7 +99,7 @@ func TestLoadKindConfigFile(t *testing.T) {
 		t.Error("a config without mappings maps nothing")
 	}
 	_, err = LoadKindConfig(filepath.Join(t.TempDir(), "missing.yaml"))
-	if err == nil || !strings.Contains(err.Error(), "one of multinode, single") {
+	if err == nil || !strings.Contains(err.Error(), "one of multinode, offline, single") {
 		t.Fatalf("missing file: %v", err)
 	}
 }

@@ -130,7 +130,7 @@ func Variables() []Variable {
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
-		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), or a file path"},
+		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
 		{"CLUSTER_NAME", "cluster-name", cluster.DefaultName, "kind cluster name"},
 		{"REUSE_CLUSTER", "reuse-cluster", "0", "1: use the kind cluster of that name when it exists (it is then never deleted)"},
 		{"KEEP_CLUSTER", "keep-cluster", string(KeepOnFailure), "when the kind cluster the run created survives: always (1), on-failure, never (0)"},

@@ -1,0 +1,123 @@
+package nodeimage
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const kubeadmImages = `registry.k8s.io/kube-apiserver:v1.37.2
+registry.k8s.io/kube-controller-manager:v1.37.2
+registry.k8s.io/kube-scheduler:v1.37.2
+registry.k8s.io/kube-proxy:v1.37.2
+registry.k8s.io/coredns/coredns:v1.14.6
+registry.k8s.io/pause:3.10.2
+registry.k8s.io/etcd:3.7.0-0
+`
+
+// fakes puts on PATH a docker whose engine answers and has every image, and a go, apt-get,
+// chroot, gcc and mount that record being called and fail.
+func fakes(t *testing.T) (bin, calls string) {
+	t.Helper()
+	bin = filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	calls = filepath.Join(bin, "calls")
+	files := map[string]string{
+		"docker": "#!/bin/sh\necho \"docker $*\" >>" + calls + "\ncase \"$1\" in version) echo 20.10.24;; esac\nexit 0\n",
+	}
+	for _, name := range []string{"go", "apt-get", "chroot", "gcc", "mount", "dpkg"} {
+		files[name] = "#!/bin/sh\necho \"" + name + " $*\" >>" + calls + "\nexit 1\n"
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bin, calls
+}
+
+func run(t *testing.T, bin string, env ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command("../node-image.sh")
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestRefusesWithoutDockerHost(t *testing.T) {
+	bin, calls := fakes(t)
+	_, stderr, code := run(t, bin, "DOCKER_HOST=", "MESHCONFORM_NODE_CACHE="+t.TempDir())
+	if code != 1 || !strings.Contains(stderr, `DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if b, _ := os.ReadFile(calls); len(b) > 0 {
+		t.Errorf("called %s", b)
+	}
+}
+
+// Each step's cache key is stable: a run fails at the first missing artifact and names its key;
+// once every key's directory is complete, a run prints the node image and builds nothing.
+func TestWarmCacheBuildsNothing(t *testing.T) {
+	bin, calls := fakes(t)
+	cache := t.TempDir()
+	env := []string{"DOCKER_HOST=unix:///nonexistent.sock", "MESHCONFORM_NODE_CACHE=" + cache,
+		"MESHCONFORM_NODE_ROOTFS=" + filepath.Join(t.TempDir(), "no-rootfs")}
+	building := regexp.MustCompile(`node-image: (\w+): building \(([^)]+)\)`)
+	var steps []string
+	for i := 0; ; i++ {
+		if i > 12 {
+			t.Fatalf("still building after %d runs: %v", i, steps)
+		}
+		os.Remove(calls)
+		stdout, stderr, code := run(t, bin, env...)
+		m := building.FindStringSubmatch(stderr)
+		if m == nil {
+			if code != 0 || !regexp.MustCompile(`^meshconform\.local/kind-node-[0-9a-f]{10}:v1\.37\.2\n$`).MatchString(stdout) {
+				t.Fatalf("exit %d, stdout %q, stderr %s", code, stdout, stderr)
+			}
+			break
+		}
+		if code == 0 {
+			t.Fatalf("%s built with fakes: %s", m[1], stderr)
+		}
+		steps = append(steps, m[1])
+		dir := filepath.Join(cache, "artifacts", m[1], m[2])
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if m[1] == "kube" {
+			kubeadm := "#!/bin/sh\ncat <<'EOF'\n" + kubeadmImages + "EOF\n"
+			if err := os.WriteFile(filepath.Join(dir, "kubeadm"), []byte(kubeadm), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".done"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "containerd runc crictl cni rootfs kube coredns images node"
+	if got := strings.Join(steps, " "); got != want {
+		t.Errorf("steps %q, want %q", got, want)
+	}
+	b, _ := os.ReadFile(calls)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if !strings.HasPrefix(line, "docker version") && !strings.HasPrefix(line, "docker image inspect") &&
+			!strings.HasPrefix(line, "docker images") {
+			t.Errorf("warm run called %q", line)
+		}
+	}
+}
