@@ -96,6 +96,10 @@ type Preloader struct {
 // PreloadResult says what Preload did, per image.
 type PreloadResult struct {
 	Pulled, Loaded, Present []string // Loaded entries are "image → node"
+	// OnHost lists images the host's engine already had (docker image inspect): saved and
+	// loaded as they are, never pulled, so that an air-gapped host can preload what it built or
+	// `docker load`ed under the manifests' own names.
+	OnHost []string
 	// NotVisible lists images loaded that crictl still does not show under their reference
 	// (e.g. digest references of a `docker save` archive): the node pulls those itself.
 	NotVisible []string
@@ -157,6 +161,8 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		}
 		if pulled {
 			res.Pulled = append(res.Pulled, img)
+		} else {
+			res.OnHost = append(res.OnHost, img)
 		}
 		if plat == nil {
 			plat = p.platforms(ctx)
@@ -292,13 +298,16 @@ func (p Preloader) logf(format string, args ...any) {
 	}
 }
 
-// ensureOnHost pulls img unless the host has it; it reports whether it pulled.
+// ensureOnHost pulls img unless the host has it; it reports whether it pulled. An image the
+// host's engine already holds is used as it is, whatever registry its name points at: that is
+// how an air-gapped host preloads images it built or `docker load`ed.
 func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 	ok, err := p.Docker.HasImage(ctx, img)
 	if err != nil {
 		return false, err
 	}
 	if ok {
+		p.logf("image %s: present on the host, not pulled", img)
 		return false, nil
 	}
 	start := time.Now()
@@ -306,7 +315,12 @@ func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 		return p.Docker.Pull(ctx, img)
 	})
 	if err != nil {
-		return false, err
+		if ctx.Err() != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("image %s is not on the host and cannot be pulled; docker pull it, or, "+
+			"on a machine without registry access, load it with `docker load` (the samples' images: "+
+			"scripts/workload-images.sh builds them) and run again: %w", img, err)
 	}
 	p.logf("image %s: pulled (%s)", img, time.Since(start).Round(100*time.Millisecond))
 	return true, nil
