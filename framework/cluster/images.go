@@ -112,7 +112,8 @@ type PreloadResult struct {
 // (with retries), saved once per node platform, and loaded (with retries) into the nodes that
 // lack it. A save or load that fails is a warning naming the image and the node, which will
 // pull the image itself; a pull that fails is an error (the host cannot get the image, so
-// the node would not either).
+// the node would not either), returned once the other images are loaded so that it names
+// every image the host lacks.
 //
 // Saving: under Docker's containerd image store, `docker save` of a multi-arch image writes
 // an index naming every platform while the store holds the blobs of one, and kind's
@@ -143,6 +144,7 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		have[n.String()] = imgs
 	}
 	var plat *savePlatforms // asked for once, when an image is first missing somewhere
+	var unavailable []error // images neither on the host nor pullable
 	for _, img := range images {
 		var missing []Node
 		for _, n := range nodes {
@@ -157,7 +159,12 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		}
 		pulled, err := p.ensureOnHost(ctx, img)
 		if err != nil {
-			return res, err
+			if ctx.Err() != nil {
+				return res, err
+			}
+			// Load the others first: one run then names every image an air-gapped host lacks.
+			unavailable = append(unavailable, err)
+			continue
 		}
 		if pulled {
 			res.Pulled = append(res.Pulled, img)
@@ -208,6 +215,10 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		for _, a := range archives {
 			_ = os.Remove(a)
 		}
+	}
+	if len(unavailable) > 0 {
+		return res, fmt.Errorf("%d of %d images are neither on the host nor pullable (the others were loaded):\n%w",
+			len(unavailable), len(images), errors.Join(unavailable...))
 	}
 	return res, nil
 }

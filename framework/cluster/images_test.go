@@ -311,14 +311,24 @@ func TestPreloadUsesHostImagesWithoutPulling(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 
-	// Absent from the host, and the registry unreachable: an error naming the image and the fix.
+	// Absent from the host, and the registry unreachable: an error naming every such image and
+	// the fix, once the images the host has are loaded.
 	offline := newFakeDocker(t, 100)
+	if err := os.WriteFile(offline.dir+"/host-images", []byte("docker.io/library/nginx:1.27.3-alpine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p.Docker = Docker{Path: offline.bin}
-	_, err = p.Preload(context.Background(), []Node{n}, []string{"docker.io/mccutchen/go-httpbin:v2.15.0"})
-	for _, want := range []string{"image docker.io/mccutchen/go-httpbin:v2.15.0 is not on the host and cannot be pulled",
+	res, err = p.Preload(context.Background(), []Node{n}, []string{"docker.io/mccutchen/go-httpbin:v2.15.0",
+		"docker.io/istio/pilot:1.31.4", "docker.io/library/nginx:1.27.3-alpine"})
+	for _, want := range []string{"2 of 3 images are neither on the host nor pullable",
+		"image docker.io/mccutchen/go-httpbin:v2.15.0 is not on the host and cannot be pulled",
+		"image docker.io/istio/pilot:1.31.4 is not on the host and cannot be pulled",
 		"load it with `docker load`", "scripts/workload-images.sh", "TLS handshake timeout"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v\nlacks %q", err, want)
 		}
+	}
+	if strings.Join(res.Loaded, ",") != "docker.io/library/nginx:1.27.3-alpine → kind-control-plane" {
+		t.Errorf("an absent image stopped the others from loading: %+v", res)
 	}
 }
