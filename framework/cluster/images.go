@@ -330,8 +330,8 @@ func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 			return false, err
 		}
 		return false, fmt.Errorf("image %s is not on the host and cannot be pulled; docker pull it, or, "+
-			"on a machine without registry access, load it with `docker load` (the samples' images: "+
-			"scripts/workload-images.sh builds them) and run again: %w", img, err)
+			"on a machine without registry access, load it with `docker load` (scripts/workload-images.sh "+
+			"builds the curl, go-httpbin and nginx samples' images) and run again: %w", img, err)
 	}
 	p.logf("image %s: pulled (%s)", img, time.Since(start).Round(100*time.Millisecond))
 	return true, nil
