@@ -96,6 +96,10 @@ type Preloader struct {
 // PreloadResult says what Preload did, per image.
 type PreloadResult struct {
 	Pulled, Loaded, Present []string // Loaded entries are "image → node"
+	// OnHost lists images the host's engine already had (docker image inspect): saved and
+	// loaded as they are, never pulled, so that an air-gapped host can preload what it built or
+	// `docker load`ed under the manifests' own names.
+	OnHost []string
 	// NotVisible lists images loaded that crictl still does not show under their reference
 	// (e.g. digest references of a `docker save` archive): the node pulls those itself.
 	NotVisible []string
@@ -108,7 +112,8 @@ type PreloadResult struct {
 // (with retries), saved once per node platform, and loaded (with retries) into the nodes that
 // lack it. A save or load that fails is a warning naming the image and the node, which will
 // pull the image itself; a pull that fails is an error (the host cannot get the image, so
-// the node would not either).
+// the node would not either), returned once the other images are loaded so that it names
+// every image the host lacks.
 //
 // Saving: under Docker's containerd image store, `docker save` of a multi-arch image writes
 // an index naming every platform while the store holds the blobs of one, and kind's
@@ -139,6 +144,7 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		have[n.String()] = imgs
 	}
 	var plat *savePlatforms // asked for once, when an image is first missing somewhere
+	var unavailable []error // images neither on the host nor pullable
 	for _, img := range images {
 		var missing []Node
 		for _, n := range nodes {
@@ -153,10 +159,17 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		}
 		pulled, err := p.ensureOnHost(ctx, img)
 		if err != nil {
-			return res, err
+			if ctx.Err() != nil {
+				return res, err
+			}
+			// Load the others first: one run then names every image an air-gapped host lacks.
+			unavailable = append(unavailable, err)
+			continue
 		}
 		if pulled {
 			res.Pulled = append(res.Pulled, img)
+		} else {
+			res.OnHost = append(res.OnHost, img)
 		}
 		if plat == nil {
 			plat = p.platforms(ctx)
@@ -202,6 +215,10 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		for _, a := range archives {
 			_ = os.Remove(a)
 		}
+	}
+	if len(unavailable) > 0 {
+		return res, fmt.Errorf("%d of %d images are neither on the host nor pullable (the others were loaded):\n%w",
+			len(unavailable), len(images), errors.Join(unavailable...))
 	}
 	return res, nil
 }
@@ -292,13 +309,16 @@ func (p Preloader) logf(format string, args ...any) {
 	}
 }
 
-// ensureOnHost pulls img unless the host has it; it reports whether it pulled.
+// ensureOnHost pulls img unless the host has it; it reports whether it pulled. An image the
+// host's engine already holds is used as it is, whatever registry its name points at: that is
+// how an air-gapped host preloads images it built or `docker load`ed.
 func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 	ok, err := p.Docker.HasImage(ctx, img)
 	if err != nil {
 		return false, err
 	}
 	if ok {
+		p.logf("image %s: present on the host, not pulled", img)
 		return false, nil
 	}
 	start := time.Now()
@@ -306,7 +326,12 @@ func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 		return p.Docker.Pull(ctx, img)
 	})
 	if err != nil {
-		return false, err
+		if ctx.Err() != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("image %s is not on the host and cannot be pulled; docker pull it, or, "+
+			"on a machine without registry access, load it with `docker load` (scripts/workload-images.sh "+
+			"builds the curl, go-httpbin and nginx samples' images) and run again: %w", img, err)
 	}
 	p.logf("image %s: pulled (%s)", img, time.Since(start).Round(100*time.Millisecond))
 	return true, nil

@@ -284,3 +284,51 @@ func TestDockerCommandError(t *testing.T) {
 		t.Error("distinct references share an archive")
 	}
 }
+
+// An image the host's engine already holds (built or `docker load`ed on an air-gapped machine)
+// is saved and loaded as it is, never pulled, and the log says so; an absent image whose pull
+// fails is an error naming the image and the fix.
+func TestPreloadUsesHostImagesWithoutPulling(t *testing.T) {
+	docker := newFakeDocker(t, 0)
+	if err := os.WriteFile(docker.dir+"/host-images", []byte("docker.io/curlimages/curl:8.11.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := newFakeNode(t, "kind-control-plane", 0)
+	log := &strings.Builder{}
+	p := Preloader{Docker: Docker{Path: docker.bin}, Dir: t.TempDir(), Backoff: quiet(t), Log: log}
+	res, err := p.Preload(context.Background(), []Node{n}, []string{"docker.io/curlimages/curl:8.11.1"})
+	if err != nil {
+		t.Fatalf("Preload: %v\nlog:\n%s", err, log)
+	}
+	if strings.Contains(docker.read("calls"), "pull") {
+		t.Errorf("pulled an image the host has: %s", docker.read("calls"))
+	}
+	if !strings.Contains(log.String(), "image docker.io/curlimages/curl:8.11.1: present on the host, not pulled") {
+		t.Errorf("log does not say the host had it:\n%s", log)
+	}
+	if strings.Join(res.OnHost, ",") != "docker.io/curlimages/curl:8.11.1" || len(res.Pulled) != 0 ||
+		strings.Join(res.Loaded, ",") != "docker.io/curlimages/curl:8.11.1 → kind-control-plane" {
+		t.Errorf("result %+v", res)
+	}
+
+	// Absent from the host, and the registry unreachable: an error naming every such image and
+	// the fix, once the images the host has are loaded.
+	offline := newFakeDocker(t, 100)
+	if err := os.WriteFile(offline.dir+"/host-images", []byte("docker.io/library/nginx:1.27.3-alpine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Docker = Docker{Path: offline.bin}
+	res, err = p.Preload(context.Background(), []Node{n}, []string{"docker.io/mccutchen/go-httpbin:v2.15.0",
+		"docker.io/istio/pilot:1.31.4", "docker.io/library/nginx:1.27.3-alpine"})
+	for _, want := range []string{"2 of 3 images are neither on the host nor pullable",
+		"image docker.io/mccutchen/go-httpbin:v2.15.0 is not on the host and cannot be pulled",
+		"image docker.io/istio/pilot:1.31.4 is not on the host and cannot be pulled",
+		"load it with `docker load`", "scripts/workload-images.sh", "TLS handshake timeout"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nlacks %q", err, want)
+		}
+	}
+	if strings.Join(res.Loaded, ",") != "docker.io/library/nginx:1.27.3-alpine → kind-control-plane" {
+		t.Errorf("an absent image stopped the others from loading: %+v", res)
+	}
+}

@@ -352,8 +352,8 @@ func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c con
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "  %d images: %d pulled on the host, %d loads into nodes, %d already everywhere",
-		len(imgs), len(res.Pulled), len(res.Loaded), len(res.Present))
+	fmt.Fprintf(log, "  %d images: %d pulled on the host, %d present on the host (not pulled), %d loads into nodes, %d already everywhere",
+		len(imgs), len(res.Pulled), len(res.OnHost), len(res.Loaded), len(res.Present))
 	if n := len(res.NotLoaded); n > 0 {
 		// Each was logged as a warning; the nodes pull these themselves.
 		fmt.Fprintf(log, ", %d not loaded (the nodes will pull them)", n)
