@@ -331,9 +331,14 @@ func IstioImages(s settings.Settings) ([]string, error) {
 
 // Images is every image to preload into kind nodes for the settings.
 func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, error) {
-	imgs, err := IstioImages(s)
-	if err != nil {
-		return nil, err
+	var imgs []string
+	// ISTIO_INSTALL=no installs nothing, so Istio's images would be preloaded for no one (and an
+	// air-gapped host that lacks them would stop the run for nothing).
+	if s.Install != settings.InstallNo {
+		var err error
+		if imgs, err = IstioImages(s); err != nil {
+			return nil, err
+		}
 	}
 	if withSamples {
 		imgs = append(imgs, workload.Images()...)

@@ -172,6 +172,11 @@ func TestImages(t *testing.T) {
 			t.Errorf("image %q is not a pinned reference (%v): preloading would load a moving tag", img, err)
 		}
 	}
+	// ISTIO_INSTALL=no installs no Istio, so none of its images is preloaded.
+	none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "no"}), true)
+	if err != nil || slices.ContainsFunc(none, func(img string) bool { return strings.Contains(img, "/istio/") }) || len(none) != len(workload.Images()) {
+		t.Errorf("ISTIO_INSTALL=no preloads %v (%v); want the samples' images only", none, err)
+	}
 	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
 	if got, err := IstioImages(hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
 		t.Errorf("hub not used: %v", got)
