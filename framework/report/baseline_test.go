@@ -30,3 +30,21 @@ func TestDiffTreatsNotJudgedAsARegression(t *testing.T) {
 		t.Errorf("read back: summary %+v, baseline %+v", back.Summary, back.Baseline)
 	}
 }
+
+// The matrix tells a behaviour not judged (the cluster failed its baseline) from a skip.
+func TestMatrixShowsNotJudged(t *testing.T) {
+	rep := Report{Run: Run{IstioVersion: "1.31.1", KubernetesVersion: "1.37.2"}, Baseline: &Baseline{Status: BaselineFailed},
+		Behaviors: []Behavior{{ID: "MTLS-001", Result: NotJudged}, {ID: "MTLS-002", Result: Skip}}}
+	rep.finish()
+	m := Merge(rep)
+	var md strings.Builder
+	if err := m.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| MTLS-001 |") || !strings.Contains(md.String(), "not judged") || !strings.Contains(md.String(), "⬜ skip") {
+		t.Errorf("markdown does not tell not judged from skip:\n%s", md.String())
+	}
+	if got := m.Rows[0].Cells[0].Text(); got != "not judged" {
+		t.Errorf("cell text %q, want not judged", got)
+	}
+}
