@@ -14,6 +14,7 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 
+	"meshconform/framework/baseline"
 	"meshconform/framework/catalog"
 )
 
@@ -45,12 +46,28 @@ func TestEverySpecIsACatalogBehaviour(t *testing.T) {
 		t.Fatal(err)
 	}
 	covered := map[string][]string{}
+	var baselineSpecs []string
+	filter, err := types.ParseLabelFilter(baseline.Label)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range reports {
 		for _, s := range r.SpecReports {
 			if s.LeafNodeType != types.NodeTypeIt {
 				continue
 			}
 			labels := s.Labels()
+			// LABELS=baseline must select the baseline spec and nothing else; it is not a
+			// behaviour, so it carries no ID.
+			if filter(labels) {
+				baselineSpecs = append(baselineSpecs, s.FullText())
+				for _, l := range labels {
+					if idLabel.MatchString(l) {
+						t.Errorf("the baseline spec %q carries the behaviour ID %s: LABELS=%s would run a behaviour", s.FullText(), l, l)
+					}
+				}
+				continue
+			}
 			var ids []string
 			for _, l := range labels {
 				if idLabel.MatchString(l) {
@@ -72,6 +89,9 @@ func TestEverySpecIsACatalogBehaviour(t *testing.T) {
 				covered[id] = append(covered[id], s.FullText())
 			}
 		}
+	}
+	if len(baselineSpecs) != 1 {
+		t.Errorf("LABELS=%s selects %d specs, want the baseline spec alone: %q", baseline.Label, len(baselineSpecs), baselineSpecs)
 	}
 	var missing []string
 	for _, id := range catalog.IDs() {

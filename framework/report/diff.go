@@ -76,6 +76,11 @@ func Diff(base, candidate Report) DiffResult {
 
 func compare(b, c Behavior) (ChangeKind, []string) {
 	var worse, better []string
+	if c.Result == NotJudged && b.Result != NotJudged {
+		// The candidate's cluster failed its baseline: nothing was proven, whatever the base
+		// said, so the gate cannot pass on it.
+		return Regression, []string{fmt.Sprintf("%s → not-judged (the candidate's cluster baseline failed)", b.Result)}
+	}
 	switch rb, rc := b.Result.rank(), c.Result.rank(); {
 	case rc < rb:
 		worse = append(worse, fmt.Sprintf("%s → %s", b.Result, c.Result))

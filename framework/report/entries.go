@@ -25,6 +25,12 @@ const (
 	EntryClassification = "meshconform.classification"
 	// EntryEvidence carries an Evidence: the outcome seen. Several in one spec are kept.
 	EntryEvidence = "meshconform.evidence"
+	// EntryBaseline carries a Baseline: the run's check of the cluster without the mesh,
+	// recorded once (process 1's SynchronizedBeforeSuite).
+	EntryBaseline = "meshconform.baseline"
+	// EntryNotJudged carries a NotJudgedValue on a spec that was skipped because the
+	// baseline failed: the spec's result is NotJudged, not Skip.
+	EntryNotJudged = "meshconform.notjudged"
 )
 
 // ClassificationValue is the value of an EntryClassification entry.
@@ -139,9 +145,11 @@ func truncate(s string, n int) string {
 
 // entryValues are the meshconform entries of one spec, decoded.
 type entryValues struct {
-	classes  []ClassificationValue
-	evidence []Evidence
-	runs     []Run
+	classes   []ClassificationValue
+	evidence  []Evidence
+	runs      []Run
+	baselines []Baseline
+	notJudged []NotJudgedValue
 }
 
 // add decodes one report entry; entries of other names are not ours and are ignored.
@@ -168,6 +176,18 @@ func (v *entryValues) add(name, asJSON string) error {
 			return fmt.Errorf("entry %s: %w", name, err)
 		}
 		v.runs = append(v.runs, r)
+	case EntryBaseline:
+		var b Baseline
+		if err := decodeEntry(asJSON, &b); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		v.baselines = append(v.baselines, b)
+	case EntryNotJudged:
+		var n NotJudgedValue
+		if err := decodeEntry(asJSON, &n); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		v.notJudged = append(v.notJudged, n)
 	}
 	return nil
 }

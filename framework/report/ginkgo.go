@@ -23,6 +23,7 @@ func WithRun(r Run) Option { return func(o *buildOptions) { o.run = r } }
 // builder accumulates specs from either reader.
 type builder struct {
 	run       Run
+	baseline  *Baseline
 	behaviors map[string]*Behavior
 	order     []string
 }
@@ -53,6 +54,15 @@ func (b *builder) add(s spec) error {
 			return err
 		}
 	}
+	for _, bl := range s.entries.baselines {
+		// One per run; with several suites in one report, a failed one wins.
+		if b.baseline == nil || bl.Status == BaselineFailed {
+			b.baseline = &bl
+		}
+	}
+	if s.result == Skip && len(s.entries.notJudged) > 0 {
+		s.result, s.message = NotJudged, s.entries.notJudged[0].String()
+	}
 	if s.suiteLevel {
 		if s.result == Fail {
 			b.run.SuiteFailures = append(b.run.SuiteFailures, fmt.Sprintf("[%s] %s", s.leafType, firstLine(s.message)))
@@ -73,7 +83,7 @@ func (b *builder) add(s spec) error {
 }
 
 func (b *builder) report() Report {
-	r := Report{Run: b.run}
+	r := Report{Run: b.run, Baseline: b.baseline}
 	if r.Run.Mode == "" {
 		r.Run.Mode = ModeSidecar
 	}

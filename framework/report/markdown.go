@@ -82,7 +82,11 @@ func (m Matrix) Markdown(w io.Writer) error {
 	for _, r := range m.Rows {
 		fmt.Fprintf(&b, "| %s | %s |", r.ID, mdEscape(r.Title))
 		for _, c := range r.Cells {
-			fmt.Fprintf(&b, " %s |", markdownIcon[c.Status()])
+			icon := markdownIcon[c.Status()]
+			if c.Present && c.Result == NotJudged {
+				icon = "⬜ not judged" // the run's baseline failed: the cluster, not the mesh
+			}
+			fmt.Fprintf(&b, " %s |", icon)
 		}
 		b.WriteString("\n")
 	}

@@ -60,8 +60,9 @@ func (c Cell) Status() string {
 		return "missing"
 	case c.Result == Fail:
 		return "fail"
-	case c.Result == Skip:
-		return "skip"
+	case c.Result == Skip, c.Result == NotJudged:
+		return "skip" // not judged: nothing was proven, as for a skip; Text says which
+
 	case c.Classification == Deviation:
 		return "deviation"
 	case c.Classification == Equivalent:
@@ -80,6 +81,11 @@ func (c Cell) Text() string {
 		return "FAIL"
 	case "equivalent":
 		return "pass ≈"
+	case "skip":
+		if c.Result == NotJudged {
+			return "not judged"
+		}
+		return "skip"
 	default:
 		return c.Status()
 	}
@@ -223,14 +229,7 @@ func mergeBehaviors(a, b Behavior) Behavior {
 	out.Specs = append(slices.Clone(a.Specs), b.Specs...)
 	out.Evidence = append(slices.Clone(a.Evidence), b.Evidence...)
 	out.DurationSeconds = roundSeconds(a.DurationSeconds + b.DurationSeconds)
-	switch {
-	case a.Result == Fail || b.Result == Fail:
-		out.Result = Fail
-	case a.Result == Pass || b.Result == Pass:
-		out.Result = Pass
-	default:
-		out.Result = Skip
-	}
+	out.Result = combineResults(a.Result, b.Result)
 	if Worst(a.Classification, b.Classification) != a.Classification {
 		out.Classification, out.Reason = b.Classification, b.Reason
 	}

@@ -40,10 +40,14 @@ const (
 	Pass Result = "pass"
 	Fail Result = "fail"
 	Skip Result = "skip"
+	// NotJudged: the behaviour's specs were not run because the cluster baseline failed (see
+	// Baseline): the cluster is at fault, so the behaviour is neither passed nor failed.
+	NotJudged Result = "not-judged"
 )
 
-// rank orders results from worst to best: fail < skip < pass. A skip is worse than a pass
-// (nothing was proven) but better than a failure.
+// rank orders results from worst to best: fail and not-judged < skip < pass. A skip is worse
+// than a pass (nothing was proven) but better than a failure; a behaviour not judged because
+// the cluster was broken proves as little as a failure does.
 func (r Result) rank() int {
 	switch r {
 	case Pass:
@@ -154,15 +158,20 @@ type Summary struct {
 	Documented int `json:"documented"`
 	Equivalent int `json:"equivalent"`
 	Deviation  int `json:"deviation"`
+	// NotJudged counts behaviours whose specs did not run because the baseline failed.
+	NotJudged int `json:"notJudged,omitempty"`
 }
 
 // Report is the conformance report of one run.
 type Report struct {
-	APIVersion string     `json:"apiVersion"`
-	Kind       string     `json:"kind"`
-	Run        Run        `json:"run"`
-	Summary    Summary    `json:"summary"`
-	Behaviors  []Behavior `json:"behaviors"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Run        Run    `json:"run"`
+	// Baseline is the run's check of plain reachability without the mesh (nil: the suites
+	// recorded none, e.g. a report from before the baseline existed or a dry run).
+	Baseline  *Baseline  `json:"baseline,omitempty"`
+	Summary   Summary    `json:"summary"`
+	Behaviors []Behavior `json:"behaviors"`
 }
 
 // Behavior returns the behaviour with the given ID.
@@ -241,6 +250,8 @@ func (r *Report) finish() {
 			r.Summary.Passed++
 		case Fail:
 			r.Summary.Failed++
+		case NotJudged:
+			r.Summary.NotJudged++
 		default:
 			r.Summary.Skipped++
 		}
@@ -259,14 +270,7 @@ func (r *Report) finish() {
 func (b *Behavior) combine(s SpecResult, entries []entryValues) {
 	b.Specs = append(b.Specs, s)
 	b.DurationSeconds = roundSeconds(b.DurationSeconds + s.DurationSeconds)
-	switch {
-	case s.Result == Fail || b.Result == Fail:
-		b.Result = Fail
-	case s.Result == Pass || b.Result == Pass:
-		b.Result = Pass
-	default:
-		b.Result = Skip
-	}
+	b.Result = combineResults(b.Result, s.Result)
 	for _, e := range entries {
 		for _, c := range e.classes {
 			if c.ID != "" && c.ID != b.ID {
@@ -283,6 +287,21 @@ func (b *Behavior) combine(s SpecResult, entries []entryValues) {
 			ev.Spec = cmp.Or(ev.Spec, s.Name)
 			b.Evidence = append(b.Evidence, ev)
 		}
+	}
+}
+
+// combineResults folds two results of one behaviour: any failure wins, then not judged (a
+// spec that could not run leaves the behaviour unproven even if another passed), then pass.
+func combineResults(a, b Result) Result {
+	switch {
+	case a == Fail || b == Fail:
+		return Fail
+	case a == NotJudged || b == NotJudged:
+		return NotJudged
+	case a == Pass || b == Pass:
+		return Pass
+	default:
+		return Skip
 	}
 }
 

@@ -99,10 +99,13 @@ type Settings struct {
 
 	AllowDisruptive Toggle `json:"allowDisruptive"`
 	Strict          bool   `json:"strict"`
-	Labels          string `json:"labels,omitempty"`
-	Procs           int    `json:"procs,omitempty"`
-	ReportsDir      string `json:"reportsDir"`
-	Expect          Expect `json:"expect"`
+	// SkipBaseline (BASELINE=0) runs behaviours without first checking plain reachability
+	// without the mesh; negative so that a state file from before the baseline keeps it on.
+	SkipBaseline bool   `json:"skipBaseline,omitempty"`
+	Labels       string `json:"labels,omitempty"`
+	Procs        int    `json:"procs,omitempty"`
+	ReportsDir   string `json:"reportsDir"`
+	Expect       Expect `json:"expect"`
 
 	// Given lists the variables that were set (by environment or flag), so that notes can
 	// mention settings that have no effect in this mode.
@@ -138,7 +141,8 @@ func Variables() []Variable {
 		{"KUBECONFIG", "kubeconfig", "", "kubeconfig file(s) KUBE_CONTEXT is read from; client-go's default when empty"},
 		{"ALLOW_DISRUPTIVE", "allow-disruptive", string(ToggleAuto), "mesh-wide (root namespace) specs: auto (only on a cluster the run created), 1, 0"},
 		{"STRICT", "strict", "0", "1: fail on any outcome that is not the documented one"},
-		{"LABELS", "labels", "", "Ginkgo label filter, e.g. MTLS-002 or 'mtls && !disruptive'"},
+		{"LABELS", "labels", "", "Ginkgo label filter, e.g. MTLS-002 or 'mtls && !disruptive'; LABELS=baseline runs only the baseline"},
+		{"BASELINE", "baseline", "1", "1: before any behaviour, check plain reachability without the mesh (200, refused, timed out); when it fails the cluster is blamed and no behaviour is judged. 0: run behaviours without it (the report says so)"},
 		{"PROCS", "procs", "", "parallel Ginkgo processes; empty lets Ginkgo choose"},
 		{"REPORTS_DIR", "reports-dir", DefaultReportsDir, "where reports, kubeconfig and run state go (relative to the module root)"},
 		{"MESHCONFORM_TIMEOUT", "timeout", "", "per-expectation timeout (parsed by framework/expect)"},
@@ -304,7 +308,9 @@ var (
 	versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
 	// At most 40: istiod-<rev> and istio-sidecar-injector-<rev>-<ns> must stay valid names.
 	revisionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
-	hubRE      = regexp.MustCompile(`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
+	// excludesBaseline spots a negated baseline label in a label filter.
+	excludesBaseline = regexp.MustCompile(`!\s*\(?\s*baseline\b`)
+	hubRE            = regexp.MustCompile(`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
 )
 
 // validRevision: "default" is what Istio calls the unrevisioned control plane.
@@ -327,6 +333,7 @@ func (p *parser) parse() Settings {
 		KubeContext:   p.str("KUBE_CONTEXT", ""),
 		Kubeconfig:    p.str("KUBECONFIG", ""),
 		Strict:        p.boolean("STRICT", false),
+		SkipBaseline:  !p.boolean("BASELINE", true),
 		Labels:        p.str("LABELS", ""),
 		ReportsDir:    p.str("REPORTS_DIR", DefaultReportsDir),
 		Expect: Expect{
@@ -383,6 +390,9 @@ func (p *parser) parse() Settings {
 	if s.Labels != "" {
 		if _, err := types.ParseLabelFilter(s.Labels); err != nil {
 			p.bad("LABELS", "is not a Ginkgo label filter ("+firstLine(err.Error())+")", "use labels joined by &&, || and !, like 'MTLS-002' or 'mtls && !disruptive'")
+		} else if excludesBaseline.MatchString(s.Labels) {
+			p.bad("LABELS", "excludes the baseline spec, which would not stop the baseline: it runs before every behaviour whatever the filter",
+				"to judge behaviours without it, say so with BASELINE=0 (the report then records that no baseline was run), and drop !baseline from LABELS")
 		}
 	}
 	if v, ok := p.raw["PROCS"]; ok {

@@ -7,10 +7,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"meshconform/framework/baseline"
 	"meshconform/framework/catalog"
 	"meshconform/framework/expect"
 	"meshconform/framework/provision"
@@ -42,6 +43,8 @@ type Run struct {
 	GatewayErr error
 	// ReportsDir is where diagnostics and reports go.
 	ReportsDir string
+	// Baseline is the run's baseline, judged once by process 1 before any spec.
+	Baseline *report.Baseline
 }
 
 // Current is the run of this process, set by the SynchronizedBeforeSuite of Bootstrap.
@@ -64,16 +67,31 @@ func Bootstrap(suite string) bool {
 		fmt.Fprintf(GinkgoWriter, "run ready in %s: %s\n", provision.Elapsed(time.Since(start)), st.Summary())
 		// Once per run (process 1), so the report holds one description of what was tested.
 		AddReportEntry(report.EntryRun, runEntry(st), ReportEntryVisibilityNever)
-		data, err := st.Marshal()
+		// The baseline, before any behaviour: its failure does not fail this node (the specs
+		// must still be reported, as not judged); GateOnBaseline acts on it.
+		b := runBaseline(ctx, st, s.SkipBaseline || st.Settings.SkipBaseline)
+		record.Baseline(b)
+		fmt.Fprintln(GinkgoWriter, b.String())
+		data, err := json.Marshal(shared{State: mustMarshal(st), Baseline: b})
 		Expect(err).NotTo(HaveOccurred())
 		return data
 	}, func(ctx SpecContext, data []byte) {
-		st, err := provision.UnmarshalState(data)
+		var sh shared
+		Expect(json.Unmarshal(data, &sh)).To(Succeed())
+		st, err := provision.UnmarshalState(sh.State)
 		Expect(err).NotTo(HaveOccurred())
 		r, err := newRun(ctx, st)
 		Expect(err).NotTo(HaveOccurred())
+		r.Baseline = &sh.Baseline
 		Current = r
 	}, NodeTimeout(30*time.Minute))
+
+	record.GateOnBaseline(baseline.Label, func() *report.Baseline {
+		if Current == nil {
+			return nil
+		}
+		return Current.Baseline
+	})
 
 	ReportAfterSuite(suite+" conformance report", func(r Report) {
 		if Current == nil {
@@ -95,6 +113,19 @@ func Bootstrap(suite string) bool {
 		}
 	})
 	return true
+}
+
+// shared is what process 1 hands every process: the run and its baseline.
+type shared struct {
+	State    json.RawMessage `json:"state"`
+	Baseline report.Baseline `json:"baseline"`
+}
+
+func mustMarshal(st provision.State) []byte {
+	GinkgoHelper()
+	data, err := st.Marshal()
+	Expect(err).NotTo(HaveOccurred())
+	return data
 }
 
 func runEntry(st provision.State) report.Run {
@@ -153,19 +184,4 @@ func IDLabels(id string, extra ...string) Labels {
 }
 
 // summaryTable is the short table a run ends with.
-func summaryTable(rep report.Report) string {
-	var bad []string
-	for _, b := range rep.Behaviors {
-		if b.Result == report.Fail {
-			bad = append(bad, b.ID)
-		}
-	}
-	sm := rep.Summary
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "behaviours: %d passed (%d documented, %d equivalent), %d failed (%d deviations), %d skipped\n",
-		sm.Passed, sm.Documented, sm.Equivalent, sm.Failed, sm.Deviation, sm.Skipped)
-	if len(bad) > 0 {
-		fmt.Fprintf(&sb, "failed: %s\nrerun one: make e2e LABELS=%s REUSE_CLUSTER=1\n", strings.Join(bad, " "), bad[0])
-	}
-	return sb.String()
-}
+func summaryTable(rep report.Report) string { return rep.SummaryText() }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
@@ -133,4 +134,51 @@ func WriteReport(dir string, r types.Report) (report.Report, error) {
 		return rep, fmt.Errorf("writing the conformance report into %s: %w", dir, err)
 	}
 	return rep, nil
+}
+
+// Baseline records the run's baseline (framework/baseline's verdict) into the report. Call it
+// once per run, in process 1's SynchronizedBeforeSuite, before any behaviour runs.
+func Baseline(b report.Baseline) {
+	AddReportEntry(report.EntryBaseline, b, ReportEntryVisibilityNever)
+}
+
+// GateOnBaseline registers, at the top level of a suite, what makes the baseline a
+// precondition of every behaviour; current returns this process's baseline (nil: none yet,
+// the suite's setup failed). When the baseline failed:
+//   - every other spec records an EntryNotJudged and is skipped before its body runs, so the
+//     report shows it as not judged, neither failed nor skipped;
+//   - the spec labelled baselineLabel fails with the baseline's probes;
+//   - process 1's SynchronizedAfterSuite fails, so the run exits non-zero even when the label
+//     filter left the baseline spec out (LABELS=MTLS-002).
+//
+// When it passed, the baseline spec passes; when the user turned it off, the baseline spec is
+// skipped with the reason.
+func GateOnBaseline(baselineLabel string, current func() *report.Baseline) bool {
+	BeforeEach(func() {
+		b := current()
+		if !b.Failed() || slices.Contains(CurrentSpecReport().Labels(), baselineLabel) {
+			return
+		}
+		v := report.NotJudgedValue{Reason: "the cluster baseline failed (" + report.ClusterAtFault + "); see the report's baseline section"}
+		AddReportEntry(report.EntryNotJudged, v, ReportEntryVisibilityNever)
+		Skip(v.String())
+	})
+	It("cluster baseline: a plain client to a plain server, no mesh (200, refused, timed out)", Label(baselineLabel), func() {
+		b := current()
+		switch {
+		case b == nil:
+			Fail("no baseline was run: the suite's setup did not record one")
+		case b.Status == report.BaselineSkipped:
+			Skip(b.Verdict)
+		case b.Failed():
+			Fail(b.String())
+		}
+		AddReportEntry("baseline", b.String(), ReportEntryVisibilityFailureOrVerbose)
+	})
+	SynchronizedAfterSuite(func() {}, func() {
+		if b := current(); b.Failed() {
+			Fail("the run fails because its baseline failed: " + b.String())
+		}
+	})
+	return true
 }

@@ -1,0 +1,41 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// SummaryText is the short table a run ends with: the baseline first (a failed one says the
+// cluster is at fault and nothing below was judged), then the behaviours, and how to rerun one.
+func (r Report) SummaryText() string {
+	var sb strings.Builder
+	switch {
+	case r.Baseline == nil:
+		sb.WriteString("baseline: none recorded\n")
+	case r.Baseline.Failed():
+		fmt.Fprintf(&sb, "BASELINE FAILED: %s\n", ClusterAtFault)
+		for _, p := range r.Baseline.Probes {
+			fmt.Fprintf(&sb, "  %-4s %s: %s\n", p.Result, p.Name, firstLine(p.Reason))
+		}
+		sb.WriteString("  fix the cluster, then rerun the baseline alone: make e2e LABELS=baseline REUSE_CLUSTER=1\n")
+	default:
+		fmt.Fprintf(&sb, "baseline: %s (%s)\n", r.Baseline.Status, r.Baseline.Verdict)
+	}
+	var bad []string
+	for _, b := range r.Behaviors {
+		if b.Result == Fail {
+			bad = append(bad, b.ID)
+		}
+	}
+	sm := r.Summary
+	fmt.Fprintf(&sb, "behaviours: %d passed (%d documented, %d equivalent), %d failed (%d deviations), %d skipped",
+		sm.Passed, sm.Documented, sm.Equivalent, sm.Failed, sm.Deviation, sm.Skipped)
+	if sm.NotJudged > 0 {
+		fmt.Fprintf(&sb, ", %d not judged (the baseline failed)", sm.NotJudged)
+	}
+	sb.WriteString("\n")
+	if len(bad) > 0 {
+		fmt.Fprintf(&sb, "failed: %s\nrerun one: make e2e LABELS=%s REUSE_CLUSTER=1\n", strings.Join(bad, " "), bad[0])
+	}
+	return sb.String()
+}
