@@ -301,7 +301,6 @@ func parseBool(v string) (bool, bool) {
 }
 
 var (
-	versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
 	// At most 40: istiod-<rev> and istio-sidecar-injector-<rev>-<ns> must stay valid names.
 	revisionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 	hubRE      = regexp.MustCompile(`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
@@ -310,8 +309,13 @@ var (
 // validRevision: "default" is what Istio calls the unrevisioned control plane.
 func validRevision(r string) bool { return revisionRE.MatchString(r) && r != "default" }
 
-// ValidIstioVersion checks a full Istio release version (1.31.1, 1.32.0-beta.0).
-func ValidIstioVersion(v string) bool { return versionRE.MatchString(v) }
+// ValidIstioVersion checks a full Istio version: what mesh.ParseVersion accepts, so a release
+// (1.31.1), a pre-release (1.32.0-beta.0) or a source build's version from internal/istiosrc
+// (1.31.0-dev.20260827124520), which the installer handles like any other.
+func ValidIstioVersion(v string) bool {
+	_, err := mesh.ParseVersion(v)
+	return err == nil
+}
 
 func (p *parser) parse() Settings {
 	versions := meshconform.SupportedVersions()
