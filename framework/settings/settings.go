@@ -87,6 +87,9 @@ type Settings struct {
 	Install       InstallPolicy `json:"install"`
 	// InstallTimeout bounds each install step (framework/mesh's default when 0).
 	InstallTimeout time.Duration `json:"installTimeout,omitempty"`
+	// NoGateway installs base and istiod without the gateway chart (ISTIO_GATEWAY=0), e.g. for
+	// istiod built from source (scripts/istiod-image.sh), where no proxy image exists.
+	NoGateway bool `json:"noGateway,omitempty"`
 
 	NodeImage    string     `json:"nodeImage"`
 	KindConfig   string     `json:"kindConfig,omitempty"`
@@ -128,6 +131,7 @@ func Variables() []Variable {
 		{"ISTIO_CHART_DIR", "istio-chart-dir", "", "local directory holding the charts base/, istiod/ and gateway/ (instead of a repository)"},
 		{"ISTIO_HUB", "istio-hub", DefaultHub, "registry of Istio's images, always given to istiod as global.hub (and preloaded into kind from there); e.g. a mirror of " + DefaultHub},
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
+		{"ISTIO_GATEWAY", "istio-gateway", "1", "0: install base and istiod only, without the ingress gateway chart (istiod built from source: no proxyv2 image exists); specs needing the gateway cannot pass"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
@@ -375,6 +379,7 @@ func (p *parser) parse() Settings {
 		p.bad("CLUSTER_NAME", "is not a kind cluster name", "use lowercase letters, digits, '.' and '-' (at most 50), like "+cluster.DefaultName)
 	}
 	s.Install = p.install()
+	s.NoGateway = !p.boolean("ISTIO_GATEWAY", true)
 	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {

@@ -76,6 +76,8 @@ func TestParseValues(t *testing.T) {
 		{"install 1", map[string]string{"ISTIO_INSTALL": "1"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallYes) }},
 		{"install no", map[string]string{"ISTIO_INSTALL": "no"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallNo) }},
 		{"prerelease version", map[string]string{"ISTIO_VERSION": "1.32.0-beta.0"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.32.0-beta.0") }},
+		{"gateway default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, false) }},
+		{"no gateway", map[string]string{"ISTIO_GATEWAY": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, true) }},
 		// internal/istiosrc's version for a source build of a release branch, which mesh accepts.
 		{"source build version", map[string]string{"ISTIO_VERSION": "1.31.0-dev.20260827124520"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.31.0-dev.20260827124520") }},
 		{"install timeout", map[string]string{"ISTIO_INSTALL_TIMEOUT": "90s"}, func(t *testing.T, s Settings) { eq(t, s.InstallTimeout, 90*time.Second) }},
