@@ -101,8 +101,8 @@ build_pilot() {
     nice -n 19 ionice -c3 go build -trimpath -tags "$TAGS" -ldflags "$ldflags" -o "$out/pilot-discovery" \
       istio.io/istio/pilot/cmd/pilot-discovery
   )
-  "$out/pilot-discovery" version --short >"$out/version"
-  grep -qx "$VERSION" "$out/version" || die "pilot-discovery reports $(cat "$out/version"), not $VERSION"
+  "$out/pilot-discovery" version --short >"$out/version" # "client version: <buildVersion>"
+  [ "$(sed 's/^client version: //' "$out/version")" = "$VERSION" ] || die "pilot-discovery reports $(cat "$out/version"), not $VERSION"
 }
 
 # import_image DIR REF: DIR's pilot-discovery as Dockerfile.pilot lays it out, on a minimal layer.
