@@ -158,7 +158,7 @@ func (i *Installer) Install(ctx context.Context) error {
 	if err := i.applyBase(ctx, o, charts[ChartBase], false); err != nil {
 		return err
 	}
-	for _, c := range []Chart{ChartIstiod, ChartGateway} {
+	for _, c := range o.controlCharts() {
 		vals, err := o.ChartValues(c)
 		if err != nil {
 			return err
@@ -197,7 +197,7 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 	if err := i.applyBase(ctx, o, charts[ChartBase], true); err != nil {
 		return err
 	}
-	for _, c := range []Chart{ChartIstiod, ChartGateway} {
+	for _, c := range o.controlCharts() {
 		vals, err := o.ChartValues(c)
 		if err != nil {
 			return err
@@ -214,6 +214,15 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 	i.mu.Unlock()
 	i.log.Info("istio upgraded", "version", version, "revision", o.Revision, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// controlCharts are the charts Install and Upgrade apply after base: istiod, then the gateway
+// unless NoGateway.
+func (o Options) controlCharts() []Chart {
+	if o.NoGateway {
+		return []Chart{ChartIstiod}
+	}
+	return []Chart{ChartIstiod, ChartGateway}
 }
 
 // loadAll checks the version and loads all three charts before anything touches the cluster.

@@ -785,3 +785,13 @@ func TestNodePortsMatchKind(t *testing.T) {
 		t.Errorf("gateway nodePorts %d/%d, kind configs map %d/%d", HTTPNodePort, HTTPSNodePort, kind.IngressHTTPNodePort, kind.IngressHTTPSNodePort)
 	}
 }
+
+// NoGateway leaves the gateway chart out of Install and Upgrade, never istiod.
+func TestControlCharts(t *testing.T) {
+	if got := (Options{}).controlCharts(); len(got) != 2 || got[0] != ChartIstiod || got[1] != ChartGateway {
+		t.Errorf("default: %v, want istiod then gateway", got)
+	}
+	if got := (Options{NoGateway: true}).controlCharts(); len(got) != 1 || got[0] != ChartIstiod {
+		t.Errorf("NoGateway: %v, want istiod only", got)
+	}
+}

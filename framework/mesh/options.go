@@ -83,6 +83,8 @@ type Options struct {
 	Namespace string
 	// GatewayNamespace holds the ingress gateway; default istio-ingress.
 	GatewayNamespace string
+	// NoGateway leaves the gateway chart out of Install and Upgrade (base and istiod only).
+	NoGateway bool
 	// Values are merged over DefaultValues per chart (maps merge key by key; anything else,
 	// lists included, replaces).
 	Values map[Chart]map[string]any

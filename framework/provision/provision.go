@@ -244,6 +244,7 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		ChartRepo:  s.ChartRepo,
 		ChartDir:   s.ChartDir,
 		Hub:        s.Hub,
+		NoGateway:  s.NoGateway,
 		Timeout:    s.InstallTimeout,
 		Kubeconfig: st.Kubeconfig,
 		Context:    st.Context,

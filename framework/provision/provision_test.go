@@ -328,3 +328,10 @@ func TestAcquireFromStateFile(t *testing.T) {
 // defaultIstio is the version a run installs when ISTIO_VERSION is unset (versions.yaml's
 // first), so these tests follow a version bump instead of breaking on it.
 var defaultIstio = meshconform.SupportedVersions().DefaultIstio()
+
+// ISTIO_GATEWAY=0 reaches the installer.
+func TestMeshOptionsNoGateway(t *testing.T) {
+	if MeshOptions(settings.Settings{NoGateway: true}, State{}).NoGateway != true || MeshOptions(settings.Settings{}, State{}).NoGateway {
+		t.Error("MeshOptions does not pass Settings.NoGateway")
+	}
+}

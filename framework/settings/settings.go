@@ -87,6 +87,9 @@ type Settings struct {
 	Install       InstallPolicy `json:"install"`
 	// InstallTimeout bounds each install step (framework/mesh's default when 0).
 	InstallTimeout time.Duration `json:"installTimeout,omitempty"`
+	// NoGateway installs base and istiod without the gateway chart (ISTIO_GATEWAY=0), e.g. for
+	// istiod built from source (scripts/istiod-image.sh), where no proxy image exists.
+	NoGateway bool `json:"noGateway,omitempty"`
 
 	NodeImage    string     `json:"nodeImage"`
 	KindConfig   string     `json:"kindConfig,omitempty"`
@@ -131,6 +134,7 @@ func Variables() []Variable {
 		{"ISTIO_CHART_DIR", "istio-chart-dir", "", "local directory holding the charts base/, istiod/ and gateway/ (instead of a repository)"},
 		{"ISTIO_HUB", "istio-hub", DefaultHub, "registry of Istio's images, always given to istiod as global.hub (and preloaded into kind from there); e.g. a mirror of " + DefaultHub},
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
+		{"ISTIO_GATEWAY", "istio-gateway", "1", "0: install base and istiod only, without the ingress gateway chart (istiod built from source: no proxyv2 image exists); specs needing the gateway cannot pass"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
@@ -305,7 +309,6 @@ func parseBool(v string) (bool, bool) {
 }
 
 var (
-	versionRE = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
 	// At most 40: istiod-<rev> and istio-sidecar-injector-<rev>-<ns> must stay valid names.
 	revisionRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 	// excludesBaseline spots a negated baseline label in a label filter.
@@ -316,8 +319,13 @@ var (
 // validRevision: "default" is what Istio calls the unrevisioned control plane.
 func validRevision(r string) bool { return revisionRE.MatchString(r) && r != "default" }
 
-// ValidIstioVersion checks a full Istio release version (1.31.1, 1.32.0-beta.0).
-func ValidIstioVersion(v string) bool { return versionRE.MatchString(v) }
+// ValidIstioVersion checks a full Istio version: what mesh.ParseVersion accepts, so a release
+// (1.31.1), a pre-release (1.32.0-beta.0) or a source build's version from internal/istiosrc
+// (1.31.0-dev.20260827124520), which the installer handles like any other.
+func ValidIstioVersion(v string) bool {
+	_, err := mesh.ParseVersion(v)
+	return err == nil
+}
 
 func (p *parser) parse() Settings {
 	versions := meshconform.SupportedVersions()
@@ -378,6 +386,7 @@ func (p *parser) parse() Settings {
 		p.bad("CLUSTER_NAME", "is not a kind cluster name", "use lowercase letters, digits, '.' and '-' (at most 50), like "+cluster.DefaultName)
 	}
 	s.Install = p.install()
+	s.NoGateway = !p.boolean("ISTIO_GATEWAY", true)
 	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {

@@ -2,6 +2,7 @@ package settings
 
 import (
 	"flag"
+	"meshconform/internal/istiosrc"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -75,6 +76,10 @@ func TestParseValues(t *testing.T) {
 		{"install 1", map[string]string{"ISTIO_INSTALL": "1"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallYes) }},
 		{"install no", map[string]string{"ISTIO_INSTALL": "no"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallNo) }},
 		{"prerelease version", map[string]string{"ISTIO_VERSION": "1.32.0-beta.0"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.32.0-beta.0") }},
+		{"gateway default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, false) }},
+		{"no gateway", map[string]string{"ISTIO_GATEWAY": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, true) }},
+		// internal/istiosrc's version for a source build of a release branch, which mesh accepts.
+		{"source build version", map[string]string{"ISTIO_VERSION": "1.31.0-dev.20260827124520"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.31.0-dev.20260827124520") }},
 		{"install timeout", map[string]string{"ISTIO_INSTALL_TIMEOUT": "90s"}, func(t *testing.T, s Settings) { eq(t, s.InstallTimeout, 90*time.Second) }},
 		{"procs", map[string]string{"PROCS": "4"}, func(t *testing.T, s Settings) { eq(t, s.Procs, 4) }},
 		{"labels", map[string]string{"LABELS": "mtls && !disruptive"}, func(t *testing.T, s Settings) { eq(t, s.Labels, "mtls && !disruptive") }},
@@ -342,6 +347,20 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	for _, v := range Variables() {
 		if !strings.Contains(u, v.Env) || !strings.Contains(u, "--"+v.Flag) {
 			t.Errorf("usage lacks %s/--%s", v.Env, v.Flag)
+		}
+	}
+}
+
+// Every pinned source build's version (internal/istiosrc) must be accepted as ISTIO_VERSION.
+func TestValidIstioVersionAcceptsSourceBuilds(t *testing.T) {
+	for _, b := range istiosrc.Branches {
+		if !ValidIstioVersion(b.Version) {
+			t.Errorf("%s: ISTIO_VERSION=%s rejected", b.Name, b.Version)
+		}
+	}
+	for _, v := range []string{"1.31", "v1.31.1", "1.31.01", "1.31.1-", "latest"} {
+		if ValidIstioVersion(v) {
+			t.Errorf("ISTIO_VERSION=%s accepted", v)
 		}
 	}
 }

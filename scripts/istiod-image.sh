@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Builds istiod images from Istio's source for every branch internal/istiosrc pins, without
+# pulling any image: pilot-discovery is built from istio.io/istio@<pseudo-version> (a temporary
+# module under the cache requiring it; modules from the Go module proxy) and `docker import`ed as
+# a one-binary image named as the charts expect, <ISTIO_HUB>/pilot:<version>, the version being the
+# branch's chart version from internal/istiosrc (e.g. 1.31.0-dev.20260827124520). These are source
+# builds of a release branch at a commit, not Istio releases. Prints one line per branch built on
+# stdout, "<branch> <version> <image>"; timings per step go to stderr. A branch that fails (e.g. the
+# module proxy does not serve one of its dependencies) does not stop the others; the exit status is
+# 1 then, naming it.
+#
+#   export "$(scripts/local-engine.sh start)"; scripts/istiod-image.sh
+#
+# Replicates Istio's own build at that commit:
+#   - Makefile.core.mk: pilot-discovery is a STANDARD_BINARY, built with -tags=vtprotobuf,disable_pgv
+#     and RELEASE_LDFLAGS '-extldflags -static -s -w'; common/scripts/gobuild.sh: CGO_ENABLED=0,
+#     -trimpath, and -X for every line of common/scripts/report_build_info.sh
+#     (istio.io/istio/pkg/version.buildVersion, buildGitRevision, buildStatus, buildTag, buildHub,
+#     buildOS, buildArch): buildVersion is the branch's version, so istiod reports it, and
+#     buildGitRevision the commit of the pseudo-version.
+#   - pilot/docker/Dockerfile.pilot: COPY pilot-discovery /usr/local/bin/pilot-discovery,
+#     USER 1337:1337, ENTRYPOINT ["/usr/local/bin/pilot-discovery"] on Istio's base/distroless
+#     image; here the base is a minimal layer (passwd/group with 1337 istio-proxy, CA certificates,
+#     /tmp), as the chart's istiod Deployment (templates/deployment.yaml) passes args "discovery ..."
+#     and mounts everything else it reads (/var/run/secrets/..., /etc/cacerts, /etc/istio/config).
+#
+# Every binary is cached under CACHE/artifacts/pilot/<pseudo-version>-<hub hash>-<RECIPE>; an image
+# missing from the engine (or of another build) is re-imported from it.
+#
+# Environment:
+#   ISTIO_HUB                   image repository prefix (default meshconform.local/istio)
+#   MESHCONFORM_ISTIOD_CACHE    cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/meshconform/istiod-image)
+#   MESHCONFORM_ISTIOD_BRANCHES "<name> <pseudo> <version>" lines to build instead of
+#                               internal/istiosrc's (tests)
+#   DOCKER_HOST                 the engine that receives the images (required)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+XC="${XDG_CACHE_HOME:-$HOME/.cache}/meshconform"
+CACHE="${MESHCONFORM_ISTIOD_CACHE:-$XC/istiod-image}"
+HUB="${ISTIO_HUB:-meshconform.local/istio}"
+TAGS=vtprotobuf,disable_pgv
+RECIPE=r1 # bump when the build or the image's layout changes
+
+log() { printf 'istiod-image: %s\n' "$*" >&2; }
+die() { printf 'istiod-image: error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+[ -n "${DOCKER_HOST:-}" ] || die 'DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first'
+command -v go >/dev/null || die "go is not on PATH"
+docker version --format '{{.Server.Version}}' >/dev/null || die "no engine answers at $DOCKER_HOST"
+
+# step NAME KEY FUNCTION: runs FUNCTION OUT unless CACHE/artifacts/NAME/KEY is done; sets $OUT.
+# When FUNCTION fails, sets FAILED (log tail on stderr) and returns 0, so that other branches still
+# build: step must not run as a condition, where set -e would not hold inside FUNCTION.
+step() {
+  local name=$1 key=$2 fn=$3 dir="$CACHE/artifacts/$1/$2" t
+  OUT="$dir" FAILED=
+  if [ -f "$dir/.done" ]; then
+    log "$name: cached ($key)"
+    return
+  fi
+  rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp" "$CACHE/logs"
+  log "$name: building ($key), log $CACHE/logs/$name-$key.log"
+  t=$(now)
+  ( "$fn" "$dir.tmp" ) >"$CACHE/logs/$name-$key.log" 2>&1 &
+  if ! wait $!; then
+    tail -n 30 "$CACHE/logs/$name-$key.log" >&2
+    log "error: $name failed after $(took "$t") (log: $CACHE/logs/$name-$key.log)"
+    FAILED=1
+    return 0
+  fi
+  mv "$dir.tmp" "$dir" && touch "$dir/.done"
+  log "$name: built in $(took "$t")"
+}
+
+# build_pilot OUT: pilot-discovery of istio.io/istio@$PSEUDO, stamped with $VERSION.
+build_pilot() {
+  local out=$1 src="$CACHE/build/$PSEUDO" imod gomod
+  mkdir -p "$src"
+  imod=$(cd "$src" && GOFLAGS=-mod=mod GOWORK=off go mod download -json "istio.io/istio@$PSEUDO")
+  gomod=$(printf '%s\n' "$imod" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [ -f "$gomod" ] || die "go mod download istio.io/istio@$PSEUDO: $imod"
+  {
+    echo "module meshconform.local/istiod-build"
+    echo
+    echo "go $(sed -n 's/^go \(.*\)/\1/p' "$gomod")"
+    echo
+    echo "require istio.io/istio $PSEUDO"
+  } >"$src/go.mod.want"
+  # go get rewrites go.mod; go.mod.in keeps what was written, so only a new recipe resets it.
+  cmp -s "$src/go.mod.want" "$src/go.mod.in" 2>/dev/null || { cp "$src/go.mod.want" "$src/go.mod"; cp "$src/go.mod.want" "$src/go.mod.in"; }
+  local v=istio.io/istio/pkg/version commit=${PSEUDO##*-}
+  local ldflags="-extldflags -static -s -w -X $v.buildVersion=$VERSION -X $v.buildGitRevision=$commit"
+  ldflags+=" -X $v.buildStatus=Clean -X $v.buildTag=$VERSION -X $v.buildHub=$HUB -X $v.buildOS=linux -X $v.buildArch=$(go env GOARCH)"
+  (
+    cd "$src"
+    export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0 GOOS=linux
+    nice -n 19 ionice -c3 go get "istio.io/istio@$PSEUDO"
+    nice -n 19 ionice -c3 go build -trimpath -tags "$TAGS" -ldflags "$ldflags" -o "$out/pilot-discovery" \
+      istio.io/istio/pilot/cmd/pilot-discovery
+  )
+  "$out/pilot-discovery" version --short >"$out/version" # "client version: <buildVersion>"
+  [ "$(sed 's/^client version: //' "$out/version")" = "$VERSION" ] || die "pilot-discovery reports $(cat "$out/version"), not $VERSION"
+}
+
+# import_image DIR REF: DIR's pilot-discovery as Dockerfile.pilot lays it out, on a minimal layer.
+import_image() {
+  local bin=$1/pilot-discovery ref=$2 ctx
+  ctx=$(mktemp -d "$CACHE/ctx.XXXX")
+  mkdir -p "$ctx/usr/local/bin" "$ctx/etc" "$ctx/tmp" "$ctx/var/run" "$ctx/home/istio-proxy"
+  chmod 1777 "$ctx/tmp"
+  cp "$bin" "$ctx/usr/local/bin/"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nistio-proxy:x:1337:1337:istio-proxy:/home/istio-proxy:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n' >"$ctx/etc/passwd"
+  printf 'root:x:0:\nistio-proxy:x:1337:\nnobody:x:65534:\n' >"$ctx/etc/group"
+  [ -d /etc/ssl/certs ] && mkdir -p "$ctx/etc/ssl" && cp -rL /etc/ssl/certs "$ctx/etc/ssl/"
+  tar -C "$ctx" --owner=0 --group=0 -c . | docker import \
+    --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' --change 'USER 1337:1337' \
+    --change 'ENTRYPOINT ["/usr/local/bin/pilot-discovery"]' \
+    --change "LABEL io.meshconform.source=istio.io/istio@$PSEUDO io.meshconform.recipe=$RECIPE" - "$ref" >/dev/null
+  rm -rf "$ctx"
+}
+
+if [ -n "${MESHCONFORM_ISTIOD_BRANCHES:-}" ]; then
+  branches=$MESHCONFORM_ISTIOD_BRANCHES
+else
+  branches=$(cd "$ROOT" && go run ./internal/istiosrc/cmd/branches) || die "cannot list the pinned branches"
+fi
+t0=$(now)
+failed=()
+while read -r NAME PSEUDO VERSION; do
+  [ -n "$NAME" ] || continue
+  [[ "$PSEUDO" =~ ^v0\.0\.0-[0-9]{14}-[0-9a-f]{12}$ ]] || die "$NAME: $PSEUDO is not a pseudo-version"
+  # The key names the source, the hub stamped into the binary (buildHub) and the recipe.
+  step pilot "$PSEUDO-$(printf %s "$HUB" | md5sum | cut -c1-8)-$RECIPE" build_pilot
+  if [ -n "$FAILED" ]; then
+    failed+=("$NAME ($PSEUDO)")
+    continue
+  fi
+  ref="$HUB/pilot:$VERSION"
+  # An image of another build (source or recipe) under this name is replaced.
+  have=$(docker image inspect -f '{{index .Config.Labels "io.meshconform.source"}} {{index .Config.Labels "io.meshconform.recipe"}}' "$ref" 2>/dev/null || true)
+  if [ "$have" != "istio.io/istio@$PSEUDO $RECIPE" ]; then
+    t=$(now)
+    import_image "$OUT" "$ref"
+    log "$ref: imported in $(took "$t")"
+  else
+    log "$ref: present"
+  fi
+  echo "$NAME $VERSION $ref"
+done <<<"$branches"
+log "total $(took "$t0")"
+[ ${#failed[@]} -eq 0 ] || die "not built: ${failed[*]}"

@@ -1,0 +1,117 @@
+package istiodimage
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"meshconform/internal/istiosrc"
+)
+
+// fakes puts on PATH a docker whose engine answers and has no image, and a go that runs the real
+// go for `go run` (the script reads the branches from internal/istiosrc) and otherwise records
+// being called and fails.
+func fakes(t *testing.T) (bin, calls string) {
+	t.Helper()
+	realGo, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go on PATH")
+	}
+	bin = filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	calls = filepath.Join(bin, "calls")
+	files := map[string]string{
+		"docker": "#!/bin/sh\necho \"docker $*\" >>" + calls + "\ncase \"$1\" in version) echo 20.10.24;; image) exit 1;; import) cat >/dev/null;; esac\nexit 0\n",
+		"go":     "#!/bin/sh\n[ \"$1\" = run ] && exec " + realGo + " \"$@\"\necho \"go $*\" >>" + calls + "\nexit 1\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bin, calls
+}
+
+func run(t *testing.T, bin string, env ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command("../istiod-image.sh")
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestRefusesWithoutDockerHost(t *testing.T) {
+	bin, calls := fakes(t)
+	_, stderr, code := run(t, bin, "DOCKER_HOST=", "MESHCONFORM_ISTIOD_CACHE="+t.TempDir())
+	if code != 1 || !strings.Contains(stderr, `DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if b, _ := os.ReadFile(calls); len(b) > 0 {
+		t.Errorf("called %s", b)
+	}
+}
+
+// Every pinned branch is built under a key naming its pseudo-version; a failing build does not
+// stop the next branch. Once every key's directory is complete, a run builds nothing and imports
+// each binary as <hub>/pilot:<branch version>.
+func TestBranchesFromIstiosrcAndWarmCache(t *testing.T) {
+	bin, calls := fakes(t)
+	cache := t.TempDir()
+	env := []string{"DOCKER_HOST=unix:///nonexistent.sock", "MESHCONFORM_ISTIOD_CACHE=" + cache, "ISTIO_HUB=example.test/istio"}
+	_, stderr, code := run(t, bin, env...)
+	keys := regexp.MustCompile(`istiod-image: pilot: building \(([^)]+)\)`).FindAllStringSubmatch(stderr, -1)
+	if code != 1 || len(keys) != len(istiosrc.Branches) || !strings.Contains(stderr, "not built: ") {
+		t.Fatalf("cold run: exit %d, want 1 with every branch attempted; stderr:\n%s", code, stderr)
+	}
+	for i, b := range istiosrc.Branches {
+		if !strings.HasPrefix(keys[i][1], b.Pseudo+"-") {
+			t.Errorf("branch %s built under key %q", b.Name, keys[i][1])
+		}
+		if !strings.Contains(stderr, b.Name+" ("+b.Pseudo+")") {
+			t.Errorf("failure of %s not named: %s", b.Name, stderr)
+		}
+		dir := filepath.Join(cache, "artifacts", "pilot", keys[i][1])
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{".done", "pilot-discovery"} {
+			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	os.Remove(calls)
+	stdout, stderr, code := run(t, bin, env...)
+	if code != 0 {
+		t.Fatalf("warm run: exit %d, stderr:\n%s", code, stderr)
+	}
+	got, _ := os.ReadFile(calls)
+	if strings.Contains(string(got), "\ngo ") || strings.HasPrefix(string(got), "go ") || strings.Contains(stderr, "building") {
+		t.Errorf("warm run built something: calls\n%s\nstderr\n%s", got, stderr)
+	}
+	var want string
+	for _, b := range istiosrc.Branches {
+		ref := "example.test/istio/pilot:" + b.Version
+		want += b.Name + " " + b.Version + " " + ref + "\n"
+		if !strings.Contains(string(got), "import ") || !strings.Contains(string(got), " - "+ref+"\n") {
+			t.Errorf("%s not imported; calls:\n%s", ref, got)
+		}
+	}
+	if stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+}
