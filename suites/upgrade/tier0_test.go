@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"meshconform/framework/baseline"
 	"meshconform/framework/catalog"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
@@ -315,13 +316,23 @@ func TestSuiteDryRun(t *testing.T) {
 		if err := json.Unmarshal(data, &reports); err != nil {
 			t.Fatal(err)
 		}
+		// The cluster baseline (e2e.Bootstrap registers it in every suite) runs before each
+		// phase's behaviours; it is counted apart from them, once per run.
 		var its []types.SpecReport
+		baselines := 0
 		for _, r := range reports {
 			for _, s := range r.SpecReports {
-				if s.LeafNodeType == types.NodeTypeIt {
+				switch {
+				case s.LeafNodeType != types.NodeTypeIt:
+				case slices.Contains(s.Labels(), baseline.Label):
+					baselines++
+				default:
 					its = append(its, s)
 				}
 			}
+		}
+		if baselines != 1 {
+			t.Errorf("dry run (phase %q) declares %d baseline specs, want 1 before the behaviours", phase, baselines)
 		}
 		return its
 	}
