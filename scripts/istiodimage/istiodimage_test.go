@@ -1,7 +1,7 @@
 package istiodimage
 
 import (
-	"bytes"
+	"meshconform/internal/scripttest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,48 +21,21 @@ func fakes(t *testing.T) (bin, calls string) {
 	if err != nil {
 		t.Skip("no go on PATH")
 	}
-	bin = filepath.Join(t.TempDir(), "bin")
-	if err := os.Mkdir(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	calls = filepath.Join(bin, "calls")
-	files := map[string]string{
-		"docker": "#!/bin/sh\necho \"docker $*\" >>" + calls + "\ncase \"$1\" in version) echo 20.10.24;; image) exit 1;; import) cat >/dev/null;; esac\nexit 0\n",
-		"go":     "#!/bin/sh\n[ \"$1\" = run ] && exec " + realGo + " \"$@\"\necho \"go $*\" >>" + calls + "\nexit 1\n",
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bin, calls
+	b := scripttest.NewBin(t, map[string]string{
+		"docker": "#!/bin/sh\necho \"docker $*\" >>CALLS\ncase \"$1\" in version) echo 20.10.24;; image) exit 1;; import) cat >/dev/null;; esac\nexit 0\n",
+		"go":     "#!/bin/sh\n[ \"$1\" = run ] && exec " + realGo + " \"$@\"\necho \"go $*\" >>CALLS\nexit 1\n",
+	})
+	return b.Dir, b.Calls
 }
 
 func run(t *testing.T, bin string, env ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command("../istiod-image.sh")
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-	cmd.Env = append(cmd.Env, env...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return scripttest.Bin{Dir: bin, Calls: filepath.Join(bin, "calls")}.Run(t, "../istiod-image.sh", env...)
 }
 
 func TestRefusesWithoutDockerHost(t *testing.T) {
 	bin, calls := fakes(t)
-	_, stderr, code := run(t, bin, "DOCKER_HOST=", "MESHCONFORM_ISTIOD_CACHE="+t.TempDir())
-	if code != 1 || !strings.Contains(stderr, `DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first`) {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
-	}
-	if b, _ := os.ReadFile(calls); len(b) > 0 {
-		t.Errorf("called %s", b)
-	}
+	scripttest.RefusesWithoutDockerHost(t, scripttest.Bin{Dir: bin, Calls: calls}, "../istiod-image.sh", "MESHCONFORM_ISTIOD_CACHE="+t.TempDir())
 }
 
 // Every pinned branch is built under a key naming its pseudo-version; a failing build does not

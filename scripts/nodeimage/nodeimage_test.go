@@ -1,9 +1,8 @@
 package nodeimage
 
 import (
-	"bytes"
+	"meshconform/internal/scripttest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,50 +22,20 @@ registry.k8s.io/etcd:3.7.0-0
 // chroot, gcc and mount that record being called and fail.
 func fakes(t *testing.T) (bin, calls string) {
 	t.Helper()
-	bin = filepath.Join(t.TempDir(), "bin")
-	if err := os.Mkdir(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	calls = filepath.Join(bin, "calls")
-	files := map[string]string{
-		"docker": "#!/bin/sh\necho \"docker $*\" >>" + calls + "\ncase \"$1\" in version) echo 20.10.24;; esac\nexit 0\n",
-	}
-	for _, name := range []string{"go", "apt-get", "chroot", "gcc", "mount", "dpkg"} {
-		files[name] = "#!/bin/sh\necho \"" + name + " $*\" >>" + calls + "\nexit 1\n"
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bin, calls
+	b := scripttest.NewBin(t, map[string]string{
+		"docker": "#!/bin/sh\necho \"docker $*\" >>CALLS\ncase \"$1\" in version) echo 20.10.24;; esac\nexit 0\n",
+	}, "go", "apt-get", "chroot", "gcc", "mount", "dpkg")
+	return b.Dir, b.Calls
 }
 
 func run(t *testing.T, bin string, env ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command("../node-image.sh")
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-	cmd.Env = append(cmd.Env, env...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return scripttest.Bin{Dir: bin, Calls: filepath.Join(bin, "calls")}.Run(t, "../node-image.sh", env...)
 }
 
 func TestRefusesWithoutDockerHost(t *testing.T) {
 	bin, calls := fakes(t)
-	_, stderr, code := run(t, bin, "DOCKER_HOST=", "MESHCONFORM_NODE_CACHE="+t.TempDir())
-	if code != 1 || !strings.Contains(stderr, `DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first`) {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
-	}
-	if b, _ := os.ReadFile(calls); len(b) > 0 {
-		t.Errorf("called %s", b)
-	}
+	scripttest.RefusesWithoutDockerHost(t, scripttest.Bin{Dir: bin, Calls: calls}, "../node-image.sh", "MESHCONFORM_NODE_CACHE="+t.TempDir())
 }
 
 // Each step's cache key is stable: a run fails at the first missing artifact and names its key;

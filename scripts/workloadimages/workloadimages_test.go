@@ -1,9 +1,8 @@
 package workloadimages
 
 import (
-	"bytes"
+	"meshconform/internal/scripttest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,53 +14,23 @@ import (
 // being called and fail.
 func fakes(t *testing.T) (bin, calls string) {
 	t.Helper()
-	bin = filepath.Join(t.TempDir(), "bin")
-	if err := os.Mkdir(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	calls = filepath.Join(bin, "calls")
-	files := map[string]string{
-		"docker": "#!/bin/sh\necho \"docker $*\" >>" + calls + "\ncase \"$1 $2\" in\n" +
+	b := scripttest.NewBin(t, map[string]string{
+		"docker": "#!/bin/sh\necho \"docker $*\" >>CALLS\ncase \"$1 $2\" in\n" +
 			"version*) echo 20.10.24 ;;\n" +
-			"\"image inspect\") " + `[ -f "` + bin + `/label" ] || { echo "Error: No such image" >&2; exit 1; }; cat "` + bin + `/label" ;;` + "\n" +
+			"\"image inspect\") " + `label="$(dirname "$0")/label"; [ -f "$label" ] || { echo "Error: No such image" >&2; exit 1; }; cat "$label" ;;` + "\n" +
 			"*) exit 1 ;;\nesac\n",
-	}
-	for _, name := range []string{"go", "debootstrap", "chroot", "apt-get"} {
-		files[name] = "#!/bin/sh\necho \"" + name + " $*\" >>" + calls + "\nexit 1\n"
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return bin, calls
+	}, "go", "debootstrap", "chroot", "apt-get")
+	return b.Dir, b.Calls
 }
 
 func run(t *testing.T, bin string, env ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command("../workload-images.sh")
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
-	cmd.Env = append(cmd.Env, env...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return scripttest.Bin{Dir: bin, Calls: filepath.Join(bin, "calls")}.Run(t, "../workload-images.sh", env...)
 }
 
 func TestRefusesWithoutDockerHost(t *testing.T) {
 	bin, calls := fakes(t)
-	_, stderr, code := run(t, bin, "DOCKER_HOST=", "MESHCONFORM_WORKLOAD_CACHE="+t.TempDir())
-	if code != 1 || !strings.Contains(stderr, `DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first`) {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
-	}
-	if b, _ := os.ReadFile(calls); len(b) > 0 {
-		t.Errorf("called %s", b)
-	}
+	scripttest.RefusesWithoutDockerHost(t, scripttest.Bin{Dir: bin, Calls: calls}, "../workload-images.sh", "MESHCONFORM_WORKLOAD_CACHE="+t.TempDir())
 }
 
 // Each step's key is stable: a run fails at the first missing artifact and names its key; once
