@@ -38,42 +38,20 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 XC="${XDG_CACHE_HOME:-$HOME/.cache}/meshconform"
 CACHE="${MESHCONFORM_ISTIOD_CACHE:-$XC/istiod-image}"
+PROG=istiod-image
+STEP_CONTINUE=1 # a branch that fails must not stop the other
+# shellcheck source=lib/cached-step.sh
+. "$(dirname "$0")/lib/cached-step.sh"
+
 HUB="${ISTIO_HUB:-meshconform.local/istio}"
 TAGS=vtprotobuf,disable_pgv
 RECIPE=r1 # bump when the build or the image's layout changes
 
-log() { printf 'istiod-image: %s\n' "$*" >&2; }
-die() { printf 'istiod-image: error: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 [ -n "${DOCKER_HOST:-}" ] || die 'DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first'
 command -v go >/dev/null || die "go is not on PATH"
 docker version --format '{{.Server.Version}}' >/dev/null || die "no engine answers at $DOCKER_HOST"
 
-# step NAME KEY FUNCTION: runs FUNCTION OUT unless CACHE/artifacts/NAME/KEY is done; sets $OUT.
-# When FUNCTION fails, sets FAILED (log tail on stderr) and returns 0, so that other branches still
-# build: step must not run as a condition, where set -e would not hold inside FUNCTION.
-step() {
-  local name=$1 key=$2 fn=$3 dir="$CACHE/artifacts/$1/$2" t
-  OUT="$dir" FAILED=
-  if [ -f "$dir/.done" ]; then
-    log "$name: cached ($key)"
-    return
-  fi
-  rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp" "$CACHE/logs"
-  log "$name: building ($key), log $CACHE/logs/$name-$key.log"
-  t=$(now)
-  ( "$fn" "$dir.tmp" ) >"$CACHE/logs/$name-$key.log" 2>&1 &
-  if ! wait $!; then
-    tail -n 30 "$CACHE/logs/$name-$key.log" >&2
-    log "error: $name failed after $(took "$t") (log: $CACHE/logs/$name-$key.log)"
-    FAILED=1
-    return 0
-  fi
-  mv "$dir.tmp" "$dir" && touch "$dir/.done"
-  log "$name: built in $(took "$t")"
-}
 
 # build_pilot OUT: pilot-discovery of istio.io/istio@$PSEUDO, stamped with $VERSION.
 build_pilot() {

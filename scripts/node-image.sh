@@ -30,6 +30,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 XC="${XDG_CACHE_HOME:-$HOME/.cache}/meshconform"
 KUBE_VERSION="${KUBE_VERSION:-1.37.2}"
 CACHE="${MESHCONFORM_NODE_CACHE:-$XC/node-image}"
+PROG=node-image
+# shellcheck source=lib/cached-step.sh
+. "$(dirname "$0")/lib/cached-step.sh"
+
 BASE_ROOTFS="${MESHCONFORM_NODE_ROOTFS:-$XC/node-rootfs/bookworm-systemd}"
 KIND_VERSION=v0.33.0
 # Versions kind v0.33.0's base image uses, where the proxy serves them (cri-tools: only v1.37.0).
@@ -41,10 +45,6 @@ CNI_PLUGINS_VERSION=v1.9.1
 PACKAGES="conntrack iptables nftables iproute2 ethtool util-linux mount kmod libseccomp2 pigz bash ca-certificates curl jq procps"
 RECIPE=r1 # bump when a step's way of building changes
 
-log() { printf 'node-image: %s\n' "$*" >&2; }
-die() { printf 'node-image: error: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 [ -n "${DOCKER_HOST:-}" ] || die 'DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first'
 command -v go >/dev/null || die "go is not on PATH"
@@ -52,29 +52,6 @@ docker version --format '{{.Server.Version}}' >/dev/null || die "no engine answe
 [[ "$KUBE_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "KUBE_VERSION=$KUBE_VERSION is not a release"
 minor=${KUBE_VERSION#*.}; minor=${minor%%.*}
 
-# step NAME KEY FUNCTION: runs FUNCTION OUT (OUT empty, fresh) unless CACHE/artifacts/NAME/KEY is done;
-# sets $OUT to the artifact's dir either way.
-KEYS=()
-step() {
-  local name=$1 key=$2 fn=$3 dir="$CACHE/artifacts/$1/$2" t
-  KEYS+=("$name/$key")
-  OUT="$dir"
-  if [ -f "$dir/.done" ]; then
-    log "$name: cached ($key)"
-    return
-  fi
-  rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp" "$CACHE/logs"
-  log "$name: building ($key), log $CACHE/logs/$name.log"
-  t=$(now)
-  # In the background, not as an if condition, so that set -e holds inside FUNCTION.
-  ( "$fn" "$dir.tmp" ) >"$CACHE/logs/$name.log" 2>&1 &
-  if ! wait $!; then
-    tail -n 30 "$CACHE/logs/$name.log" >&2
-    die "$name failed after $(took "$t") (log: $CACHE/logs/$name.log)"
-  fi
-  mv "$dir.tmp" "$dir" && touch "$dir/.done"
-  log "$name: built in $(took "$t")"
-}
 
 # goinstall OUT PKG@VERSION [go build flags...]: builds with the module's own go.mod, cgo off unless set.
 goinstall() {

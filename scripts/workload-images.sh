@@ -49,15 +49,15 @@ export PATH="$PATH:/usr/sbin:/sbin"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 XC="${XDG_CACHE_HOME:-$HOME/.cache}/meshconform"
 CACHE="${MESHCONFORM_WORKLOAD_CACHE:-$XC/workload-images}"
+PROG=workload-images
+# shellcheck source=lib/cached-step.sh
+. "$(dirname "$0")/lib/cached-step.sh"
+
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 RECIPE=w1 # bump when a step's way of building changes
 LABEL=io.meshconform.workload-image
 
-log() { printf 'workload-images: %s\n' "$*" >&2; }
-die() { printf 'workload-images: error: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 [ -n "${DOCKER_HOST:-}" ] || die 'DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first'
 docker version --format '{{.Server.Version}}' >/dev/null || die "no engine answers at $DOCKER_HOST"
@@ -75,26 +75,6 @@ HTTPBIN_IMAGE=$(ref_of docker.io/mccutchen/go-httpbin)
 NGINX_IMAGE=$(ref_of docker.io/library/nginx)
 HTTPBIN_VERSION=${HTTPBIN_IMAGE##*:}
 
-# step NAME KEY FUNCTION: runs FUNCTION OUT (OUT empty, fresh) unless CACHE/artifacts/NAME/KEY is done;
-# sets $OUT to the artifact's dir either way.
-step() {
-  local name=$1 key=$2 fn=$3 dir="$CACHE/artifacts/$1/$2" t
-  OUT="$dir"
-  if [ -f "$dir/.done" ]; then
-    log "$name: cached ($key)"
-    return
-  fi
-  rm -rf "$dir" "$dir.tmp" && mkdir -p "$dir.tmp" "$CACHE/logs"
-  log "$name: building ($key), log $CACHE/logs/$name.log"
-  t=$(now)
-  ( "$fn" "$dir.tmp" ) >"$CACHE/logs/$name.log" 2>&1 &
-  if ! wait $!; then
-    tail -n 30 "$CACHE/logs/$name.log" >&2
-    die "$name failed after $(took "$t") (log: $CACHE/logs/$name.log)"
-  fi
-  mv "$dir.tmp" "$dir" && touch "$dir/.done"
-  log "$name: built in $(took "$t")"
-}
 
 # minbase OUT PACKAGES: a debootstrap'ed minbase root with PACKAGES, without docs, manuals and lists.
 minbase() {
