@@ -293,7 +293,7 @@ func TestDefaultValues(t *testing.T) {
 			ports[pm["name"].(string)] = np.(float64)
 		}
 	}
-	if want := map[string]float64{"http2": HTTPNodePort, "https": HTTPSNodePort}; !reflect.DeepEqual(ports, want) {
+	if want := map[string]float64{"status-port": StatusNodePort, "http2": HTTPNodePort, "https": HTTPSNodePort}; !reflect.DeepEqual(ports, want) {
 		t.Errorf("gateway nodePorts = %v, want %v (manifests/kind maps these)", ports, want)
 	}
 	if _, err := DefaultValues("istio-cni"); err == nil {
@@ -471,6 +471,13 @@ func TestRenderCarriesSmallRequests(t *testing.T) {
 	}
 	if nodePorts["http2"] != float64(HTTPNodePort) || nodePorts["https"] != float64(HTTPSNodePort) {
 		t.Errorf("gateway nodePorts = %v, want http2 %d, https %d", nodePorts, HTTPNodePort, HTTPSNodePort)
+	}
+	// Every port fixed: the API server allocates a Service's ports in order, and a random
+	// nodePort for one of them can draw 30080/30443 before the port that asks for it.
+	for name, np := range nodePorts {
+		if np == nil {
+			t.Errorf("gateway port %s renders no nodePort: the API server would pick one at random", name)
+		}
 	}
 	if gobjs["HorizontalPodAutoscaler/istio-ingressgateway"] != nil {
 		t.Error("gateway HPA rendered")

@@ -11,6 +11,9 @@ import (
 const (
 	HTTPNodePort  = 30080
 	HTTPSNodePort = 30443
+	// StatusNodePort is fixed only so that no port of the Service is allocated at random: a
+	// random one can draw HTTPNodePort or HTTPSNodePort (values/gateway.yaml).
+	StatusNodePort = 30021
 )
 
 //go:embed values/*.yaml
