@@ -25,6 +25,10 @@ const (
 	// LabelDisruptive marks behaviours that change the whole mesh (root-namespace policies):
 	// they run Serial and are off by default on a cluster the suite did not create.
 	LabelDisruptive = "disruptive"
+	// LabelDataPlane marks specs that need a running data plane (a sidecar, gateway or ztunnel
+	// that starts and carries traffic); DATAPLANE=0 leaves them out, e.g. where only istiod
+	// can run (istiod built from source, no proxy image).
+	LabelDataPlane = "dataplane"
 )
 
 // Behavior is one row of BEHAVIORS.md. Title, Setup, Expected and Source are the file's

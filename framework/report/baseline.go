@@ -64,3 +64,14 @@ type NotJudgedValue struct {
 
 // String is what Ginkgo prints for the entry.
 func (v NotJudgedValue) String() string { return "not judged: " + v.Reason }
+
+// LeftOutValue is the value of an EntryLeftOut entry: why the run left a spec out on purpose,
+// e.g. "needs a running data plane; this run has none (DATAPLANE=0)".
+type LeftOutValue struct {
+	Reason string `json:"reason"`
+}
+
+const leftOutPrefix = "left out: "
+
+// String is what Ginkgo prints for the entry, and the spec's message in the report.
+func (v LeftOutValue) String() string { return leftOutPrefix + v.Reason }

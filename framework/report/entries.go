@@ -31,6 +31,9 @@ const (
 	// EntryNotJudged carries a NotJudgedValue on a spec that was skipped because the
 	// baseline failed: the spec's result is NotJudged, not Skip.
 	EntryNotJudged = "meshconform.notjudged"
+	// EntryLeftOut carries a LeftOutValue on a spec the run left out on purpose (it cannot
+	// exercise it): the spec's result is LeftOut, not Skip.
+	EntryLeftOut = "meshconform.leftout"
 )
 
 // ClassificationValue is the value of an EntryClassification entry.
@@ -150,6 +153,7 @@ type entryValues struct {
 	runs      []Run
 	baselines []Baseline
 	notJudged []NotJudgedValue
+	leftOut   []LeftOutValue
 }
 
 // add decodes one report entry; entries of other names are not ours and are ignored.
@@ -188,6 +192,12 @@ func (v *entryValues) add(name, asJSON string) error {
 			return fmt.Errorf("entry %s: %w", name, err)
 		}
 		v.notJudged = append(v.notJudged, n)
+	case EntryLeftOut:
+		var l LeftOutValue
+		if err := decodeEntry(asJSON, &l); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		v.leftOut = append(v.leftOut, l)
 	}
 	return nil
 }
@@ -206,7 +216,7 @@ func decodeEntry(asJSON string, v any) error {
 	return nil
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -60,8 +60,11 @@ func (b *builder) add(s spec) error {
 			b.baseline = &bl
 		}
 	}
-	if s.result == Skip && len(s.entries.notJudged) > 0 {
+	switch {
+	case s.result == Skip && len(s.entries.notJudged) > 0:
 		s.result, s.message = NotJudged, s.entries.notJudged[0].String()
+	case s.result == Skip && len(s.entries.leftOut) > 0:
+		s.result, s.message = LeftOut, s.entries.leftOut[0].String()
 	}
 	if s.suiteLevel {
 		if s.result == Fail {

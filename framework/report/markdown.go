@@ -83,8 +83,11 @@ func (m Matrix) Markdown(w io.Writer) error {
 		fmt.Fprintf(&b, "| %s | %s |", r.ID, mdEscape(r.Title))
 		for _, c := range r.Cells {
 			icon := markdownIcon[c.Status()]
-			if c.Present && c.Result == NotJudged {
+			switch {
+			case c.Present && c.Result == NotJudged:
 				icon = "⬜ not judged" // the run's baseline failed: the cluster, not the mesh
+			case c.Present && c.Result == LeftOut:
+				icon = "⬜ left out" // the run could not exercise it (no mesh, no data plane)
 			}
 			fmt.Fprintf(&b, " %s |", icon)
 		}

@@ -60,8 +60,8 @@ func (c Cell) Status() string {
 		return "missing"
 	case c.Result == Fail:
 		return "fail"
-	case c.Result == Skip, c.Result == NotJudged:
-		return "skip" // not judged: nothing was proven, as for a skip; Text says which
+	case c.Result == Skip, c.Result == NotJudged, c.Result == LeftOut:
+		return "skip" // not judged, left out: nothing was proven, as for a skip; Text says which
 
 	case c.Classification == Deviation:
 		return "deviation"
@@ -82,8 +82,11 @@ func (c Cell) Text() string {
 	case "equivalent":
 		return "pass ≈"
 	case "skip":
-		if c.Result == NotJudged {
+		switch c.Result {
+		case NotJudged:
 			return "not judged"
+		case LeftOut:
+			return "left out"
 		}
 		return "skip"
 	default:

@@ -145,8 +145,8 @@ func parseConformance(data []byte) (Report, error) {
 		if !IsBehaviorID(b.ID) {
 			return Report{}, &InputError{Problem: fmt.Sprintf("malformed conformance report: %q is not a behaviour ID", b.ID)}
 		}
-		if b.Result != Pass && b.Result != Fail && b.Result != Skip && b.Result != NotJudged {
-			return Report{}, &InputError{Problem: fmt.Sprintf("malformed conformance report: %s has result %q, want pass, fail, skip or not-judged", b.ID, b.Result)}
+		if b.Result != Pass && b.Result != Fail && b.Result != Skip && b.Result != NotJudged && b.Result != LeftOut {
+			return Report{}, &InputError{Problem: fmt.Sprintf("malformed conformance report: %s has result %q, want pass, fail, skip, not-judged or left-out", b.ID, b.Result)}
 		}
 		if !b.Classification.Valid() {
 			return Report{}, &InputError{Problem: fmt.Sprintf("malformed conformance report: %s has classification %q", b.ID, b.Classification)}

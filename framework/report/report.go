@@ -43,6 +43,10 @@ const (
 	// NotJudged: the behaviour's specs were not run because the cluster baseline failed (see
 	// Baseline): the cluster is at fault, so the behaviour is neither passed nor failed.
 	NotJudged Result = "not-judged"
+	// LeftOut: the behaviour's specs were left out on purpose because the run cannot exercise
+	// them (no Istio with ISTIO_INSTALL=none, no data plane with DATAPLANE=0); each spec's
+	// message says why. Nothing was proven, as for a skip, but the run chose it and says so.
+	LeftOut Result = "left-out"
 )
 
 // rank orders results from worst to best: fail and not-judged < skip < pass. A skip is worse
@@ -52,7 +56,7 @@ func (r Result) rank() int {
 	switch r {
 	case Pass:
 		return 2
-	case Skip:
+	case Skip, LeftOut:
 		return 1
 	default:
 		return 0
@@ -118,6 +122,13 @@ type Run struct {
 	Date    time.Time `json:"date,omitzero"`
 	// DryRun marks a report built from `ginkgo --dry-run`: every behaviour is a skip.
 	DryRun bool `json:"dryRun,omitempty"`
+	// NoMesh: the run had no Istio on purpose (ISTIO_INSTALL=none); every behaviour is left out.
+	NoMesh bool `json:"noMesh,omitempty"`
+	// NoDataPlane: the run left out the specs that need a running data plane (DATAPLANE=0).
+	NoDataPlane bool `json:"noDataPlane,omitempty"`
+	// IstioBuild says how the Istio tested was built when it is not a release, e.g. "source
+	// build of release-1.31 at eed52ebb66ad" (scripts/istiod-image.sh).
+	IstioBuild string `json:"istioBuild,omitempty"`
 	// SuiteFailures are failures outside specs (e.g. Istio did not install), which leave the
 	// specs skipped; they explain a column of skips.
 	SuiteFailures []string `json:"suiteFailures,omitempty"`
@@ -160,6 +171,10 @@ type Summary struct {
 	Deviation  int `json:"deviation"`
 	// NotJudged counts behaviours whose specs did not run because the baseline failed.
 	NotJudged int `json:"notJudged,omitempty"`
+	// LeftOut counts behaviours left out on purpose (see LeftOut); LeftOutWhy counts them by
+	// reason.
+	LeftOut    int            `json:"leftOut,omitempty"`
+	LeftOutWhy map[string]int `json:"leftOutWhy,omitempty"`
 }
 
 // Report is the conformance report of one run.
@@ -252,6 +267,12 @@ func (r *Report) finish() {
 			r.Summary.Failed++
 		case NotJudged:
 			r.Summary.NotJudged++
+		case LeftOut:
+			r.Summary.LeftOut++
+			if r.Summary.LeftOutWhy == nil {
+				r.Summary.LeftOutWhy = map[string]int{}
+			}
+			r.Summary.LeftOutWhy[b.leftOutReason()]++
 		default:
 			r.Summary.Skipped++
 		}
@@ -291,7 +312,8 @@ func (b *Behavior) combine(s SpecResult, entries []entryValues) {
 }
 
 // combineResults folds two results of one behaviour: any failure wins, then not judged (a
-// spec that could not run leaves the behaviour unproven even if another passed), then pass.
+// spec that could not run leaves the behaviour unproven even if another passed), then pass,
+// then left out (the run chose not to exercise it), then skip.
 func combineResults(a, b Result) Result {
 	switch {
 	case a == Fail || b == Fail:
@@ -300,9 +322,21 @@ func combineResults(a, b Result) Result {
 		return NotJudged
 	case a == Pass || b == Pass:
 		return Pass
+	case a == LeftOut || b == LeftOut:
+		return LeftOut
 	default:
 		return Skip
 	}
+}
+
+// leftOutReason is why a left-out behaviour was left out: its first left-out spec's reason.
+func (b Behavior) leftOutReason() string {
+	for _, s := range b.Specs {
+		if s.Result == LeftOut {
+			return strings.TrimPrefix(s.Message, leftOutPrefix)
+		}
+	}
+	return "unknown"
 }
 
 func roundSeconds(s float64) float64 {
@@ -364,7 +398,16 @@ func (r Run) Describe() string {
 		if r.IstioRevision != "" {
 			s += " (revision " + r.IstioRevision + ")"
 		}
+		if r.IstioBuild != "" {
+			s += " [" + r.IstioBuild + "]"
+		}
 		parts = append(parts, s)
+	}
+	if r.NoMesh {
+		parts = append(parts, "no Istio (ISTIO_INSTALL=none)")
+	}
+	if r.NoDataPlane {
+		parts = append(parts, "no data plane (DATAPLANE=0)")
 	}
 	if r.KubernetesVersion != "" {
 		parts = append(parts, "Kubernetes "+r.KubernetesVersion)
@@ -402,6 +445,9 @@ func (r *Run) mergeRun(o Run) error {
 		r.Date = o.Date // the run started when its first suite did
 	}
 	r.DryRun = r.DryRun || o.DryRun
+	r.NoMesh = r.NoMesh || o.NoMesh
+	r.NoDataPlane = r.NoDataPlane || o.NoDataPlane
+	r.IstioBuild = cmp.Or(r.IstioBuild, o.IstioBuild)
 	r.SuiteFailures = append(r.SuiteFailures, o.SuiteFailures...)
 	return nil
 }

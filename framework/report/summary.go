@@ -33,7 +33,13 @@ func (r Report) SummaryText() string {
 	if sm.NotJudged > 0 {
 		fmt.Fprintf(&sb, ", %d not judged (the baseline failed)", sm.NotJudged)
 	}
+	if sm.LeftOut > 0 {
+		fmt.Fprintf(&sb, ", %d left out on purpose", sm.LeftOut)
+	}
 	sb.WriteString("\n")
+	for _, why := range sortedKeys(sm.LeftOutWhy) {
+		fmt.Fprintf(&sb, "  left out: %d: %s\n", sm.LeftOutWhy[why], why)
+	}
 	if len(bad) > 0 {
 		fmt.Fprintf(&sb, "failed: %s\nrerun one: make e2e LABELS=%s REUSE_CLUSTER=1\n", strings.Join(bad, " "), bad[0])
 	}

@@ -93,6 +93,15 @@ func Bootstrap(suite string) bool {
 		return Current.Baseline
 	})
 
+	// What this run cannot exercise (no Istio, no data plane) is left out on purpose, each
+	// spec with the reason, before its body runs.
+	record.LeaveOut(func(labels []string) string {
+		if Current == nil {
+			return ""
+		}
+		return record.LeftOutBy(Current.State.Settings, baseline.Label)(labels)
+	})
+
 	ReportAfterSuite(suite+" conformance report", func(r Report) {
 		if Current == nil {
 			return
@@ -135,7 +144,8 @@ func runEntry(st provision.State) report.Run {
 	}
 	return report.Run{ID: st.RunID, IstioVersion: st.Istio.Version, IstioRevision: st.Istio.Revision,
 		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: report.ModeSidecar,
-		Strict: st.Settings.Strict, Cluster: cluster, Date: st.Started}
+		Strict: st.Settings.Strict, Cluster: cluster, Date: st.Started,
+		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane}
 }
 
 func newRun(ctx context.Context, st provision.State) (*Run, error) {

@@ -18,9 +18,11 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
 
+	"meshconform/framework/catalog"
 	"meshconform/framework/expect"
 	"meshconform/framework/probe"
 	"meshconform/framework/report"
+	"meshconform/framework/settings"
 	"meshconform/suites/cases"
 )
 
@@ -181,4 +183,39 @@ func GateOnBaseline(baselineLabel string, current func() *report.Baseline) bool 
 		}
 	})
 	return true
+}
+
+// LeaveOut registers, at the top level of a suite, a BeforeEach that leaves out on purpose
+// every spec for which why returns a reason (given the spec's labels): the spec records an
+// EntryLeftOut with the reason and is skipped before its body (and before any BeforeAll of
+// its container) runs, so the report shows it as left out, with the reason, neither failed
+// nor skipped. why runs in every process, after the suite's setup.
+func LeaveOut(why func(labels []string) string) bool {
+	BeforeEach(func() {
+		reason := why(CurrentSpecReport().Labels())
+		if reason == "" {
+			return
+		}
+		v := report.LeftOutValue{Reason: reason}
+		AddReportEntry(report.EntryLeftOut, v, ReportEntryVisibilityNever)
+		Skip(v.String())
+	})
+	return true
+}
+
+// LeftOutBy is the reason function of LeaveOut for a run's settings: with ISTIO_INSTALL=none
+// every spec but the baseline (labelled baselineLabel) needs the Istio the run does not have;
+// with DATAPLANE=0 the specs labelled catalog.LabelDataPlane need a running data plane.
+func LeftOutBy(s settings.Settings, baselineLabel string) func(labels []string) string {
+	return func(labels []string) string {
+		switch {
+		case slices.Contains(labels, baselineLabel):
+			return ""
+		case s.NoMesh():
+			return "needs Istio; this run has none (ISTIO_INSTALL=none)"
+		case s.NoDataPlane && slices.Contains(labels, catalog.LabelDataPlane):
+			return "needs a running data plane (sidecar, gateway or ztunnel); this run has none (DATAPLANE=0)"
+		}
+		return ""
+	}
 }

@@ -2,6 +2,8 @@ package baselinesuite_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,16 +50,16 @@ func TestBaselineRecorded(t *testing.T) {
 				t.Errorf("baseline probe %s: %s, evidence %+v; want pass, curl exit %d, its convergence", p.Name, p.Result, ev, want[p.Name])
 			}
 		}
-		for _, id := range []string{"MTLS-001", "AUTHZ-001"} {
+		for _, id := range []string{"MTLS-001", "AUTHZ-001", "PROBE-001"} {
 			if bh, _ := rep.Behavior(id); bh.State() != "pass/documented" {
 				t.Errorf("%s: %s, want pass/documented", id, bh.State())
 			}
 		}
-		if rep.Summary.NotJudged != 0 || len(rep.Run.SuiteFailures) != 0 {
-			t.Errorf("summary %+v, suite failures %v: want none not judged", rep.Summary, rep.Run.SuiteFailures)
+		if rep.Summary.NotJudged != 0 || rep.Summary.LeftOut != 0 || len(rep.Run.SuiteFailures) != 0 {
+			t.Errorf("summary %+v, suite failures %v: want none not judged or left out", rep.Summary, rep.Run.SuiteFailures)
 		}
-		if bodies != "MTLS-001\nAUTHZ-001\n" && bodies != "AUTHZ-001\nMTLS-001\n" {
-			t.Errorf("behaviour bodies that ran: %q, want both", bodies)
+		if got := sortedLines(bodies); got != "AUTHZ-001\nMTLS-001\nPROBE-001\nPROBE-001 BeforeAll" {
+			t.Errorf("behaviour bodies that ran: %q, want all three and the BeforeAll", got)
 		}
 		if !strings.HasPrefix(summary, "baseline: passed") {
 			t.Errorf("closing summary does not start with the passed baseline:\n%s", summary)
@@ -90,7 +92,7 @@ func TestBaselineRecorded(t *testing.T) {
 					t.Errorf("closed-port probe: %s %q, evidence %+v; want fail with the exit 28 it saw and its history", p.Result, p.Reason, ev)
 				}
 			}
-			ids := []string{"MTLS-001", "AUTHZ-001"}
+			ids := []string{"MTLS-001", "AUTHZ-001", "PROBE-001"}
 			if tc.filter != "" {
 				ids = ids[:1]
 			}
@@ -117,4 +119,59 @@ func TestBaselineRecorded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The run's settings leave specs out on purpose: each is reported as left out with the
+// reason, its body (and its container's BeforeAll) never runs, the baseline still runs, and
+// the run passes on what it did judge.
+func TestLeftOutRecorded(t *testing.T) {
+	for _, tc := range []struct {
+		scenario, why string
+		left      []string
+	}{
+		{"no-mesh", "needs Istio; this run has none (ISTIO_INSTALL=none)", []string{"AUTHZ-001", "MTLS-001", "PROBE-001"}},
+		{"no-dataplane", "needs a running data plane (sidecar, gateway or ztunnel); this run has none (DATAPLANE=0)", []string{"PROBE-001"}},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			t.Parallel()
+			rep, summary, bodies, out, err := runSuite(t, tc.scenario)
+			if err != nil {
+				t.Fatalf("a run that leaves specs out on purpose and passes the rest must exit 0; got %v\n%s", err, out)
+			}
+			if b := rep.Baseline; b == nil || b.Status != report.BaselinePassed {
+				t.Errorf("baseline %+v: want it run and passed", b)
+			}
+			var ran []string
+			for _, id := range []string{"AUTHZ-001", "MTLS-001", "PROBE-001"} {
+				bh, _ := rep.Behavior(id)
+				if !slices.Contains(tc.left, id) {
+					ran = append(ran, id)
+					if bh.State() != "pass/documented" {
+						t.Errorf("%s: %s, want pass/documented", id, bh.State())
+					}
+					continue
+				}
+				if bh.Result != report.LeftOut || bh.Classification != "" || len(bh.Evidence) != 0 ||
+					len(bh.Specs) != 1 || bh.Specs[0].Message != "left out: "+tc.why {
+					t.Errorf("%s: %s, specs %+v; want left-out with the message %q and nothing recorded", id, bh.State(), bh.Specs, "left out: "+tc.why)
+				}
+			}
+			if rep.Summary.LeftOut != len(tc.left) || rep.Summary.LeftOutWhy[tc.why] != len(tc.left) || rep.Summary.Skipped != 0 || rep.Summary.Failed != 0 {
+				t.Errorf("summary %+v: want %d left out for %q, none skipped or failed", rep.Summary, len(tc.left), tc.why)
+			}
+			if want := strings.Join(ran, "\n"); sortedLines(bodies) != want {
+				t.Errorf("bodies that ran: %q, want %q (a spec left out runs neither its body nor its BeforeAll)", sortedLines(bodies), want)
+			}
+			want := fmt.Sprintf("%d left out on purpose\n  left out: %d: %s\n", len(tc.left), len(tc.left), tc.why)
+			if !strings.Contains(summary, want) {
+				t.Errorf("closing summary lacks %q:\n%s", want, summary)
+			}
+		})
+	}
+}
+
+func sortedLines(s string) string {
+	lines := strings.Fields(strings.ReplaceAll(s, " BeforeAll", "_BeforeAll"))
+	slices.Sort(lines)
+	return strings.ReplaceAll(strings.Join(lines, "\n"), "_BeforeAll", " BeforeAll")
 }

@@ -1,7 +1,8 @@
 // Package baselinesuite_test runs a small real Ginkgo suite wired as the conformance suite is
 // (the baseline judged in process 1's SynchronizedBeforeSuite and recorded with
 // record.Baseline, then record.GateOnBaseline) against a scripted curl executor, and reads the
-// conformance report it writes: once with a baseline that passes, once with one that fails.
+// conformance report it writes: once with a baseline that passes, once with one that fails,
+// and with the run's settings leaving specs out (record.LeaveOut): no Istio, no data plane.
 // It is its own package because a Ginkgo suite has one SynchronizedBeforeSuite.
 package baselinesuite_test
 
@@ -19,16 +20,18 @@ import (
 	. "github.com/onsi/gomega"
 
 	"meshconform/framework/baseline"
+	"meshconform/framework/catalog"
 	"meshconform/framework/expect"
 	"meshconform/framework/probe"
 	"meshconform/framework/report"
+	"meshconform/framework/settings"
 	"meshconform/suites/internal/record"
 )
 
 // Environment of the child process: where to write the report, and the cluster to script.
 const (
 	envDir      = "MESHCONFORM_BASELINE_SUITE_DIR"
-	envScenario = "MESHCONFORM_BASELINE_SCENARIO" // "working" or "broken"
+	envScenario = "MESHCONFORM_BASELINE_SCENARIO" // "working", "broken", "no-mesh" or "no-dataplane"
 	bodyMarker  = "MESHCONFORM_BASELINE_BODY_RAN"
 )
 
@@ -99,6 +102,17 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 
 var _ = record.GateOnBaseline(baseline.Label, func() *report.Baseline { return current })
 
+// The run's settings, as e2e.Bootstrap reads them from its state.
+var _ = record.LeaveOut(record.LeftOutBy(func() settings.Settings {
+	switch os.Getenv(envScenario) {
+	case "no-mesh":
+		return settings.Settings{Install: settings.InstallNone}
+	case "no-dataplane":
+		return settings.Settings{Install: settings.InstallAuto, NoDataPlane: true}
+	}
+	return settings.Settings{Install: settings.InstallAuto}
+}(), baseline.Label))
+
 // ran marks that a behaviour's body ran, which must not happen after a failed baseline.
 func ran(id string) {
 	if dir := os.Getenv(envDir); dir != "" {
@@ -119,6 +133,14 @@ var _ = Describe("behaviours", func() {
 		ran(id)
 		record.Check(id, nil, "the documented outcome", nil)
 	}, Entry("AUTHZ-001: passes", Label("AUTHZ-001", "authz"), "AUTHZ-001"))
+	// Ordered with a BeforeAll, as the posture suite is: a spec left out must not run it.
+	Describe("needs a data plane", Ordered, func() {
+		BeforeAll(func() { ran("PROBE-001 BeforeAll") })
+		It("PROBE-001: passes", Label("PROBE-001", "probes", catalog.LabelDataPlane), func() {
+			ran("PROBE-001")
+			record.Check("PROBE-001", nil, "the documented outcome", nil)
+		})
+	})
 })
 
 var _ = ReportAfterSuite("baseline conformance report", func(r Report) {
