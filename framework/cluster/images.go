@@ -91,6 +91,11 @@ type Preloader struct {
 	Log     io.Writer
 	// LoadArchive loads one archive into a node; nil is kind's nodeutils.LoadImageArchive.
 	LoadArchive func(node Node, archive io.Reader) error
+	// Optional are images the run can do without: one neither on the host nor pullable is a
+	// warning (listed in PreloadResult.Unavailable), not an error, since only the specs whose
+	// pods run it need it (e.g. the mysql sample on an air-gapped host), and a node whose
+	// containerd has a mirror the host lacks may still pull it.
+	Optional []string
 }
 
 // PreloadResult says what Preload did, per image.
@@ -106,6 +111,8 @@ type PreloadResult struct {
 	// NotLoaded lists "image → node: why" for images that could not be saved or loaded: a
 	// warning, not a failure, since the node pulls what it lacks when a pod needs it.
 	NotLoaded []string
+	// Unavailable lists the Optional images neither on the host nor pullable.
+	Unavailable []string
 }
 
 // Preload makes every image available on every node: pulled on the host when missing there
@@ -161,6 +168,11 @@ func (p Preloader) Preload(ctx context.Context, nodes []Node, images []string) (
 		if err != nil {
 			if ctx.Err() != nil {
 				return res, err
+			}
+			if slices.Contains(p.Optional, img) {
+				res.Unavailable = append(res.Unavailable, img)
+				p.logf("warning: %v; it is optional: only the specs whose pods run it need it, and they fail unless the nodes can pull it", err)
+				continue
 			}
 			// Load the others first: one run then names every image an air-gapped host lacks.
 			unavailable = append(unavailable, err)

@@ -331,4 +331,21 @@ func TestPreloadUsesHostImagesWithoutPulling(t *testing.T) {
 	if strings.Join(res.Loaded, ",") != "docker.io/library/nginx:1.27.3-alpine → kind-control-plane" {
 		t.Errorf("an absent image stopped the others from loading: %+v", res)
 	}
+
+	// The same, with the absent sample image optional (mysql on a host that cannot build it):
+	// a warning naming it and what it costs, no error; a required absent image still stops it.
+	log.Reset()
+	p.Optional = []string{"docker.io/library/mysql:8.4.3"}
+	res, err = p.Preload(context.Background(), []Node{n}, []string{"docker.io/library/mysql:8.4.3", "docker.io/library/nginx:1.27.3-alpine"})
+	if err != nil || strings.Join(res.Unavailable, ",") != "docker.io/library/mysql:8.4.3" {
+		t.Errorf("optional absent image: err %v, result %+v; want no error and it listed as unavailable", err, res)
+	}
+	if want := "warning: image docker.io/library/mysql:8.4.3 is not on the host and cannot be pulled"; !strings.Contains(log.String(), want) ||
+		!strings.Contains(log.String(), "only the specs whose pods run it need it") {
+		t.Errorf("log lacks %q and what it costs:\n%s", want, log)
+	}
+	if _, err = p.Preload(context.Background(), []Node{n}, []string{"docker.io/library/mysql:8.4.3", "docker.io/istio/pilot:1.31.4"}); err == nil ||
+		!strings.Contains(err.Error(), "1 of 2 images are neither on the host nor pullable") || strings.Contains(err.Error(), "mysql") {
+		t.Errorf("a required absent image beside an optional one: %v; want an error naming only the required one", err)
+	}
 }

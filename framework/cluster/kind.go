@@ -393,6 +393,12 @@ func (k *Kind) LoadImage(ctx context.Context, image string, _ ...string) error {
 
 // Preload is LoadImage for many images at once.
 func (k *Kind) Preload(ctx context.Context, images ...string) (PreloadResult, error) {
+	return k.PreloadSome(ctx, images, nil)
+}
+
+// PreloadSome preloads required and optional images; an optional one that is neither on the
+// host nor pullable is a warning (PreloadResult.Unavailable), a required one an error.
+func (k *Kind) PreloadSome(ctx context.Context, required, optional []string) (PreloadResult, error) {
 	nodes, err := k.Nodes()
 	if err != nil {
 		return PreloadResult{}, err
@@ -404,7 +410,8 @@ func (k *Kind) Preload(ctx context.Context, images ...string) (PreloadResult, er
 	if p.Log == nil {
 		p.Log = k.log
 	}
-	return p.Preload(ctx, nodes, images)
+	p.Optional = append(slices.Clone(p.Optional), optional...)
+	return p.Preload(ctx, nodes, append(slices.Clone(required), optional...))
 }
 
 // LoadImageArchive loads an image archive into every node, with retries.

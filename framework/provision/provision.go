@@ -149,7 +149,11 @@ func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option)
 			return st, err
 		}
 	}
-	if err := phase(log, "istio", func() error { return bringUpIstio(ctx, s, c, log, &st) }); err != nil {
+	if s.NoMesh() {
+		// ISTIO_INSTALL=none: the cluster alone. Nothing of Istio is installed, looked for or
+		// waited on; the suites leave every behaviour out and say why.
+		fmt.Fprintf(log, "meshconform: istio: none (ISTIO_INSTALL=none): the baseline checks the cluster; every behaviour is left out\n")
+	} else if err := phase(log, "istio", func() error { return bringUpIstio(ctx, s, c, log, &st) }); err != nil {
 		return st, err
 	}
 	st.DisruptiveAllowed = DisruptiveAllowed(s.AllowDisruptive, st.CreatedCluster)
@@ -177,6 +181,9 @@ func (s State) Summary() string {
 		where = fmt.Sprintf("kind cluster %s (created)", s.ClusterName)
 	case s.ClusterName != "":
 		where = fmt.Sprintf("kind cluster %s (reused)", s.ClusterName)
+	}
+	if s.Settings.NoMesh() {
+		return fmt.Sprintf("%s, Kubernetes %s, no Istio (ISTIO_INSTALL=none), run %s", where, s.KubernetesVersion, s.RunID)
 	}
 	rev := s.Istio.Revision
 	if rev == "" {
@@ -330,12 +337,26 @@ func IstioImages(s settings.Settings) ([]string, error) {
 	return MeshOptions(s, State{}).Images()
 }
 
+// OptionalImages are the images of Images a run can do without: the samples' images, but for
+// the plain client and httpbin, which the baseline and most behaviours run. One missing on an
+// air-gapped host (mysql: no build here) fails only the specs that deploy it.
+func OptionalImages() []string {
+	core, _ := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
+	var out []string
+	for _, img := range workload.Images() {
+		if !slices.Contains(core, img) {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
 // Images is every image to preload into kind nodes for the settings.
 func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, error) {
 	var imgs []string
-	// ISTIO_INSTALL=no installs nothing, so Istio's images would be preloaded for no one (and an
-	// air-gapped host that lacks them would stop the run for nothing).
-	if s.Install != settings.InstallNo {
+	// ISTIO_INSTALL=no and none install nothing, so Istio's images would be preloaded for no one
+	// (and an air-gapped host that lacks them would stop the run for nothing).
+	if s.Install != settings.InstallNo && !s.NoMesh() {
 		var err error
 		if imgs, err = IstioImages(s); err != nil {
 			return nil, err
@@ -354,7 +375,15 @@ func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c con
 	if err != nil {
 		return err
 	}
-	res, err := kind.Preload(ctx, imgs...)
+	var required, optional []string
+	for _, img := range imgs {
+		if slices.Contains(OptionalImages(), img) {
+			optional = append(optional, img)
+		} else {
+			required = append(required, img)
+		}
+	}
+	res, err := kind.PreloadSome(ctx, required, optional)
 	if err != nil {
 		return err
 	}
@@ -363,6 +392,9 @@ func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c con
 	if n := len(res.NotLoaded); n > 0 {
 		// Each was logged as a warning; the nodes pull these themselves.
 		fmt.Fprintf(log, ", %d not loaded (the nodes will pull them)", n)
+	}
+	if n := len(res.Unavailable); n > 0 {
+		fmt.Fprintf(log, ", %d optional unavailable (%s: the specs deploying them fail unless the nodes can pull them)", n, strings.Join(res.Unavailable, ", "))
 	}
 	fmt.Fprintln(log)
 	return nil
@@ -435,7 +467,7 @@ func noIstiod(s settings.Settings, found []mesh.ControlPlane) error {
 		return fmt.Errorf("no istiod found in %s; install Istio or unset KUBE_CONTEXT to let the suite create a kind cluster (or set ISTIO_INSTALL=yes to install Istio %s on context %s)",
 			mesh.DefaultNamespace, s.IstioVersion, s.KubeContext)
 	}
-	return fmt.Errorf("no istiod found in %s and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio %s", mesh.DefaultNamespace, s.IstioVersion)
+	return fmt.Errorf("no istiod found in %s and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio %s, or ISTIO_INSTALL=none to check the cluster alone (the baseline; every behaviour is left out)", mesh.DefaultNamespace, s.IstioVersion)
 }
 
 func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Writer, st *State) error {

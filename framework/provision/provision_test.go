@@ -88,7 +88,7 @@ func TestPlanIstio(t *testing.T) {
 		{"kind, nothing there: install", nil, nil, Install, "", ""},
 		{"kind, same version there: use it", nil, []mesh.ControlPlane{def}, UseFound, "istiod", ""},
 		{"kind, other version there: install (upgrade)", map[string]string{"ISTIO_VERSION": "1.30.5"}, []mesh.ControlPlane{def}, Install, "istiod", ""},
-		{"kind, install=no, nothing", map[string]string{"ISTIO_INSTALL": "no"}, nil, "", "", "no istiod found in istio-system and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio " + defaultIstio},
+		{"kind, install=no, nothing", map[string]string{"ISTIO_INSTALL": "no"}, nil, "", "", "no istiod found in istio-system and ISTIO_INSTALL=no: set ISTIO_INSTALL=auto to install Istio " + defaultIstio + ", or ISTIO_INSTALL=none to check the cluster alone (the baseline; every behaviour is left out)"},
 		{"existing, nothing there", map[string]string{"KUBE_CONTEXT": "lab"}, nil, "", "",
 			"no istiod found in istio-system; install Istio or unset KUBE_CONTEXT to let the suite create a kind cluster (or set ISTIO_INSTALL=yes to install Istio " + defaultIstio + " on context lab)"},
 		{"existing, found, no version asked: use it", map[string]string{"KUBE_CONTEXT": "lab", "ISTIO_REVISION": "canary"}, []mesh.ControlPlane{def, canary}, UseFound, "istiod-canary", ""},
@@ -176,6 +176,16 @@ func TestImages(t *testing.T) {
 	none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "no"}), true)
 	if err != nil || slices.ContainsFunc(none, func(img string) bool { return strings.Contains(img, "/istio/") }) || len(none) != len(workload.Images()) {
 		t.Errorf("ISTIO_INSTALL=no preloads %v (%v); want the samples' images only", none, err)
+	}
+	if none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "none"}), true); err != nil || !slices.Equal(none, workload.Images()) {
+		t.Errorf("ISTIO_INSTALL=none preloads %v (%v); want the samples' images only, %v", none, err, workload.Images())
+	}
+	// The baseline's two samples are required; the others (mysql among them) optional.
+	opt := OptionalImages()
+	core, _ := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
+	if len(opt) == 0 || len(opt)+len(core) != len(workload.Images()) || slices.ContainsFunc(core, func(img string) bool { return slices.Contains(opt, img) }) ||
+		!slices.ContainsFunc(opt, func(img string) bool { return strings.Contains(img, "/mysql:") }) {
+		t.Errorf("optional images %v, core %v: want every sample image but the baseline's, mysql among them", opt, core)
 	}
 	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
 	if got, err := IstioImages(hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {

@@ -66,6 +66,35 @@ func TestTier1UpAttachesAndFindsNoIstio(t *testing.T) {
 	}
 }
 
+// With ISTIO_INSTALL=none the same cluster without Istio is a run: nothing of Istio is
+// looked for or waited on, no chart is read, and the state says there is no mesh.
+func TestTier1UpWithoutIstio(t *testing.T) {
+	env := apitest.Env(t)
+	s := load(t, attachEnv(t, env, map[string]string{"ISTIO_INSTALL": "none"}))
+	var log strings.Builder
+	st, err := Up(context.Background(), s, &log)
+	t.Logf("Up:\n%s", log.String())
+	if err != nil {
+		t.Fatalf("Up with ISTIO_INSTALL=none: %v", err)
+	}
+	if !st.Settings.NoMesh() || st.Istio != (Istio{}) || st.KubernetesVersion == "" {
+		t.Errorf("state: %+v", st)
+	}
+	if want := "no Istio (ISTIO_INSTALL=none)"; !strings.Contains(st.Summary(), want) {
+		t.Errorf("summary %q lacks %q", st.Summary(), want)
+	}
+	for _, line := range []string{"istio: none (ISTIO_INSTALL=none)", "every behaviour is left out"} {
+		if !strings.Contains(log.String(), line) {
+			t.Errorf("log lacks %q", line)
+		}
+	}
+	for _, line := range []string{"charts", "meshconform: istio done", "meshconform: istio failed", "no istiod"} {
+		if strings.Contains(log.String(), line) {
+			t.Errorf("log has %q: a run without Istio reads no chart and looks for no istiod", line)
+		}
+	}
+}
+
 // With an istiod there (a Deployment, its mesh config and its injector webhook, written by
 // the test: Istio itself cannot run in tier 1), Up detects version, revision, trust domain
 // and root namespace, waits for the rollout and the CA bundle, and returns the State.

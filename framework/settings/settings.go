@@ -58,7 +58,14 @@ const (
 	InstallYes InstallPolicy = "yes"
 	// InstallNo never installs: Istio must already be there.
 	InstallNo InstallPolicy = "no"
+	// InstallNone runs without Istio: nothing is installed or looked for, the baseline checks
+	// the cluster, and every behaviour is left out on purpose (the report names the reason).
+	// It is how a new cluster, or one built offline without Istio's images, is checked alone.
+	InstallNone InstallPolicy = "none"
 )
+
+// NoMesh reports whether the run has no Istio on purpose (ISTIO_INSTALL=none).
+func (s Settings) NoMesh() bool { return s.Install == InstallNone }
 
 // Toggle is a setting that can be left to the run to decide.
 type Toggle string
@@ -90,6 +97,10 @@ type Settings struct {
 	// NoGateway installs base and istiod without the gateway chart (ISTIO_GATEWAY=0), e.g. for
 	// istiod built from source (scripts/istiod-image.sh), where no proxy image exists.
 	NoGateway bool `json:"noGateway,omitempty"`
+	// NoDataPlane (DATAPLANE=0) leaves out, on purpose and said so in the report, the specs
+	// labelled dataplane: those that need a running sidecar, gateway or ztunnel (e.g. with an
+	// istiod built from source, where no proxy image exists).
+	NoDataPlane bool `json:"noDataPlane,omitempty"`
 
 	NodeImage    string     `json:"nodeImage"`
 	KindConfig   string     `json:"kindConfig,omitempty"`
@@ -133,8 +144,9 @@ func Variables() []Variable {
 		{"ISTIO_CHART_REPO", "istio-chart-repo", DefaultChartRepo, "Helm repository (or mirror) holding base, istiod and gateway: the URL of the directory with index.yaml, or an OCI reference like " + mesh.OCIChartRepo},
 		{"ISTIO_CHART_DIR", "istio-chart-dir", "", "local directory holding the charts base/, istiod/ and gateway/ (instead of a repository)"},
 		{"ISTIO_HUB", "istio-hub", DefaultHub, "registry of Istio's images, always given to istiod as global.hub (and preloaded into kind from there); e.g. a mirror of " + DefaultHub},
-		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install"},
+		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install, Istio must be there; none: no Istio at all, the baseline checks the cluster and every behaviour is left out (reported as such)"},
 		{"ISTIO_GATEWAY", "istio-gateway", "1", "0: install base and istiod only, without the ingress gateway chart (istiod built from source: no proxyv2 image exists); specs needing the gateway cannot pass"},
+		{"DATAPLANE", "dataplane", "1", "0: leave out the specs labelled dataplane (they need a running sidecar, gateway or ztunnel), e.g. with istiod built from source and no proxy image; the report counts them as left out, with the reason"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
@@ -387,6 +399,7 @@ func (p *parser) parse() Settings {
 	}
 	s.Install = p.install()
 	s.NoGateway = !p.boolean("ISTIO_GATEWAY", true)
+	s.NoDataPlane = !p.boolean("DATAPLANE", true)
 	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {
@@ -452,13 +465,16 @@ func (p *parser) install() InstallPolicy {
 	if !ok {
 		return InstallAuto
 	}
-	if strings.EqualFold(strings.TrimSpace(v), "auto") {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "auto":
 		return InstallAuto
+	case "none":
+		return InstallNone
 	}
 	b, ok := parseBool(v)
 	switch {
 	case !ok:
-		p.bad("ISTIO_INSTALL", "is not an install policy", "use auto, yes (or 1) or no (or 0)")
+		p.bad("ISTIO_INSTALL", "is not an install policy", "use auto, yes (or 1), no (or 0), or none (no Istio: check the cluster alone)")
 		return InstallAuto
 	case b:
 		return InstallYes
@@ -557,9 +573,9 @@ func (s Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("keep policy %q is not always, on-failure or never (KEEP_CLUSTER)", s.KeepCluster))
 	}
 	switch s.Install {
-	case InstallAuto, InstallYes, InstallNo:
+	case InstallAuto, InstallYes, InstallNo, InstallNone:
 	default:
-		errs = append(errs, fmt.Errorf("install policy %q is not auto, yes or no (ISTIO_INSTALL)", s.Install))
+		errs = append(errs, fmt.Errorf("install policy %q is not auto, yes, no or none (ISTIO_INSTALL)", s.Install))
 	}
 	if s.ReportsDir == "" {
 		errs = append(errs, fmt.Errorf("reports directory is empty: set REPORTS_DIR, like %s", DefaultReportsDir))

@@ -75,6 +75,13 @@ func TestParseValues(t *testing.T) {
 		{"disruptive yes", map[string]string{"ALLOW_DISRUPTIVE": "yes"}, func(t *testing.T, s Settings) { eq(t, s.AllowDisruptive, ToggleOn) }},
 		{"install 1", map[string]string{"ISTIO_INSTALL": "1"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallYes) }},
 		{"install no", map[string]string{"ISTIO_INSTALL": "no"}, func(t *testing.T, s Settings) { eq(t, s.Install, InstallNo) }},
+		{"install none", map[string]string{"ISTIO_INSTALL": "None"}, func(t *testing.T, s Settings) {
+			eq(t, s.Install, InstallNone)
+			eq(t, s.NoMesh(), true)
+		}},
+		{"mesh by default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoMesh(), false) }},
+		{"dataplane default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoDataPlane, false) }},
+		{"no dataplane", map[string]string{"DATAPLANE": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoDataPlane, true) }},
 		{"prerelease version", map[string]string{"ISTIO_VERSION": "1.32.0-beta.0"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.32.0-beta.0") }},
 		{"gateway default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, false) }},
 		{"no gateway", map[string]string{"ISTIO_GATEWAY": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, true) }},
@@ -158,7 +165,8 @@ func TestMalformed(t *testing.T) {
 		{map[string]string{"ISTIO_CHART_REPO": "https://"}, `ISTIO_CHART_REPO="https://" has no host`},
 		{map[string]string{"ISTIO_CHART_REPO": "https://mirror/charts", "ISTIO_CHART_DIR": "/charts"}, `ISTIO_CHART_REPO and ISTIO_CHART_DIR are both set: set only one`},
 		{map[string]string{"ISTIO_HUB": "https://docker.io/istio"}, `ISTIO_HUB="https://docker.io/istio" is not an image registry path: use a registry and path without scheme or tag, like docker.io/istio`},
-		{map[string]string{"ISTIO_INSTALL": "maybe"}, `ISTIO_INSTALL="maybe" is not an install policy: use auto, yes (or 1) or no (or 0)`},
+		{map[string]string{"ISTIO_INSTALL": "maybe"}, `ISTIO_INSTALL="maybe" is not an install policy: use auto, yes (or 1), no (or 0), or none (no Istio: check the cluster alone)`},
+		{map[string]string{"DATAPLANE": "sometimes"}, `DATAPLANE="sometimes" is not a boolean: use 1 or 0`},
 		{map[string]string{"K8S_NODE_IMAGE": "kindest/node"}, `K8S_NODE_IMAGE="kindest/node" is not a pinned image: use an image with a tag (and digest), like kindest/node:v1.37.0@sha256:`},
 		{map[string]string{"K8S_NODE_IMAGE": "kindest/node:v1.37.0@sha256:abc"}, `K8S_NODE_IMAGE="kindest/node:v1.37.0@sha256:abc" is not a pinned image`},
 		{map[string]string{"CLUSTER_NAME": "My_Cluster"}, `CLUSTER_NAME="My_Cluster" is not a kind cluster name: use lowercase letters, digits, '.' and '-' (at most 50), like meshconform`},

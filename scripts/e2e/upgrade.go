@@ -92,8 +92,8 @@ func PlanUpgrade(s settings.Settings, from, to string) (UpgradePlan, error) {
 	if s.IstioRevision == CanaryRevision {
 		errs = append(errs, fmt.Errorf("ISTIO_REVISION=%s is the revision the gate installs TO as: leave ISTIO_REVISION empty or pick another name", CanaryRevision))
 	}
-	if slices.Contains(s.Given, "ISTIO_INSTALL") && s.Install == settings.InstallNo {
-		errs = append(errs, errors.New("ISTIO_INSTALL=no: the gate installs and upgrades Istio itself; unset ISTIO_INSTALL"))
+	if slices.Contains(s.Given, "ISTIO_INSTALL") && (s.Install == settings.InstallNo || s.NoMesh()) {
+		errs = append(errs, fmt.Errorf("ISTIO_INSTALL=%s: the gate installs and upgrades Istio itself; unset ISTIO_INSTALL", s.Install))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return UpgradePlan{}, err

@@ -96,6 +96,7 @@ func TestPlanUpgradeRefusals(t *testing.T) {
 		{"canary revision taken", map[string]string{"ISTIO_REVISION": "canary"}, "1.30.5", "1.31.1",
 			[]string{"ISTIO_REVISION=canary is the revision the gate installs TO as"}},
 		{"install no", map[string]string{"ISTIO_INSTALL": "no"}, "1.30.5", "1.31.1", []string{"ISTIO_INSTALL=no: the gate installs and upgrades Istio itself"}},
+		{"install none", map[string]string{"ISTIO_INSTALL": "none"}, "1.30.5", "1.31.1", []string{"ISTIO_INSTALL=none: the gate installs and upgrades Istio itself"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := PlanUpgrade(loadSettings(t, c.env), c.from, c.to)

@@ -235,7 +235,7 @@ func (e *engine) ClusterExists(ctx context.Context) (bool, error) {
 // InstallMayRun reports whether the run may install Istio, and so needs its charts.
 func InstallMayRun(s settings.Settings) bool {
 	switch s.Install {
-	case settings.InstallNo:
+	case settings.InstallNo, settings.InstallNone:
 		return false
 	case settings.InstallYes:
 		return true
@@ -488,6 +488,8 @@ func supportCheck(s settings.Settings, v meshconform.Versions) outcome {
 	k := s.NodeKubernetesVersion()
 	r, known := v.KubernetesRangeOf(s.IstioVersion)
 	switch {
+	case s.NoMesh():
+		return found("no Istio (ISTIO_INSTALL=none): no version pair to check")
 	case !known:
 		return outcome{detail: "Istio " + s.IstioVersion, warning: fmt.Sprintf("versions.yaml gives no supported Kubernetes range for Istio %s (it lists %s), so the pair with node image %s is unchecked",
 			s.IstioVersion, strings.Join(v.Istio, ", "), s.NodeImage)}

@@ -621,4 +621,10 @@ func TestSupportCheck(t *testing.T) {
 	if o := supportCheck(unknown, v); !strings.Contains(o.warning, "no supported Kubernetes range for Istio 1.20.0") {
 		t.Errorf("a release versions.yaml does not list: %+v", o)
 	}
+
+	// Without Istio there is no pair: the offline node image (1.37) checks the cluster alone.
+	none := load(t, map[string]string{"ISTIO_INSTALL": "none", "K8S_NODE_IMAGE": kindDefault.Image})
+	if o := supportCheck(none, v); o.warning != "" || len(o.problems) > 0 || !strings.Contains(o.detail, "no Istio") {
+		t.Errorf("ISTIO_INSTALL=none: %+v; want no warning, and the detail saying there is no Istio", o)
+	}
 }
