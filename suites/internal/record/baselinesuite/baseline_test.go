@@ -3,10 +3,10 @@ package baselinesuite_test
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,7 +127,7 @@ func TestBaselineRecorded(t *testing.T) {
 func TestLeftOutRecorded(t *testing.T) {
 	for _, tc := range []struct {
 		scenario, why string
-		left      []string
+		left          []string
 	}{
 		{"no-mesh", "needs Istio; this run has none (ISTIO_INSTALL=none)", []string{"AUTHZ-001", "MTLS-001", "PROBE-001"}},
 		{"no-dataplane", "needs a running data plane (sidecar, gateway or ztunnel); this run has none (DATAPLANE=0)", []string{"PROBE-001"}},
