@@ -67,6 +67,14 @@ var goldenCases = []struct {
 	{"diff-bad-result", []string{"report", "diff", "testdata/bad/bad-result.json", "testdata/base.json"}, 2},
 	{"diff-dir-with-many-runs", []string{"report", "diff", "testdata/runs", "testdata/base.json"}, 2},
 
+	// check: the expectations hold, do not hold (each mismatch with what was seen), are malformed
+	{"check-holds", []string{"report", "check", "testdata/candidate.json", "MTLS-001=pass/documented", "MTLS-003=pass", "CERT-001=pass", "MTLS-005=skip"}, 0},
+	{"check-mismatches", []string{"report", "check", "testdata/candidate.json", "MTLS-002=pass", "MTLS-003=pass/documented", "MTLS-006=pass", "baseline=passed", "*=pass"}, 1},
+	{"check-bad-want", []string{"report", "check", "testdata/candidate.json", "MTLS-001=passed"}, 2},
+	{"check-no-want", []string{"report", "check", "testdata/candidate.json"}, 2},
+	{"check-unreadable", []string{"report", "check", "testdata/nope.json", "*=pass"}, 2},
+	{"check-help", []string{"report", "check", "-h"}, 0},
+
 	// usage
 	{"diff-one-arg", []string{"report", "diff", "testdata/base.json"}, 2},
 	{"diff-bad-flag", []string{"report", "diff", "-colour", "testdata/base.json", "testdata/candidate.json"}, 2},

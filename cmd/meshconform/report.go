@@ -12,11 +12,12 @@ import (
 	"meshconform/framework/report"
 )
 
-const reportUsage = `Usage: meshconform report <merge|diff|build> [flags] [arguments]
+const reportUsage = `Usage: meshconform report <merge|diff|build|check> [flags] [arguments]
 
   merge RUN...              many runs into one matrix (Markdown, HTML)
   diff BASE CANDIDATE       behaviours that got worse; exit 1 if any
   build GINKGO_REPORT       a conformance report from Ginkgo's JSON report or JUnit XML
+  check REPORT WANT...      does the run show exactly these states? exit 1 if not
 `
 
 func reportCmd(args []string, stdout, stderr io.Writer) int {
@@ -34,6 +35,8 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 		return diffCmd(args[1:], stdout, stderr)
 	case "build":
 		return buildCmd(args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "meshconform report: unknown subcommand %q\n\n%s", args[0], reportUsage)
 		return exitUsage
@@ -242,4 +245,56 @@ func appendOutput(path string, render func(io.Writer) error) error {
 		return err
 	}
 	return errors.Join(render(f), f.Close())
+}
+
+const checkUsage = `Usage: meshconform report check REPORT WANT...
+
+Checks one run's conformance report (conformance.json or .yaml, or a Ginkgo report) against
+expectations, e.g. to require in CI that the behaviours a cluster can exercise passed and that
+what it cannot was left out, not silently skipped. A WANT is:
+
+  ID=RESULT[/CLASSIFICATION]   CERT-003=pass, MTLS-001=pass/documented
+  *=RESULT                     every behaviour no other WANT names (e.g. '*=left-out')
+  baseline=STATUS              passed, failed or skipped
+
+RESULT is pass, fail, skip, not-judged or left-out. Each mismatch is printed with what the run
+saw.
+
+Exit status: 0 every WANT holds, 1 one does not, 2 bad arguments or unreadable input.
+`
+
+func checkCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("meshconform report check", checkUsage, stdout, stderr)
+	if helpRequested(args) {
+		fs.SetOutput(stdout)
+	}
+	rest, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(rest) < 2 {
+		return usageError(fs, stderr, "needs REPORT and at least one WANT, got %d argument(s)", len(rest))
+	}
+	var wants []report.Want
+	for _, a := range rest[1:] {
+		w, err := report.ParseWant(a)
+		if err != nil {
+			return usageError(fs, stderr, "%v", err)
+		}
+		wants = append(wants, w)
+	}
+	r, err := report.Read(rest[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "meshconform report check: %v\n", err)
+		return exitUsage
+	}
+	if bad := r.Check(wants); len(bad) > 0 {
+		fmt.Fprintf(stdout, "%s: %d mismatches with the %d expectations:\n", rest[0], len(bad), len(wants))
+		for _, b := range bad {
+			fmt.Fprintf(stdout, "  %s\n", b)
+		}
+		return exitFinding
+	}
+	fmt.Fprintf(stdout, "%s: all %d expectations hold (%s)\n", rest[0], len(wants), r.Run.Describe())
+	return exitOK
 }
