@@ -15,10 +15,11 @@ help:
 	@echo "make e2e         run the conformance suites (needs Go and Docker, or KUBE_CONTEXT)"
 	@echo "make e2e-upgrade FROM=<istio> TO=<istio>   the upgrade gate"
 	@echo "make assets      obtain kube-apiserver, etcd, kube-controller-manager for tier 1"
+	@echo "make live        the live tier: kind cluster from offline images, suites run for real (root, Debian)"
 	@echo "See README.md for the variables."
 
 # The run's settings: empty means the driver's default (`go run ./scripts/e2e help` lists them).
-E2E_VARS := ISTIO_VERSION ISTIO_REVISION ISTIO_CHART_REPO ISTIO_CHART_DIR ISTIO_HUB ISTIO_INSTALL ISTIO_GATEWAY DATAPLANE \
+E2E_VARS := ISTIO_VERSION ISTIO_REVISION ISTIO_CHART_REPO ISTIO_CHART_DIR ISTIO_HUB ISTIO_INSTALL ISTIO_GATEWAY DATAPLANE IMAGE_PULL \
 	ISTIO_INSTALL_TIMEOUT K8S_NODE_IMAGE KIND_CONFIG CLUSTER_NAME REUSE_CLUSTER KEEP_CLUSTER \
 	KUBE_CONTEXT KUBECONFIG ALLOW_DISRUPTIVE STRICT BASELINE LABELS PROCS REPORTS_DIR \
 	MESHCONFORM_TIMEOUT MESHCONFORM_POLL MESHCONFORM_CONSECUTIVE FROM TO
@@ -44,6 +45,13 @@ preflight:
 .PHONY: e2e-delete
 e2e-delete:
 	$(GO) run ./scripts/e2e delete
+
+# The live tier: a real kind cluster from images built offline, the suites run through the
+# product's own code, reports checked; starts (and stops) a private Docker engine when none
+# answers. .ci/run runs it after `make test`. See scripts/live.sh and README.md.
+.PHONY: live
+live:
+	@scripts/live.sh
 
 .PHONY: vet
 vet:

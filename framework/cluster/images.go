@@ -91,6 +91,9 @@ type Preloader struct {
 	Log     io.Writer
 	// LoadArchive loads one archive into a node; nil is kind's nodeutils.LoadImageArchive.
 	LoadArchive func(node Node, archive io.Reader) error
+	// NoPull: never pull on the host (IMAGE_PULL=0, air-gapped): an image the host lacks is
+	// unavailable at once, and no registry (nor a DNS server for its name) is asked.
+	NoPull bool
 	// Optional are images the run can do without: one neither on the host nor pullable is a
 	// warning (listed in PreloadResult.Unavailable), not an error, since only the specs whose
 	// pods run it need it (e.g. the mysql sample on an air-gapped host), and a node whose
@@ -332,6 +335,11 @@ func (p Preloader) ensureOnHost(ctx context.Context, img string) (bool, error) {
 	if ok {
 		p.logf("image %s: present on the host, not pulled", img)
 		return false, nil
+	}
+	if p.NoPull {
+		return false, fmt.Errorf("image %s is not on the host, and IMAGE_PULL=0 forbids pulling it; "+
+			"load it with `docker load` (scripts/workload-images.sh builds the curl, go-httpbin and nginx "+
+			"samples' images), or allow pulls", img)
 	}
 	start := time.Now()
 	err = Retry(ctx, p.backoff(), "docker pull "+img, func(ctx context.Context) error {

@@ -344,6 +344,17 @@ func TestPreloadUsesHostImagesWithoutPulling(t *testing.T) {
 		!strings.Contains(log.String(), "only the specs whose pods run it need it") {
 		t.Errorf("log lacks %q and what it costs:\n%s", want, log)
 	}
+	// IMAGE_PULL=0: an image the host lacks is never pulled (no registry, no DNS asked).
+	noPull := p
+	noPull.NoPull, noPull.Docker = true, Docker{Path: docker.bin}
+	calls := docker.read("calls")
+	if _, err := noPull.Preload(context.Background(), []Node{n}, []string{"docker.io/istio/pilot:1.31.4"}); err == nil ||
+		!strings.Contains(err.Error(), "image docker.io/istio/pilot:1.31.4 is not on the host, and IMAGE_PULL=0 forbids pulling it") {
+		t.Errorf("IMAGE_PULL=0 and an absent image: %v", err)
+	}
+	if strings.Contains(strings.TrimPrefix(docker.read("calls"), calls), "pull") {
+		t.Errorf("IMAGE_PULL=0 pulled: %s", strings.TrimPrefix(docker.read("calls"), calls))
+	}
 	if _, err = p.Preload(context.Background(), []Node{n}, []string{"docker.io/library/mysql:8.4.3", "docker.io/istio/pilot:1.31.4"}); err == nil ||
 		!strings.Contains(err.Error(), "1 of 2 images are neither on the host nor pullable") || strings.Contains(err.Error(), "mysql") {
 		t.Errorf("a required absent image beside an optional one: %v; want an error naming only the required one", err)

@@ -288,6 +288,7 @@ func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.W
 		cluster.WithConfig(cfg),
 		cluster.WithKubeconfigPath(kubeconfig),
 		cluster.WithReuse(s.ReuseCluster),
+		cluster.WithoutPull(s.NoPull),
 		cluster.WithLog(log),
 		cluster.WithWaitReady(c.readyTimeout),
 		cluster.WithPreloader(cluster.Preloader{Dir: filepath.Join(st.RunDir, "images"), Log: log}),
@@ -362,7 +363,15 @@ func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, e
 			return nil, err
 		}
 	}
-	if withSamples {
+	switch {
+	case withSamples && s.NoMesh():
+		// Without Istio only the baseline runs: its two samples are all the run deploys.
+		core, err := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, core...)
+	case withSamples:
 		imgs = append(imgs, workload.Images()...)
 	}
 	imgs = append(imgs, extra...)

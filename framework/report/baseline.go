@@ -30,6 +30,9 @@ type Baseline struct {
 	// Verdict says in a sentence what the status means for the behaviours.
 	Verdict string          `json:"verdict"`
 	Probes  []BaselineProbe `json:"probes,omitempty"`
+	// Diagnostics says where a failed baseline's diagnostics dump is (its namespace's pods,
+	// events and logs, the nodes) and what it holds.
+	Diagnostics string `json:"diagnostics,omitempty"`
 }
 
 // BaselineProbe is one probe of the baseline and its full evidence.
@@ -53,6 +56,9 @@ func (b Baseline) String() string {
 	fmt.Fprintf(&sb, "baseline %s: %s", b.Status, b.Verdict)
 	for _, p := range b.Probes {
 		fmt.Fprintf(&sb, "\n  %-4s %s: %s", p.Result, p.Name, firstLine(p.Reason))
+	}
+	if b.Diagnostics != "" {
+		fmt.Fprintf(&sb, "\n  diagnostics: %s", firstLine(b.Diagnostics))
 	}
 	return sb.String()
 }

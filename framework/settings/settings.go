@@ -101,6 +101,10 @@ type Settings struct {
 	// labelled dataplane: those that need a running sidecar, gateway or ztunnel (e.g. with an
 	// istiod built from source, where no proxy image exists).
 	NoDataPlane bool `json:"noDataPlane,omitempty"`
+	// NoPull (IMAGE_PULL=0): the host never pulls an image for the preload; what it lacks is
+	// reported, not fetched (air-gapped hosts, and the live tier, which must send nothing
+	// off the machine).
+	NoPull bool `json:"noPull,omitempty"`
 
 	NodeImage    string     `json:"nodeImage"`
 	KindConfig   string     `json:"kindConfig,omitempty"`
@@ -146,6 +150,7 @@ func Variables() []Variable {
 		{"ISTIO_HUB", "istio-hub", DefaultHub, "registry of Istio's images, always given to istiod as global.hub (and preloaded into kind from there); e.g. a mirror of " + DefaultHub},
 		{"ISTIO_INSTALL", "istio-install", string(InstallAuto), "auto: install on kind, only detect on KUBE_CONTEXT; yes (1): install/upgrade even on KUBE_CONTEXT; no (0): never install, Istio must be there; none: no Istio at all, the baseline checks the cluster and every behaviour is left out (reported as such)"},
 		{"ISTIO_GATEWAY", "istio-gateway", "1", "0: install base and istiod only, without the ingress gateway chart (istiod built from source: no proxyv2 image exists); specs needing the gateway cannot pass"},
+		{"IMAGE_PULL", "image-pull", "1", "0: the image preload never pulls on the host: images must be there (docker load, scripts/workload-images.sh); a missing one is named, not fetched"},
 		{"DATAPLANE", "dataplane", "1", "0: leave out the specs labelled dataplane (they need a running sidecar, gateway or ztunnel), e.g. with istiod built from source and no proxy image; the report counts them as left out, with the reason"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
@@ -400,6 +405,7 @@ func (p *parser) parse() Settings {
 	s.Install = p.install()
 	s.NoGateway = !p.boolean("ISTIO_GATEWAY", true)
 	s.NoDataPlane = !p.boolean("DATAPLANE", true)
+	s.NoPull = !p.boolean("IMAGE_PULL", true)
 	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {

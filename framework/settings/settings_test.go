@@ -82,6 +82,8 @@ func TestParseValues(t *testing.T) {
 		{"mesh by default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoMesh(), false) }},
 		{"dataplane default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoDataPlane, false) }},
 		{"no dataplane", map[string]string{"DATAPLANE": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoDataPlane, true) }},
+		{"pull default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoPull, false) }},
+		{"no pull", map[string]string{"IMAGE_PULL": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoPull, true) }},
 		{"prerelease version", map[string]string{"ISTIO_VERSION": "1.32.0-beta.0"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.32.0-beta.0") }},
 		{"gateway default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, false) }},
 		{"no gateway", map[string]string{"ISTIO_GATEWAY": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, true) }},

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 
 	"meshconform/framework/baseline"
+	"meshconform/framework/diag"
 	"meshconform/framework/probe"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
@@ -31,7 +33,7 @@ const (
 // pod, then the three probes of framework/baseline, each converging N times in a row with the
 // run's waiter. Whatever fails (the workloads never get ready, a probe's outcome) is a failed
 // baseline with its evidence, never an error: the report must say the cluster is at fault.
-func runBaseline(ctx context.Context, st provision.State, skip bool) report.Baseline {
+func runBaseline(ctx context.Context, st provision.State, skip bool) (b report.Baseline) {
 	GinkgoHelper()
 	if skip {
 		return baseline.Skipped("BASELINE=0")
@@ -53,6 +55,8 @@ func runBaseline(ctx context.Context, st provision.State, skip bool) report.Base
 			fmt.Fprintf(GinkgoWriter, "baseline cleanup: %v\n", err)
 		}
 	}()
+	// Runs before the namespace's deletion (LIFO): a failed baseline carries its dump.
+	defer func() { dumpBaseline(r, ns, &b) }()
 	hs, err := workload.Deploy(ctx, r.Kube, ns, workload.Httpbin, workload.PlainClient)
 	if err != nil {
 		return setupFailed("deploying the plain client and httpbin", err)
@@ -86,12 +90,29 @@ func runBaseline(ctx context.Context, st provision.State, skip bool) report.Base
 	if err := t.Validate(); err != nil {
 		return setupFailed("the baseline's targets", err)
 	}
-	b, err := baseline.Run(ctx, r.Expect, ex, baseline.Checks(t))
+	b, err = baseline.Run(ctx, r.Expect, ex, baseline.Checks(t))
 	if err != nil {
 		return setupFailed("running the probes", err)
 	}
 	fmt.Fprintf(GinkgoWriter, "baseline %s in %s\n", b.Status, provision.Elapsed(time.Since(start)))
 	return b
+}
+
+// dumpBaseline writes the diagnostics of a failed baseline (its namespace, with the nodes and
+// the cluster's events) before the namespace is deleted, and records where they are.
+func dumpBaseline(r *Run, ns string, b *report.Baseline) {
+	if !b.Failed() || r == nil || ns == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), diagTimeout)
+	defer cancel()
+	sum, err := diag.Dump(ctx, diag.DumpOptions{Kube: r.Kube, Istio: r.Istio, RestConfig: r.Config,
+		Namespaces: []string{ns}, IstioNamespace: r.State.Istio.Namespace, Dir: filepath.Join(r.ReportsDir, "diag", "baseline"),
+		ReportsDir: r.ReportsDir, ProxyExec: diag.PodExec(r.Config)})
+	if err != nil {
+		fmt.Fprintf(GinkgoWriter, "baseline diagnostics incomplete: %v\n", err)
+	}
+	b.Diagnostics = sum.String()
 }
 
 // setupFailed is a baseline that could not reach its probes: the cluster could not run two
