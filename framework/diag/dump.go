@@ -57,6 +57,9 @@ type DumpOptions struct {
 	// IstioNamespace holds istiod (pods labelled app=istiod) and the mesh ConfigMap;
 	// default "istio-system".
 	IstioNamespace string
+	// NoMesh: the cluster has no Istio on purpose (ISTIO_INSTALL=none): neither Istio's
+	// policies nor istiod are asked for, so their absence is not noted as an error.
+	NoMesh bool
 	// Dir is where everything is written, e.g. reports/diag/<spec-slug>. Created if absent.
 	Dir string
 	// ReportsDir, when set, is what Summary.String() shows paths relative to (the directory
@@ -223,7 +226,7 @@ func Dump(ctx context.Context, opts DumpOptions) (Summary, error) {
 		}
 		d.namespace(ctx, ns)
 	}
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && !d.opts.NoMesh {
 		d.istiod(ctx)
 	}
 	d.wg.Wait()
@@ -280,7 +283,7 @@ func (d *dumper) clients() error {
 			return fmt.Errorf("diag: kubernetes client: %w", err)
 		}
 	}
-	if d.istio == nil && d.opts.RestConfig != nil {
+	if d.istio == nil && d.opts.RestConfig != nil && !d.opts.NoMesh {
 		if d.istio, err = istioclient.NewForConfig(d.opts.RestConfig); err != nil {
 			d.noteErr("istio client: %v; Istio policies not collected", err)
 		}
@@ -350,7 +353,9 @@ func (d *dumper) namespace(ctx context.Context, ns string) {
 	d.services(ctx, ns)
 	d.configMaps(ctx, ns, filepath.Join(ns, "configmaps.yaml"), nil)
 	d.secrets(ctx, ns)
-	d.policies(ctx, ns)
+	if !d.opts.NoMesh {
+		d.policies(ctx, ns)
+	}
 	for i := range pods {
 		d.podLogs(ctx, &pods[i])
 		d.configDump(ctx, &pods[i])

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -336,6 +337,28 @@ func TestDumpAgainstAPIServer(t *testing.T) {
 	}
 	if files != len(sum.Files) {
 		t.Errorf("%d files under %s, summary lists %d: %v", files, dir, len(sum.Files), sum.Files)
+	}
+
+	// The same namespace on a run without Istio (ISTIO_INSTALL=none, a failed baseline): the
+	// namespace is dumped, and neither Istio's policies nor istiod are asked for or noted.
+	noMesh := filepath.Join(reports, "diag", "baseline")
+	sum, err = Dump(ctx, DumpOptions{Kube: kube, RestConfig: env.Config, Namespaces: []string{ns}, NoMesh: true,
+		Dir: noMesh, ReportsDir: reports})
+	if err != nil {
+		t.Fatalf("Dump without a mesh: %v", err)
+	}
+	for _, f := range sum.Files {
+		if strings.Contains(f, "policies") || strings.Contains(f, "istiod") || strings.Contains(f, "mesh-config") {
+			t.Errorf("a dump without a mesh wrote %s", f)
+		}
+	}
+	for _, e := range sum.Errors {
+		if l := strings.ToLower(e); strings.Contains(l, "istiod") || strings.Contains(l, "peerauthentication") || strings.Contains(l, "istio client") || strings.Contains(l, "istio policies") {
+			t.Errorf("a dump without a mesh notes %q", e)
+		}
+	}
+	if !slices.Contains(sum.Files, ns+"/pods.yaml") {
+		t.Errorf("a dump without a mesh lacks the namespace's pods: %v", sum.Files)
 	}
 }
 
