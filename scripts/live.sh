@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# The live tier (`make live`; .ci/run runs it after `make test`): a real kind cluster and a real
+# run of the suites through the product's own code (settings, preflight, cluster, preload,
+# workloads, probes over the kubelet's exec, diagnostics, reports), on a machine that may have
+# no Docker engine and no registry access. Each phase prints its time; the run's reports are
+# checked with `meshconform report check`, so a run that judged nothing cannot pass.
+#
+#   scripts/live.sh            every phase, then the cluster deleted and the engine stopped
+#
+# Phases:
+#   engine     scripts/local-engine.sh start, only when no engine answers (stopped at the end,
+#              by its pid); an engine that answers is used and left alone
+#   images     scripts/node-image.sh (kind node image for Kubernetes KUBE_VERSION) and
+#              scripts/workload-images.sh (curl, go-httpbin, nginx), cached outside the tree
+#   run        `go run ./scripts/e2e run` with ISTIO_INSTALL=none on a new kind cluster (kept for
+#              the next phase), then `report check`: the baseline passed in real pods, every
+#              behaviour left out on purpose, nothing failed
+#   reuse      the same cluster again with REUSE_CLUSTER=1 LABELS=baseline: no cluster created,
+#              the baseline alone judged; the cluster is left as found
+#   broken     the same cluster with CoreDNS scaled to zero: the baseline fails (curl exit 6), the
+#              run exits non-zero, the report blames the cluster, the baseline's diagnostics are
+#              dumped; shows that a broken cluster is not reported as a broken mesh
+#   delete     `go run ./scripts/e2e delete` (make e2e-delete): no node container left
+#   interrupt  a new run, SIGINT once the cluster is up: the driver deletes what it made
+#              (KEEP_CLUSTER=on-failure) and exits non-zero
+#
+# Environment:
+#   LIVE_CLUSTER    kind cluster name (default meshconform-live)
+#   LIVE_REPORTS    reports directory (default reports/live)
+#   KUBE_VERSION    the node image's Kubernetes (default: scripts/node-image.sh's)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PROG=live
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/meshconform/live"
+# shellcheck source=lib/cached-step.sh
+. scripts/lib/cached-step.sh
+
+CLUSTER="${LIVE_CLUSTER:-meshconform-live}"
+REPORTS="${LIVE_REPORTS:-reports/live}"
+case "$REPORTS" in /*) ;; *) REPORTS="$ROOT/$REPORTS" ;; esac
+export GOFLAGS="${GOFLAGS:-}"
+
+T0=$(now)
+TIMES=()
+# phase NAME CMD...: runs CMD, records and prints its time; a failure stops the script (the
+# EXIT trap cleans up).
+phase() {
+  local name=$1 t rc=0
+  shift
+  log "== $name"
+  t=$(now)
+  "$@" || rc=$?
+  TIMES+=("$(printf '%-10s %8s  %s' "$name" "$(took "$t")" "$([ $rc = 0 ] && echo ok || echo "FAILED (exit $rc)")")")
+  log "== $name: $(took "$t")"
+  [ $rc = 0 ] || die "phase $name failed (exit $rc)"
+}
+
+STARTED_ENGINE=
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "${DOCKER_HOST:-}" ] || docker version >/dev/null 2>&1; then
+    if docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER" --format '{{.Names}}' 2>/dev/null | grep -q .; then
+      log "cleanup: deleting kind cluster $CLUSTER left by a failed phase"
+      CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete >&2
+    fi
+  fi
+  if [ -n "$STARTED_ENGINE" ]; then
+    local t
+    t=$(now)
+    scripts/local-engine.sh stop >&2 || rc=1
+    TIMES+=("$(printf '%-10s %8s' "engine-stop" "$(took "$t")")")
+  fi
+  log "phases:"
+  printf '  %s\n' "${TIMES[@]}" >&2
+  log "total $(took "$T0") (exit $rc)"
+  exit $rc
+}
+trap cleanup EXIT
+
+start_engine() {
+  if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+    log "an engine answers (${DOCKER_HOST:-the default socket}): using it, leaving it as found"
+    return
+  fi
+  local line
+  line=$(scripts/local-engine.sh start)
+  [ -n "$line" ] || die "local-engine.sh start printed no DOCKER_HOST"
+  export "${line?}"
+  STARTED_ENGINE=1
+}
+
+build_images() {
+  NODE_IMAGE=$(scripts/node-image.sh)
+  scripts/workload-images.sh >/dev/null
+  log "node image $NODE_IMAGE"
+}
+
+# e2e ENV...: one `make e2e` run of the driver with the offline cluster's settings.
+e2e() {
+  env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" IMAGE_PULL=0 "$@" go run ./scripts/e2e run
+}
+
+# check DIR WANT...: the conformance report under DIR holds exactly these states.
+check() {
+  local dir=$1
+  shift
+  go run ./cmd/meshconform report check "$dir/conformance/conformance.json" "$@"
+}
+
+cluster_nodes() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER" --format '{{.Names}}'; }
+
+run_fresh() {
+  [ -z "$(cluster_nodes)" ] || die "kind cluster $CLUSTER exists before the run: delete it (CLUSTER_NAME=$CLUSTER make e2e-delete)"
+  rm -rf "$REPORTS/run"
+  e2e ISTIO_INSTALL=none KEEP_CLUSTER=always REPORTS_DIR="$REPORTS/run"
+  check "$REPORTS/run" baseline=passed '*=left-out'
+  [ -n "$(cluster_nodes)" ] || die "KEEP_CLUSTER=always: the cluster is gone after the run"
+  ls "$REPORTS/run/junit.xml" "$REPORTS/run/report.json" >/dev/null
+}
+
+run_reuse() {
+  local before
+  before=$(docker inspect -f '{{.Id}}' "$(cluster_nodes)")
+  rm -rf "$REPORTS/reuse"
+  e2e ISTIO_INSTALL=none REUSE_CLUSTER=1 LABELS=baseline REPORTS_DIR="$REPORTS/reuse" 2>&1 | tee "$CACHE/reuse.log"
+  check "$REPORTS/reuse" baseline=passed '*=skip'
+  [ "$(docker inspect -f '{{.Id}}' "$(cluster_nodes)")" = "$before" ] || die "REUSE_CLUSTER=1 replaced the node container"
+  grep -q "was reused and is left as found" "$CACHE/reuse.log" || die "the reuse run did not say it left the cluster as found"
+}
+
+run_broken() {
+  local node rc=0
+  node=$(cluster_nodes)
+  docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system scale deployment coredns --replicas=0
+  rm -rf "$REPORTS/broken"
+  e2e ISTIO_INSTALL=none REUSE_CLUSTER=1 LABELS=baseline MESHCONFORM_TIMEOUT=15s REPORTS_DIR="$REPORTS/broken" || rc=$?
+  [ $rc != 0 ] || die "a run whose baseline failed exited 0"
+  check "$REPORTS/broken" baseline=failed '*=skip'
+  grep -q "Could not resolve host" "$REPORTS/broken/conformance/conformance.json" ||
+    die "the failed baseline's evidence lacks curl's 'Could not resolve host'"
+  grep -q '"diagnostics": "diagnostics in diag/baseline' "$REPORTS/broken/conformance/conformance.json" ||
+    die "the failed baseline names no diagnostics dump"
+  [ -n "$(ls -A "$REPORTS/broken/diag/baseline")" ] || die "the baseline's diagnostics directory is empty"
+  log "broken cluster: exit $rc, baseline failed with curl exit 6, diagnostics in $REPORTS/broken/diag/baseline"
+}
+
+delete_cluster() {
+  CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
+  [ -z "$(cluster_nodes)" ] || die "make e2e-delete left $(cluster_nodes)"
+}
+
+# An interrupt once the cluster exists: the driver must delete it (on-failure keeps a cluster
+# only after a failure, not after Ctrl-C) and exit non-zero. The driver is built first, so the
+# signal reaches it and not `go run`.
+run_interrupt() {
+  local bin="$CACHE/e2e-driver" out="$CACHE/interrupt.log" pid rc=0
+  go build -o "$bin" ./scripts/e2e
+  rm -rf "$REPORTS/interrupt"
+  env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" ISTIO_INSTALL=none IMAGE_PULL=0 \
+    REPORTS_DIR="$REPORTS/interrupt" "$bin" run >"$out" 2>&1 &
+  pid=$!
+  local deadline=$((SECONDS + 300))
+  until grep -q "meshconform: cluster done in" "$out"; do
+    kill -0 "$pid" 2>/dev/null || { cat "$out" >&2; die "the driver ended before the cluster was up"; }
+    [ $SECONDS -lt $deadline ] || { kill "$pid"; die "no cluster after 300s"; }
+    sleep 0.5 # polling a log file for a line, not waiting on the cluster
+  done
+  kill -INT "$pid"
+  wait "$pid" || rc=$?
+  cat "$out" >&2
+  [ $rc != 0 ] || die "the interrupted run exited 0"
+  [ -z "$(cluster_nodes)" ] || die "the interrupted run left $(cluster_nodes)"
+  grep -q "deleted kind cluster $CLUSTER" "$out" || die "the interrupted run did not say it deleted the cluster"
+  log "interrupted run: exit $rc, cluster deleted"
+}
+
+mkdir -p "$CACHE"
+phase engine start_engine
+phase images build_images
+phase run run_fresh
+phase reuse run_reuse
+phase broken run_broken
+phase delete delete_cluster
+phase interrupt run_interrupt
