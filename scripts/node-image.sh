@@ -20,8 +20,9 @@
 # Environment:
 #   KUBE_VERSION               Kubernetes release (default 1.37.2)
 #   MESHCONFORM_NODE_CACHE     cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/meshconform/node-image)
-#   MESHCONFORM_NODE_ROOTFS    debootstrap'ed Debian rootfs with systemd to start from
-#                              (default ${XDG_CACHE_HOME:-$HOME/.cache}/meshconform/node-rootfs/bookworm-systemd)
+#   MESHCONFORM_NODE_ROOTFS    a debootstrap'ed Debian rootfs with systemd to start from (default: built
+#                              here, debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus)
+#   DEBIAN_MIRROR              debootstrap's mirror (default http://deb.debian.org/debian)
 #   DOCKER_HOST                the engine that receives the images (required)
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -34,7 +35,8 @@ PROG=node-image
 # shellcheck source=lib/cached-step.sh
 . "$(dirname "$0")/lib/cached-step.sh"
 
-BASE_ROOTFS="${MESHCONFORM_NODE_ROOTFS:-$XC/node-rootfs/bookworm-systemd}"
+SUITE=bookworm
+BASE_PACKAGES=systemd,systemd-sysv,dbus
 KIND_VERSION=v0.33.0
 # Versions kind v0.33.0's base image uses, where the proxy serves them (cri-tools: only v1.37.0).
 CONTAINERD_VERSION=v2.3.4
@@ -129,6 +131,11 @@ build_cni() {
 
 build_coredns() {
   goinstall "$1" "github.com/coredns/coredns@$COREDNS_VERSION" -ldflags "-s -w"
+}
+
+# --- The Debian root that boots systemd as PID 1, unless the caller brings one.
+build_base() {
+  minbase "$1" "$BASE_PACKAGES"
 }
 
 # --- Rootfs: the debootstrap'ed systemd rootfs plus kind's packages, then kind's base image steps.
@@ -279,7 +286,16 @@ step containerd "$CONTAINERD_VERSION-$RECIPE" build_containerd; CONTAINERD_OUT=$
 step runc "$RUNC_VERSION-$RECIPE" build_runc; RUNC_OUT=$OUT
 step crictl "$CRICTL_VERSION-$RECIPE" build_crictl; CRICTL_OUT=$OUT
 step cni "$CNI_PLUGINS_VERSION-$RECIPE" build_cni; CNI_OUT=$OUT
-rootfs_key="$(basename "$BASE_ROOTFS")-kind-$KIND_VERSION-$(echo "$PACKAGES" | md5sum | cut -c1-8)-$RECIPE"
+if [ -n "${MESHCONFORM_NODE_ROOTFS:-}" ]; then
+  BASE_ROOTFS=$MESHCONFORM_NODE_ROOTFS
+  [ -x "$BASE_ROOTFS/lib/systemd/systemd" ] || die "MESHCONFORM_NODE_ROOTFS=$BASE_ROOTFS holds no systemd (lib/systemd/systemd)"
+  BASE_KEY=$(basename "$BASE_ROOTFS")
+else
+  BASE_KEY="$SUITE-$(echo "$BASE_PACKAGES" | md5sum | cut -c1-8)-$RECIPE"
+  step base "$BASE_KEY" build_base
+  BASE_ROOTFS=$OUT/rootfs
+fi
+rootfs_key="$BASE_KEY-kind-$KIND_VERSION-$(echo "$PACKAGES" | md5sum | cut -c1-8)-$RECIPE"
 step rootfs "$rootfs_key" build_rootfs; ROOTFS_OUT=$OUT
 step kube "k8s-v$KUBE_VERSION-$RECIPE" build_kube; KUBE_OUT=$OUT
 # Image names from kubeadm itself.

@@ -53,7 +53,6 @@ PROG=workload-images
 # shellcheck source=lib/cached-step.sh
 . "$(dirname "$0")/lib/cached-step.sh"
 
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 RECIPE=w1 # bump when a step's way of building changes
 LABEL=io.meshconform.workload-image
@@ -75,15 +74,6 @@ HTTPBIN_IMAGE=$(ref_of docker.io/mccutchen/go-httpbin)
 NGINX_IMAGE=$(ref_of docker.io/library/nginx)
 HTTPBIN_VERSION=${HTTPBIN_IMAGE##*:}
 
-
-# minbase OUT PACKAGES: a debootstrap'ed minbase root with PACKAGES, without docs, manuals and lists.
-minbase() {
-  local r=$1/rootfs
-  command -v debootstrap >/dev/null || nice -n 19 ionice -c3 apt-get install -y -q debootstrap
-  nice -n 19 ionice -c3 debootstrap --variant=minbase --include="$2" "$SUITE" "$r" "$MIRROR"
-  rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/var/lib/apt/lists/* \
-    "$r"/var/cache/apt/*.bin "$r"/var/cache/apt/archives/*.deb "$r"/var/log/*.log
-}
 
 build_curl_rootfs() {
   local r=$1/rootfs v

@@ -39,3 +39,14 @@ step() {
   mv "$dir.tmp" "$dir" && touch "$dir/.done"
   log "$name: built in $(took "$t")"
 }
+
+# minbase OUT PACKAGES: a debootstrap'ed Debian minbase root (SUITE, default bookworm; DEBIAN_MIRROR)
+# with PACKAGES (comma-separated) in OUT/rootfs, without docs, manuals and package lists.
+minbase() {
+  local r=$1/rootfs
+  command -v debootstrap >/dev/null || nice -n 19 ionice -c3 apt-get install -y -q debootstrap
+  nice -n 19 ionice -c3 debootstrap --variant=minbase --include="$2" "${SUITE:-bookworm}" "$r" \
+    "${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+  rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/var/lib/apt/lists/* \
+    "$r"/var/cache/apt/*.bin "$r"/var/cache/apt/archives/*.deb "$r"/var/log/*.log
+}

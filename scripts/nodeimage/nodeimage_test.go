@@ -43,8 +43,7 @@ func TestRefusesWithoutDockerHost(t *testing.T) {
 func TestWarmCacheBuildsNothing(t *testing.T) {
 	bin, calls := fakes(t)
 	cache := t.TempDir()
-	env := []string{"DOCKER_HOST=unix:///nonexistent.sock", "MESHCONFORM_NODE_CACHE=" + cache,
-		"MESHCONFORM_NODE_ROOTFS=" + filepath.Join(t.TempDir(), "no-rootfs")}
+	env := []string{"DOCKER_HOST=unix:///nonexistent.sock", "MESHCONFORM_NODE_CACHE=" + cache}
 	building := regexp.MustCompile(`node-image: (\w+): building \(([^)]+)\)`)
 	var steps []string
 	for i := 0; ; i++ {
@@ -78,7 +77,7 @@ func TestWarmCacheBuildsNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := "containerd runc crictl cni rootfs kube coredns images node"
+	want := "containerd runc crictl cni base rootfs kube coredns images node"
 	if got := strings.Join(steps, " "); got != want {
 		t.Errorf("steps %q, want %q", got, want)
 	}
@@ -88,5 +87,26 @@ func TestWarmCacheBuildsNothing(t *testing.T) {
 			!strings.HasPrefix(line, "docker images") {
 			t.Errorf("warm run called %q", line)
 		}
+	}
+}
+
+// A root filesystem the caller brings must boot systemd; one that does not is named before
+// anything is built from it.
+func TestRefusesARootfsWithoutSystemd(t *testing.T) {
+	bin, _ := fakes(t)
+	cache := t.TempDir()
+	for _, step := range []string{"containerd/v2.3.4-r1", "runc/v1.4.3-r1", "crictl/v1.37.0-r1", "cni/v1.9.1-r1"} {
+		dir := filepath.Join(cache, "artifacts", step)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".done"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfs := filepath.Join(t.TempDir(), "no-rootfs")
+	_, stderr, code := run(t, bin, "DOCKER_HOST=unix:///nonexistent.sock", "MESHCONFORM_NODE_CACHE="+cache, "MESHCONFORM_NODE_ROOTFS="+rootfs)
+	if want := "MESHCONFORM_NODE_ROOTFS=" + rootfs + " holds no systemd"; code == 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "building") {
+		t.Errorf("exit %d, stderr:\n%s\nwant a refusal with %q and nothing built", code, stderr, want)
 	}
 }
