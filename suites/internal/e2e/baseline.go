@@ -108,7 +108,7 @@ func dumpBaseline(r *Run, ns string, b *report.Baseline) {
 	defer cancel()
 	sum, err := diag.Dump(ctx, diag.DumpOptions{Kube: r.Kube, Istio: r.Istio, RestConfig: r.Config,
 		Namespaces: []string{ns}, IstioNamespace: r.State.Istio.Namespace, NoMesh: r.State.Settings.NoMesh(),
-		Dir: filepath.Join(r.ReportsDir, "diag", "baseline"),
+		Dir:        filepath.Join(r.ReportsDir, "diag", "baseline"),
 		ReportsDir: r.ReportsDir, ProxyExec: diag.PodExec(r.Config)})
 	if err != nil {
 		fmt.Fprintf(GinkgoWriter, "baseline diagnostics incomplete: %v\n", err)
