@@ -52,11 +52,29 @@ func (b Behavior) HasLabel(l string) bool { return slices.Contains(b.Labels, l) 
 // GinkgoLabels is the ID followed by the extra labels, ready for Ginkgo's Label(...).
 func (b Behavior) GinkgoLabels() []string { return append([]string{b.ID}, b.Labels...) }
 
+// dataPlane lists the behaviours whose specs need a running data plane (LabelDataPlane): their
+// probes go through sidecars or the gateway (MTLS, AUTHZ, INGRESS), read a running proxy's
+// traffic or certificate (CERT-001, -002, -004), or need injected pods to become Ready (PROBE).
+// What istiod and the API server alone decide is not here: the injector's CA bundle
+// (CERT-003), istiod's logs and RBAC (CP), the posture audit of the injected pod specs and
+// the mesh's policies (POSTURE).
+var dataPlane = []string{
+	"MTLS-001", "MTLS-002", "MTLS-003", "MTLS-004", "MTLS-005", "MTLS-006", "MTLS-007", "MTLS-008",
+	"MTLS-009", "MTLS-010", "MTLS-011", "MTLS-012",
+	"CERT-001", "CERT-002", "CERT-004",
+	"AUTHZ-001", "AUTHZ-002", "AUTHZ-003", "AUTHZ-004", "AUTHZ-005",
+	"PROBE-001", "PROBE-002", "PROBE-003",
+	"INGRESS-001",
+}
+
 // All returns every behaviour in file order. The slice is a copy.
 func All() []Behavior {
 	out := make([]Behavior, len(behaviors))
 	for i, b := range behaviors {
 		b.Labels = slices.Clone(b.Labels)
+		if slices.Contains(dataPlane, b.ID) {
+			b.Labels = append(b.Labels, LabelDataPlane)
+		}
 		b.Expectations = slices.Clone(b.Expectations)
 		out[i] = b
 	}

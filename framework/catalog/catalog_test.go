@@ -171,7 +171,7 @@ func TestCatalogMatchesBehaviorsFile(t *testing.T) {
 
 func TestCatalogShape(t *testing.T) {
 	seen := map[string]bool{}
-	known := []string{LabelSlow, LabelDisruptive}
+	known := []string{LabelSlow, LabelDisruptive, LabelDataPlane}
 	for _, b := range All() {
 		if seen[b.ID] {
 			t.Errorf("duplicate ID %s", b.ID)
@@ -193,6 +193,12 @@ func TestCatalogShape(t *testing.T) {
 	}
 	if b := MustLookup("MTLS-012"); !b.HasLabel(LabelSlow) {
 		t.Errorf("MTLS-012 labels %v, want %q", b.Labels, LabelSlow)
+	}
+	// What istiod alone decides runs without a data plane; every traffic probe needs one.
+	for id, want := range map[string]bool{"CERT-003": false, "CP-001": false, "POSTURE-004": false, "MTLS-001": true, "CERT-001": true, "PROBE-001": true, "INGRESS-001": true} {
+		if got := MustLookup(id).HasLabel(LabelDataPlane); got != want {
+			t.Errorf("%s labelled %q: %t, want %t", id, LabelDataPlane, got, want)
+		}
 	}
 	if b := MustLookup("MTLS-007"); !b.HasLabel(LabelDisruptive) || b.GinkgoLabels()[0] != "MTLS-007" {
 		t.Errorf("MTLS-007 labels %v / ginkgo %v, want %q after the ID", b.Labels, b.GinkgoLabels(), LabelDisruptive)

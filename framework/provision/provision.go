@@ -245,7 +245,7 @@ func MeshChartCheck(ctx context.Context, s settings.Settings) error {
 
 // MeshOptions are framework/mesh's options for the settings, on the state's cluster.
 func MeshOptions(s settings.Settings, st State) mesh.Options {
-	return mesh.Options{
+	o := mesh.Options{
 		Version:    s.IstioVersion,
 		Revision:   s.IstioRevision,
 		ChartRepo:  s.ChartRepo,
@@ -257,6 +257,14 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		Context:    st.Context,
 		RunID:      st.RunID,
 	}
+	if s.NoPull {
+		// IMAGE_PULL=0 holds for the nodes too: istiod and every injected proxy and init
+		// container get imagePullPolicy Never (the chart's global.imagePullPolicy, used by
+		// templates/deployment.yaml and files/injection-template.yaml at release-1.30 and
+		// release-1.31), so a missing image is ErrImageNeverPull, never a registry lookup.
+		o.Values = map[mesh.Chart]map[string]any{mesh.ChartIstiod: {"global": map[string]any{"imagePullPolicy": "Never"}}}
+	}
+	return o
 }
 
 func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.Writer, st *State) (*cluster.Kind, error) {
@@ -333,9 +341,14 @@ func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.W
 
 // IstioImages are the images an Istio install at the settings' version runs: istiod (pilot)
 // and the proxy (sidecars and the gateway), derived by framework/mesh from the global.hub it
-// gives the istiod chart, so that the images preloaded are the images pulled.
+// gives the istiod chart, so that the images preloaded are the images pulled. Without a data
+// plane (DATAPLANE=0) no proxy runs, so only istiod's image is wanted.
 func IstioImages(s settings.Settings) ([]string, error) {
-	return MeshOptions(s, State{}).Images()
+	imgs, err := MeshOptions(s, State{}).Images()
+	if err != nil || !s.NoDataPlane {
+		return imgs, err
+	}
+	return slices.DeleteFunc(imgs, func(img string) bool { return strings.Contains(img, "/proxyv2:") }), nil
 }
 
 // OptionalImages are the images of Images a run can do without: the samples' images, but for

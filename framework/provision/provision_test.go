@@ -18,6 +18,7 @@ import (
 	"meshconform/framework/mesh"
 	"meshconform/framework/settings"
 	"meshconform/framework/workload"
+	"meshconform/internal/istiosrc"
 	"meshconform/internal/kindtest"
 )
 
@@ -346,5 +347,44 @@ var defaultIstio = meshconform.SupportedVersions().DefaultIstio()
 func TestMeshOptionsNoGateway(t *testing.T) {
 	if MeshOptions(settings.Settings{NoGateway: true}, State{}).NoGateway != true || MeshOptions(settings.Settings{}, State{}).NoGateway {
 		t.Error("MeshOptions does not pass Settings.NoGateway")
+	}
+}
+
+// IMAGE_PULL=0 reaches the nodes: Istio's own release-1.31 charts, rendered with the options
+// the run installs with, give istiod and the injected proxy imagePullPolicy Never; and
+// DATAPLANE=0 preloads istiod's image alone (no proxy runs).
+func TestNoPullAndNoDataPlaneOnIstio(t *testing.T) {
+	b := istiosrc.Release131
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := istiosrc.ChartDir(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := load(t, map[string]string{"ISTIO_VERSION": b.Version, "ISTIO_CHART_DIR": dir, "ISTIO_HUB": "meshconform.local/istio",
+		"IMAGE_PULL": "0", "DATAPLANE": "0"})
+	in, err := mesh.New(MeshOptions(s, State{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := in.Render(ctx, mesh.ChartIstiod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out, "imagePullPolicy: Never"); n != 1 {
+		t.Errorf("the istiod Deployment renders imagePullPolicy: Never %d times, want once", n)
+	}
+	// The injector's values (ConfigMap istio-sidecar-injector, data.values as JSON) feed
+	// files/injection-template.yaml's {{with .Values.global.imagePullPolicy}}.
+	if !strings.Contains(out, `"imagePullPolicy": "Never"`) {
+		t.Errorf("the sidecar injector's values do not carry global.imagePullPolicy Never")
+	}
+	imgs, err := IstioImages(s)
+	if err != nil || !slices.Equal(imgs, []string{"meshconform.local/istio/pilot:" + b.Version}) {
+		t.Errorf("DATAPLANE=0 preloads %v (%v), want istiod's image alone", imgs, err)
+	}
+	pull := load(t, map[string]string{"ISTIO_VERSION": b.Version, "ISTIO_CHART_DIR": dir})
+	if o := MeshOptions(pull, State{}); o.Values != nil {
+		t.Errorf("with pulls allowed the run sets values %v", o.Values)
 	}
 }

@@ -41,6 +41,12 @@ const (
 	ProxyForbidden
 	// ProxyIgnored checks pods' readiness only.
 	ProxyIgnored
+	// ProxyAdmitted requires only that the pods exist with their final spec: a proxy exactly
+	// where SidecarExpected says the injector adds one, and none elsewhere. Neither the pods
+	// nor their proxies need to run: it is for runs without a data plane (DATAPLANE=0), where
+	// no proxy image exists and injected pods never start, but what the injector wrote can
+	// still be judged.
+	ProxyAdmitted
 )
 
 type waitConfig struct {
@@ -188,6 +194,9 @@ func Evaluate(nsLabels map[string]string, deps []appsv1.Deployment, pods []corev
 		reasons = append(reasons, "no Deployment's pod template matches the selector (not applied yet?)")
 	}
 	for i := range deps {
+		if mode == ProxyAdmitted {
+			continue // its pods need not become available
+		}
 		reasons = append(reasons, deploymentReasons(&deps[i])...)
 	}
 	active := 0
@@ -236,15 +245,17 @@ func deploymentReasons(d *appsv1.Deployment) []string {
 func podReasons(nsLabels map[string]string, p *corev1.Pod, mode ProxyMode) []string {
 	var rs []string
 	name := "pod " + p.Name
-	if p.Status.Phase != corev1.PodRunning {
-		rs = append(rs, fmt.Sprintf("%s: phase %s, not Running%s", name, orUnknown(string(p.Status.Phase)), waitingSummary(p)))
-	}
-	if !podConditionTrue(p, corev1.PodReady) {
-		why := conditionMessage(p, corev1.PodReady)
-		if p.Status.Phase == corev1.PodRunning {
-			why += waitingSummary(p) // CrashLoopBackOff and the like, which the phase line did not name
+	if mode != ProxyAdmitted { // admitted pods need not run
+		if p.Status.Phase != corev1.PodRunning {
+			rs = append(rs, fmt.Sprintf("%s: phase %s, not Running%s", name, orUnknown(string(p.Status.Phase)), waitingSummary(p)))
 		}
-		rs = append(rs, fmt.Sprintf("%s: condition Ready is not True%s", name, why))
+		if !podConditionTrue(p, corev1.PodReady) {
+			why := conditionMessage(p, corev1.PodReady)
+			if p.Status.Phase == corev1.PodRunning {
+				why += waitingSummary(p) // CrashLoopBackOff and the like, which the phase line did not name
+			}
+			rs = append(rs, fmt.Sprintf("%s: condition Ready is not True%s", name, why))
+		}
 	}
 	proxy, native, has := ProxyContainer(p)
 	var want bool
@@ -266,7 +277,7 @@ func podReasons(nsLabels map[string]string, p *corev1.Pod, mode ProxyMode) []str
 	case !want && has:
 		rs = append(rs, fmt.Sprintf("%s: has an %s container, but should run without a sidecar (%s=%q label, %q annotation)",
 			name, proxy, InjectKey, p.Labels[InjectKey], p.Annotations[InjectKey]))
-	case want && has:
+	case want && has && mode != ProxyAdmitted:
 		st := containerStatus(p, proxy, native)
 		switch {
 		case st == nil:

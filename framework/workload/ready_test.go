@@ -213,3 +213,27 @@ func TestNotReadyErrorNamesWhatWasSeen(t *testing.T) {
 	}
 	t.Logf("the message a user sees:\n%s", msg)
 }
+
+// ProxyAdmitted (DATAPLANE=0): an injected pod whose proxy image does not exist never starts,
+// and its Deployment is never available; what counts is that the injector wrote the proxy
+// where it belongs and nowhere else.
+func TestEvaluateAdmitted(t *testing.T) {
+	for _, native := range []bool{false, true} {
+		p := meshPod("a", native)
+		p.Status = corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+			InitContainerStatuses: []corev1.ContainerStatus{{Name: "istio-init", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull"}}}}}
+		never := availableDeployment()
+		never.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UnavailableReplicas: 1}
+		wantReasons(t, "injected, never started, admitted", Evaluate(injected, []appsv1.Deployment{never}, []corev1.Pod{*p}, ProxyAdmitted))
+		wantReasons(t, "injected, never started, auto", Evaluate(injected, []appsv1.Deployment{never}, []corev1.Pod{*p}, ProxyAuto),
+			"pod a: phase Pending, not Running", "deployment httpbin: 0 of 1 replicas available")
+	}
+	plain := meshPod("c", false)
+	plain.Spec.Containers = plain.Spec.Containers[:1]
+	wantReasons(t, "plain pod in an injected namespace", evaluate(injected, ProxyAdmitted, plain),
+		"pod c: no istio-proxy container, but the pod should have a sidecar")
+	wantReasons(t, "sidecar where none belongs", evaluate(nil, ProxyAdmitted, meshPod("d", false)), "pod d: has an istio-proxy container, but should run without a sidecar")
+	if got := Evaluate(injected, nil, nil, ProxyAdmitted); len(got) != 2 {
+		t.Errorf("no Deployment and no pod yet: %v, want both said", got)
+	}
+}

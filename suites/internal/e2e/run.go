@@ -77,14 +77,20 @@ func Setup(ctx context.Context, r *Run, id string, nss []cases.Namespace) *Scena
 }
 
 // Deploy deploys samples into role's namespace and waits until they and their proxies are
-// ready (N observations in a row).
+// ready (N observations in a row). On a run without a data plane (DATAPLANE=0) it waits
+// until the pods are admitted with the proxy where it belongs (workload.ProxyAdmitted): the
+// specs that then run read what the injector wrote, not traffic.
 func (s *Scenario) Deploy(ctx context.Context, role cases.Role, samples ...workload.Sample) []workload.Handle {
 	GinkgoHelper()
 	hs := s.DeployNoWait(ctx, role, samples...)
-	By(fmt.Sprintf("waiting for %v and their proxies", samples))
+	mode, what := workload.ProxyAuto, "their proxies"
+	if s.Run.State.Settings.NoDataPlane {
+		mode, what = workload.ProxyAdmitted, "their injected specs (DATAPLANE=0: nothing runs a proxy)"
+	}
+	By(fmt.Sprintf("waiting for %v and %s", samples, what))
 	for _, h := range hs {
 		err := workload.WaitReady(ctx, s.Run.Kube, h.Namespace, h.Selector,
-			workload.Consecutive(s.Run.Expect.Consecutive), workload.Timeout(readyTimeout))
+			workload.Consecutive(s.Run.Expect.Consecutive), workload.Timeout(readyTimeout), workload.Proxy(mode))
 		must(err, "%s in %s is not ready", h.Sample, h.Namespace)
 	}
 	return hs
