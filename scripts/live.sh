@@ -23,11 +23,24 @@
 #   delete     `go run ./scripts/e2e delete` (make e2e-delete): no node container left
 #   interrupt  a new run, SIGINT once the cluster is up: the driver deletes what it made
 #              (KEEP_CLUSTER=on-failure) and exits non-zero
+#   istio      istiod built from Istio's release-1.31 source (scripts/istiod-image.sh) installed by
+#              the product's Helm path from the same module's charts (ISTIO_CHART_DIR, ISTIO_HUB),
+#              without gateway and data plane (no proxy image can be built here: ISTIO_GATEWAY=0,
+#              DATAPLANE=0): the control-plane, certificate and posture specs must pass live, every
+#              spec that needs a running proxy must be left out; then the same mesh broken on
+#              purpose (istiod's ClusterRoleBindings deleted, a mesh-wide STRICT policy applied
+#              before the posture audit): CP-002 and POSTURE-001 must fail, each with its
+#              evidence; the cluster is deleted after
 #
 # Environment:
 #   LIVE_CLUSTER    kind cluster name (default meshconform-live)
 #   LIVE_REPORTS    reports directory (default reports/live)
 #   KUBE_VERSION    the node image's Kubernetes (default: scripts/node-image.sh's)
+#   LIVE_PHASES     the phases after engine and images to run (default: all, in the order above;
+#                   reuse, broken and delete need run before them), e.g. LIVE_PHASES=istio
+#   LIVE_ISTIO_BRANCH  the pinned branch whose istiod the istio phase builds (default release-1.31;
+#                   release-1.30 does not build here: the module proxy refuses five of its
+#                   dependencies)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -43,23 +56,27 @@ export GOFLAGS="${GOFLAGS:-}"
 
 T0=$(now)
 TIMES=()
-# phase NAME CMD...: runs CMD, records and prints its time; a failure stops the script (the
-# EXIT trap cleans up).
+PHASE= PHASE_T=
+# phase NAME CMD...: runs CMD and records its time. CMD runs unchecked (no `||`), so that set -e
+# holds inside it: its first failing command stops the script, and the EXIT trap records the
+# phase as failed and cleans up.
 phase() {
-  local name=$1 t rc=0
+  PHASE=$1 PHASE_T=$(now)
   shift
-  log "== $name"
-  t=$(now)
-  "$@" || rc=$?
-  TIMES+=("$(printf '%-10s %8s  %s' "$name" "$(took "$t")" "$([ $rc = 0 ] && echo ok || echo "FAILED (exit $rc)")")")
-  log "== $name: $(took "$t")"
-  [ $rc = 0 ] || die "phase $name failed (exit $rc)"
+  log "== $PHASE"
+  "$@"
+  TIMES+=("$(printf '%-10s %8s  ok' "$PHASE" "$(took "$PHASE_T")")")
+  log "== $PHASE: $(took "$PHASE_T")"
+  PHASE=
 }
 
 STARTED_ENGINE=
 cleanup() {
   local rc=$?
   set +e
+  if [ -n "$PHASE" ]; then
+    TIMES+=("$(printf '%-10s %8s  FAILED (exit %s)' "$PHASE" "$(took "$PHASE_T")" "$rc")")
+  fi
   if [ -n "${DOCKER_HOST:-}" ] || docker version >/dev/null 2>&1; then
     if docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER" --format '{{.Names}}' 2>/dev/null | grep -q .; then
       log "cleanup: deleting kind cluster $CLUSTER left by a failed phase"
@@ -91,10 +108,19 @@ start_engine() {
   STARTED_ENGINE=1
 }
 
+ISTIO_BRANCH="${LIVE_ISTIO_BRANCH:-release-1.31}"
+ISTIO_HUB_LOCAL=meshconform.local/istio
+
 build_images() {
   NODE_IMAGE=$(scripts/node-image.sh)
   scripts/workload-images.sh >/dev/null
-  log "node image $NODE_IMAGE"
+  local line
+  line=$(go run ./internal/istiosrc/cmd/branches | awk -v b="$ISTIO_BRANCH" '$1 == b')
+  [ -n "$line" ] || die "no pinned branch $ISTIO_BRANCH (go run ./internal/istiosrc/cmd/branches lists them)"
+  MESHCONFORM_ISTIOD_BRANCHES=$line ISTIO_HUB=$ISTIO_HUB_LOCAL scripts/istiod-image.sh >/dev/null
+  ISTIO_SRC_VERSION=$(echo "$line" | awk '{print $3}')
+  ISTIO_CHARTS=$(go run ./internal/istiosrc/cmd/branches -charts "$ISTIO_BRANCH")
+  log "node image $NODE_IMAGE; istiod $ISTIO_HUB_LOCAL/pilot:$ISTIO_SRC_VERSION, charts $ISTIO_CHARTS"
 }
 
 # e2e ENV...: one `make e2e` run of the driver with the offline cluster's settings.
@@ -178,11 +204,52 @@ run_interrupt() {
   log "interrupted run: exit $rc, cluster deleted"
 }
 
+# The control plane from source, the real charts, the specs that need no proxy. Posture runs:
+# the cluster is the run's own, so its disruptive hardening is allowed.
+run_istio() {
+  [ -z "$(cluster_nodes)" ] || die "kind cluster $CLUSTER exists before the run"
+  rm -rf "$REPORTS/istio"
+  local istio=(ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0)
+  e2e "${istio[@]}" KEEP_CLUSTER=always REPORTS_DIR="$REPORTS/istio"
+  check "$REPORTS/istio" baseline=passed CERT-003=pass CP-001=pass CP-002=pass CP-003=pass \
+    POSTURE-001=pass/documented POSTURE-002=pass/documented POSTURE-003=pass/documented \
+    POSTURE-004=pass/documented POSTURE-005=pass/documented POSTURE-006=pass/documented \
+    POSTURE-007=pass/documented '*=left-out'
+  grep -q "source build of $ISTIO_BRANCH" "$REPORTS/istio/conformance/conformance.json" ||
+    die "the report does not say the Istio tested is a source build"
+
+  # Broken on purpose: the same checks must now fail, with what they saw.
+  local node rc=0
+  node=$(cluster_nodes)
+  docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete clusterrolebinding -l app=istiod
+  printf '%s\n' 'apiVersion: security.istio.io/v1' 'kind: PeerAuthentication' \
+    'metadata: {name: live-broken-mesh-wide-strict, namespace: istio-system}' 'spec: {mtls: {mode: STRICT}}' |
+    docker exec -i "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -
+  rm -rf "$REPORTS/istio-broken"
+  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || POSTURE-001' REPORTS_DIR="$REPORTS/istio-broken" || rc=$?
+  [ $rc != 0 ] || die "a run with istiod's RBAC removed and STRICT applied beforehand exited 0"
+  check "$REPORTS/istio-broken" baseline=passed CP-002=fail/deviation POSTURE-001=fail/deviation '*=skip'
+  grep -q "ClusterRoleBinding" "$REPORTS/istio-broken/conformance/conformance.json" ||
+    die "CP-002's failure does not name the missing ClusterRoleBinding"
+  grep -q "default install: POSTURE-001 is pass, want fail" "$REPORTS/istio-broken/conformance/conformance.json" ||
+    die "POSTURE-001's failure does not say what the audit saw"
+  log "broken control plane: exit $rc, CP-002 and POSTURE-001 failed with their evidence"
+  CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
+  [ -z "$(cluster_nodes)" ] || die "make e2e-delete left $(cluster_nodes)"
+}
+
 mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
-phase run run_fresh
-phase reuse run_reuse
-phase broken run_broken
-phase delete delete_cluster
-phase interrupt run_interrupt
+PHASES="${LIVE_PHASES:-run reuse broken delete interrupt istio}"
+for p in $PHASES; do
+  case "$p" in
+    run) phase run run_fresh ;;
+    reuse) phase reuse run_reuse ;;
+    broken) phase broken run_broken ;;
+    delete) phase delete delete_cluster ;;
+    interrupt) phase interrupt run_interrupt ;;
+    istio) phase istio run_istio ;;
+    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, delete, interrupt, istio)" ;;
+  esac
+done

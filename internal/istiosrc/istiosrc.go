@@ -87,6 +87,9 @@ func versionFor(name, pseudo string) string {
 	return mm + ".0-dev." + m[1]
 }
 
+// Commit is the commit of the pinned pseudo-version (its last 12 hex digits).
+func (b Branch) Commit() string { return pseudoRE.FindStringSubmatch(b.Pseudo)[2] }
+
 // ByVersion returns the pinned branch whose Version is v.
 func ByVersion(v string) (Branch, bool) {
 	for _, b := range Branches {

@@ -47,6 +47,9 @@ func TestBranchVersions(t *testing.T) {
 	if _, ok := ByVersion(Release131.Version); !ok {
 		t.Error("ByVersion does not find release-1.31")
 	}
+	if got := Release131.Commit(); got != "eed52ebb66ad" {
+		t.Errorf("Release131.Commit() = %q, want the pseudo-version's commit eed52ebb66ad", got)
+	}
 }
 
 // TestChartDir: the three charts, named as framework/mesh expects, at the branch's version.

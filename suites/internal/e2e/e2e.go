@@ -25,6 +25,7 @@ import (
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/internal/istiosrc"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/record"
 )
@@ -145,7 +146,17 @@ func runEntry(st provision.State) report.Run {
 	return report.Run{ID: st.RunID, IstioVersion: st.Istio.Version, IstioRevision: st.Istio.Revision,
 		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: report.ModeSidecar,
 		Strict: st.Settings.Strict, Cluster: cluster, Date: st.Started,
-		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane}
+		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version)}
+}
+
+// istioBuild says, for a version that is no Istio release but a source build of a branch
+// pinned in internal/istiosrc (scripts/istiod-image.sh), what was built; "" for a release.
+func istioBuild(version string) string {
+	b, ok := istiosrc.ByVersion(version)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("source build of %s at %s, not a release", b.Name, b.Commit())
 }
 
 func newRun(ctx context.Context, st provision.State) (*Run, error) {
