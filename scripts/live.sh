@@ -26,8 +26,9 @@
 #   istio      istiod built from Istio's release-1.31 source (scripts/istiod-image.sh) installed by
 #              the product's Helm path from the same module's charts (ISTIO_CHART_DIR, ISTIO_HUB),
 #              without gateway and data plane (no proxy image can be built here: ISTIO_GATEWAY=0,
-#              DATAPLANE=0): the control-plane, certificate and posture specs must pass live, every
-#              spec that needs a running proxy must be left out; then the same mesh broken on
+#              DATAPLANE=0): the control-plane, certificate and posture specs and PROBE-001's
+#              injected-spec half must pass live, every spec that needs a running proxy must be
+#              left out; then the same mesh broken on
 #              purpose (istiod's ClusterRoleBindings deleted, a mesh-wide STRICT policy applied
 #              before the posture audit): CP-002 and POSTURE-001 must fail, each with its
 #              evidence; the cluster is deleted after
@@ -214,7 +215,7 @@ run_istio() {
   check "$REPORTS/istio" baseline=passed CERT-003=pass CP-001=pass CP-002=pass CP-003=pass \
     POSTURE-001=pass/documented POSTURE-002=pass/documented POSTURE-003=pass/documented \
     POSTURE-004=pass/documented POSTURE-005=pass/documented POSTURE-006=pass/documented \
-    POSTURE-007=pass/documented '*=left-out'
+    POSTURE-007=pass/documented 'PROBE-001[injected spec]=pass' '*=left-out'
   grep -q "source build of $ISTIO_BRANCH" "$REPORTS/istio/conformance/conformance.json" ||
     die "the report does not say the Istio tested is a source build"
 

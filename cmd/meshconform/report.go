@@ -255,6 +255,8 @@ what it cannot was left out, not silently skipped. A WANT is:
 
   ID=RESULT[/CLASSIFICATION]   CERT-003=pass, MTLS-001=pass/documented
   *=RESULT                     every behaviour no other WANT names (e.g. '*=left-out')
+  ID[TEXT]=RESULT              every spec of ID whose name contains TEXT (at least one), e.g.
+                               'PROBE-001[injected spec]=pass' where the behaviour is left out
   baseline=STATUS              passed, failed or skipped
 
 RESULT is pass, fail, skip, not-judged or left-out. Each mismatch is printed with what the run

@@ -86,6 +86,15 @@ func TestLeftOut(t *testing.T) {
 	if got := m.Rows[0].Cells[0].Text(); got != "left out" {
 		t.Errorf("cell text %q, want left out", got)
 	}
+	// A behaviour the run judged only in part is not a pass: its specs say which part passed.
+	for _, pair := range [][2]Result{{Pass, LeftOut}, {LeftOut, Pass}, {Skip, LeftOut}} {
+		if got := combineResults(pair[0], pair[1]); got != LeftOut {
+			t.Errorf("%s + %s = %s, want left-out", pair[0], pair[1], got)
+		}
+	}
+	if got := combineResults(Fail, LeftOut); got != Fail {
+		t.Errorf("fail + left-out = %s, want fail", got)
+	}
 	var md strings.Builder
 	if err := m.Markdown(&md); err != nil || !strings.Contains(md.String(), "⬜ left out") {
 		t.Errorf("markdown (%v) does not say left out:\n%s", err, md.String())

@@ -13,8 +13,12 @@ import (
 //	MTLS-001=pass/documented   the result and the classification
 //	*=left-out                 every behaviour not named by another Want
 //	baseline=passed            the baseline's status (passed, failed, skipped)
+//	PROBE-001[injected]=pass   every spec of PROBE-001 whose name contains "injected" (one at
+//	                           least): a part of a behaviour, e.g. the part a run without a
+//	                           data plane could judge while the behaviour is left out
 type Want struct {
 	ID             string // a behaviour ID, "*" or "baseline"
+	Spec           string // with an ID: a substring of the spec names the Want is about
 	Result         Result // for behaviours
 	Classification Classification
 	Baseline       BaselineStatus // for "baseline"
@@ -33,11 +37,24 @@ func ParseWant(s string) (Want, error) {
 		}
 		return Want{ID: key, Baseline: st}, nil
 	}
+	var spec string
+	if i := strings.IndexByte(key, '['); i > 0 && strings.HasSuffix(key, "]") {
+		key, spec = key[:i], key[i+1:len(key)-1]
+		if spec == "" {
+			return Want{}, fmt.Errorf("%q: the spec part in [] is empty", s)
+		}
+	}
 	if key != "*" && !idPattern.MatchString(key) {
 		return Want{}, fmt.Errorf("%q: %q is not a behaviour ID (like MTLS-001), * or baseline", s, key)
 	}
+	if key == "*" && spec != "" {
+		return Want{}, fmt.Errorf("%q: * takes no spec part", s)
+	}
 	res, class, _ := strings.Cut(state, "/")
-	w := Want{ID: key, Result: Result(res), Classification: Classification(class)}
+	w := Want{ID: key, Spec: spec, Result: Result(res), Classification: Classification(class)}
+	if spec != "" && class != "" {
+		return Want{}, fmt.Errorf("%q: a spec has a result, not a classification", s)
+	}
 	if !slices.Contains([]Result{Pass, Fail, Skip, NotJudged, LeftOut}, w.Result) {
 		return Want{}, fmt.Errorf("%q: result %q is not pass, fail, skip, not-judged or left-out", s, res)
 	}
@@ -51,10 +68,31 @@ func (w Want) String() string {
 	switch {
 	case w.ID == "baseline":
 		return "baseline=" + string(w.Baseline)
+	case w.Spec != "":
+		return w.ID + "[" + w.Spec + "]=" + string(w.Result)
 	case w.Classification != "":
 		return w.ID + "=" + string(w.Result) + "/" + string(w.Classification)
 	}
 	return w.ID + "=" + string(w.Result)
+}
+
+// checkSpecs compares the specs of b whose names contain w.Spec with w.Result.
+func (w Want) checkSpecs(b Behavior) []string {
+	var bad []string
+	n := 0
+	for _, s := range b.Specs {
+		if !strings.Contains(s.Name, w.Spec) {
+			continue
+		}
+		n++
+		if s.Result != w.Result {
+			bad = append(bad, fmt.Sprintf("%s: spec %q seen %s: %s", w, s.Name, s.Result, firstLine(s.Message)))
+		}
+	}
+	if n == 0 {
+		bad = append(bad, fmt.Sprintf("%s: %s has no spec whose name contains %q", w, b.ID, w.Spec))
+	}
+	return bad
 }
 
 func (w Want) matches(b Behavior) bool {
@@ -81,8 +119,16 @@ func (r Report) Check(wants []Want) []string {
 		case "*":
 			rest = &wants[i]
 		default:
-			named[w.ID] = true
 			b, ok := r.Behavior(w.ID)
+			if w.Spec != "" { // a part of the behaviour: the behaviour itself is still for "*"
+				if !ok {
+					bad = append(bad, fmt.Sprintf("%s: the report has no %s", w, w.ID))
+				} else {
+					bad = append(bad, w.checkSpecs(b)...)
+				}
+				continue
+			}
+			named[w.ID] = true
 			switch {
 			case !ok:
 				bad = append(bad, fmt.Sprintf("%s: the report has no %s", w, w.ID))

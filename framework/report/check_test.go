@@ -45,7 +45,21 @@ func TestCheck(t *testing.T) {
 	if bad := rep.Check(parse("CERT-003=pass", "MTLS-001=skip", "MTLS-002=left-out", "*=pass")); len(bad) != 1 || !strings.Contains(bad[0], "no behaviour is left for it") {
 		t.Errorf("a * with nothing left: %v", bad)
 	}
-	for _, s := range []string{"CERT-003", "=pass", "cert-3=pass", "CERT-003=passed", "CERT-003=pass/great", "baseline=ok"} {
+	// A part of a behaviour: the spec a run without a data plane could judge.
+	part := Report{Behaviors: []Behavior{{ID: "PROBE-001", Result: LeftOut, Specs: []SpecResult{
+		{Name: "probes PROBE-001: HTTP probes keep working", Result: LeftOut, Message: "left out: no data plane"},
+		{Name: "probes PROBE-001 injected spec: rewritten", Result: Pass}}}}}
+	if bad := part.Check(parse("PROBE-001[injected spec]=pass", "*=left-out")); len(bad) != 0 {
+		t.Errorf("a passing part of a left-out behaviour: %v", bad)
+	}
+	part.Behaviors[0].Specs[1].Result, part.Behaviors[0].Specs[1].Message = Fail, "pod has no /app-health probe\nmore"
+	bad = part.Check(parse("PROBE-001[injected spec]=pass", "PROBE-001[nothing]=pass"))
+	if len(bad) != 2 || !strings.Contains(bad[0], `spec "probes PROBE-001 injected spec: rewritten" seen fail: pod has no /app-health probe`) ||
+		!strings.Contains(bad[1], `PROBE-001 has no spec whose name contains "nothing"`) {
+		t.Errorf("a failing part, a part that is not there: %v", bad)
+	}
+	for _, s := range []string{"CERT-003", "=pass", "cert-3=pass", "CERT-003=passed", "CERT-003=pass/great", "baseline=ok",
+		"*[x]=pass", "PROBE-001[]=pass", "PROBE-001[x]=pass/documented"} {
 		if _, err := ParseWant(s); err == nil {
 			t.Errorf("ParseWant(%q) accepted", s)
 		}

@@ -312,18 +312,19 @@ func (b *Behavior) combine(s SpecResult, entries []entryValues) {
 }
 
 // combineResults folds two results of one behaviour: any failure wins, then not judged (a
-// spec that could not run leaves the behaviour unproven even if another passed), then pass,
-// then left out (the run chose not to exercise it), then skip.
+// spec that could not run leaves the behaviour unproven even if another passed), then left out
+// (the run could not exercise part of it, so a pass of the rest does not prove the behaviour:
+// its specs say what passed), then pass, then skip.
 func combineResults(a, b Result) Result {
 	switch {
 	case a == Fail || b == Fail:
 		return Fail
 	case a == NotJudged || b == NotJudged:
 		return NotJudged
-	case a == Pass || b == Pass:
-		return Pass
 	case a == LeftOut || b == LeftOut:
 		return LeftOut
+	case a == Pass || b == Pass:
+		return Pass
 	default:
 		return Skip
 	}

@@ -61,6 +61,16 @@ var _ = Describe("probes", func() {
 			"rewritten to /app-health/app/readyz on 15020; Ready with no restart for "+soak.String(), fields)
 	})
 
+	// The half of PROBE-001 the control plane alone decides: the injector's rewrite, read from
+	// the admitted pod. It runs without a data plane too (DATAPLANE=0: the pod never starts).
+	It("PROBE-001 injected spec: the injector rewrites the HTTP probes to /app-health/app/readyz on 15020", e2e.InjectedSpecLabels("PROBE-001"), func(ctx SpecContext) {
+		s := strictNamespace(ctx, "PROBE-001")
+		s.Deploy(ctx, cases.Server, workload.ProbeServer)
+		pod, _ := s.Pod(ctx, cases.Server, workload.ProbeServer)
+		fields := map[string]string{"pod": pod.Namespace + "/" + pod.Name, "readinessProbe": probeOf(pod.Spec.Containers, appContainer).String()}
+		record("PROBE-001", checks.CheckProbeRewritten(pod, appContainer), "rewritten to /app-health/app/readyz on 15020 by the injector", fields)
+	})
+
 	It("PROBE-002: with the rewrite off, kubelet's plaintext probes fail under STRICT", e2e.IDLabels("PROBE-002"), SpecTimeout(15*time.Minute), func(ctx SpecContext) {
 		s := strictNamespace(ctx, "PROBE-002")
 		h := s.DeployNoWait(ctx, cases.Server, workload.ProbeNoRewrite)[0]

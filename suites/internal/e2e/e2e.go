@@ -204,5 +204,19 @@ func IDLabels(id string, extra ...string) Labels {
 	return append(ls, extra...)
 }
 
+// InjectedSpecLabels are the labels of a spec that judges only what the injector wrote into a
+// pod of behaviour id, never the running proxy: IDLabels without catalog.LabelDataPlane, so that
+// it runs where no proxy can (DATAPLANE=0). The behaviour's other specs stay left out there,
+// and the behaviour is reported left out, with this spec's result among its specs.
+func InjectedSpecLabels(id string, extra ...string) Labels {
+	var ls Labels
+	for _, l := range IDLabels(id, extra...) {
+		if l != catalog.LabelDataPlane {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
 // summaryTable is the short table a run ends with.
 func summaryTable(rep report.Report) string { return rep.SummaryText() }
