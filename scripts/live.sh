@@ -30,8 +30,9 @@
 #              injected-spec half must pass live, every spec that needs a running proxy must be
 #              left out; then the same mesh broken on
 #              purpose (istiod's ClusterRoleBindings deleted, a mesh-wide STRICT policy applied
-#              before the posture audit): CP-002 and POSTURE-001 must fail, each with its
-#              evidence; the cluster is deleted after
+#              before the posture audit, the injector's probe rewrite turned off): CP-002,
+#              POSTURE-001 and PROBE-001's injected spec must fail, each with its evidence; the
+#              cluster is deleted after
 #
 # Environment:
 #   LIVE_CLUSTER    kind cluster name (default meshconform-live)
@@ -222,19 +223,30 @@ run_istio() {
   # Broken on purpose: the same checks must now fail, with what they saw.
   local node rc=0
   node=$(cluster_nodes)
-  docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete clusterrolebinding -l app=istiod
   printf '%s\n' 'apiVersion: security.istio.io/v1' 'kind: PeerAuthentication' \
     'metadata: {name: live-broken-mesh-wide-strict, namespace: istio-system}' 'spec: {mtls: {mode: STRICT}}' |
     docker exec -i "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -
+  # The injector told not to rewrite probes (sidecarInjectorWebhook.rewriteAppHTTPProbe in the
+  # values istiod reads from its mounted ConfigMap), istiod restarted to read it at once.
+  docker exec "$node" sh -c 'k="kubectl --kubeconfig /etc/kubernetes/admin.conf -n istio-system"
+    $k get configmap istio-sidecar-injector -o json |
+      sed "s/\\\\\"rewriteAppHTTPProbe\\\\\": true/\\\\\"rewriteAppHTTPProbe\\\\\": false/" | $k apply -f -
+    $k get configmap istio-sidecar-injector -o jsonpath="{.data.values}" | grep -q "\"rewriteAppHTTPProbe\": false"
+    $k rollout restart deployment istiod && $k rollout status deployment istiod --timeout=180s'
+  # Last, once the restarted istiod has synced: its RBAC removed under it.
+  docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete clusterrolebinding -l app=istiod
   rm -rf "$REPORTS/istio-broken"
-  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || POSTURE-001' REPORTS_DIR="$REPORTS/istio-broken" || rc=$?
-  [ $rc != 0 ] || die "a run with istiod's RBAC removed and STRICT applied beforehand exited 0"
-  check "$REPORTS/istio-broken" baseline=passed CP-002=fail/deviation POSTURE-001=fail/deviation '*=skip'
+  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || POSTURE-001 || PROBE-001' REPORTS_DIR="$REPORTS/istio-broken" || rc=$?
+  [ $rc != 0 ] || die "a run with istiod's RBAC removed, STRICT applied beforehand and the probe rewrite off exited 0"
+  check "$REPORTS/istio-broken" baseline=passed CP-002=fail/deviation POSTURE-001=fail/deviation PROBE-001=fail \
+    'PROBE-001[injected spec]=fail' '*=skip'
   grep -q "ClusterRoleBinding" "$REPORTS/istio-broken/conformance/conformance.json" ||
     die "CP-002's failure does not name the missing ClusterRoleBinding"
   grep -q "default install: POSTURE-001 is pass, want fail" "$REPORTS/istio-broken/conformance/conformance.json" ||
     die "POSTURE-001's failure does not say what the audit saw"
-  log "broken control plane: exit $rc, CP-002 and POSTURE-001 failed with their evidence"
+  grep -q "app-health" "$REPORTS/istio-broken/conformance/conformance.json" ||
+    die "PROBE-001's failure does not say which rewrite it missed"
+  log "broken control plane: exit $rc, CP-002, POSTURE-001 and PROBE-001's injected spec failed with their evidence"
   CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
   [ -z "$(cluster_nodes)" ] || die "make e2e-delete left $(cluster_nodes)"
 }
