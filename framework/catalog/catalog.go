@@ -1,9 +1,14 @@
-// Package catalog holds the behaviours of ../shared/BEHAVIORS.md as Go data, so that suites,
-// reports and the upgrade gate name behaviours by ID instead of by test function. A test
-// reads BEHAVIORS.md and fails when this data and the file disagree.
+// Package catalog is the repository's catalog of behaviours, docs/behaviors.md, embedded in the
+// binaries and parsed at start, so that suites, reports and the upgrade gate name behaviours by
+// ID instead of by test function. A test checks that every row of the workspace's
+// ../shared/BEHAVIORS.md is in it with the same cells; the catalog may hold more rows.
 package catalog
 
-import "slices"
+import (
+	"slices"
+
+	"meshconform"
+)
 
 // Area groups behaviours the way BEHAVIORS.md's sections do.
 type Area string
@@ -52,19 +57,17 @@ func (b Behavior) HasLabel(l string) bool { return slices.Contains(b.Labels, l) 
 // GinkgoLabels is the ID followed by the extra labels, ready for Ginkgo's Label(...).
 func (b Behavior) GinkgoLabels() []string { return append([]string{b.ID}, b.Labels...) }
 
-// dataPlane lists the behaviours whose specs need a running data plane (LabelDataPlane): their
-// probes go through sidecars or the gateway (MTLS, AUTHZ, INGRESS), read a running proxy's
-// traffic or certificate (CERT-001, -002, -004), or need injected pods to become Ready (PROBE).
-// What istiod and the API server alone decide is not here: the injector's CA bundle
-// (CERT-003), istiod's logs and RBAC (CP), the posture audit of the injected pod specs and
-// the mesh's policies (POSTURE).
-var dataPlane = []string{
-	"MTLS-001", "MTLS-002", "MTLS-003", "MTLS-004", "MTLS-005", "MTLS-006", "MTLS-007", "MTLS-008",
-	"MTLS-009", "MTLS-010", "MTLS-011", "MTLS-012",
-	"CERT-001", "CERT-002", "CERT-004",
-	"AUTHZ-001", "AUTHZ-002", "AUTHZ-003", "AUTHZ-004", "AUTHZ-005",
-	"PROBE-001", "PROBE-002", "PROBE-003",
-	"INGRESS-001",
+// behaviors is docs/behaviors.md, parsed once: the one source of IDs, titles, setups, expected
+// outcomes, sources, labels and outcome shapes. A malformed file stops every binary at start
+// (TestCatalogFile names the problem first).
+var behaviors = mustParse(meshconform.BehaviorsFile())
+
+func mustParse(data []byte) []Behavior {
+	bs, err := Parse(data)
+	if err != nil {
+		panic(err)
+	}
+	return bs
 }
 
 // All returns every behaviour in file order. The slice is a copy.
@@ -72,9 +75,6 @@ func All() []Behavior {
 	out := make([]Behavior, len(behaviors))
 	for i, b := range behaviors {
 		b.Labels = slices.Clone(b.Labels)
-		if slices.Contains(dataPlane, b.ID) {
-			b.Labels = append(b.Labels, LabelDataPlane)
-		}
 		b.Expectations = slices.Clone(b.Expectations)
 		out[i] = b
 	}
@@ -95,7 +95,7 @@ func Lookup(id string) (Behavior, bool) {
 func MustLookup(id string) Behavior {
 	b, ok := Lookup(id)
 	if !ok {
-		panic("catalog: no behaviour " + id + " (is it in ../shared/BEHAVIORS.md and framework/catalog/behaviors.go?)")
+		panic("catalog: no behaviour " + id + " in docs/behaviors.md")
 	}
 	return b
 }
