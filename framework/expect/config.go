@@ -5,18 +5,16 @@ package expect
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Environment variables read by ConfigFromEnv and ModeFromEnv.
+// The run's variables ParseConfig's errors name (framework/settings reads them).
 const (
 	EnvConsecutive = "MESHCONFORM_CONSECUTIVE"
 	EnvTimeout     = "MESHCONFORM_TIMEOUT"
 	EnvPoll        = "MESHCONFORM_POLL"
-	EnvStrict      = "STRICT"
 )
 
 // Config says how long to wait and how many matching outcomes in a row count as converged.
@@ -49,35 +47,34 @@ func (c Config) String() string {
 	return fmt.Sprintf("%d in a row within %v, every %v", c.Consecutive, c.Timeout, c.Poll)
 }
 
-// ConfigFromEnv is DefaultConfig with MESHCONFORM_CONSECUTIVE (a whole number),
-// MESHCONFORM_TIMEOUT and MESHCONFORM_POLL (Go durations: 90s, 2m, 500ms) applied.
-func ConfigFromEnv() (Config, error) { return configFrom(os.LookupEnv) }
-
-func configFrom(lookup func(string) (string, bool)) (Config, error) {
+// ParseConfig is DefaultConfig with the run's MESHCONFORM_CONSECUTIVE (a whole number),
+// MESHCONFORM_TIMEOUT and MESHCONFORM_POLL (Go durations: 90s, 2m, 500ms) applied, as
+// framework/settings holds them; empty leaves the default. Errors name the variable.
+func ParseConfig(consecutive, timeout, poll string) (Config, error) {
 	c := DefaultConfig()
-	if v, ok := lookup(EnvConsecutive); ok && strings.TrimSpace(v) != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
+	if v := strings.TrimSpace(consecutive); v != "" {
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return c, fmt.Errorf("%s=%q: want a whole number ≥ 1 (example: %s=3)", EnvConsecutive, v, EnvConsecutive)
+			return c, fmt.Errorf("%s=%q: want a whole number ≥ 1 (example: %s=3)", EnvConsecutive, consecutive, EnvConsecutive)
 		}
 		c.Consecutive = n
 	}
-	dur := func(name, example string, dst *time.Duration) error {
-		v, ok := lookup(name)
-		if !ok || strings.TrimSpace(v) == "" {
+	dur := func(name, raw, example string, dst *time.Duration) error {
+		v := strings.TrimSpace(raw)
+		if v == "" {
 			return nil
 		}
-		d, err := time.ParseDuration(strings.TrimSpace(v))
+		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("%s=%q: want a positive Go duration (example: %s=%s)", name, v, name, example)
+			return fmt.Errorf("%s=%q: want a positive Go duration (example: %s=%s)", name, raw, name, example)
 		}
 		*dst = d
 		return nil
 	}
-	if err := dur(EnvTimeout, "90s", &c.Timeout); err != nil {
+	if err := dur(EnvTimeout, timeout, "90s", &c.Timeout); err != nil {
 		return c, err
 	}
-	if err := dur(EnvPoll, "500ms", &c.Poll); err != nil {
+	if err := dur(EnvPoll, poll, "500ms", &c.Poll); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -111,17 +108,4 @@ func (m Mode) Accepts(c Classification) bool {
 	default:
 		return false
 	}
-}
-
-// ModeFromEnv reads STRICT: "1" or "true" is Strict; unset, "", "0" or "false" is Default.
-func ModeFromEnv() (Mode, error) { return modeFrom(os.Getenv(EnvStrict)) }
-
-func modeFrom(v string) (Mode, error) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", "0", "false":
-		return Default, nil
-	case "1", "true":
-		return Strict, nil
-	}
-	return Default, fmt.Errorf("%s=%q: want 1/true or 0/false (example: %s=1)", EnvStrict, v, EnvStrict)
 }

@@ -19,36 +19,25 @@ import (
 	"meshconform/framework/probe/probetest"
 )
 
-func TestConfigFromEnv(t *testing.T) {
-	env := func(kv ...string) func(string) (string, bool) {
-		m := map[string]string{}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-	}
-	c, err := configFrom(env())
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig("", "", "")
 	if err != nil || c != (Config{Consecutive: 3, Timeout: 60 * time.Second, Poll: 250 * time.Millisecond}) {
 		t.Errorf("defaults: %+v, %v", c, err)
 	}
-	c, err = configFrom(env(EnvConsecutive, "5", EnvTimeout, "2m", EnvPoll, "100ms"))
+	c, err = ParseConfig("5", "2m", " 100ms ")
 	if err != nil || c != (Config{Consecutive: 5, Timeout: 2 * time.Minute, Poll: 100 * time.Millisecond}) {
 		t.Errorf("set: %+v, %v", c, err)
 	}
-	for _, bad := range []struct{ k, v, want string }{
-		{EnvConsecutive, "three", "MESHCONFORM_CONSECUTIVE=\"three\": want a whole number ≥ 1 (example: MESHCONFORM_CONSECUTIVE=3)"},
-		{EnvConsecutive, "0", "MESHCONFORM_CONSECUTIVE=\"0\""},
-		{EnvTimeout, "60", "MESHCONFORM_TIMEOUT=\"60\": want a positive Go duration (example: MESHCONFORM_TIMEOUT=90s)"},
-		{EnvTimeout, "-1s", "MESHCONFORM_TIMEOUT=\"-1s\""},
-		{EnvPoll, "fast", "MESHCONFORM_POLL=\"fast\": want a positive Go duration (example: MESHCONFORM_POLL=500ms)"},
+	for _, bad := range []struct{ consecutive, timeout, poll, want string }{
+		{"three", "", "", "MESHCONFORM_CONSECUTIVE=\"three\": want a whole number ≥ 1 (example: MESHCONFORM_CONSECUTIVE=3)"},
+		{"0", "", "", "MESHCONFORM_CONSECUTIVE=\"0\""},
+		{"", "60", "", "MESHCONFORM_TIMEOUT=\"60\": want a positive Go duration (example: MESHCONFORM_TIMEOUT=90s)"},
+		{"", "-1s", "", "MESHCONFORM_TIMEOUT=\"-1s\""},
+		{"", "", "fast", "MESHCONFORM_POLL=\"fast\": want a positive Go duration (example: MESHCONFORM_POLL=500ms)"},
 	} {
-		if _, err := configFrom(env(bad.k, bad.v)); err == nil || !strings.Contains(err.Error(), bad.want) {
-			t.Errorf("%s=%q: %v, want an error containing %q", bad.k, bad.v, err, bad.want)
+		if _, err := ParseConfig(bad.consecutive, bad.timeout, bad.poll); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: %v, want an error containing %q", bad, err, bad.want)
 		}
-	}
-	t.Setenv(EnvPoll, "1s")
-	if c, err := ConfigFromEnv(); err != nil || c.Poll != time.Second {
-		t.Errorf("ConfigFromEnv with %s=1s: %+v, %v", EnvPoll, c, err)
 	}
 	if err := (Config{Consecutive: 1, Timeout: time.Second}).Validate(); err == nil {
 		t.Error("Poll 0 accepted")
@@ -56,18 +45,6 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestMode(t *testing.T) {
-	for v, want := range map[string]Mode{"": Default, "0": Default, "false": Default, "1": Strict, "true": Strict, "TRUE": Strict} {
-		if m, err := modeFrom(v); err != nil || m != want {
-			t.Errorf("STRICT=%q: %v, %v; want %v", v, m, err, want)
-		}
-	}
-	if _, err := modeFrom("yes"); err == nil || !strings.Contains(err.Error(), `STRICT="yes"`) {
-		t.Errorf("STRICT=yes: %v", err)
-	}
-	t.Setenv(EnvStrict, "1")
-	if m, err := ModeFromEnv(); err != nil || m != Strict {
-		t.Errorf("ModeFromEnv with STRICT=1: %v, %v", m, err)
-	}
 	if !Default.Accepts(Equivalent) || Strict.Accepts(Equivalent) || Default.Accepts(Deviation) || !Strict.Accepts(Documented) {
 		t.Error("Accepts table wrong")
 	}

@@ -121,36 +121,6 @@ func TestNearest(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	env := map[string]string{
-		EnvVersion:   "1.30.5",
-		EnvRevision:  "canary",
-		EnvChartRepo: "https://mirror.example/istio",
-		EnvChartDir:  "",
-		EnvHub:       "registry.example/istio",
-		EnvTimeout:   "90s",
-	}
-	o, err := FromEnv(func(k string) string { return env[k] }, Options{Version: "1.31.1", ChartDir: "/keep"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Options{Version: "1.30.5", Revision: "canary", ChartRepo: "https://mirror.example/istio", ChartDir: "/keep", Hub: "registry.example/istio", Timeout: 90 * time.Second}
-	if !reflect.DeepEqual(o, want) {
-		t.Errorf("FromEnv = %+v\nwant %+v", o, want)
-	}
-	for k, v := range map[string]string{EnvTimeout: "soon", EnvVersion: "v1.30.5"} {
-		_, err := FromEnv(func(key string) string {
-			if key == k {
-				return v
-			}
-			return ""
-		}, Options{})
-		if err == nil || !strings.Contains(err.Error(), k) {
-			t.Errorf("FromEnv with %s=%q: error %v, want one naming %s", k, v, err, k)
-		}
-	}
-}
-
 func TestNewValidates(t *testing.T) {
 	cases := map[string]struct {
 		o    Options

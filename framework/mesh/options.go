@@ -168,36 +168,6 @@ func knownChart(c Chart) bool {
 	return false
 }
 
-// FromEnv reads ISTIO_VERSION, ISTIO_REVISION, ISTIO_CHART_REPO, ISTIO_CHART_DIR, ISTIO_HUB and
-// ISTIO_INSTALL_TIMEOUT (a Go duration) through getenv (os.Getenv, or a map in tests) over
-// base. Empty variables leave base's field alone; a malformed one is an error naming it.
-func FromEnv(getenv func(string) string, base Options) (Options, error) {
-	o := base
-	set := func(dst *string, key string) {
-		if v := strings.TrimSpace(getenv(key)); v != "" {
-			*dst = v
-		}
-	}
-	set(&o.Version, EnvVersion)
-	set(&o.Revision, EnvRevision)
-	set(&o.ChartRepo, EnvChartRepo)
-	set(&o.ChartDir, EnvChartDir)
-	set(&o.Hub, EnvHub)
-	if v := strings.TrimSpace(getenv(EnvTimeout)); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return o, fmt.Errorf("%s=%q is not a positive duration like 5m or 90s", EnvTimeout, v)
-		}
-		o.Timeout = d
-	}
-	if o.Version != "" {
-		if _, err := ParseVersion(o.Version); err != nil {
-			return o, err
-		}
-	}
-	return o, nil
-}
-
 // Release names, as Istio's Helm docs use them; a revision suffixes istiod and the gateway
 // (istio-base is shared by every revision).
 func (o Options) ReleaseName(c Chart) string {

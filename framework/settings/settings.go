@@ -21,6 +21,7 @@ import (
 
 	"meshconform"
 	"meshconform/framework/cluster"
+	"meshconform/framework/expect"
 	"meshconform/framework/mesh"
 	kindmanifests "meshconform/manifests/kind"
 )
@@ -128,6 +129,12 @@ type Settings struct {
 	// Given lists the variables that were set (by environment or flag), so that notes can
 	// mention settings that have no effect in this mode.
 	Given []string `json:"given,omitempty"`
+}
+
+// ExpectConfig is the run's waiter configuration (MESHCONFORM_CONSECUTIVE, _TIMEOUT, _POLL),
+// parsed by framework/expect: the one way every process of a run reads it.
+func (s Settings) ExpectConfig() (expect.Config, error) {
+	return expect.ParseConfig(s.Expect.Consecutive, s.Expect.Timeout, s.Expect.Poll)
 }
 
 // Existing reports whether the run uses an existing cluster (KUBE_CONTEXT): nothing is then
@@ -415,6 +422,9 @@ func (p *parser) parse() Settings {
 	}
 	s.KeepCluster = p.keep()
 	s.AllowDisruptive = p.toggle("ALLOW_DISRUPTIVE")
+	if _, err := s.ExpectConfig(); err != nil {
+		p.errs = append(p.errs, err) // named and exemplified by framework/expect
+	}
 	if s.Labels != "" {
 		if _, err := types.ParseLabelFilter(s.Labels); err != nil {
 			p.bad("LABELS", "is not a Ginkgo label filter ("+firstLine(err.Error())+")", "use labels joined by &&, || and !, like 'MTLS-002' or 'mtls && !disruptive'")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meshconform"
+	"meshconform/framework/expect"
 )
 
 func env(m map[string]string) Lookup {
@@ -122,6 +123,9 @@ func TestParseValues(t *testing.T) {
 		}},
 		{"expect pass-through", map[string]string{"MESHCONFORM_TIMEOUT": "45s", "MESHCONFORM_POLL": "200ms", "MESHCONFORM_CONSECUTIVE": "5"}, func(t *testing.T, s Settings) {
 			eq(t, s.Expect, Expect{Timeout: "45s", Poll: "200ms", Consecutive: "5"})
+			c, err := s.ExpectConfig()
+			eq(t, err, nil)
+			eq(t, c, expect.Config{Consecutive: 5, Timeout: 45 * time.Second, Poll: 200 * time.Millisecond})
 		}},
 		{"empty value is the default", map[string]string{"CLUSTER_NAME": ""}, func(t *testing.T, s Settings) { eq(t, s.ClusterName, "meshconform") }},
 	}
@@ -169,6 +173,8 @@ func TestMalformed(t *testing.T) {
 		{map[string]string{"ISTIO_HUB": "https://docker.io/istio"}, `ISTIO_HUB="https://docker.io/istio" is not an image registry path: use a registry and path without scheme or tag, like docker.io/istio`},
 		{map[string]string{"ISTIO_INSTALL": "maybe"}, `ISTIO_INSTALL="maybe" is not an install policy: use auto, yes (or 1), no (or 0), or none (no Istio: check the cluster alone)`},
 		{map[string]string{"DATAPLANE": "sometimes"}, `DATAPLANE="sometimes" is not a boolean: use 1 or 0`},
+		// The waiter's variables are checked where every other setting is, before anything runs.
+		{map[string]string{"MESHCONFORM_TIMEOUT": "60"}, `MESHCONFORM_TIMEOUT="60": want a positive Go duration (example: MESHCONFORM_TIMEOUT=90s)`},
 		{map[string]string{"K8S_NODE_IMAGE": "kindest/node"}, `K8S_NODE_IMAGE="kindest/node" is not a pinned image: use an image with a tag (and digest), like kindest/node:v1.37.0@sha256:`},
 		{map[string]string{"K8S_NODE_IMAGE": "kindest/node:v1.37.0@sha256:abc"}, `K8S_NODE_IMAGE="kindest/node:v1.37.0@sha256:abc" is not a pinned image`},
 		{map[string]string{"CLUSTER_NAME": "My_Cluster"}, `CLUSTER_NAME="My_Cluster" is not a kind cluster name: use lowercase letters, digits, '.' and '-' (at most 50), like meshconform`},

@@ -174,7 +174,7 @@ func newRun(ctx context.Context, st provision.State) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	ec, err := expect.ConfigFromEnv()
+	ec, err := st.Settings.ExpectConfig()
 	if err != nil {
 		return nil, err
 	}
