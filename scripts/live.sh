@@ -139,8 +139,17 @@ check() {
 
 cluster_nodes() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER" --format '{{.Names}}'; }
 
+# no_cluster: a phase that creates the cluster starts without one; a cluster of this name left
+# by an interrupted earlier run (the engine's state outlives it) is this tier's own: deleted.
+no_cluster() {
+  [ -n "$(cluster_nodes)" ] || return 0
+  log "kind cluster $CLUSTER is left from an earlier run: deleting it"
+  CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
+  [ -z "$(cluster_nodes)" ] || die "kind cluster $CLUSTER could not be deleted"
+}
+
 run_fresh() {
-  [ -z "$(cluster_nodes)" ] || die "kind cluster $CLUSTER exists before the run: delete it (CLUSTER_NAME=$CLUSTER make e2e-delete)"
+  no_cluster
   rm -rf "$REPORTS/run"
   e2e ISTIO_INSTALL=none KEEP_CLUSTER=always REPORTS_DIR="$REPORTS/run"
   check "$REPORTS/run" baseline=passed '*=left-out'
@@ -177,7 +186,7 @@ run_broken() {
 }
 
 delete_cluster() {
-  CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
+  make --no-print-directory e2e-delete CLUSTER_NAME="$CLUSTER"
   [ -z "$(cluster_nodes)" ] || die "make e2e-delete left $(cluster_nodes)"
 }
 
@@ -186,6 +195,7 @@ delete_cluster() {
 # signal reaches it and not `go run`.
 run_interrupt() {
   local bin="$CACHE/e2e-driver" out="$CACHE/interrupt.log" pid rc=0
+  no_cluster
   go build -o "$bin" ./scripts/e2e
   rm -rf "$REPORTS/interrupt"
   env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" ISTIO_INSTALL=none IMAGE_PULL=0 \
@@ -209,7 +219,7 @@ run_interrupt() {
 # The control plane from source, the real charts, the specs that need no proxy. Posture runs:
 # the cluster is the run's own, so its disruptive hardening is allowed.
 run_istio() {
-  [ -z "$(cluster_nodes)" ] || die "kind cluster $CLUSTER exists before the run"
+  no_cluster
   rm -rf "$REPORTS/istio"
   local istio=(ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0)
   e2e "${istio[@]}" KEEP_CLUSTER=always REPORTS_DIR="$REPORTS/istio"
