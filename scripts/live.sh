@@ -20,7 +20,10 @@
 #   broken     the same cluster with CoreDNS scaled to zero: the baseline fails (names do not resolve), the
 #              run exits non-zero, the report blames the cluster, the baseline's diagnostics are
 #              dumped; shows that a broken cluster is not reported as a broken mesh
-#   delete     `go run ./scripts/e2e delete` (make e2e-delete): no node container left
+#   existing   the same cluster as an existing one (KUBE_CONTEXT, ISTIO_INSTALL=yes): istiod from
+#              source installed, CERT-003 and CP-002 pass, and at the end the run uninstalls it,
+#              leaving the cluster's namespaces, CRDs, webhooks and cluster RBAC as they were
+#   delete     make e2e-delete: no node container left
 #   interrupt  a new run, SIGINT once the cluster is up: the driver deletes what it made
 #              (KEEP_CLUSTER=on-failure) and exits non-zero
 #   istio      istiod built from Istio's release-1.31 source (scripts/istiod-image.sh) installed by
@@ -39,7 +42,7 @@
 #   LIVE_REPORTS    reports directory (default reports/live)
 #   KUBE_VERSION    the node image's Kubernetes (default: scripts/node-image.sh's)
 #   LIVE_PHASES     the phases after engine and images to run (default: all, in the order above;
-#                   reuse, broken and delete need run before them), e.g. LIVE_PHASES=istio
+#                   reuse, broken, existing and delete need run before them), e.g. LIVE_PHASES=istio
 #   LIVE_ISTIO_BRANCH  the pinned branch whose istiod the istio phase builds (default release-1.31;
 #                   release-1.30 does not build here: the module proxy refuses five of its
 #                   dependencies)
@@ -183,6 +186,43 @@ run_broken() {
     die "the failed baseline names no diagnostics dump"
   [ -n "$(ls -A "$REPORTS/broken/diag/baseline")" ] || die "the baseline's diagnostics directory is empty"
   log "broken cluster: exit $rc, baseline failed on name resolution, diagnostics in $REPORTS/broken/diag/baseline"
+  docker exec "$node" sh -c 'k="kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system"
+    $k scale deployment coredns --replicas=1 && $k rollout status deployment coredns --timeout=180s'
+}
+
+# node_kubectl ARGS...: kubectl as the cluster's admin, inside the node.
+node_kubectl() { docker exec -i "$(cluster_nodes)" kubectl --kubeconfig /etc/kubernetes/admin.conf "$@"; }
+
+# What an install could leave behind at cluster level, for before/after comparison.
+cluster_objects() {
+  node_kubectl get namespaces,customresourcedefinitions,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings -o name | sort
+}
+
+# The same cluster as an existing one (KUBE_CONTEXT), the way a platform team runs the suite:
+# ISTIO_INSTALL=yes installs the source-built istiod where there is none, the control-plane
+# specs run, and Down uninstalls it: the cluster's namespaces, CRDs, webhooks and cluster RBAC
+# are then exactly what they were before the run.
+run_existing() {
+  local before after
+  # An existing cluster pulls from its registry; here istiod's image is put into the node's
+  # containerd, as a registry would serve it (nothing is pulled: IMAGE_PULL=0 sets Never).
+  docker save "$ISTIO_HUB_LOCAL/pilot:$ISTIO_SRC_VERSION" |
+    docker exec -i "$(cluster_nodes)" ctr --namespace=k8s.io images import -
+  before=$(cluster_objects)
+  rm -rf "$REPORTS/existing"
+  env KUBE_CONTEXT="kind-$CLUSTER" KUBECONFIG="$REPORTS/run/run/kubeconfig" ISTIO_INSTALL=yes \
+    ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 \
+    DATAPLANE=0 IMAGE_PULL=0 LABELS='CERT-003 || CP-002' REPORTS_DIR="$REPORTS/existing" \
+    go run ./scripts/e2e run 2>&1 | tee "$CACHE/existing.log"
+  check "$REPORTS/existing" baseline=passed CERT-003=pass CP-002=pass '*=skip'
+  grep -q "meshconform: uninstalled Istio $ISTIO_SRC_VERSION from context kind-$CLUSTER" "$CACHE/existing.log" ||
+    die "the run on an existing cluster did not say it uninstalled the Istio it installed"
+  after=$(cluster_objects)
+  if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    die "the run on an existing cluster left it changed (above: < before, > after)"
+  fi
+  log "existing cluster: Istio installed, CERT-003 and CP-002 passed, uninstalled; $(echo "$after" | wc -l) cluster objects as before"
 }
 
 delete_cluster() {
@@ -264,15 +304,16 @@ run_istio() {
 mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
-PHASES="${LIVE_PHASES:-run reuse broken delete interrupt istio}"
+PHASES="${LIVE_PHASES:-run reuse broken existing delete interrupt istio}"
 for p in $PHASES; do
   case "$p" in
     run) phase run run_fresh ;;
     reuse) phase reuse run_reuse ;;
     broken) phase broken run_broken ;;
+    existing) phase existing run_existing ;;
     delete) phase delete delete_cluster ;;
     interrupt) phase interrupt run_interrupt ;;
     istio) phase istio run_istio ;;
-    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, delete, interrupt, istio)" ;;
+    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, delete, interrupt, istio)" ;;
   esac
 done

@@ -523,6 +523,10 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 		}
 		fmt.Fprintf(log, "  installing Istio %s from %s\n", s.IstioVersion, chartSource(s))
 		st.Istio.InstalledByRun = true
+		if cp != nil {
+			st.Istio.Replaced = orUnknown(cp.Version)
+		}
+		st.Istio.CRDsBefore = istioCRDsPresent(kube)
 		if err := inst.Install(ctx); err != nil {
 			return err
 		}
@@ -587,6 +591,11 @@ func Down(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ..
 	for _, line := range leftovers(st) {
 		fmt.Fprintf(log, "meshconform: %s\n", line)
 	}
+	if UninstallsOnDown(st) {
+		if err := uninstall(ctx, st, log); err != nil {
+			return err
+		}
+	}
 	switch {
 	case st.Existing || st.ClusterName == "":
 		return nil
@@ -624,17 +633,65 @@ func KeptMessage(st State, outcome Outcome) []string {
 	}
 }
 
-// leftovers are things outside a kind cluster's lifetime that the run leaves behind.
-func leftovers(st State) []string {
-	if !st.Existing || !st.Istio.InstalledByRun {
-		return nil
+// UninstallsOnDown says whether Down removes the Istio this run installed: on an existing
+// cluster (KUBE_CONTEXT, ISTIO_INSTALL=yes) where no istiod of that revision was before, so that
+// the cluster is left as the run found it. A mesh the run upgraded is the user's: it stays.
+func UninstallsOnDown(st State) bool {
+	return st.Existing && st.Istio.InstalledByRun && st.Istio.Replaced == ""
+}
+
+// uninstall removes what the run installed on an existing cluster (mesh.Installer.Uninstall:
+// the gateway, istiod, then istio-base, istiod's root-certificate ConfigMaps and the namespaces
+// the install created, unless another control plane still uses them), and Istio's CRDs when
+// there were none before the run. A failure says what may be left and how to remove it.
+func uninstall(ctx context.Context, st State, log io.Writer) error {
+	start := time.Now()
+	fmt.Fprintf(log, "meshconform: uninstalling Istio %s, which this run installed on context %s ...\n", st.Settings.IstioVersion, st.Context)
+	o := MeshOptions(st.Settings, st)
+	o.Logger = slog.New(slog.NewTextHandler(indent{log}, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+	in, err := mesh.New(o)
+	if err == nil {
+		var opts []mesh.UninstallOption
+		if !st.Istio.CRDsBefore {
+			opts = append(opts, mesh.RemoveCRDs())
+		}
+		err = in.Uninstall(ctx, opts...)
 	}
+	if err != nil {
+		return fmt.Errorf("uninstalling the Istio this run installed on context %s: %w\n%s", st.Context, err, strings.Join(removeCommands(st), "\n"))
+	}
+	crds := "its CRDs removed (there were none before the run)"
+	if st.Istio.CRDsBefore {
+		crds = "Istio's CRDs kept (they were there before the run)"
+	}
+	fmt.Fprintf(log, "meshconform: uninstalled Istio %s from context %s in %s; %s\n", st.Settings.IstioVersion, st.Context, Elapsed(time.Since(start)), crds)
+	return nil
+}
+
+// istioCRDsPresent reports whether the API server serves Istio's security API (its CRDs are
+// installed); an error reads as absent.
+func istioCRDsPresent(kube kubernetes.Interface) bool {
+	_, err := kube.Discovery().ServerResourcesForGroupVersion("security.istio.io/v1")
+	return err == nil
+}
+
+// removeCommands are the helm commands that remove what a run installed on context.
+func removeCommands(st State) []string {
 	o := mesh.Options{Revision: st.Istio.Revision}
 	releases := o.ReleaseName(mesh.ChartIstiod)
 	if st.Istio.Revision == "" {
 		releases += " " + o.ReleaseName(mesh.ChartBase) // a revision shares base with the default
 	}
-	return []string{fmt.Sprintf("Istio %s installed by this run on context %s is left in place; remove it with: helm --kube-context %s -n %s uninstall %s && helm --kube-context %s -n %s uninstall %s",
-		st.Settings.IstioVersion, st.Context, st.Context, mesh.DefaultGatewayNamespace, o.ReleaseName(mesh.ChartGateway),
-		st.Context, mesh.DefaultNamespace, releases)}
+	return []string{fmt.Sprintf("remove what is left with: helm --kube-context %s -n %s uninstall %s && helm --kube-context %s -n %s uninstall %s",
+		st.Context, mesh.DefaultGatewayNamespace, o.ReleaseName(mesh.ChartGateway), st.Context, mesh.DefaultNamespace, releases)}
+}
+
+// leftovers are things outside a kind cluster's lifetime that the run leaves behind: a mesh it
+// upgraded (the user's, so it stays at the version the run installed).
+func leftovers(st State) []string {
+	if !st.Existing || !st.Istio.InstalledByRun || st.Istio.Replaced == "" {
+		return nil
+	}
+	return []string{fmt.Sprintf("Istio on context %s was upgraded by this run from %s to %s and is left at %s (it was there before the run); to return to %s, rerun with ISTIO_INSTALL=yes ISTIO_VERSION=%s",
+		st.Context, st.Istio.Replaced, st.Settings.IstioVersion, st.Settings.IstioVersion, st.Istio.Replaced, st.Istio.Replaced)}
 }

@@ -304,14 +304,40 @@ func TestDownMessages(t *testing.T) {
 		t.Errorf("log: %s", log.String())
 	}
 
+	// Installed by the run where none was: Down uninstalls it (here the context reaches no
+	// cluster, so the uninstall fails and says what may be left and how to remove it).
 	log.Reset()
 	installed := existing
 	installed.Istio = Istio{Version: "1.31.1", Revision: "canary", InstalledByRun: true}
 	installed.Settings.IstioVersion = "1.31.1"
-	Down(context.Background(), installed, Passed, &log)
-	want := "meshconform: Istio 1.31.1 installed by this run on context kind-mc is left in place; remove it with: helm --kube-context kind-mc -n istio-ingress uninstall istio-ingressgateway-canary && helm --kube-context kind-mc -n istio-system uninstall istiod-canary\n"
+	if !UninstallsOnDown(installed) {
+		t.Fatal("a mesh the run installed on an existing cluster is not uninstalled by Down")
+	}
+	err = Down(context.Background(), installed, Passed, &log)
+	if !strings.Contains(log.String(), "meshconform: uninstalling Istio 1.31.1, which this run installed on context kind-mc ...") ||
+		err == nil || !strings.Contains(err.Error(), "uninstalling the Istio this run installed on context kind-mc: ") ||
+		!strings.Contains(err.Error(), "remove what is left with: helm --kube-context kind-mc -n istio-ingress uninstall istio-ingressgateway-canary && helm --kube-context kind-mc -n istio-system uninstall istiod-canary") {
+		t.Errorf("installed on existing: log %q, err %v", log.String(), err)
+	}
+
+	// Upgraded by the run: the user's mesh stays, and Down says at which version.
+	log.Reset()
+	upgraded := installed
+	upgraded.Istio.Replaced = "1.30.8"
+	if UninstallsOnDown(upgraded) {
+		t.Error("Down would uninstall a mesh that was there before the run")
+	}
+	if err := Down(context.Background(), upgraded, Passed, &log); err != nil {
+		t.Fatal(err)
+	}
+	want := "meshconform: Istio on context kind-mc was upgraded by this run from 1.30.8 to 1.31.1 and is left at 1.31.1 (it was there before the run); to return to 1.30.8, rerun with ISTIO_INSTALL=yes ISTIO_VERSION=1.30.8\n"
 	if log.String() != want {
-		t.Errorf("installed on existing:\n got %q\nwant %q", log.String(), want)
+		t.Errorf("upgraded on existing:\n got %q\nwant %q", log.String(), want)
+	}
+	for _, st := range []State{created, existing} {
+		if UninstallsOnDown(st) {
+			t.Errorf("Down would uninstall Istio of %+v", st.Istio)
+		}
 	}
 }
 

@@ -65,6 +65,12 @@ type Istio struct {
 	RootNamespace string `json:"rootNamespace"`
 	// InstalledByRun says this run installed (or upgraded) it; false when it was found.
 	InstalledByRun bool `json:"installedByRun"`
+	// Replaced is the version of the istiod of this revision that the run upgraded (ISTIO_INSTALL
+	// =yes over a mesh that was there); empty when the run installed where there was none.
+	Replaced string `json:"replaced,omitempty"`
+	// CRDsBefore says Istio's CRDs were in the cluster before the run installed: an uninstall
+	// at the end keeps them then, and removes them otherwise.
+	CRDsBefore bool `json:"crdsBefore,omitempty"`
 }
 
 // RESTConfig builds the client config of the state's context.
