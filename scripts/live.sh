@@ -128,9 +128,23 @@ build_images() {
   log "node image $NODE_IMAGE; istiod $ISTIO_HUB_LOCAL/pilot:$ISTIO_SRC_VERSION, charts $ISTIO_CHARTS"
 }
 
-# e2e ENV...: one `make e2e` run of the driver with the offline cluster's settings.
+# e2e ENV...: one `make e2e` run of the driver with the offline cluster's settings; its output
+# is kept to prove that nothing was pulled.
 e2e() {
-  env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" IMAGE_PULL=0 "$@" go run ./scripts/e2e run
+  local out rc=0
+  out=$(mktemp "$CACHE/e2e.XXXX.log")
+  env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" IMAGE_PULL=0 "$@" go run ./scripts/e2e run 2>&1 |
+    tee "$out" || rc=$?
+  no_pull "$out"
+  return $rc
+}
+
+# no_pull LOG: the run asked no registry for anything (IMAGE_PULL=0; the tier sends nothing off
+# the machine).
+no_pull() {
+  if grep -q "docker pull" "$1"; then
+    die "the run tried to pull an image despite IMAGE_PULL=0: $(grep -m1 "docker pull" "$1")"
+  fi
 }
 
 # check DIR WANT...: the conformance report under DIR holds exactly these states.
@@ -164,7 +178,7 @@ run_reuse() {
   local before
   before=$(docker inspect -f '{{.Id}}' "$(cluster_nodes)")
   rm -rf "$REPORTS/reuse"
-  e2e ISTIO_INSTALL=none REUSE_CLUSTER=1 LABELS=baseline REPORTS_DIR="$REPORTS/reuse" 2>&1 | tee "$CACHE/reuse.log"
+  e2e ISTIO_INSTALL=none REUSE_CLUSTER=1 LABELS=baseline REPORTS_DIR="$REPORTS/reuse" | tee "$CACHE/reuse.log"
   check "$REPORTS/reuse" baseline=passed '*=skip'
   [ "$(docker inspect -f '{{.Id}}' "$(cluster_nodes)")" = "$before" ] || die "REUSE_CLUSTER=1 replaced the node container"
   grep -q "was reused and is left as found" "$CACHE/reuse.log" || die "the reuse run did not say it left the cluster as found"
@@ -214,6 +228,7 @@ run_existing() {
     ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 \
     DATAPLANE=0 IMAGE_PULL=0 LABELS='CERT-003 || CP-002' REPORTS_DIR="$REPORTS/existing" \
     go run ./scripts/e2e run 2>&1 | tee "$CACHE/existing.log"
+  no_pull "$CACHE/existing.log"
   check "$REPORTS/existing" baseline=passed CERT-003=pass CP-002=pass '*=skip'
   grep -q "meshconform: uninstalled Istio $ISTIO_SRC_VERSION from context kind-$CLUSTER" "$CACHE/existing.log" ||
     die "the run on an existing cluster did not say it uninstalled the Istio it installed"
@@ -250,6 +265,7 @@ run_interrupt() {
   kill -INT "$pid"
   wait "$pid" || rc=$?
   cat "$out" >&2
+  no_pull "$out"
   [ $rc != 0 ] || die "the interrupted run exited 0"
   [ -z "$(cluster_nodes)" ] || die "the interrupted run left $(cluster_nodes)"
   grep -q "deleted kind cluster $CLUSTER" "$out" || die "the interrupted run did not say it deleted the cluster"

@@ -75,9 +75,6 @@ func WithKubeconfigPath(path string) Option {
 	return kindOpt(func(k *Kind) { k.kubeconfigPath = path })
 }
 
-// WithoutPull makes Preload never pull on the host (see Preloader.NoPull).
-func WithoutPull(noPull bool) Option { return kindOpt(func(k *Kind) { k.preloader.NoPull = noPull }) }
-
 // WithReuse makes Create use an existing cluster of the same name instead of failing.
 func WithReuse(reuse bool) Option { return kindOpt(func(k *Kind) { k.reuse = reuse }) }
 

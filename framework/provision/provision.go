@@ -296,10 +296,9 @@ func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.W
 		cluster.WithConfig(cfg),
 		cluster.WithKubeconfigPath(kubeconfig),
 		cluster.WithReuse(s.ReuseCluster),
-		cluster.WithoutPull(s.NoPull),
 		cluster.WithLog(log),
 		cluster.WithWaitReady(c.readyTimeout),
-		cluster.WithPreloader(cluster.Preloader{Dir: filepath.Join(st.RunDir, "images"), Log: log}),
+		cluster.WithPreloader(preloaderFor(s, *st, log)),
 	)
 	st.ClusterName = s.ClusterName
 	_, err = kind.Create(ctx)
@@ -337,6 +336,12 @@ func bringUpCluster(ctx context.Context, s settings.Settings, c config, log io.W
 	}
 	fmt.Fprintf(log, "  kind cluster %s, Kubernetes %s, kubeconfig %s\n", s.ClusterName, st.KubernetesVersion, kubeconfig)
 	return kind, nil
+}
+
+// preloaderFor is the kind preload of a run: archives under the run directory, progress on
+// log, and no pull on the host with IMAGE_PULL=0.
+func preloaderFor(s settings.Settings, st State, log io.Writer) cluster.Preloader {
+	return cluster.Preloader{Dir: filepath.Join(st.RunDir, "images"), Log: log, NoPull: s.NoPull}
 }
 
 // IstioImages are the images an Istio install at the settings' version runs: istiod (pilot)

@@ -409,7 +409,15 @@ func TestNoPullAndNoDataPlaneOnIstio(t *testing.T) {
 	if err != nil || !slices.Equal(imgs, []string{"meshconform.local/istio/pilot:" + b.Version}) {
 		t.Errorf("DATAPLANE=0 preloads %v (%v), want istiod's image alone", imgs, err)
 	}
+	// And the host: the kind preload the run builds refuses to pull (it is not replaced by
+	// another option after being set: the live tier's first runs pulled mysql that way).
+	if p := preloaderFor(s, State{RunDir: t.TempDir()}, nil); !p.NoPull {
+		t.Error("IMAGE_PULL=0: the run's preloader may pull")
+	}
 	pull := load(t, map[string]string{"ISTIO_VERSION": b.Version, "ISTIO_CHART_DIR": dir})
+	if p := preloaderFor(pull, State{}, nil); p.NoPull {
+		t.Error("IMAGE_PULL unset: the run's preloader may not pull")
+	}
 	if o := MeshOptions(pull, State{}); o.Values != nil {
 		t.Errorf("with pulls allowed the run sets values %v", o.Values)
 	}

@@ -385,6 +385,13 @@ func TestTier1WaitReadyNativeSidecarAndPlainClient(t *testing.T) {
 	if _, err := PodFor(ctx, env.Kube, ns, sleep.App); err == nil || !strings.Contains(err.Error(), sp.Name+" (Running, not Ready)") {
 		t.Errorf("PodFor with no ready pod: %v", err)
 	}
+	// Without a data plane the pod as admitted is what a spec reads, ready or not.
+	if got, err := AdmittedPodFor(ctx, env.Kube, ns, sleep.App); err != nil || got.Name != sp.Name {
+		t.Errorf("AdmittedPodFor with no ready pod = %v, %v; want %s", podName(got), err, sp.Name)
+	}
+	if _, err := AdmittedPodFor(ctx, env.Kube, ns, "nothing"); err == nil || !strings.Contains(err.Error(), "no pod with app=nothing") {
+		t.Errorf("AdmittedPodFor of an absent app: %v", err)
+	}
 	if _, err := PodFor(ctx, env.Kube, ns, "nothing"); err == nil || !strings.Contains(err.Error(), "no pod with app=nothing") {
 		t.Errorf("PodFor of an absent app: %v", err)
 	}

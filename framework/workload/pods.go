@@ -16,6 +16,17 @@ import (
 // not being deleted, the oldest such pod first (it is the least likely to be replaced
 // mid-probe), by name when equally old. Call WaitReady first: PodFor does not wait.
 func PodFor(ctx context.Context, kube kubernetes.Interface, ns, app string) (*corev1.Pod, error) {
+	return podFor(ctx, kube, ns, app, false)
+}
+
+// AdmittedPodFor returns a pod of app in ns as the API server admitted it (with what the
+// injector wrote), not being deleted, whatever its phase: for runs without a data plane
+// (DATAPLANE=0), where injected pods never start. The oldest first, as PodFor.
+func AdmittedPodFor(ctx context.Context, kube kubernetes.Interface, ns, app string) (*corev1.Pod, error) {
+	return podFor(ctx, kube, ns, app, true)
+}
+
+func podFor(ctx context.Context, kube kubernetes.Interface, ns, app string, admitted bool) (*corev1.Pod, error) {
 	if app == "" {
 		return nil, fmt.Errorf("workload: pod for app \"\" in %s: name the app (a Handle's App)", ns)
 	}
@@ -35,7 +46,7 @@ func PodFor(ctx context.Context, kube kubernetes.Interface, ns, app string) (*co
 	var seen []string
 	for i := range pods {
 		p := &pods[i]
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podConditionTrue(p, corev1.PodReady) {
+		if p.DeletionTimestamp == nil && (admitted || p.Status.Phase == corev1.PodRunning && podConditionTrue(p, corev1.PodReady)) {
 			return p.DeepCopy(), nil
 		}
 		state := string(p.Status.Phase) + waitingSummary(p)

@@ -162,7 +162,11 @@ func (s *Scenario) Pod(ctx context.Context, role cases.Role, sample workload.Sam
 	if !ok {
 		Fail(fmt.Sprintf("case did not deploy %s in role %s", sample, role))
 	}
-	pod, err := workload.PodFor(ctx, s.Run.Kube, h.Namespace, h.App)
+	find := workload.PodFor
+	if s.Run.State.Settings.NoDataPlane {
+		find = workload.AdmittedPodFor // injected pods never start: read what was admitted
+	}
+	pod, err := find(ctx, s.Run.Kube, h.Namespace, h.App)
 	must(err, "finding a pod of %s", sample)
 	return pod, h
 }
