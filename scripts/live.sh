@@ -10,16 +10,18 @@
 # Phases:
 #   engine     scripts/local-engine.sh start, only when no engine answers (stopped at the end,
 #              by its pid); an engine that answers is used and left alone
-#   images     scripts/node-image.sh (kind node image for Kubernetes KUBE_VERSION) and
-#              scripts/workload-images.sh (curl, go-httpbin, nginx), cached outside the tree
+#   images     scripts/node-image.sh (kind node image for Kubernetes KUBE_VERSION),
+#              scripts/workload-images.sh (curl, go-httpbin, nginx) and scripts/istiod-image.sh
+#              (istiod of LIVE_ISTIO_BRANCH), all cached outside the tree
 #   run        `go run ./scripts/e2e run` with ISTIO_INSTALL=none on a new kind cluster (kept for
 #              the next phase), then `report check`: the baseline passed in real pods, every
 #              behaviour left out on purpose, nothing failed
 #   reuse      the same cluster again with REUSE_CLUSTER=1 LABELS=baseline: no cluster created,
 #              the baseline alone judged; the cluster is left as found
-#   broken     the same cluster with CoreDNS scaled to zero: the baseline fails (names do not resolve), the
-#              run exits non-zero, the report blames the cluster, the baseline's diagnostics are
-#              dumped; shows that a broken cluster is not reported as a broken mesh
+#   broken     the same cluster with CoreDNS scaled to zero: the baseline fails (names do not
+#              resolve), the run exits non-zero, the report blames the cluster, the baseline's
+#              diagnostics are dumped (a broken cluster is not reported as a broken mesh); CoreDNS
+#              is scaled back after
 #   existing   the same cluster as an existing one (KUBE_CONTEXT, ISTIO_INSTALL=yes): istiod from
 #              source installed, CERT-003 and CP-002 pass, and at the end the run uninstalls it,
 #              leaving the cluster's namespaces, CRDs, webhooks and cluster RBAC as they were
@@ -31,11 +33,10 @@
 #              without gateway and data plane (no proxy image can be built here: ISTIO_GATEWAY=0,
 #              DATAPLANE=0): the control-plane, certificate and posture specs and PROBE-001's
 #              injected-spec half must pass live, every spec that needs a running proxy must be
-#              left out; then the same mesh broken on
-#              purpose (istiod's ClusterRoleBindings deleted, a mesh-wide STRICT policy applied
-#              before the posture audit, the injector's probe rewrite turned off): CP-002,
-#              POSTURE-001 and PROBE-001's injected spec must fail, each with its evidence; the
-#              cluster is deleted after
+#              left out; then the same mesh broken on purpose (istiod's ClusterRoleBindings
+#              deleted, a mesh-wide STRICT policy applied before the posture audit, the injector's
+#              probe rewrite turned off): CP-002, POSTURE-001 and PROBE-001's injected spec must
+#              fail, each with its evidence; the cluster is deleted after
 #
 # Environment:
 #   LIVE_CLUSTER    kind cluster name (default meshconform-live)
@@ -57,7 +58,6 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/meshconform/live"
 CLUSTER="${LIVE_CLUSTER:-meshconform-live}"
 REPORTS="${LIVE_REPORTS:-reports/live}"
 case "$REPORTS" in /*) ;; *) REPORTS="$ROOT/$REPORTS" ;; esac
-export GOFLAGS="${GOFLAGS:-}"
 
 T0=$(now)
 TIMES=()
