@@ -356,11 +356,17 @@ func IstioImages(s settings.Settings) ([]string, error) {
 	return slices.DeleteFunc(imgs, func(img string) bool { return strings.Contains(img, "/proxyv2:") }), nil
 }
 
-// OptionalImages are the images of Images a run can do without: the samples' images, but for
-// the plain client and httpbin, which the baseline and most behaviours run. One missing on an
-// air-gapped host (mysql: no build here) fails only the specs that deploy it.
+// baselineImages are the images of the baseline's two samples, the plain client and httpbin
+// (suites/internal/e2e's runBaseline), which most behaviours run too.
+func baselineImages() ([]string, error) {
+	return workload.ImagesOf(workload.PlainClient, workload.Httpbin)
+}
+
+// OptionalImages are the images of Images a run can do without: the samples' images but the
+// baseline's. One missing on an air-gapped host (mysql: no build here) fails only the specs
+// that deploy it.
 func OptionalImages() []string {
-	core, _ := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
+	core, _ := baselineImages()
 	var out []string
 	for _, img := range workload.Images() {
 		if !slices.Contains(core, img) {
@@ -384,7 +390,7 @@ func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, e
 	switch {
 	case withSamples && s.NoMesh():
 		// Without Istio only the baseline runs: its two samples are all the run deploys.
-		core, err := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
+		core, err := baselineImages()
 		if err != nil {
 			return nil, err
 		}
@@ -403,8 +409,9 @@ func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c con
 		return err
 	}
 	var required, optional []string
+	opt := OptionalImages()
 	for _, img := range imgs {
-		if slices.Contains(OptionalImages(), img) {
+		if slices.Contains(opt, img) {
 			optional = append(optional, img)
 		} else {
 			required = append(required, img)
