@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds istiod images from Istio's source for every branch internal/istiosrc pins, without
-# pulling any image: pilot-discovery is built from istio.io/istio@<pseudo-version> (a temporary
-# module under the cache requiring it; modules from the Go module proxy) and `docker import`ed as
+# pulling any image: pilot-discovery is built from istio.io/istio@<pseudo-version> (in the
+# branch's build module, internal/istiosrc/build/<branch>.mod and .sum, which substitutes the
+# dependencies the Go module proxy refuses and hashes every module; modules from the proxy) and
+# `docker import`ed as
 # a one-binary image named as the charts expect, <ISTIO_HUB>/pilot:<version>, the version being the
 # branch's chart version from internal/istiosrc (e.g. 1.31.0-dev.20260827124520). These are source
 # builds of a release branch at a commit, not Istio releases. Prints one line per branch built on
@@ -45,7 +47,7 @@ STEP_CONTINUE=1 # a branch that fails must not stop the other
 
 HUB="${ISTIO_HUB:-meshconform.local/istio}"
 TAGS=vtprotobuf,disable_pgv
-RECIPE=r1 # bump when the build or the image's layout changes
+RECIPE=r2 # bump when the build or the image's layout changes (r2: the committed build module)
 
 
 [ -n "${DOCKER_HOST:-}" ] || die 'DOCKER_HOST is not set: export "$(scripts/local-engine.sh start)" first'
@@ -53,29 +55,20 @@ command -v go >/dev/null || die "go is not on PATH"
 docker version --format '{{.Server.Version}}' >/dev/null || die "no engine answers at $DOCKER_HOST"
 
 
-# build_pilot OUT: pilot-discovery of istio.io/istio@$PSEUDO, stamped with $VERSION.
+# build_pilot OUT: pilot-discovery of istio.io/istio@$PSEUDO, stamped with $VERSION, built in the
+# branch's build module (internal/istiosrc/build/<branch>.mod and .sum): -mod=readonly, so every
+# module is checked against the committed go.sum and the build cannot change what it builds with.
 build_pilot() {
-  local out=$1 src="$CACHE/build/$PSEUDO" imod gomod
-  mkdir -p "$src"
-  imod=$(cd "$src" && GOFLAGS=-mod=mod GOWORK=off go mod download -json "istio.io/istio@$PSEUDO")
-  gomod=$(printf '%s\n' "$imod" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  [ -f "$gomod" ] || die "go mod download istio.io/istio@$PSEUDO: $imod"
-  {
-    echo "module meshconform.local/istiod-build"
-    echo
-    echo "go $(sed -n 's/^go \(.*\)/\1/p' "$gomod")"
-    echo
-    echo "require istio.io/istio $PSEUDO"
-  } >"$src/go.mod.want"
-  # go get rewrites go.mod; go.mod.in keeps what was written, so only a new recipe resets it.
-  cmp -s "$src/go.mod.want" "$src/go.mod.in" 2>/dev/null || { cp "$src/go.mod.want" "$src/go.mod"; cp "$src/go.mod.want" "$src/go.mod.in"; }
+  local out=$1 src="$CACHE/build/$NAME@$PSEUDO"
+  rm -rf "$src"
+  (cd "$ROOT" && go run ./internal/istiosrc/cmd/branches -module "$NAME" -dir "$src") ||
+    die "$NAME: no build module (internal/istiosrc/build/$NAME.mod)"
   local v=istio.io/istio/pkg/version commit=${PSEUDO##*-}
   local ldflags="-extldflags -static -s -w -X $v.buildVersion=$VERSION -X $v.buildGitRevision=$commit"
   ldflags+=" -X $v.buildStatus=Clean -X $v.buildTag=$VERSION -X $v.buildHub=$HUB -X $v.buildOS=linux -X $v.buildArch=$(go env GOARCH)"
   (
     cd "$src"
-    export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0 GOOS=linux
-    nice -n 19 ionice -c3 go get "istio.io/istio@$PSEUDO"
+    export GOFLAGS=-mod=readonly GOWORK=off CGO_ENABLED=0 GOOS=linux
     nice -n 19 ionice -c3 go build -trimpath -tags "$TAGS" -ldflags "$ldflags" -o "$out/pilot-discovery" \
       istio.io/istio/pilot/cmd/pilot-discovery
   )
@@ -110,8 +103,10 @@ failed=()
 while read -r NAME PSEUDO VERSION; do
   [ -n "$NAME" ] || continue
   [[ "$PSEUDO" =~ ^v0\.0\.0-[0-9]{14}-[0-9a-f]{12}$ ]] || die "$NAME: $PSEUDO is not a pseudo-version"
-  # The key names the source, the hub stamped into the binary (buildHub) and the recipe.
-  step pilot "$PSEUDO-$(printf %s "$HUB" | md5sum | cut -c1-8)-$RECIPE" build_pilot
+  # The key names the source, and hashes the hub stamped into the binary (buildHub) with the
+  # build module (a changed substitute or go.sum rebuilds), beside the recipe.
+  sum=$(cat <(printf %s "$HUB") "$ROOT/internal/istiosrc/build/$NAME".{mod,sum} 2>/dev/null | md5sum | cut -c1-8)
+  step pilot "$PSEUDO-$sum-$RECIPE" build_pilot
   if [ -n "$FAILED" ]; then
     failed+=("$NAME ($PSEUDO)")
     continue

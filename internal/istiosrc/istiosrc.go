@@ -29,6 +29,8 @@ import (
 	"strings"
 	"time"
 
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -313,4 +315,30 @@ func GoldenPod(ctx context.Context, b Branch, name string) (*corev1.Pod, error) 
 		return p, nil
 	}
 	return nil, fmt.Errorf("%s: a %s, not a Pod or Deployment", path, head.Kind)
+}
+
+// ChartArchives writes the charts of every branch given into dir as <chart>-<version>.tgz (as
+// `helm package` and `helm pull` name them), so that one ISTIO_CHART_DIR holds several
+// versions: a run installs one branch and upgrades to another (framework/mesh's chart
+// directory reads both layouts). An archive already there is rewritten.
+func ChartArchives(ctx context.Context, dir string, branches ...Branch) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("istiosrc: %w", err)
+	}
+	for _, b := range branches {
+		src, err := ChartDir(ctx, b)
+		if err != nil {
+			return err
+		}
+		for name := range chartPaths {
+			ch, err := loader.LoadDir(filepath.Join(src, name))
+			if err != nil {
+				return fmt.Errorf("istiosrc: chart %s of %s: %w", name, b.Name, err)
+			}
+			if _, err := chartutil.Save(ch, dir); err != nil {
+				return fmt.Errorf("istiosrc: packaging chart %s of %s into %s: %w", name, b.Name, dir, err)
+			}
+		}
+	}
+	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/modfile"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 
 	"meshconform/framework/mesh"
@@ -96,5 +98,133 @@ func TestModuleDirError(t *testing.T) {
 	_, err := ModuleDir(context.Background(), Branch{Name: "release-0.0", Pseudo: "v0.0.0-20000101000000-000000000000"})
 	if err == nil || !strings.Contains(err.Error(), "go mod download istio.io/istio@v0.0.0-20000101000000-000000000000") || !strings.Contains(err.Error(), "GOPROXY") {
 		t.Errorf("ModuleDir of a missing version: %v", err)
+	}
+}
+
+// TestBuildModule: each branch's build module builds that branch's commit, and what it
+// substitutes is what Istio's own go.mod pins at another version, hashed in its go.sum.
+func TestBuildModule(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, b := range Branches {
+		gomod, gosum, err := BuildModule(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := modfile.Parse(b.Name+".mod", gomod, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req []string
+		for _, r := range f.Require {
+			req = append(req, r.Mod.String())
+		}
+		if want := []string{Module + "@" + b.Pseudo}; !slices.Equal(req, want) {
+			t.Errorf("%s: the build module requires %v; want %v", b.Name, req, want)
+		}
+		dir, err := ModuleDir(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		istio, err := modfile.Parse("go.mod", data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs, err := Substitutions(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, v := range subs {
+			pinned := ""
+			for _, r := range istio.Require {
+				if r.Mod.Path == path {
+					pinned = r.Mod.Version
+				}
+			}
+			switch pinned {
+			case "":
+				t.Errorf("%s: the build substitutes %s, which Istio's go.mod does not require", b.Name, path)
+			case v:
+				t.Errorf("%s: the build substitutes %s %s for the same version", b.Name, path, v)
+			}
+			for _, line := range []string{path + " " + v + " h1:", path + " " + v + "/go.mod h1:"} {
+				if !strings.Contains(string(gosum), "\n"+line) && !strings.HasPrefix(string(gosum), line) {
+					t.Errorf("%s: go.sum has no %q line: the substitute would be unverified", b.Name, line)
+				}
+			}
+		}
+		build := b.Build()
+		if !strings.HasPrefix(build, "source build of "+b.Name+" at "+b.Commit()) || !strings.HasSuffix(build, ", not a release") {
+			t.Errorf("%s: Build() = %q", b.Name, build)
+		}
+		for path, v := range subs {
+			if !strings.Contains(build, path+" "+v) {
+				t.Errorf("%s: Build() = %q does not name the substitute %s %s", b.Name, build, path, v)
+			}
+		}
+	}
+	// release-1.30's pins of these five are refused by the module proxy (403); release-1.31's
+	// are served.
+	if subs, _ := Substitutions(Release130); len(subs) != 5 {
+		t.Errorf("release-1.30 substitutes %v; want the five modules the proxy refuses", subs)
+	}
+	if subs, _ := Substitutions(Release131); len(subs) != 0 {
+		t.Errorf("release-1.31 substitutes %v; want none", subs)
+	}
+}
+
+// TestChartArchives: one directory holds every branch's charts, and framework/mesh's chart
+// directory finds both versions in it and loads each branch's own chart at its version.
+func TestChartArchives(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	if err := ChartArchives(ctx, dir, Branches...); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := mesh.New(mesh.Options{ChartDir: dir, Version: Release131.Version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := inst.AvailableVersions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []string
+	for _, v := range got {
+		vs = append(vs, v.String())
+	}
+	if want := []string{Release131.Version, Release130.Version}; !slices.Equal(vs, want) {
+		t.Fatalf("versions in %s: %v; want %v", dir, vs, want)
+	}
+	for _, b := range Branches {
+		src, err := ChartDir(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range mesh.Charts {
+			ch, err := inst.LoadChart(ctx, c, b.Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The archive holds the branch's own chart: its values.yaml as in the source.
+			want, err := os.ReadFile(filepath.Join(src, string(c), "values.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var have []byte
+			for _, f := range ch.Raw {
+				if f.Name == "values.yaml" {
+					have = f.Data
+				}
+			}
+			if string(have) != string(want) {
+				t.Errorf("%s %s: the archive's values.yaml differs from the branch's (%d vs %d bytes)", b.Name, c, len(have), len(want))
+			}
+		}
 	}
 }

@@ -156,7 +156,7 @@ func istioBuild(version string) string {
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("source build of %s at %s, not a release", b.Name, b.Commit())
+	return b.Build()
 }
 
 func newRun(ctx context.Context, st provision.State) (*Run, error) {
