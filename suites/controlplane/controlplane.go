@@ -1,5 +1,6 @@
-// Package controlplane registers the control-plane health specs (CP-001..003): istiod's logs
-// read for the patterns seed 000 tells operators to grep for, and istiod's RBAC.
+// Package controlplane registers the control-plane specs: health (CP-001..003), istiod's logs
+// read for the patterns seed 000 tells operators to grep for, and istiod's RBAC; and istiod's
+// configuration validation (VALID-001, validation.go).
 //
 // They are Serial so that, in a parallel run, Ginkgo runs them after the other specs: the
 // logs then hold the suite's own traffic and policy churn.
@@ -7,6 +8,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,6 +16,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/expect"
+	"meshconform/framework/workload"
 	"meshconform/suites/checks"
 	"meshconform/suites/internal/e2e"
 	"meshconform/suites/internal/record"
@@ -55,15 +59,34 @@ var _ = Describe("controlplane", Serial, func() {
 		if err != nil {
 			Fail(fmt.Sprintf("CP-002: reading istiod's logs: %v", err))
 		}
-		fs := fields(f.CannotList, f.Lines)
-		record.Check("CP-002", f.CannotList.Absent(), "", fs)
 		r := e2e.Current
 		var opts []checks.RBACOption
 		if r.State.Istio.Revision != "" {
 			opts = append(opts, checks.ForRevision(r.State.Istio.Revision))
 		}
-		record.Check("CP-002", checks.CheckIstiodRBAC(ctx, r.Kube, r.State.Istio.Namespace, opts...),
-			"no 'cannot list resource' errors; istiod's service account is bound to the permissions it needs", fs)
+		// One verdict, one evidence entry: the logs, then the RBAC.
+		record.Check("CP-002", errors.Join(f.CannotList.Absent(), checks.CheckIstiodRBAC(ctx, r.Kube, r.State.Istio.Namespace, opts...)),
+			"no 'cannot list resource' errors; istiod's service account is bound to the permissions it needs", fields(f.CannotList, f.Lines))
+	})
+
+	It("VALID-001: istiod's validating webhook rejects an AuthorizationPolicy with action DENY and no rules", e2e.IDLabels("VALID-001"), func(ctx SpecContext) {
+		r := e2e.Current
+		ns, err := workload.Namespace(ctx, r.Kube, workload.NamespaceSpec{Prefix: "valid-001", RunID: r.State.RunID, Injection: workload.InjectionOff})
+		if err != nil {
+			Fail(fmt.Sprintf("VALID-001: creating its namespace: %v", err))
+		}
+		DeferCleanup(func(ctx context.Context) { _ = workload.DeleteNamespaces(ctx, r.Kube, ns) })
+		ap := DenyWithoutRules(ns, r.State.Istio.Revision)
+		var last error
+		// istiod turns its webhook to failurePolicy Fail, with its caBundle, once it serves
+		// (until then the chart's Ignore lets everything through): N rejections in a row.
+		err = expect.ConvergeFunc(ctx, r.Expect, func(ctx context.Context) error {
+			last = DryRunCreate(ctx, r.Istio, ap)
+			return JudgeRejection(last)
+		})
+		fs := map[string]string{"policy": ns + "/" + ap.Name + " (action DENY, no rules, " + workload.RevisionLabel + "=" + ap.Labels[workload.RevisionLabel] + ")",
+			"request": "server-side dry run (create)", "answer": answer(last)}
+		record.Check("VALID-001", err, "rejected by istiod's validating webhook: "+DenyWithoutRulesMessage, fs)
 	})
 
 	It("CP-003: no CA authentication failures", e2e.IDLabels("CP-003"), func(ctx SpecContext) {
@@ -74,6 +97,13 @@ var _ = Describe("controlplane", Serial, func() {
 		record.Check("CP-003", f.CAAuthFailed.Absent(), "no serverca JWT authentication failures", fields(f.CAAuthFailed, f.Lines))
 	})
 })
+
+func answer(err error) string {
+	if err == nil {
+		return "accepted (no error)"
+	}
+	return err.Error()
+}
 
 // TLSErrors is CP-001's spec body: it scans istiod's logs since logsSince and passes at once
 // when no line matches `TLS handshake error.*bad certificate`; otherwise it applies the
