@@ -202,7 +202,9 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 		if err != nil {
 			return err
 		}
-		if err := i.installOrUpgrade(ctx, o, c, charts[c], vals, true); err != nil {
+		// Not keepConfig: istiod and the gateway take TO's chart defaults under the values we
+		// give, as Istio's in-place upgrade does (`helm upgrade istiod istio/istiod`).
+		if err := i.installOrUpgrade(ctx, o, c, charts[c], vals, false); err != nil {
 			return err
 		}
 		if err := i.waitReady(ctx, o, c); err != nil {
@@ -243,7 +245,7 @@ func (i *Installer) loadAll(ctx context.Context, version string) (map[Chart]*cha
 }
 
 // applyBase installs istio-base, or upgrades it. Upgrading keeps the values it was installed
-// with (ReuseValues), so a canary never moves defaultRevision; a revisioned Install upgrades
+// with (keepConfig), so a canary never moves defaultRevision; a revisioned Install upgrades
 // an existing base only when it is older than o.Version.
 func (i *Installer) applyBase(ctx context.Context, o Options, ch *chart.Chart, upgrade bool) error {
 	name, ns := o.ReleaseName(ChartBase), o.ReleaseNamespace(ChartBase)
@@ -298,8 +300,12 @@ func releaseState(cfg *action.Configuration, name string) (last, deployed *relea
 }
 
 // installOrUpgrade is `helm upgrade --install` for one release, with Helm's kstatus wait.
-// preferReuse keeps the release's earlier values under vals (only base uses it).
-func (i *Installer) installOrUpgrade(ctx context.Context, o Options, c Chart, ch *chart.Chart, vals map[string]any, preferReuse bool) error {
+// keepConfig keeps the values the release was installed or last upgraded with under vals (only
+// base uses it). It is Helm's ResetThenReuseValues, not ReuseValues: ReuseValues also replaces
+// the new chart's defaults with the old chart's (helm.sh/helm/v4 pkg/action/upgrade.go,
+// reuseValues: `chart.Values = oldVals`), so an upgrade would run TO's templates with FROM's
+// defaults.
+func (i *Installer) installOrUpgrade(ctx context.Context, o Options, c Chart, ch *chart.Chart, vals map[string]any, keepConfig bool) error {
 	name, ns := o.ReleaseName(c), o.ReleaseNamespace(c)
 	cfg, err := i.helmConfig(ns)
 	if err != nil {
@@ -346,7 +352,7 @@ func (i *Installer) installOrUpgrade(ctx context.Context, o Options, c Chart, ch
 		// reconcile again, which the readiness wait then observes.
 		up.ServerSideApply = "true"
 		up.ForceConflicts = true
-		up.ReuseValues = preferReuse
+		up.ResetThenReuseValues = keepConfig
 		up.MaxHistory = 10
 		up.Labels = labels
 		if _, err := up.RunWithContext(ctx, name, ch, vals); err != nil {

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"math/big"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -34,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -427,6 +429,45 @@ func (s *tier1) wantReleases(ctx context.Context, ns string, want ...string) {
 	}
 }
 
+// wantChartDefaults: the deployed release of chart c holds c's own values.yaml at version as its
+// chart's values, exactly.
+func (s *tier1) wantChartDefaults(ctx context.Context, in *Installer, c Chart, ns, version string) {
+	s.t.Helper()
+	cfg, err := in.helmConfig(ns)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	name := in.Options().ReleaseName(c)
+	_, deployed, err := releaseState(cfg, name)
+	if err != nil || deployed == nil {
+		s.t.Fatalf("release %s: %v (deployed: %v)", name, err, deployed != nil)
+	}
+	// Read afresh from the branch's source: the Installer's chart source caches the charts it
+	// loaded, and Helm's ReuseValues writes into the chart it is given.
+	b, ok := istiosrc.ByVersion(version)
+	if !ok {
+		s.t.Fatalf("no pinned branch at %s", version)
+	}
+	dir, err := istiosrc.ChartDir(ctx, b)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	want, err := loader.LoadDir(filepath.Join(dir, string(c)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if deployed.Chart.Metadata.Version != version || !reflect.DeepEqual(deployed.Chart.Values, want.Values) {
+		var extra []string
+		for k := range deployed.Chart.Values {
+			if _, ok := want.Values[k]; !ok {
+				extra = append(extra, k)
+			}
+		}
+		s.t.Errorf("release %s (chart %s %s): its chart's values are not %s's values.yaml at %s (top-level keys the chart does not have: %v)",
+			name, deployed.Chart.Metadata.Name, deployed.Chart.Metadata.Version, c, version, extra)
+	}
+}
+
 func (s *tier1) deployment(ctx context.Context, ns, name string) *appsv1.Deployment {
 	s.t.Helper()
 	d, err := s.env.Kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
@@ -575,6 +616,15 @@ func TestLifecycle(t *testing.T) {
 	}
 	s.wantReleases(ctx, s.ns, "istio-base.v2", "istiod.v2")
 	s.wantReleases(ctx, s.gw, "istio-ingressgateway.v2")
+	// Each upgraded release runs TO's chart with TO's own defaults: Helm's ReuseValues would
+	// store FROM's defaults, coalesced with FROM's values (global.tag among them), as the
+	// chart's values instead, and render TO's templates with them.
+	for _, rc := range []struct {
+		c  Chart
+		ns string
+	}{{ChartBase, s.ns}, {ChartIstiod, s.ns}, {ChartGateway, s.gw}} {
+		s.wantChartDefaults(ctx, up, rc.c, rc.ns, cur.Version)
+	}
 	d = s.deployment(ctx, s.ns, "istiod")
 	if v, img := d.Labels["app.kubernetes.io/version"], d.Spec.Template.Spec.Containers[0].Image; v != cur.Version || img != srcHub+"/pilot:"+cur.Version {
 		t.Errorf("istiod after Upgrade: version label %q, image %q", v, img)
