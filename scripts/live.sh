@@ -12,7 +12,8 @@
 #              by its pid); an engine that answers is used and left alone
 #   images     scripts/node-image.sh (kind node image for Kubernetes KUBE_VERSION),
 #              scripts/workload-images.sh (curl, go-httpbin, nginx) and scripts/istiod-image.sh
-#              (istiod of LIVE_ISTIO_BRANCH), all cached outside the tree
+#              (istiod of every pinned branch, release-1.30 and release-1.31), all cached outside
+#              the tree; every branch's charts packaged into one chart directory for upgrades
 #   run        `go run ./scripts/e2e run` with ISTIO_INSTALL=none on a new kind cluster (kept for
 #              the next phase), then `report check`: the baseline passed in real pods, every
 #              behaviour left out on purpose, nothing failed
@@ -31,12 +32,22 @@
 #   istio      istiod built from Istio's release-1.31 source (scripts/istiod-image.sh) installed by
 #              the product's Helm path from the same module's charts (ISTIO_CHART_DIR, ISTIO_HUB),
 #              without gateway and data plane (no proxy image can be built here: ISTIO_GATEWAY=0,
-#              DATAPLANE=0): the control-plane, certificate and posture specs and PROBE-001's
-#              injected-spec half must pass live, every spec that needs a running proxy must be
-#              left out; then the same mesh broken on purpose (istiod's ClusterRoleBindings
-#              deleted, a mesh-wide STRICT policy applied before the posture audit, the injector's
-#              probe rewrite turned off): CP-002, POSTURE-001 and PROBE-001's injected spec must
-#              fail, each with its evidence; the cluster is deleted after
+#              DATAPLANE=0): the control-plane, certificate, validation and posture specs and
+#              PROBE-001's injected-spec half must pass live, every spec that needs a running
+#              proxy must be left out; then the same mesh broken on purpose (istiod's
+#              ClusterRoleBindings and validating webhooks deleted, a mesh-wide STRICT policy
+#              applied before the posture audit, the injector's probe rewrite turned off): CP-002,
+#              VALID-001, POSTURE-001 and PROBE-001's injected spec must fail, each with its
+#              evidence; the cluster is deleted after
+#   upgrade    the upgrade gate (make e2e-upgrade) from the release-1.30 build to the release-1.31
+#              build, both from source, through the product's Helm path: Istio FROM on a new kind
+#              cluster, the suites, the in-place upgrade, the suites, TO as revision canary, the
+#              suites against it; every phase must pass the same specs as the istio phase and the
+#              gate's diff must exit 0; the gate deletes its cluster
+#   upgrade-broken  the gate again, to a TO whose istiod chart turns the injector's probe
+#              rewrite off (sidecarInjectorWebhook.rewriteAppHTTPProbe: false, under TO's own
+#              version): the gate must exit 1 and name PROBE-001 as the regression, in place and
+#              by canary
 #
 # Environment:
 #   LIVE_CLUSTER    kind cluster name (default meshconform-live)
@@ -44,9 +55,7 @@
 #   KUBE_VERSION    the node image's Kubernetes (default: scripts/node-image.sh's)
 #   LIVE_PHASES     the phases after engine and images to run (default: all, in the order above;
 #                   reuse, broken, existing and delete need run before them), e.g. LIVE_PHASES=istio
-#   LIVE_ISTIO_BRANCH  the pinned branch whose istiod the istio phase builds (default release-1.31;
-#                   release-1.30 does not build here: the module proxy refuses five of its
-#                   dependencies)
+#   LIVE_ISTIO_BRANCH  the pinned branch the istio and existing phases install (default release-1.31)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -120,12 +129,18 @@ build_images() {
   NODE_IMAGE=$(scripts/node-image.sh)
   scripts/workload-images.sh >/dev/null
   local line
-  line=$(go run ./internal/istiosrc/cmd/branches | awk -v b="$ISTIO_BRANCH" '$1 == b')
-  [ -n "$line" ] || die "no pinned branch $ISTIO_BRANCH (go run ./internal/istiosrc/cmd/branches lists them)"
-  MESHCONFORM_ISTIOD_BRANCHES=$line ISTIO_HUB=$ISTIO_HUB_LOCAL scripts/istiod-image.sh >/dev/null
-  ISTIO_SRC_VERSION=$(echo "$line" | awk '{print $3}')
+  local branches
+  branches=$(go run ./internal/istiosrc/cmd/branches)
+  ISTIO_HUB=$ISTIO_HUB_LOCAL scripts/istiod-image.sh >/dev/null
+  ISTIO_SRC_VERSION=$(awk -v b="$ISTIO_BRANCH" '$1 == b {print $3}' <<<"$branches")
+  [ -n "$ISTIO_SRC_VERSION" ] || die "no pinned branch $ISTIO_BRANCH (go run ./internal/istiosrc/cmd/branches lists them)"
   ISTIO_CHARTS=$(go run ./internal/istiosrc/cmd/branches -charts "$ISTIO_BRANCH")
-  log "node image $NODE_IMAGE; istiod $ISTIO_HUB_LOCAL/pilot:$ISTIO_SRC_VERSION, charts $ISTIO_CHARTS"
+  # The gate goes from the oldest pinned branch to the newest.
+  UPGRADE_FROM=$(head -1 <<<"$branches" | awk '{print $3}')
+  UPGRADE_TO=$(tail -1 <<<"$branches" | awk '{print $3}')
+  rm -rf "$CACHE/charts"
+  UPGRADE_CHARTS=$(go run ./internal/istiosrc/cmd/branches -archives "$CACHE/charts")
+  log "node image $NODE_IMAGE; istiod $ISTIO_HUB_LOCAL/pilot:{$UPGRADE_FROM,$UPGRADE_TO}; charts $ISTIO_CHARTS, for upgrades $UPGRADE_CHARTS"
 }
 
 # e2e ENV...: one `make e2e` run of the driver with the offline cluster's settings; its output
@@ -272,6 +287,13 @@ run_interrupt() {
   log "interrupted run: exit $rc, cluster deleted"
 }
 
+# What passes live against istiod from source, with no data plane: every other spec is left out.
+# (MTLS-012 is slow: the upgrade gate runs !slow, so there it is skipped.)
+CONTROL_PLANE_PASSES=(CERT-003=pass CP-001=pass CP-002=pass CP-003=pass VALID-001=pass
+  POSTURE-001=pass/documented POSTURE-002=pass/documented POSTURE-003=pass/documented
+  POSTURE-004=pass/documented POSTURE-005=pass/documented POSTURE-006=pass/documented
+  POSTURE-007=pass/documented 'PROBE-001[injected spec]=pass')
+
 # The control plane from source, the real charts, the specs that need no proxy. Posture runs:
 # the cluster is the run's own, so its disruptive hardening is allowed.
 run_istio() {
@@ -279,10 +301,7 @@ run_istio() {
   rm -rf "$REPORTS/istio"
   local istio=(ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0)
   e2e "${istio[@]}" KEEP_CLUSTER=always REPORTS_DIR="$REPORTS/istio"
-  check "$REPORTS/istio" baseline=passed CERT-003=pass CP-001=pass CP-002=pass CP-003=pass \
-    POSTURE-001=pass/documented POSTURE-002=pass/documented POSTURE-003=pass/documented \
-    POSTURE-004=pass/documented POSTURE-005=pass/documented POSTURE-006=pass/documented \
-    POSTURE-007=pass/documented 'PROBE-001[injected spec]=pass' '*=left-out'
+  check "$REPORTS/istio" baseline=passed "${CONTROL_PLANE_PASSES[@]}" '*=left-out'
   grep -q "source build of $ISTIO_BRANCH" "$REPORTS/istio/conformance/conformance.json" ||
     die "the report does not say the Istio tested is a source build"
 
@@ -299,12 +318,15 @@ run_istio() {
       sed "s/\\\\\"rewriteAppHTTPProbe\\\\\": true/\\\\\"rewriteAppHTTPProbe\\\\\": false/" | $k apply -f -
     $k get configmap istio-sidecar-injector -o jsonpath="{.data.values}" | grep -q "\"rewriteAppHTTPProbe\": false"
     $k rollout restart deployment istiod && $k rollout status deployment istiod --timeout=180s'
-  # Last, once the restarted istiod has synced: its RBAC removed under it.
+  # Last, once the restarted istiod has synced: its RBAC removed under it, and its validating
+  # webhooks (the revision's, and the base chart's default validator, which selects every object).
   docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete clusterrolebinding -l app=istiod
+  docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete validatingwebhookconfiguration \
+    istio-validator-istio-system istiod-default-validator
   rm -rf "$REPORTS/istio-broken"
-  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || POSTURE-001 || PROBE-001' REPORTS_DIR="$REPORTS/istio-broken" || rc=$?
-  [ $rc != 0 ] || die "a run with istiod's RBAC removed, STRICT applied beforehand and the probe rewrite off exited 0"
-  check "$REPORTS/istio-broken" baseline=passed CP-002=fail/deviation POSTURE-001=fail/deviation PROBE-001=fail \
+  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || VALID-001 || POSTURE-001 || PROBE-001' REPORTS_DIR="$REPORTS/istio-broken" MESHCONFORM_TIMEOUT=30s || rc=$?
+  [ $rc != 0 ] || die "a run with istiod's RBAC and validating webhooks removed, STRICT applied beforehand and the probe rewrite off exited 0"
+  check "$REPORTS/istio-broken" baseline=passed CP-002=fail/deviation VALID-001=fail/deviation POSTURE-001=fail/deviation PROBE-001=fail \
     'PROBE-001[injected spec]=fail' '*=skip'
   grep -q "ClusterRoleBinding" "$REPORTS/istio-broken/conformance/conformance.json" ||
     die "CP-002's failure does not name the missing ClusterRoleBinding"
@@ -312,15 +334,77 @@ run_istio() {
     die "POSTURE-001's failure does not say what the audit saw"
   grep -q "app-health" "$REPORTS/istio-broken/conformance/conformance.json" ||
     die "PROBE-001's failure does not say which rewrite it missed"
-  log "broken control plane: exit $rc, CP-002, POSTURE-001 and PROBE-001's injected spec failed with their evidence"
+  grep -q "accepted: the dry run of an AuthorizationPolicy with action DENY and no rules succeeded" "$REPORTS/istio-broken/conformance/conformance.json" ||
+    die "VALID-001's failure does not say the policy was accepted"
+  log "broken control plane: exit $rc, CP-002, VALID-001, POSTURE-001 and PROBE-001's injected spec failed with their evidence"
   CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
   [ -z "$(cluster_nodes)" ] || die "make e2e-delete left $(cluster_nodes)"
+}
+
+# gate DIR CHARTS ENV...: make e2e-upgrade from UPGRADE_FROM to UPGRADE_TO on a new kind cluster,
+# without gateway and data plane; its exit code is returned, its output kept in DIR.log.
+gate() {
+  local dir=$1 charts=$2 rc=0
+  shift 2
+  no_cluster
+  rm -rf "$dir"
+  env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" IMAGE_PULL=0 \
+    ISTIO_CHART_DIR="$charts" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0 \
+    FROM="$UPGRADE_FROM" TO="$UPGRADE_TO" REPORTS_DIR="$dir" "$@" go run ./scripts/e2e upgrade 2>&1 | tee "$dir.log" || rc=$?
+  no_pull "$dir.log"
+  [ -z "$(cluster_nodes)" ] || die "the upgrade gate left $(cluster_nodes)"
+  return $rc
+}
+
+# The gate from the release-1.30 build to the release-1.31 build: each phase passes what the
+# istio phase passes, on the version and revision it should, and the diff finds no regression.
+run_upgrade() {
+  local rc=0 d="$REPORTS/upgrade"
+  gate "$d" "$UPGRADE_CHARTS" || rc=$?
+  [ $rc = 0 ] || die "the upgrade gate $UPGRADE_FROM → $UPGRADE_TO exited $rc (log $d.log)"
+  for ph in base inplace canary; do
+    check "$d/upgrade/$ph" baseline=passed "${CONTROL_PLANE_PASSES[@]}" MTLS-012=skip '*=left-out'
+  done
+  grep -q "\"istioVersion\": \"$UPGRADE_FROM\"" "$d/upgrade/base/conformance/conformance.json" || die "phase base did not test $UPGRADE_FROM"
+  for ph in inplace canary; do
+    grep -q "\"istioVersion\": \"$UPGRADE_TO\"" "$d/upgrade/$ph/conformance/conformance.json" || die "phase $ph did not test $UPGRADE_TO"
+  done
+  grep -q '"istioRevision": "canary"' "$d/upgrade/canary/conformance/conformance.json" || die "phase canary did not test revision canary"
+  grep -q "in place of its pins" "$d/upgrade/base/conformance/conformance.json" ||
+    die "the report of the release-1.30 build does not say which dependencies were substituted"
+  grep -q "base → inplace  PASS" "$d.log" && grep -q "base → canary   PASS" "$d.log" || die "the gate did not pass both diffs"
+  log "upgrade gate $UPGRADE_FROM → $UPGRADE_TO: exit 0, in place and by canary"
+}
+
+# The gate against a broken TO: TO's istiod chart, same version, with the injector's probe
+# rewrite off (the chart value sidecarInjectorWebhook.rewriteAppHTTPProbe, istio-discovery
+# values.yaml). PROBE-001 passes on FROM and fails after the upgrade: a regression, exit 1.
+run_upgrade_broken() {
+  local rc=0 d="$REPORTS/upgrade-broken" charts="$CACHE/charts-broken" tmp
+  rm -rf "$charts" && cp -r "$UPGRADE_CHARTS" "$charts"
+  tmp=$(mktemp -d "$CACHE/unpack.XXXX")
+  tar -C "$tmp" -xzf "$charts/istiod-$UPGRADE_TO.tgz"
+  grep -q '^    rewriteAppHTTPProbe: true$' "$tmp/istiod/values.yaml" || die "TO's istiod chart has no 'rewriteAppHTTPProbe: true' to turn off"
+  sed -i 's/^    rewriteAppHTTPProbe: true$/    rewriteAppHTTPProbe: false/' "$tmp/istiod/values.yaml"
+  tar -C "$tmp" -czf "$charts/istiod-$UPGRADE_TO.tgz" istiod
+  rm -rf "$tmp"
+  # A failed gate keeps its cluster for inspection (KEEP_CLUSTER=on-failure); this failure is
+  # the expected one.
+  gate "$d" "$charts" LABELS='PROBE-001' KEEP_CLUSTER=never || rc=$?
+  [ $rc = 1 ] || die "the gate to a TO without the probe rewrite exited $rc, want 1 (log $d.log)"
+  check "$d/upgrade/base" baseline=passed 'PROBE-001[injected spec]=pass' PROBE-001=left-out '*=skip'
+  for ph in inplace canary; do
+    check "$d/upgrade/$ph" baseline=passed 'PROBE-001[injected spec]=fail' PROBE-001=fail '*=skip'
+  done
+  grep -q "base → inplace  FAIL" "$d.log" && grep -q "base → canary   FAIL" "$d.log" || die "the gate did not fail both diffs"
+  grep -q "PROBE-001" <(sed -n '/=== report diff/,$p' "$d.log") || die "the gate's diff does not name PROBE-001"
+  log "broken upgrade: exit 1, PROBE-001 regressed in place and by canary"
 }
 
 mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
-PHASES="${LIVE_PHASES:-run reuse broken existing delete interrupt istio}"
+PHASES="${LIVE_PHASES:-run reuse broken existing delete interrupt istio upgrade upgrade-broken}"
 for p in $PHASES; do
   case "$p" in
     run) phase run run_fresh ;;
@@ -330,6 +414,8 @@ for p in $PHASES; do
     delete) phase delete delete_cluster ;;
     interrupt) phase interrupt run_interrupt ;;
     istio) phase istio run_istio ;;
-    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, delete, interrupt, istio)" ;;
+    upgrade) phase upgrade run_upgrade ;;
+    upgrade-broken) phase upgrade-broken run_upgrade_broken ;;
+    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, delete, interrupt, istio, upgrade, upgrade-broken)" ;;
   esac
 done
