@@ -1,3 +1,14 @@
+// Package upgrade holds the version-skew checks of the upgrade gate (`make e2e-upgrade`), the
+// ones the behaviour suites cannot make because they need workloads that outlive an upgrade:
+// a mesh client and a STRICT server deployed on Istio FROM, a new server deployed after the
+// in-place upgrade to TO while the old client keeps its FROM proxy, and the client moved to a
+// canary revision by relabelling its namespace and restarting it.
+//
+// The e2e driver runs the suite once per phase (MESHCONFORM_UPGRADE_PHASE), between the
+// control-plane changes it makes; the long-lived namespaces are found by label in each phase.
+// The phases and the environment the driver sets are framework/gate's, the plan of the gate.
+// This file and its siblings hold what is not Ginkgo (tested at tier 0 and tier 1); the specs
+// are in upgrade_e2e_test.go (build tag e2e).
 package upgrade
 
 import (
@@ -13,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/gate"
 	"meshconform/framework/ownership"
 	"meshconform/framework/workload"
 )
@@ -45,11 +57,11 @@ var roleSamples = map[Role][]workload.Sample{
 func SamplesOf(r Role) []workload.Sample { return slices.Clone(roleSamples[r]) }
 
 // CreatedIn is the phase that creates a role's namespace, for messages.
-func CreatedIn(r Role) Phase {
+func CreatedIn(r Role) gate.Phase {
 	if r == NewServer {
-		return AfterInPlace
+		return gate.AfterInPlace
 	}
-	return Before
+	return gate.Before
 }
 
 // CreateNamespace makes the namespace of role for the run, injected as inj.
@@ -101,7 +113,7 @@ func (n Namespaces) Require(runID string, roles ...Role) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("no namespace labelled %s for role %s in run %s: the phases run in order on one run (%s), as `make e2e-upgrade` runs them",
-			RoleKey, strings.Join(missing, ", "), runID, phaseList())
+			RoleKey, strings.Join(missing, ", "), runID, gate.PhaseList())
 	}
 	return nil
 }
@@ -127,11 +139,11 @@ func Cleanup(ctx context.Context, kube kubernetes.Interface, runID string) error
 
 // Record is what a phase saw of a pod, kept on its namespace for the later phases.
 type Record struct {
-	Pod     string `json:"pod"`
-	UID     string `json:"uid"`
-	Image   string `json:"image"`
-	Version string `json:"version"`
-	Phase   Phase  `json:"phase"`
+	Pod     string     `json:"pod"`
+	UID     string     `json:"uid"`
+	Image   string     `json:"image"`
+	Version string     `json:"version"`
+	Phase   gate.Phase `json:"phase"`
 }
 
 // RecordPrefix starts the annotation that holds a Record, followed by the pod's app label.
@@ -139,7 +151,7 @@ const RecordPrefix = "upgrade.meshconform.io/"
 
 // RecordPod reads a pod's proxy and keeps it, with the pod's name and UID, in an annotation
 // of its namespace (upgrade.meshconform.io/<app>).
-func RecordPod(ctx context.Context, kube kubernetes.Interface, pod *corev1.Pod, phase Phase) (Record, error) {
+func RecordPod(ctx context.Context, kube kubernetes.Interface, pod *corev1.Pod, phase gate.Phase) (Record, error) {
 	p, err := ProxyOf(pod)
 	if err != nil {
 		return Record{}, err
@@ -171,7 +183,7 @@ func Recorded(ctx context.Context, kube kubernetes.Interface, ns, app string) (R
 	}
 	raw, ok := obj.Annotations[RecordPrefix+app]
 	if !ok {
-		return Record{}, fmt.Errorf("namespace %s has no annotation %s%s: phase %s records it", ns, RecordPrefix, app, Before)
+		return Record{}, fmt.Errorf("namespace %s has no annotation %s%s: phase %s records it", ns, RecordPrefix, app, gate.Before)
 	}
 	var rec Record
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {

@@ -20,58 +20,12 @@ import (
 
 	"meshconform/framework/baseline"
 	"meshconform/framework/catalog"
+	"meshconform/framework/gate"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
 	"meshconform/framework/workload"
 	"meshconform/internal/istiosrc"
 )
-
-func TestParsePhase(t *testing.T) {
-	for _, p := range Phases() {
-		if got, err := ParsePhase(" " + string(p) + " "); err != nil || got != p {
-			t.Errorf("%s: %v %v", p, got, err)
-		}
-	}
-	if _, err := ParsePhase(""); err == nil || !strings.Contains(err.Error(), "MESHCONFORM_UPGRADE_PHASE is not set: the upgrade suite checks one phase per run; run it through `make e2e-upgrade FROM=… TO=…`") ||
-		!strings.Contains(err.Error(), "before, after-inplace, after-canary") {
-		t.Errorf("unset: %v", err)
-	}
-	if _, err := ParsePhase("after"); err == nil || !strings.Contains(err.Error(), `MESHCONFORM_UPGRADE_PHASE="after" is not a phase: use one of before, after-inplace, after-canary`) {
-		t.Errorf("bad: %v", err)
-	}
-	if got := PhasesToRegister("after-canary"); !slices.Equal(got, []Phase{AfterCanary}) {
-		t.Errorf("one phase: %v", got)
-	}
-	for _, env := range []string{"", "nonsense"} {
-		if got := PhasesToRegister(env); !slices.Equal(got, Phases()) {
-			t.Errorf("%q: %v", env, got)
-		}
-	}
-}
-
-func TestCheckEnv(t *testing.T) {
-	env := map[string]string{PhaseEnv: "after-inplace", FromEnv: "1.30.5", ToEnv: "1.31.1", provision.StateEnv: "/r/run/state-inplace.json"}
-	got, err := CheckEnv(func(k string) string { return env[k] })
-	if err != nil || got != (Env{Phase: AfterInPlace, From: "1.30.5", To: "1.31.1"}) {
-		t.Fatalf("%+v %v", got, err)
-	}
-	_, err = CheckEnv(func(string) string { return "" })
-	for _, want := range []string{
-		"MESHCONFORM_UPGRADE_PHASE is not set",
-		"MESHCONFORM_UPGRADE_FROM is not set: name the Istio release to upgrade from",
-		"MESHCONFORM_UPGRADE_TO is not set",
-		"MESHCONFORM_STATE is not set: the upgrade suite runs against the cluster the e2e driver brought up",
-	} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("nothing set: lacks %q: %v", want, err)
-		}
-	}
-	env[FromEnv], env[ToEnv] = "1.31.1", "1.31.0"
-	_, err = CheckEnv(func(k string) string { return env[k] })
-	if err == nil || !strings.Contains(err.Error(), "MESHCONFORM_UPGRADE_FROM=1.31.1 is newer than MESHCONFORM_UPGRADE_TO=1.31.0") {
-		t.Errorf("downgrade: %v", err)
-	}
-}
 
 func pod(ns, name string, containers, inits []corev1.Container) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.PodSpec{Containers: containers, InitContainers: inits}}
@@ -304,7 +258,7 @@ func TestSuiteDryRun(t *testing.T) {
 		t.Helper()
 		out := filepath.Join(dir, "dry-"+phase+".json")
 		cmd := exec.Command(bin, "-ginkgo.dry-run", "-ginkgo.no-color", "-ginkgo.json-report="+out)
-		cmd.Env = append(cleanEnv(), PhaseEnv+"="+phase)
+		cmd.Env = append(cleanEnv(), gate.SuitePhaseEnv+"="+phase)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("dry run (phase %q) failed: %v\n%s", phase, err, b)
 		}
@@ -338,7 +292,7 @@ func TestSuiteDryRun(t *testing.T) {
 	}
 
 	its := dry(t, "")
-	byPhase := map[Phase][]string{}
+	byPhase := map[gate.Phase][]string{}
 	ids := map[string]bool{}
 	for _, s := range its {
 		labels := s.Labels()
@@ -363,13 +317,13 @@ func TestSuiteDryRun(t *testing.T) {
 			}
 			ids[id] = true
 		}
-		for _, p := range Phases() {
+		for _, p := range gate.Phases() {
 			if strings.Contains(s.FullText(), "phase "+string(p)+" ") {
 				byPhase[p] = append(byPhase[p], s.LeafNodeText)
 			}
 		}
 	}
-	for _, p := range Phases() {
+	for _, p := range gate.Phases() {
 		if len(byPhase[p]) != 2 {
 			t.Errorf("phase %s declares %d specs, want MTLS-004 and MTLS-002: %v", p, len(byPhase[p]), byPhase[p])
 		}
@@ -378,7 +332,7 @@ func TestSuiteDryRun(t *testing.T) {
 		t.Errorf("behaviours re-checked: %v", ids)
 	}
 
-	one := dry(t, string(AfterInPlace))
+	one := dry(t, string(gate.AfterInPlace))
 	if len(one) != 2 {
 		t.Fatalf("phase after-inplace declares %d specs", len(one))
 	}
@@ -414,7 +368,7 @@ func cleanEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if k == PhaseEnv || k == FromEnv || k == ToEnv || k == provision.StateEnv {
+		if k == gate.SuitePhaseEnv || k == gate.SuiteFromEnv || k == gate.SuiteToEnv || k == provision.StateEnv {
 			continue
 		}
 		out = append(out, kv)

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/gate"
 	"meshconform/framework/ownership"
 	"meshconform/framework/workload"
 	"meshconform/internal/apitest"
@@ -315,18 +316,18 @@ func TestTier1ProxyVersionsAndRecords(t *testing.T) {
 		t.Errorf("classic sidecar: %+v %v", p, err)
 	}
 
-	rec, err := RecordPod(ctx, env.Kube, native, Before)
+	rec, err := RecordPod(ctx, env.Kube, native, gate.Before)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RecordPod(ctx, env.Kube, classic, Before); err != nil {
+	if _, err := RecordPod(ctx, env.Kube, classic, gate.Before); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Recorded(ctx, env.Kube, ns, "sleep")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Record{Pod: "sleep-1", UID: string(native.UID), Image: "docker.io/istio/proxyv2:1.31.1", Version: "1.31.1", Phase: Before}
+	want := Record{Pod: "sleep-1", UID: string(native.UID), Image: "docker.io/istio/proxyv2:1.31.1", Version: "1.31.1", Phase: gate.Before}
 	if got != want || rec != want || native.UID == "" {
 		t.Errorf("record %+v, want %+v", got, want)
 	}
@@ -338,7 +339,7 @@ func TestTier1ProxyVersionsAndRecords(t *testing.T) {
 	}
 	plain := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: ns, Labels: map[string]string{"app": "plain-client"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "curl", Image: "docker.io/curlimages/curl:8.11.1"}}}}
-	if _, err := RecordPod(ctx, env.Kube, plain, Before); err == nil || !strings.Contains(err.Error(), "has no istio-proxy container") {
+	if _, err := RecordPod(ctx, env.Kube, plain, gate.Before); err == nil || !strings.Contains(err.Error(), "has no istio-proxy container") {
 		t.Errorf("plain pod recorded: %v", err)
 	}
 }

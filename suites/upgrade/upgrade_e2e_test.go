@@ -1,8 +1,8 @@
 //go:build e2e
 
 // The upgrade suite: the version-skew checks of `make e2e-upgrade`, one phase per run (see
-// phase.go). Its specs carry the behaviour IDs they re-check (MTLS-004, MTLS-002) and the label
-// upgrade, so the phase's report names behaviours and report diff gates them with the rest.
+// framework/gate). Its specs carry the behaviour IDs they re-check (MTLS-004, MTLS-002) and the
+// label upgrade, so the phase's report names behaviours and report diff gates them with the rest.
 package upgrade
 
 import (
@@ -21,6 +21,7 @@ import (
 	"meshconform/framework/catalog"
 	"meshconform/framework/diag"
 	"meshconform/framework/expect"
+	"meshconform/framework/gate"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
 	"meshconform/framework/report"
@@ -29,10 +30,10 @@ import (
 	"meshconform/suites/internal/record"
 )
 
-var _ = e2e.Bootstrap(ReportsSubdir)
+var _ = e2e.Bootstrap(gate.ReportsSubdir)
 
 // suiteEnv is the driver's word on the phase and the versions (checked in TestUpgrade).
-var suiteEnv Env
+var suiteEnv gate.Env
 
 func TestUpgrade(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -40,7 +41,7 @@ func TestUpgrade(t *testing.T) {
 		// Without the driver's state, Bootstrap would bring up a cluster of its own and the
 		// phases would have nothing to compare: stop here, before anything is created.
 		var err error
-		if suiteEnv, err = CheckEnv(os.Getenv); err != nil {
+		if suiteEnv, err = gate.CheckEnv(os.Getenv); err != nil {
 			t.Fatalf("meshconform upgrade suite:\n%v", err)
 		}
 	}
@@ -57,13 +58,13 @@ const (
 )
 
 var _ = Describe("upgrade", Label("upgrade"), func() {
-	for _, p := range PhasesToRegister(os.Getenv(PhaseEnv)) {
+	for _, p := range gate.PhasesToRegister(os.Getenv(gate.SuitePhaseEnv)) {
 		switch p {
-		case Before:
+		case gate.Before:
 			phaseBefore()
-		case AfterInPlace:
+		case gate.AfterInPlace:
 			phaseAfterInPlace()
-		case AfterCanary:
+		case gate.AfterCanary:
 			phaseAfterCanary()
 		}
 	}
@@ -72,7 +73,7 @@ var _ = Describe("upgrade", Label("upgrade"), func() {
 // Phase before, on Istio FROM: the skew workloads are deployed and their proxies recorded.
 func phaseBefore() {
 	Describe("phase before (Istio FROM)", Ordered, func() {
-		w := &world{phase: Before}
+		w := &world{phase: gate.Before}
 		BeforeAll(func(ctx SpecContext) {
 			w.init(ctx)
 			Expect(w.ns).To(BeEmpty(), "skew namespaces of run %s exist already: phase before runs once per run", w.r.State.RunID)
@@ -82,7 +83,7 @@ func phaseBefore() {
 			w.strict(ctx, Server)
 			w.waitReady(ctx, Server, Client)
 			for _, role := range []Role{Server, Client} {
-				rec, err := RecordPod(ctx, w.r.Kube, w.pod(ctx, role, w.refs[role]), Before)
+				rec, err := RecordPod(ctx, w.r.Kube, w.pod(ctx, role, w.refs[role]), gate.Before)
 				Expect(err).NotTo(HaveOccurred())
 				fmt.Fprintf(GinkgoWriter, "recorded %s: pod %s (uid %s), proxy %s (Istio %s)\n", role, rec.Pod, rec.UID, rec.Image, rec.Version)
 			}
@@ -109,7 +110,7 @@ func phaseBefore() {
 // restarted) and calls a server deployed now, with TO's proxy.
 func phaseAfterInPlace() {
 	Describe("phase after-inplace (Istio TO in place, old client not restarted)", Ordered, func() {
-		w := &world{phase: AfterInPlace}
+		w := &world{phase: gate.AfterInPlace}
 		BeforeAll(func(ctx SpecContext) {
 			w.init(ctx)
 			Expect(w.ns.Require(w.r.State.RunID, Server, Client)).To(Succeed())
@@ -148,7 +149,7 @@ func phaseAfterInPlace() {
 // proxy and still reach both servers.
 func phaseAfterCanary() {
 	Describe("phase after-canary (client moved to the canary revision)", Ordered, func() {
-		w := &world{phase: AfterCanary}
+		w := &world{phase: gate.AfterCanary}
 		var (
 			before Record      // the client as phase before recorded it
 			moved  *corev1.Pod // the client's pod after the move
@@ -211,7 +212,7 @@ func phaseAfterCanary() {
 
 // world is what a phase works on: the run, the skew namespaces found, the samples' refs.
 type world struct {
-	phase Phase
+	phase gate.Phase
 	r     *e2e.Run
 	ns    Namespaces
 	refs  map[Role]Ref // the role's first sample: the server, or the mesh client

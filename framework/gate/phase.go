@@ -1,14 +1,4 @@
-// Package upgrade holds the version-skew checks of the upgrade gate (`make e2e-upgrade`), the
-// ones the behaviour suites cannot make because they need workloads that outlive an upgrade:
-// a mesh client and a STRICT server deployed on Istio FROM, a new server deployed after the
-// in-place upgrade to TO while the old client keeps its FROM proxy, and the client moved to a
-// canary revision by relabelling its namespace and restarting it.
-//
-// The e2e driver runs the suite once per phase (MESHCONFORM_UPGRADE_PHASE), between the
-// control-plane changes it makes; the long-lived namespaces are found by label in each phase.
-// This file and its siblings hold what is not Ginkgo (tested at tier 0 and tier 1); the specs
-// are in upgrade_e2e_test.go (build tag e2e).
-package upgrade
+package gate
 
 import (
 	"errors"
@@ -22,22 +12,23 @@ import (
 	"meshconform/framework/settings"
 )
 
-// Environment the driver sets for each run of the suite.
+// Environment the driver sets for each run of the upgrade suite (suites/upgrade).
 const (
-	// PhaseEnv names the phase this run of the suite checks.
-	PhaseEnv = "MESHCONFORM_UPGRADE_PHASE"
-	// FromEnv and ToEnv are the Istio versions upgraded from and to (make e2e-upgrade's FROM
-	// and TO): the proxy image tags the phases expect.
-	FromEnv = "MESHCONFORM_UPGRADE_FROM"
-	ToEnv   = "MESHCONFORM_UPGRADE_TO"
+	// SuitePhaseEnv names the phase this run of the upgrade suite checks.
+	SuitePhaseEnv = "MESHCONFORM_UPGRADE_PHASE"
+	// SuiteFromEnv and SuiteToEnv are the Istio versions upgraded from and to (make
+	// e2e-upgrade's FROM and TO): the proxy image tags the phases expect.
+	SuiteFromEnv = "MESHCONFORM_UPGRADE_FROM"
+	SuiteToEnv   = "MESHCONFORM_UPGRADE_TO"
 )
 
-// ReportsSubdir is the directory, inside a phase's reports directory, that holds this suite's
-// reports (Ginkgo's and the conformance report), beside the behaviour suites' own: report diff
-// reads the phase directory as one run, so a skew failure is a failed behaviour of that phase.
+// ReportsSubdir is the directory, inside a phase's reports directory, that holds the upgrade
+// suite's reports (Ginkgo's and the conformance report), beside the behaviour suites' own:
+// report diff reads the phase directory as one run, so a skew failure is a failed behaviour of
+// that phase.
 const ReportsSubdir = "upgrade"
 
-// Phase is one run of the suite between two control-plane changes.
+// Phase is one run of the upgrade suite between two control-plane changes.
 type Phase string
 
 const (
@@ -61,12 +52,13 @@ func ParsePhase(s string) (Phase, error) {
 	}
 	if p == "" {
 		return "", fmt.Errorf("%s is not set: the upgrade suite checks one phase per run; run it through `make e2e-upgrade FROM=… TO=…` (the driver sets it), or set it to one of %s",
-			PhaseEnv, phaseList())
+			SuitePhaseEnv, PhaseList())
 	}
-	return "", fmt.Errorf("%s=%q is not a phase: use one of %s", PhaseEnv, s, phaseList())
+	return "", fmt.Errorf("%s=%q is not a phase: use one of %s", SuitePhaseEnv, s, PhaseList())
 }
 
-func phaseList() string {
+// PhaseList names every phase, in order, for messages.
+func PhaseList() string {
 	var names []string
 	for _, p := range Phases() {
 		names = append(names, string(p))
@@ -74,8 +66,8 @@ func phaseList() string {
 	return strings.Join(names, ", ")
 }
 
-// PhasesToRegister are the phases whose specs the suite declares: the one named (a real run),
-// or all of them when none is, so that `ginkgo --dry-run` lists the whole plan. A real run
+// PhasesToRegister are the phases whose specs the upgrade suite declares: the one named (a real
+// run), or all of them when none is, so that `ginkgo --dry-run` lists the whole plan. A real run
 // without a valid phase is stopped before the specs by CheckEnv.
 func PhasesToRegister(env string) []Phase {
 	if p, err := ParsePhase(env); err == nil {
@@ -84,23 +76,23 @@ func PhasesToRegister(env string) []Phase {
 	return Phases()
 }
 
-// Env is what a run of the suite is told by the driver.
+// Env is what a run of the upgrade suite is told by the driver.
 type Env struct {
 	Phase    Phase
 	From, To string
 }
 
-// CheckEnv reads and checks the suite's environment (getenv: os.Getenv, or a map in tests):
-// the phase, FROM and TO as full versions with FROM older, and the driver's run state, without
-// which the suite would bring up a cluster of its own. All problems at once.
+// CheckEnv reads and checks the upgrade suite's environment (getenv: os.Getenv, or a map in
+// tests): the phase, FROM and TO as full versions with FROM older, and the driver's run state,
+// without which the suite would bring up a cluster of its own. All problems at once.
 func CheckEnv(getenv func(string) string) (Env, error) {
 	var errs []error
-	p, err := ParsePhase(getenv(PhaseEnv))
+	p, err := ParsePhase(getenv(SuitePhaseEnv))
 	if err != nil {
 		errs = append(errs, err)
 	}
-	e := Env{Phase: p, From: strings.TrimSpace(getenv(FromEnv)), To: strings.TrimSpace(getenv(ToEnv))}
-	if err := CheckVersions(e.From, e.To, FromEnv, ToEnv); err != nil {
+	e := Env{Phase: p, From: strings.TrimSpace(getenv(SuiteFromEnv)), To: strings.TrimSpace(getenv(SuiteToEnv))}
+	if err := CheckVersions(e.From, e.To, SuiteFromEnv, SuiteToEnv); err != nil {
 		errs = append(errs, err)
 	}
 	if getenv(provision.StateEnv) == "" {
