@@ -41,9 +41,11 @@
 #              evidence; the cluster is deleted after
 #   upgrade    the upgrade gate (make e2e-upgrade) from the release-1.30 build to the release-1.31
 #              build, both from source, through the product's Helm path: Istio FROM on a new kind
-#              cluster, the suites, the in-place upgrade, the suites, TO as revision canary, the
-#              suites against it; every phase must pass the same specs as the istio phase and the
-#              gate's diff must exit 0; the gate deletes its cluster
+#              cluster, the suites, the in-place upgrade, the suites, TO as revision canary, a
+#              client namespace moved to it and restarted, the suites against it; every phase must
+#              pass the same specs as the istio phase, the upgrade suite's injected specs must show
+#              FROM's and TO's proxies where they belong (the moved client injected by the canary),
+#              and the gate's diff must exit 0; the gate deletes its cluster
 #   upgrade-broken  the gate again, to a TO whose istiod chart turns the injector's probe
 #              rewrite off (sidecarInjectorWebhook.rewriteAppHTTPProbe: false, under TO's own
 #              version): the gate must exit 1 and name PROBE-001 as the regression, in place and
@@ -364,7 +366,13 @@ run_upgrade() {
   [ $rc = 0 ] || die "the upgrade gate $UPGRADE_FROM → $UPGRADE_TO exited $rc (log $d.log)"
   for ph in base inplace canary; do
     check "$d/upgrade/$ph" baseline=passed "${CONTROL_PLANE_PASSES[@]}" MTLS-012=skip '*=left-out'
+    # The upgrade suite: the skew workloads' injected specs (FROM's proxy before; after the
+    # in-place upgrade, TO's for a new pod and FROM's still for the old one; after the move to
+    # the canary, TO's from the canary); its traffic specs need a data plane.
+    check "$d/upgrade/$ph/upgrade" baseline=passed 'MTLS-004[injected spec]=pass' MTLS-004=left-out MTLS-002=left-out '*=skip'
   done
+  grep -q '"moved client injected by": "canary (annotation istio.io/rev)"' "$d/upgrade/canary/upgrade/conformance/conformance.json" ||
+    die "phase canary's report does not show the moved client injected by the canary"
   grep -q "\"istioVersion\": \"$UPGRADE_FROM\"" "$d/upgrade/base/conformance/conformance.json" || die "phase base did not test $UPGRADE_FROM"
   for ph in inplace canary; do
     grep -q "\"istioVersion\": \"$UPGRADE_TO\"" "$d/upgrade/$ph/conformance/conformance.json" || die "phase $ph did not test $UPGRADE_TO"

@@ -139,9 +139,33 @@ func orNone(s string) string {
 	return s
 }
 
-// WaitRestarted polls until RestartReasons has nothing left for the restart stamp, and returns
-// the newest pod of the new template. On timeout the error lists what was still missing.
-func WaitRestarted(ctx context.Context, kube kubernetes.Interface, ns, deployment, stamp string, timeout, poll time.Duration) (*corev1.Pod, error) {
+// AdmittedReasons says why a restart (stamp) of d has not yet made a pod that the API server
+// admitted, for a run without a data plane (DATAPLANE=0), where no injected pod can run and
+// the old pod therefore never gives way: the Deployment observed its new template and a pod of
+// it, not being deleted, exists with the spec admission gave it. nil when it has.
+func AdmittedReasons(d *appsv1.Deployment, pods []corev1.Pod, stamp string) []string {
+	var rs []string
+	name := "deployment " + d.Namespace + "/" + d.Name
+	if got := d.Spec.Template.Annotations[RestartedAtAnnotation]; got != stamp {
+		rs = append(rs, fmt.Sprintf("%s: template says %s=%q, not this restart's %q (restarted again by someone else?)", name, RestartedAtAnnotation, got, stamp))
+	}
+	if d.Status.ObservedGeneration < d.Generation {
+		rs = append(rs, fmt.Sprintf("%s: generation %d not yet observed (observed %d)", name, d.Generation, d.Status.ObservedGeneration))
+	}
+	if newest(pods, stamp) == nil {
+		rs = append(rs, "no pod from the restarted template yet")
+	}
+	return rs
+}
+
+// WaitRestarted polls until the restart stamp is done, and returns the newest pod of the new
+// template: RestartReasons has nothing left, or, when admitted (no data plane), AdmittedReasons.
+// On timeout the error lists what was still missing.
+func WaitRestarted(ctx context.Context, kube kubernetes.Interface, ns, deployment, stamp string, admitted bool, timeout, poll time.Duration) (*corev1.Pod, error) {
+	reasons := RestartReasons
+	if admitted {
+		reasons = AdmittedReasons
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(poll)
@@ -156,7 +180,7 @@ func WaitRestarted(ctx context.Context, kube kubernetes.Interface, ns, deploymen
 			var pods *corev1.PodList
 			sel := metav1.FormatLabelSelector(d.Spec.Selector)
 			if pods, err = kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel}); err == nil {
-				last, lastErr = RestartReasons(d, pods.Items, stamp), nil
+				last, lastErr = reasons(d, pods.Items, stamp), nil
 				if len(last) == 0 {
 					return newest(pods.Items, stamp), nil
 				}

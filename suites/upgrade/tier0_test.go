@@ -241,6 +241,38 @@ func TestRestartReasons(t *testing.T) {
 	}
 }
 
+func TestAdmittedReasons(t *testing.T) {
+	const stamp = "2026-01-02T03:04:05.123456789Z"
+	old := podAt("sleep-old", "", corev1.PodRunning, true, false)
+	pending := podAt("sleep-new", stamp, corev1.PodPending, false, false)
+	for _, c := range []struct {
+		name string
+		d    *appsv1.Deployment
+		pods []corev1.Pod
+		want []string // substrings; none: done
+	}{
+		{name: "a pod of the new template admitted beside the old one (never Ready without a proxy)", d: deployment(stamp, 2, 2, 2, 1, 1), pods: []corev1.Pod{old, pending}},
+		{name: "not yet observed", d: deployment(stamp, 2, 1, 1, 0, 1), pods: []corev1.Pod{old},
+			want: []string{"generation 2 not yet observed (observed 1)", "no pod from the restarted template yet"}},
+		{name: "the new pod is being deleted", d: deployment(stamp, 2, 2, 2, 1, 1), pods: []corev1.Pod{old, podAt("sleep-new", stamp, corev1.PodPending, false, true)},
+			want: []string{"no pod from the restarted template yet"}},
+		{name: "restarted again by someone else", d: deployment("later", 3, 3, 1, 1, 1), pods: []corev1.Pod{podAt("sleep-x", "later", corev1.PodPending, false, false)},
+			want: []string{`not this restart's`, "no pod from the restarted template yet"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := strings.Join(AdmittedReasons(c.d, c.pods, stamp), "\n")
+			if len(c.want) == 0 && got != "" {
+				t.Fatalf("not done: %s", got)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("reasons lack %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
 // The suite in Ginkgo's dry-run mode (no cluster): every phase's specs are declared, each
 // carries the label upgrade, a behaviour ID of the catalog and its area; with a phase named,
 // only that phase's specs are; and a real run without the driver's environment stops before
@@ -292,7 +324,7 @@ func TestSuiteDryRun(t *testing.T) {
 	}
 
 	its := dry(t, "")
-	byPhase := map[gate.Phase][]string{}
+	byPhase, noDataPlane := map[gate.Phase][]string{}, map[gate.Phase][]string{}
 	ids := map[string]bool{}
 	for _, s := range its {
 		labels := s.Labels()
@@ -320,12 +352,19 @@ func TestSuiteDryRun(t *testing.T) {
 		for _, p := range gate.Phases() {
 			if strings.Contains(s.FullText(), "phase "+string(p)+" ") {
 				byPhase[p] = append(byPhase[p], s.LeafNodeText)
+				if !slices.Contains(labels, catalog.LabelDataPlane) {
+					noDataPlane[p] = append(noDataPlane[p], s.LeafNodeText)
+				}
 			}
 		}
 	}
 	for _, p := range gate.Phases() {
-		if len(byPhase[p]) != 2 {
-			t.Errorf("phase %s declares %d specs, want MTLS-004 and MTLS-002: %v", p, len(byPhase[p]), byPhase[p])
+		if len(byPhase[p]) != 3 {
+			t.Errorf("phase %s declares %d specs, want MTLS-004, its injected spec and MTLS-002: %v", p, len(byPhase[p]), byPhase[p])
+		}
+		// A run without a data plane (DATAPLANE=0) judges the injected spec alone.
+		if len(noDataPlane[p]) != 1 || !strings.Contains(noDataPlane[p][0], "MTLS-004 injected spec") {
+			t.Errorf("phase %s: specs without the %s label %v; want MTLS-004's injected spec alone", p, catalog.LabelDataPlane, noDataPlane[p])
 		}
 	}
 	if !ids["MTLS-004"] || !ids["MTLS-002"] {
@@ -333,7 +372,7 @@ func TestSuiteDryRun(t *testing.T) {
 	}
 
 	one := dry(t, string(gate.AfterInPlace))
-	if len(one) != 2 {
+	if len(one) != 3 {
 		t.Fatalf("phase after-inplace declares %d specs", len(one))
 	}
 	for _, s := range one {

@@ -213,16 +213,21 @@ func TestTier1RolloutRestart(t *testing.T) {
 	oldPod := runningPod(t, ctx, env.Kube, ns, "sleep-old", "")
 	newPod := runningPod(t, ctx, env.Kube, ns, "sleep-new", stamp2)
 	setStatus(t, ctx, env.Kube, cur, 2, 1, 2)
-	_, err = WaitRestarted(ctx, env.Kube, ns, "sleep", stamp2, 2*time.Second, 100*time.Millisecond)
+	_, err = WaitRestarted(ctx, env.Kube, ns, "sleep", stamp2, false, 2*time.Second, 100*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "1 old replica(s) still running") || !strings.Contains(err.Error(), "pod sleep-old: from the old template") {
 		t.Fatalf("with the old pod still there: %v", err)
+	}
+	// Without a data plane (DATAPLANE=0) no injected pod runs and the old pod never gives way:
+	// there the restart is done once a pod of the new template is admitted.
+	if got, err := WaitRestarted(ctx, env.Kube, ns, "sleep", stamp2, true, 2*time.Second, 100*time.Millisecond); err != nil || got.UID != newPod.UID {
+		t.Errorf("admitted restart with the old pod still there: %v, %v; want %s", podName(got), err, newPod.Name)
 	}
 	// The old pod goes (never bound to a node, it is removed at once); the rollout completes.
 	if err := env.Kube.CoreV1().Pods(ns).Delete(ctx, oldPod.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	setStatus(t, ctx, env.Kube, cur, 1, 1, 1)
-	got, err := WaitRestarted(ctx, env.Kube, ns, "sleep", stamp2, 30*time.Second, 100*time.Millisecond)
+	got, err := WaitRestarted(ctx, env.Kube, ns, "sleep", stamp2, false, 30*time.Second, 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,4 +347,11 @@ func TestTier1ProxyVersionsAndRecords(t *testing.T) {
 	if _, err := RecordPod(ctx, env.Kube, plain, gate.Before); err == nil || !strings.Contains(err.Error(), "has no istio-proxy container") {
 		t.Errorf("plain pod recorded: %v", err)
 	}
+}
+
+func podName(p *corev1.Pod) string {
+	if p == nil {
+		return "no pod"
+	}
+	return p.Name
 }

@@ -99,6 +99,12 @@ func phaseBefore() {
 				w.converge(ctx, "MTLS-004", "mesh client (FROM) → server (FROM)", client, w.refs[Client].Container, w.url(Server), catalog.Allowed)
 			})
 
+		It("MTLS-004 injected spec on FROM: the mesh client and the server were injected with FROM's proxy",
+			e2e.InjectedSpecLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
+				w.expectProxy("MTLS-004", "mesh client", w.pod(ctx, Client, w.refs[Client]), suiteEnv.From)
+				w.expectProxy("MTLS-004", "server", w.pod(ctx, Server, w.refs[Server]), suiteEnv.From)
+			})
+
 		It("MTLS-002 on FROM: a plain client is reset by the STRICT server",
 			e2e.IDLabels("MTLS-002", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 				w.converge(ctx, "MTLS-002", "plain client → server (FROM)", w.plainClient(ctx), w.plain.Container, w.url(Server), catalog.PlaintextRejected)
@@ -135,6 +141,17 @@ func phaseAfterInPlace() {
 				w.converge(ctx, "MTLS-004", "old mesh client (FROM) → old server (FROM) under istiod TO", client, w.refs[Client].Container, w.url(Server), catalog.Allowed)
 			})
 
+		It("MTLS-004 injected spec after the in-place upgrade: a new server gets TO's proxy, the old client keeps FROM's",
+			e2e.InjectedSpecLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
+				client := w.pod(ctx, Client, w.refs[Client])
+				rec, err := Recorded(ctx, w.r.Kube, w.ns[Client], w.refs[Client].App)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(string(client.UID)).To(Equal(rec.UID),
+					"the mesh client was replaced since phase before (pod %s then, %s now)", rec.Pod, client.Name)
+				w.expectProxy("MTLS-004", "old mesh client", client, suiteEnv.From)
+				w.expectProxy("MTLS-004", "new server", w.pod(ctx, NewServer, w.refs[NewServer]), suiteEnv.To)
+			})
+
 		It("MTLS-002 after the in-place upgrade: a plain client is still reset by the new-proxy server and the old one",
 			e2e.IDLabels("MTLS-002", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
 				plain := w.plainClient(ctx)
@@ -168,7 +185,7 @@ func phaseAfterCanary() {
 			Expect(err).NotTo(HaveOccurred())
 			stamp, err := RolloutRestart(ctx, w.r.Kube, w.ns[Client], w.refs[Client].Deployment, time.Now())
 			Expect(err).NotTo(HaveOccurred())
-			pod, err := WaitRestarted(ctx, w.r.Kube, w.ns[Client], w.refs[Client].Deployment, stamp, readyTimeout, 500*time.Millisecond)
+			pod, err := WaitRestarted(ctx, w.r.Kube, w.ns[Client], w.refs[Client].Deployment, stamp, w.noDataPlane(), readyTimeout, 500*time.Millisecond)
 			Expect(err).NotTo(HaveOccurred())
 			w.waitReady(ctx, Client)
 			moved, err = w.r.Kube.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
@@ -198,6 +215,16 @@ func phaseAfterCanary() {
 				Expect(ns.Labels).NotTo(HaveKey(workload.InjectionLabel))
 				w.converge(ctx, "MTLS-004", "moved client (TO, canary) → new server (TO)", moved, w.refs[Client].Container, w.url(NewServer), catalog.Allowed)
 				w.converge(ctx, "MTLS-004", "moved client (TO, canary) → old server (FROM)", moved, w.refs[Client].Container, w.url(Server), catalog.Allowed)
+			})
+
+		It("MTLS-004 injected spec after the canary move: the restarted client was injected by the canary with TO's proxy",
+			e2e.InjectedSpecLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
+				rev := w.r.State.Istio.Revision
+				Expect(string(moved.UID)).NotTo(Equal(before.UID), "the client pod is still %s from phase before: the restart did not replace it", before.Pod)
+				w.expectProxy("MTLS-004", "moved mesh client", moved, suiteEnv.To)
+				got, from := InjectedRevision(moved)
+				AddReportEntry(report.EntryEvidence, report.Evidence{Fields: map[string]string{"moved client injected by": got + " (" + from + ")"}}.For("MTLS-004"), ReportEntryVisibilityFailureOrVerbose)
+				Expect(got).To(Equal(rev), "pod %s/%s was injected by revision %q (%s), want the canary %q", moved.Namespace, moved.Name, got, from, rev)
 			})
 
 		It("MTLS-002 after the canary move: a plain client in the moved namespace is still reset",
@@ -258,15 +285,23 @@ func (w *world) strict(ctx context.Context, role Role) {
 	Expect(policy.NewApplier(w.r.Istio, w.r.State.RunID).Apply(ctx, pa)).To(Succeed(), "applying STRICT in %s", w.ns[role])
 }
 
+// noDataPlane says the run has no data plane (DATAPLANE=0): injected pods are admitted, never
+// run, so only the injected-spec specs are judged.
+func (w *world) noDataPlane() bool { return w.r.State.Settings.NoDataPlane }
+
 func (w *world) waitReady(ctx context.Context, roles ...Role) {
 	GinkgoHelper()
-	By(fmt.Sprintf("waiting for the workloads of %v and their proxies", roles))
+	mode, what := workload.ProxyAuto, "their proxies"
+	if w.noDataPlane() {
+		mode, what = workload.ProxyAdmitted, "their injected specs (DATAPLANE=0: nothing runs a proxy)"
+	}
+	By(fmt.Sprintf("waiting for the workloads of %v and %s", roles, what))
 	for _, role := range roles {
 		for _, s := range SamplesOf(role) {
 			ref, err := RefOf(s)
 			Expect(err).NotTo(HaveOccurred())
 			err = workload.WaitReady(ctx, w.r.Kube, w.ns[role], ref.Selector(),
-				workload.Consecutive(w.r.Expect.Consecutive), workload.Timeout(readyTimeout))
+				workload.Consecutive(w.r.Expect.Consecutive), workload.Timeout(readyTimeout), workload.Proxy(mode))
 			Expect(err).NotTo(HaveOccurred(), "%s in %s is not ready", s, w.ns[role])
 		}
 	}
@@ -274,7 +309,11 @@ func (w *world) waitReady(ctx context.Context, roles ...Role) {
 
 func (w *world) pod(ctx context.Context, role Role, ref Ref) *corev1.Pod {
 	GinkgoHelper()
-	p, err := workload.PodFor(ctx, w.r.Kube, w.ns[role], ref.App)
+	podFor := workload.PodFor
+	if w.noDataPlane() {
+		podFor = workload.AdmittedPodFor
+	}
+	p, err := podFor(ctx, w.r.Kube, w.ns[role], ref.App)
 	Expect(err).NotTo(HaveOccurred())
 	return p
 }
