@@ -38,7 +38,9 @@
 #              ClusterRoleBindings and validating webhooks deleted, a mesh-wide STRICT policy
 #              applied before the posture audit, the injector's probe rewrite turned off): CP-002,
 #              VALID-001, POSTURE-001 and PROBE-001's injected spec must fail, each with its
-#              evidence; the cluster is deleted after
+#              evidence; then with istiod stopped and the injector's caBundle blanked, a run must
+#              stop before any behaviour, naming the webhooks without a bundle; the cluster is
+#              deleted after
 #   upgrade    the upgrade gate (make e2e-upgrade) from the release-1.30 build to the release-1.31
 #              build, both from source, through the product's Helm path: Istio FROM on a new kind
 #              cluster, the suites, the in-place upgrade, the suites, TO as revision canary, a
@@ -339,6 +341,27 @@ run_istio() {
   grep -q "accepted: the dry run of an AuthorizationPolicy with action DENY and no rules succeeded" "$REPORTS/istio-broken/conformance/conformance.json" ||
     die "VALID-001's failure does not say the policy was accepted"
   log "broken control plane: exit $rc, CP-002, VALID-001, POSTURE-001 and PROBE-001's injected spec failed with their evidence"
+
+  # The injector's caBundle blanked with istiod stopped (a running istiod writes it back within
+  # seconds): the run must stop before any behaviour, naming the missing bundle. CERT-003 checks
+  # the same condition, but a run never gets that far without a bundle: the readiness wait on
+  # istiod (mesh.WebhookHasCABundle) refuses first.
+  rc=0
+  node_kubectl -n istio-system scale deployment istiod --replicas=0
+  node_kubectl -n istio-system wait --for=delete pod -l app=istiod --timeout=120s
+  local n i
+  n=$(node_kubectl get mutatingwebhookconfiguration istio-sidecar-injector -o jsonpath='{range .webhooks[*]}x{end}')
+  for ((i = 0; i < ${#n}; i++)); do
+    node_kubectl patch mutatingwebhookconfiguration istio-sidecar-injector --type=json \
+      -p "[{\"op\": \"replace\", \"path\": \"/webhooks/$i/clientConfig/caBundle\", \"value\": \"\"}]"
+  done
+  rm -rf "$REPORTS/istio-nobundle"
+  e2e "${istio[@]}" REUSE_CLUSTER=1 LABELS='CERT-003' ISTIO_INSTALL_TIMEOUT=20s REPORTS_DIR="$REPORTS/istio-nobundle" >"$CACHE/nobundle.log" || rc=$?
+  [ $rc != 0 ] || die "a run with the injector's caBundle blanked exited 0"
+  grep -q "MutatingWebhookConfiguration istio-sidecar-injector: no caBundle yet on ${#n}/${#n} webhooks" "$CACHE/nobundle.log" ||
+    die "the run with the caBundle blanked does not say so (log $CACHE/nobundle.log)"
+  [ ! -e "$REPORTS/istio-nobundle/conformance/conformance.json" ] || die "the run with the caBundle blanked judged behaviours"
+  log "no caBundle: exit $rc before any behaviour, naming the ${#n} webhooks without a bundle"
   CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
   [ -z "$(cluster_nodes)" ] || die "make e2e-delete left $(cluster_nodes)"
 }
