@@ -25,12 +25,13 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
 )
 
 // Defaults of DumpOptions.
 const (
-	DefaultIstioNamespace = "istio-system"
+	DefaultIstioNamespace = istionames.IstioSystemNamespace
 	DefaultTailLines      = 2000
 	DefaultLimitBytes     = 1 << 20
 	DefaultCallTimeout    = 20 * time.Second
@@ -365,17 +366,17 @@ func (d *dumper) namespace(ctx context.Context, ns string) {
 // istiod dumps istiod's pods and logs and the mesh ConfigMaps.
 func (d *dumper) istiod(ctx context.Context) {
 	ns := d.opts.IstioNamespace
-	pods := d.pods(ctx, ns, metav1.ListOptions{LabelSelector: "app=istiod"}, filepath.Join(ns, "istiod-pods.yaml"))
+	pods := d.pods(ctx, ns, metav1.ListOptions{LabelSelector: istionames.IstiodSelector}, filepath.Join(ns, "istiod-pods.yaml"))
 	if pods != nil && len(pods) == 0 {
-		d.noteErr("istiod: no pods labelled app=istiod in namespace %s (set DumpOptions.IstioNamespace to where istiod runs)", ns)
+		d.noteErr("istiod: no pods labelled %s in namespace %s (set DumpOptions.IstioNamespace to where istiod runs)", istionames.IstiodSelector, ns)
 	}
 	for i := range pods {
 		d.podLogs(ctx, &pods[i])
 	}
 	// The mesh config lives in ConfigMap "istio" ("istio-<revision>" per revision), key "mesh".
 	d.configMaps(ctx, ns, filepath.Join(ns, "mesh-config.yaml"), func(cm *corev1.ConfigMap) bool {
-		_, mesh := cm.Data["mesh"]
-		return mesh && (cm.Name == "istio" || strings.HasPrefix(cm.Name, "istio-"))
+		_, mesh := cm.Data[istionames.MeshConfigKey]
+		return mesh && (cm.Name == istionames.MeshConfigMap || strings.HasPrefix(cm.Name, istionames.MeshConfigMap+"-"))
 	})
 }
 

@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
 	"meshconform/internal/apitest"
 )
@@ -76,7 +77,7 @@ func TestDumpAgainstAPIServer(t *testing.T) {
 	})
 
 	always := corev1.ContainerRestartPolicyAlways
-	proxy := corev1.Container{Name: probe.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.31.1",
+	proxy := corev1.Container{Name: istionames.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.31.1",
 		Args: []string{"proxy", "sidecar"}}
 	// web: a regular sidecar, literal and referenced credentials in its env; stays Pending.
 	web := &corev1.Pod{

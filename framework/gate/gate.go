@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"meshconform/framework/cluster/preflight"
+	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
@@ -279,7 +280,7 @@ func ControlPlaneFor(found []mesh.ControlPlane, ph UpgradePhase) (mesh.ControlPl
 // RevisionName is a revision as messages name it: "" is the default revision.
 func RevisionName(rev string) string {
 	if rev == "" {
-		return "default"
+		return istionames.DefaultRevision
 	}
 	return rev
 }

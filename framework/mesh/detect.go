@@ -12,17 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
-)
 
-const (
-	// IstiodSelector matches istiod Deployments, whoever installed them (Helm, istioctl).
-	IstiodSelector = "app=istiod"
-	// RevisionLabel carries the control-plane revision ("default" for the unrevisioned one).
-	RevisionLabel = "istio.io/rev"
-
-	// DefaultTrustDomain and DefaultRootNamespace are Istio's mesh-config defaults.
-	DefaultTrustDomain   = "cluster.local"
-	DefaultRootNamespace = "istio-system"
+	"meshconform/framework/istionames"
 )
 
 // ControlPlane is an istiod found on a cluster.
@@ -52,7 +43,7 @@ func (c ControlPlane) InjectorWebhookName() string {
 func (c ControlPlane) String() string {
 	rev := c.Revision
 	if rev == "" {
-		rev = "default"
+		rev = istionames.DefaultRevision
 	}
 	v := c.Version
 	if v == "" {
@@ -66,12 +57,12 @@ func (c ControlPlane) String() string {
 // the caller may list them there, else in istio-system) and reads for each its version,
 // revision and mesh config. The default revision comes first. No istiod: an empty list.
 func Detect(ctx context.Context, k kubernetes.Interface) ([]ControlPlane, error) {
-	list, err := k.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: IstiodSelector})
+	list, err := k.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: istionames.IstiodSelector})
 	if apierrors.IsForbidden(err) {
-		list, err = k.AppsV1().Deployments(DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: IstiodSelector})
+		list, err = k.AppsV1().Deployments(DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: istionames.IstiodSelector})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list istiod Deployments (%s): %w", IstiodSelector, err)
+		return nil, fmt.Errorf("list istiod Deployments (%s): %w", istionames.IstiodSelector, err)
 	}
 	var out []ControlPlane
 	for idx := range list.Items {
@@ -100,19 +91,19 @@ func Detect(ctx context.Context, k kubernetes.Interface) ([]ControlPlane, error)
 // describeIstiod reads revision and version from the Deployment.
 func describeIstiod(d *appsv1.Deployment) ControlPlane {
 	cp := ControlPlane{Namespace: d.Namespace, Deployment: d.Name}
-	rev, ok := d.Labels[RevisionLabel]
+	rev, ok := d.Labels[istionames.RevisionLabel]
 	if !ok {
-		rev = d.Spec.Template.Labels[RevisionLabel]
+		rev = d.Spec.Template.Labels[istionames.RevisionLabel]
 	}
-	if rev == "" && strings.HasPrefix(d.Name, "istiod-") {
-		rev = strings.TrimPrefix(d.Name, "istiod-")
+	if rev == "" && strings.HasPrefix(d.Name, istionames.Istiod+"-") {
+		rev = strings.TrimPrefix(d.Name, istionames.Istiod+"-")
 	}
-	if rev != "default" {
+	if rev != istionames.DefaultRevision {
 		cp.Revision = rev
 	}
 	containers := d.Spec.Template.Spec.Containers
 	for _, c := range containers {
-		if c.Name == "discovery" {
+		if c.Name == istionames.DiscoveryContainerName {
 			cp.Image = c.Image
 		}
 	}
@@ -123,10 +114,10 @@ func describeIstiod(d *appsv1.Deployment) ControlPlane {
 		cp.Version, cp.VersionFrom = v, "image"
 		return cp
 	}
-	for _, key := range []string{"operator.istio.io/version", "app.kubernetes.io/version", "helm.sh/chart"} {
+	for _, key := range []string{istionames.OperatorVersionLabel, "app.kubernetes.io/version", "helm.sh/chart"} {
 		val := d.Labels[key]
 		if key == "helm.sh/chart" {
-			val = strings.TrimPrefix(val, "istiod-")
+			val = strings.TrimPrefix(val, istionames.Istiod+"-")
 		}
 		if v, err := ParseVersion(val); err == nil {
 			cp.Version, cp.VersionFrom = v.String(), "label "+key
@@ -163,8 +154,8 @@ type meshFields struct {
 }
 
 func readMeshConfig(ctx context.Context, k kubernetes.Interface, cp *ControlPlane) error {
-	cp.TrustDomain, cp.RootNamespace = DefaultTrustDomain, DefaultRootNamespace
-	name := suffix("istio", cp.Revision)
+	cp.TrustDomain, cp.RootNamespace = istionames.DefaultTrustDomain, istionames.IstioSystemNamespace
+	name := suffix(istionames.MeshConfigMap, cp.Revision)
 	cm, err := k.CoreV1().ConfigMaps(cp.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -178,7 +169,7 @@ func readMeshConfig(ctx context.Context, k kubernetes.Interface, cp *ControlPlan
 
 func parseMesh(cm *corev1.ConfigMap, cp *ControlPlane) error {
 	var m meshFields
-	if err := yaml.Unmarshal([]byte(cm.Data["mesh"]), &m); err != nil {
+	if err := yaml.Unmarshal([]byte(cm.Data[istionames.MeshConfigKey]), &m); err != nil {
 		return fmt.Errorf("ConfigMap %s/%s key mesh is not YAML: %w", cm.Namespace, cm.Name, err)
 	}
 	if m.TrustDomain != "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
 )
 
@@ -30,7 +31,7 @@ const (
 	// says "Releases are published to docker hub under 'istio' project".
 	DefaultHub = "docker.io/istio"
 	// DefaultNamespace holds istiod and istio-base, as Istio's docs install them.
-	DefaultNamespace = "istio-system"
+	DefaultNamespace = istionames.IstioSystemNamespace
 	// DefaultGatewayNamespace holds the ingress gateway, apart from the control plane as
 	// Istio's Helm docs recommend.
 	DefaultGatewayNamespace = "istio-ingress"
@@ -136,7 +137,7 @@ func (o Options) validate() error {
 		// istiod-<rev> and istio-sidecar-injector-<rev>-<ns> must stay valid object names.
 		return fmt.Errorf("istio revision %q must be a DNS label of at most 40 characters ([a-z0-9-]), e.g. 1-31-1 or canary: set %s", o.Revision, EnvRevision)
 	}
-	if o.Revision == "default" {
+	if o.Revision == istionames.DefaultRevision {
 		return fmt.Errorf(`istio revision "default" is the name Istio gives the unrevisioned control plane: leave %s empty for it, or pick another name`, EnvRevision)
 	}
 	for _, ns := range []string{o.Namespace, o.GatewayNamespace} {
@@ -196,7 +197,7 @@ func (o Options) ReleaseNamespace(c Chart) string {
 // names it (manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml,
 // release-1.30 and release-1.31 alike). An empty Namespace means DefaultNamespace.
 func (o Options) InjectorWebhookName() string {
-	name := suffix("istio-sidecar-injector", o.Revision)
+	name := suffix(istionames.SidecarInjectorWebhook, o.Revision)
 	if o.Namespace == "" || o.Namespace == DefaultNamespace {
 		return name
 	}
@@ -204,13 +205,13 @@ func (o Options) InjectorWebhookName() string {
 }
 
 // IstiodDeploymentName is istiod's Deployment of the revision.
-func (o Options) IstiodDeploymentName() string { return suffix("istiod", o.Revision) }
+func (o Options) IstiodDeploymentName() string { return suffix(istionames.Istiod, o.Revision) }
 
 // GatewayDeploymentName is the gateway chart's Deployment (named after the release).
 func (o Options) GatewayDeploymentName() string { return o.ReleaseName(ChartGateway) }
 
 // MeshConfigMapName holds the mesh config (key "mesh") of the revision.
-func (o Options) MeshConfigMapName() string { return suffix("istio", o.Revision) }
+func (o Options) MeshConfigMapName() string { return suffix(istionames.MeshConfigMap, o.Revision) }
 
 func suffix(name, rev string) string {
 	if rev == "" {

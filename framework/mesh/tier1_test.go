@@ -50,6 +50,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
 	"meshconform/internal/apitest"
 	"meshconform/internal/istiosrc"
@@ -1003,7 +1004,7 @@ func TestDetect(t *testing.T) {
 		}
 	}
 	// A revisioned istiod with a distroless image and a custom trust domain.
-	mk("istiod-prod", map[string]string{"app": "istiod", RevisionLabel: "prod"}, "gcr.io/istio-release/pilot:1.30.5-distroless")
+	mk("istiod-prod", map[string]string{"app": "istiod", istionames.RevisionLabel: "prod"}, "gcr.io/istio-release/pilot:1.30.5-distroless")
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-prod", Namespace: ns},
 		Data: map[string]string{"mesh": "accessLogFile: /dev/stdout\ntrustDomain: example.org\nrootNamespace: mesh-root\ndefaultConfig:\n  discoveryAddress: istiod-prod.x.svc:15012\n"}}
 	if _, err := k.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
@@ -1011,7 +1012,7 @@ func TestDetect(t *testing.T) {
 	}
 	// The default revision pinned by digest: the version comes from Helm's chart label; no
 	// mesh ConfigMap: Istio's defaults.
-	mk("istiod", map[string]string{"app": "istiod", RevisionLabel: "default", "helm.sh/chart": "istiod-1.31.1"}, "docker.io/istio/pilot@sha256:"+strings.Repeat("ab", 32))
+	mk("istiod", map[string]string{"app": "istiod", istionames.RevisionLabel: "default", "helm.sh/chart": "istiod-1.31.1"}, "docker.io/istio/pilot@sha256:"+strings.Repeat("ab", 32))
 	// Not istiod.
 	mk("istio-ingressgateway", map[string]string{"app": "istio-ingressgateway"}, "auto")
 
@@ -1073,7 +1074,7 @@ func TestDetectWithNamespacedRights(t *testing.T) {
 	})
 	sel := map[string]string{"app": "istiod"}
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "istiod", Namespace: DefaultNamespace, Labels: map[string]string{"app": "istiod", RevisionLabel: "default"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "istiod", Namespace: DefaultNamespace, Labels: map[string]string{"app": "istiod", istionames.RevisionLabel: "default"}},
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: sel},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel},

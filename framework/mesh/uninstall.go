@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"meshconform/framework/istionames"
 )
 
 // UninstallOption changes what Uninstall removes.
@@ -291,9 +293,9 @@ func (i *Installer) remainingIstiods(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	list, err := k.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: IstiodSelector})
+	list, err := k.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: istionames.IstiodSelector})
 	if apierrors.IsForbidden(err) {
-		list, err = k.AppsV1().Deployments(i.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: IstiodSelector})
+		list, err = k.AppsV1().Deployments(i.opts.Namespace).List(ctx, metav1.ListOptions{LabelSelector: istionames.IstiodSelector})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list istiod Deployments: %w", err)
@@ -307,22 +309,20 @@ func (i *Installer) remainingIstiods(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// rootCertConfigMap is the ConfigMap istiod writes into every namespace (the mesh's root
-// certificate); it is not part of any release.
-const rootCertConfigMap = "istio-ca-root-cert"
-
+// deleteRootCertConfigMaps deletes the ConfigMap istiod writes into every namespace (the mesh's
+// root certificate, istionames.RootCertConfigMap); it is not part of any release.
 func (i *Installer) deleteRootCertConfigMaps(ctx context.Context) error {
 	k, err := i.client()
 	if err != nil {
 		return err
 	}
-	list, err := k.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + rootCertConfigMap})
+	list, err := k.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + istionames.RootCertConfigMap})
 	if apierrors.IsForbidden(err) {
 		i.log.Info("cannot list ConfigMaps cluster-wide; istio-ca-root-cert ConfigMaps left in place", "error", err.Error())
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("list %s ConfigMaps: %w", rootCertConfigMap, err)
+		return fmt.Errorf("list %s ConfigMaps: %w", istionames.RootCertConfigMap, err)
 	}
 	for _, cm := range list.Items {
 		err := k.CoreV1().ConfigMaps(cm.Namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{})

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"meshconform/framework/istionames"
 )
 
 // Clients are the two API clients the audit reads with.
@@ -58,10 +60,8 @@ type Config struct {
 const (
 	// DefaultIstioNamespace is Istio's default install namespace and root namespace
 	// (istio.io/istio pkg/config/mesh DefaultMeshConfig: RootNamespace istio-system).
-	DefaultIstioNamespace = "istio-system"
-	// istiodLabel is the label every istiod pod of Istio's charts carries.
-	istiodLabelKey, istiodLabelValue = "app", "istiod"
-	pageSize                         = 500
+	DefaultIstioNamespace = istionames.IstioSystemNamespace
+	pageSize              = 500
 )
 
 // snapshot is everything the audit read; checks are pure functions of it.
@@ -158,7 +158,7 @@ func read(ctx context.Context, c Clients, cfg Config) (*snapshot, error) {
 func (s *snapshot) findSystemNamespace(flag string) {
 	nsSeen := map[string]bool{}
 	for _, p := range s.pods {
-		if p.Labels[istiodLabelKey] == istiodLabelValue {
+		if p.Labels[istionames.AppLabel] == istionames.IstiodApp {
 			nsSeen[p.Namespace] = true
 		}
 	}
@@ -171,7 +171,7 @@ func (s *snapshot) findSystemNamespace(flag string) {
 		if slices.Contains(names, DefaultIstioNamespace) {
 			s.systemNS = DefaultIstioNamespace
 		}
-		s.systemNSSource = fmt.Sprintf("istiod pods (label %s=%s) run there", istiodLabelKey, istiodLabelValue)
+		s.systemNSSource = fmt.Sprintf("istiod pods (label %s=%s) run there", istionames.AppLabel, istionames.IstiodApp)
 		if len(names) > 1 {
 			s.systemNSSource += fmt.Sprintf("; istiod also runs in %s: audit those with --istio-namespace",
 				strings.Join(slices.DeleteFunc(names, func(n string) bool { return n == s.systemNS }), ", "))
@@ -181,10 +181,10 @@ func (s *snapshot) findSystemNamespace(flag string) {
 		s.systemNSSource = "assumed: pods could not be listed to find istiod (" + s.podErr.Error() + ")"
 	default:
 		s.systemNS = DefaultIstioNamespace
-		s.systemNSSource = fmt.Sprintf("assumed: no istiod pod (label %s=%s) found; pass --istio-namespace if istiod runs elsewhere", istiodLabelKey, istiodLabelValue)
+		s.systemNSSource = fmt.Sprintf("assumed: no istiod pod (label %s=%s) found; pass --istio-namespace if istiod runs elsewhere", istionames.AppLabel, istionames.IstiodApp)
 	}
 	for _, p := range s.pods {
-		if p.Namespace == s.systemNS && p.Labels[istiodLabelKey] == istiodLabelValue {
+		if p.Namespace == s.systemNS && p.Labels[istionames.AppLabel] == istionames.IstiodApp {
 			s.istiodPods = append(s.istiodPods, p)
 		}
 	}
@@ -195,18 +195,18 @@ func (s *snapshot) findSystemNamespace(flag string) {
 // of the istiod pods (label istio.io/rev; "default" means the plain name).
 func meshConfigNames(revision string, istiod []corev1.Pod) []string {
 	name := func(rev string) string {
-		if rev == "" || rev == "default" {
-			return "istio"
+		if rev == "" || rev == istionames.DefaultRevision {
+			return istionames.MeshConfigMap
 		}
-		return "istio-" + rev
+		return istionames.MeshConfigMap + "-" + rev
 	}
 	if revision != "" {
 		return []string{name(revision)}
 	}
-	names := []string{"istio"}
+	names := []string{istionames.MeshConfigMap}
 	var revs []string
 	for _, p := range istiod {
-		revs = append(revs, p.Labels["istio.io/rev"])
+		revs = append(revs, p.Labels[istionames.RevisionLabel])
 	}
 	slices.Sort(revs)
 	for _, r := range revs {
@@ -227,7 +227,7 @@ func readRootNamespace(ctx context.Context, kube kubernetes.Interface, ns string
 		if err != nil {
 			return "", "", fmt.Errorf("reading the mesh config ConfigMap %s/%s: %w", ns, name, err)
 		}
-		mesh, ok := cm.Data["mesh"]
+		mesh, ok := cm.Data[istionames.MeshConfigKey]
 		if !ok {
 			return DefaultIstioNamespace, fmt.Sprintf("ConfigMap %s/%s has no key mesh: Istio's default %s", ns, name, DefaultIstioNamespace), nil
 		}

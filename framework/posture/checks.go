@@ -2,8 +2,8 @@ package posture
 
 import (
 	"fmt"
-	"meshconform/framework/probe"
 	"slices"
+	"strconv"
 	"strings"
 
 	securityapi "istio.io/api/security/v1beta1"
@@ -13,21 +13,15 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"meshconform/framework/istionames"
+	"meshconform/framework/probe"
 )
 
-// Istio names the checks look for.
+// Placeholders for a finding's missing value or object.
 const (
-	proxyContainer     = probe.ProxyContainerName
-	initContainer      = "istio-init"
-	injectKey          = "sidecar.istio.io/inject"
-	injectStatusKey    = "sidecar.istio.io/status"
-	injectionNSKey     = "istio-injection"
-	revisionKey        = "istio.io/rev"
-	excludeInbound     = "traffic.sidecar.istio.io/excludeInboundPorts"
-	excludeOutbound    = "traffic.sidecar.istio.io/excludeOutboundPorts"
-	excludeOutboundIPs = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
-	absent             = "(absent)"
-	noneName           = "(none)"
+	absent   = "(absent)"
+	noneName = "(none)"
 )
 
 // outcome is what a check's evaluation yields before the allow list is applied.
@@ -244,13 +238,13 @@ func checkSidecars(s *snapshot) outcome {
 		}
 		sub := podSubject(p)
 		switch {
-		case p.Labels[injectKey] == "false":
+		case p.Labels[istionames.InjectLabel] == "false":
 			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
-				Field: fmt.Sprintf("metadata.labels['%s']", injectKey), Value: "false",
+				Field: fmt.Sprintf("metadata.labels['%s']", istionames.InjectLabel), Value: "false",
 				Message: "injection disabled in a meshed namespace: no sidecar", subject: sub})
-		case p.Annotations[injectKey] == "false":
+		case p.Annotations[istionames.InjectLabel] == "false":
 			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
-				Field: fmt.Sprintf("metadata.annotations['%s']", injectKey), Value: "false",
+				Field: fmt.Sprintf("metadata.annotations['%s']", istionames.InjectLabel), Value: "false",
 				Message: "injection disabled in a meshed namespace: no sidecar", subject: sub})
 		default:
 			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
@@ -278,13 +272,13 @@ func checkCaptureBypass(s *snapshot) outcome {
 			continue
 		}
 		n++
-		for _, key := range []string{excludeInbound, excludeOutbound, excludeOutboundIPs} {
+		for _, key := range []string{istionames.ExcludeInboundPortsAnnotation, istionames.ExcludeOutboundPortsAnnotation, istionames.ExcludeOutboundIPRangesAnnotation} {
 			v, ok := p.Annotations[key]
 			if !ok || strings.TrimSpace(v) == "" {
 				continue
 			}
 			msg := "this traffic bypasses the sidecar: no mTLS, no AuthorizationPolicy"
-			if key == excludeInbound {
+			if key == istionames.ExcludeInboundPortsAnnotation {
 				ports, own := appExcludedInbound(p, v)
 				if len(ports) == 0 {
 					continue // only the proxy's own ports: what the injector writes with Istio CNI
@@ -303,6 +297,8 @@ func checkCaptureBypass(s *snapshot) outcome {
 	return o
 }
 
+const debugPortFlag = "--debug-port="
+
 // Ports of the proxy itself. With Istio CNI the injector writes excludeInboundPorts on every
 // pod it injects: the pod's own value (or the mesh-wide global.proxy.excludeInboundPorts) with
 // the status port appended (istio-discovery/files/injection-template.yaml, the annotations block
@@ -310,13 +306,10 @@ func checkCaptureBypass(s *snapshot) outcome {
 // nobody annotated carries "15020". Without CNI, istio-init excludes the same ports plus Envoy's
 // 15090 and 15021 on every pod ("-d 15090,15021,<status port>" in that template). Excluding
 // them bypasses nothing of the application, whoever wrote them.
-const (
-	statusPortKey     = "status.sidecar.istio.io/port"
-	defaultStatusPort = "15020" // istio-discovery values.yaml: global.proxy.statusPort
-	debugPortFlag     = "--debug-port="
+var (
+	defaultStatusPort = strconv.Itoa(istionames.StatusPort)
+	proxyInboundPorts = []string{"15090", "15021"}
 )
-
-var proxyInboundPorts = []string{"15090", "15021"}
 
 // appExcludedInbound splits an excludeInboundPorts value into the application's ports, which
 // bypass the sidecar, and the proxy's own (its status port, 15090, 15021).
@@ -339,11 +332,11 @@ func appExcludedInbound(p *corev1.Pod, value string) (app, own []string) {
 // status.sidecar.istio.io/port annotation, else the --debug-port the template gives a native
 // sidecar's preStop hook (which carries a mesh-wide global.proxy.statusPort), else the default.
 func statusPort(p *corev1.Pod) string {
-	if v := strings.TrimSpace(p.Annotations[statusPortKey]); v != "" {
+	if v := strings.TrimSpace(p.Annotations[istionames.StatusPortAnnotation]); v != "" {
 		return v
 	}
 	for _, c := range slices.Concat(p.Spec.InitContainers, p.Spec.Containers) {
-		if c.Name != proxyContainer || c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
+		if c.Name != istionames.ProxyContainerName || c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
 			continue
 		}
 		for _, arg := range c.Lifecycle.PreStop.Exec.Command {
@@ -379,7 +372,7 @@ func checkPrivilegedInit(s *snapshot) outcome {
 					continue
 				}
 				msg := fmt.Sprintf("container %s adds %s in an injected pod", c.Name, strings.Join(caps, ", "))
-				if c.Name == initContainer {
+				if c.Name == istionames.InitContainerName {
 					msg = "istio-init sets up iptables with " + strings.Join(caps, ", ") + ": Istio CNI is not in use"
 				}
 				o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
@@ -399,7 +392,7 @@ func checkControlPlaneIsolated(s *snapshot) outcome {
 	if s.npErr != nil {
 		return outcome{err: s.npErr}
 	}
-	target := labels.Set{istiodLabelKey: istiodLabelValue, "istio": "pilot"}
+	target := labels.Set{istionames.AppLabel: istionames.IstiodApp, istionames.IstioLabel: istionames.IstioPilot}
 	if len(s.istiodPods) > 0 {
 		target = s.istiodPods[0].Labels
 	}
@@ -448,9 +441,9 @@ func (s *snapshot) meshedNamespaces() []string {
 		if !s.inScope(ns.Name) {
 			continue
 		}
-		inj := ns.Labels[injectionNSKey]
-		_, rev := ns.Labels[revisionKey]
-		if inj == "enabled" || (rev && inj != "disabled") {
+		inj := ns.Labels[istionames.InjectionLabel]
+		_, rev := ns.Labels[istionames.RevisionLabel]
+		if inj == istionames.InjectionEnabled || (rev && inj != istionames.InjectionDisabled) {
 			out = append(out, ns.Name)
 		}
 	}
@@ -466,7 +459,7 @@ func hasProxy(p *corev1.Pod) bool {
 
 // injected: the injector's status annotation, or a proxy container.
 func injected(p *corev1.Pod) bool {
-	_, ok := p.Annotations[injectStatusKey]
+	_, ok := p.Annotations[istionames.StatusAnnotation]
 	return ok || hasProxy(p)
 }
 

@@ -5,6 +5,7 @@ package posture
 
 import (
 	"context"
+	"meshconform/framework/istionames"
 	"meshconform/internal/istiosrc"
 	"strings"
 	"testing"
@@ -30,14 +31,14 @@ func goldenPod(t testing.TB, ns, name string) corev1.Pod {
 // user excluded is, with or without CNI.
 func TestCaptureBypassTellsInjectorFromUser(t *testing.T) {
 	cni := goldenPod(t, "apps", "hello.yaml.cni.injected")
-	if got := cni.Annotations[excludeInbound]; got != "15020" {
-		t.Fatalf("Istio's CNI golden pod has %s=%q; this test stands on \"15020\"", excludeInbound, got)
+	if got := cni.Annotations[istionames.ExcludeInboundPortsAnnotation]; got != "15020" {
+		t.Fatalf("Istio's CNI golden pod has %s=%q; this test stands on \"15020\"", istionames.ExcludeInboundPortsAnnotation, got)
 	}
 	// What the template writes with CNI when the pod said excludeInboundPorts: "9100":
 	// excludeInboundPort(15020, "9100") appends the status port (pkg/kube/inject/template.go).
 	cniUser := goldenPod(t, "apps", "hello.yaml.cni.injected")
 	cniUser.Name = "hello-cni-user"
-	cniUser.Annotations[excludeInbound] = "9100,15020"
+	cniUser.Annotations[istionames.ExcludeInboundPortsAnnotation] = "9100,15020"
 	user := goldenPod(t, "apps", "traffic-annotations.yaml.injected") // no CNI; the user wrote 4,5,6
 
 	s := &snapshot{pods: []corev1.Pod{cni, cniUser, user}}
@@ -48,10 +49,10 @@ func TestCaptureBypassTellsInjectorFromUser(t *testing.T) {
 	}
 	field := func(k string) string { return "metadata.annotations['" + k + "']" }
 	want := []string{
-		"hello-cni-user " + field(excludeInbound),
-		"traffic-annotations.yaml " + field(excludeInbound),
-		"traffic-annotations.yaml " + field(excludeOutbound),
-		"traffic-annotations.yaml " + field(excludeOutboundIPs),
+		"hello-cni-user " + field(istionames.ExcludeInboundPortsAnnotation),
+		"traffic-annotations.yaml " + field(istionames.ExcludeInboundPortsAnnotation),
+		"traffic-annotations.yaml " + field(istionames.ExcludeOutboundPortsAnnotation),
+		"traffic-annotations.yaml " + field(istionames.ExcludeOutboundIPRangesAnnotation),
 	}
 	for _, k := range want {
 		if _, ok := got[k]; !ok {
@@ -61,7 +62,7 @@ func TestCaptureBypassTellsInjectorFromUser(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("%d findings, want %d (the CNI pod nobody annotated has none): %v", len(got), len(want), o.findings)
 	}
-	if m := got["hello-cni-user "+field(excludeInbound)].Message; !strings.Contains(m, "port(s) 9100 bypass") || !strings.Contains(m, "15020: the proxy's own") {
+	if m := got["hello-cni-user "+field(istionames.ExcludeInboundPortsAnnotation)].Message; !strings.Contains(m, "port(s) 9100 bypass") || !strings.Contains(m, "15020: the proxy's own") {
 		t.Errorf("message %q should name 9100 as the bypass and 15020 as the proxy's", m)
 	}
 }
@@ -86,8 +87,8 @@ func TestStatusPortAsTheInjectorChoseIt(t *testing.T) {
 	if app, _ := appExcludedInbound(&p, "123"); len(app) != 0 {
 		t.Errorf("the mesh's status port 123 counted as the application's: %v", app)
 	}
-	p.Annotations[statusPortKey] = "456"
+	p.Annotations[istionames.StatusPortAnnotation] = "456"
 	if got := statusPort(&p); got != "456" {
-		t.Errorf("annotation %s=456: got %q", statusPortKey, got)
+		t.Errorf("annotation %s=456: got %q", istionames.StatusPortAnnotation, got)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"meshconform/framework/istionames"
 )
 
 // Hardening is the configuration that makes the mesh-wide checks pass: POSTURE-001
@@ -57,12 +59,6 @@ func WithLabels(l map[string]string) HardenOption {
 	return func(o *hardenOptions) { o.labels = maps.Clone(l) }
 }
 
-// canonicalNameKey is a label Istio's injector writes on every pod it injects, sidecars and
-// gateways alike (istio-discovery/files/injection-template.yaml and
-// gateway-injection-template.yaml; kube-gateway.yaml and waypoint.yaml for the deployments
-// istiod creates): the one label by which a NetworkPolicy can name "a proxy" in any namespace.
-const canonicalNameKey = "service.istio.io/canonical-name"
-
 // Names of the hardening objects.
 const (
 	HardenedPeerAuthenticationName  = "meshconform-mesh-strict"
@@ -96,20 +92,25 @@ func Hardened(rootNS string, opts ...HardenOption) Hardening {
 			TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 			ObjectMeta: meta(o.systemNS, HardenedNetworkPolicyName),
 			Spec: networkingv1.NetworkPolicySpec{
-				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{istiodLabelKey: istiodLabelValue}},
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{istionames.AppLabel: istionames.IstiodApp}},
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 				Ingress: []networkingv1.NetworkPolicyIngressRule{
 					{
 						From: []networkingv1.NetworkPolicyPeer{
-							{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{injectionNSKey: "enabled"}}},
+							{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{istionames.InjectionLabel: istionames.InjectionEnabled}}},
 							{NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-								{Key: revisionKey, Operator: metav1.LabelSelectorOpExists}}}},
+								{Key: istionames.RevisionLabel, Operator: metav1.LabelSelectorOpExists}}}},
 							{PodSelector: &metav1.LabelSelector{}}, // the system namespace
 							// Injected pods anywhere: gateways, and sidecars of pods injected
-							// by their own label in an unlabelled namespace.
+							// by their own label in an unlabelled namespace. The injector writes
+							// service.istio.io/canonical-name on every pod it injects, sidecars
+							// and gateways alike (istio-discovery/files/injection-template.yaml
+							// and gateway-injection-template.yaml; kube-gateway.yaml and
+							// waypoint.yaml for the deployments istiod creates): the one label by
+							// which a NetworkPolicy can name "a proxy" in any namespace.
 							{NamespaceSelector: &metav1.LabelSelector{}, PodSelector: &metav1.LabelSelector{
 								MatchExpressions: []metav1.LabelSelectorRequirement{
-									{Key: canonicalNameKey, Operator: metav1.LabelSelectorOpExists}}}},
+									{Key: istionames.CanonicalNameLabel, Operator: metav1.LabelSelectorOpExists}}}},
 						},
 						Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &p15012}},
 					},

@@ -8,6 +8,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"meshconform/framework/istionames"
 )
 
 // TestTier1HardenedPolicyAdmitsEveryProxy applies the hardened NetworkPolicy to a real API
@@ -19,7 +21,7 @@ import (
 func TestTier1HardenedPolicyAdmitsEveryProxy(t *testing.T) {
 	f := newFixture(t)
 	ctx := ctxFor(t)
-	apps := f.ns(t, "apps", map[string]string{injectionNSKey: "enabled"})
+	apps := f.ns(t, "apps", map[string]string{istionames.InjectionLabel: "enabled"})
 	ingress := f.ns(t, "ingress", map[string]string{"app.kubernetes.io/managed-by": "meshconform"}) // as mesh creates istio-ingress
 	plain := f.ns(t, "plain", nil)
 
@@ -40,7 +42,7 @@ func TestTier1HardenedPolicyAdmitsEveryProxy(t *testing.T) {
 	gateway.Name = "istio-ingressgateway"
 	create(sidecar)
 	create(gateway)
-	f.pod(t, f.sys, "istiod", label(istiodLabelKey, istiodLabelValue), label("istio", "pilot"))
+	f.pod(t, f.sys, "istiod", label(istionames.AppLabel, istionames.IstiodApp), label("istio", "pilot"))
 	f.pod(t, f.sys, "istio-cni-node")
 	f.pod(t, plain, "curl")
 	f.harden(t)

@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"meshconform/framework/istionames"
 	"meshconform/internal/apitest"
 	"meshconform/internal/istiosrc"
 )
@@ -199,16 +200,16 @@ func injectFrom(p *corev1.Pod, golden string) {
 		panic(fmt.Sprintf("%s: %v", golden, err))
 	}
 	tmpl := d.Spec.Template
-	if _, ok := tmpl.Annotations[injectStatusKey]; !ok || len(tmpl.Spec.InitContainers) == 0 {
+	if _, ok := tmpl.Annotations[istionames.StatusAnnotation]; !ok || len(tmpl.Spec.InitContainers) == 0 {
 		panic(golden + " is not an injected pod template")
 	}
 	if p.Annotations == nil {
 		p.Annotations = map[string]string{}
 	}
-	p.Annotations[injectStatusKey] = tmpl.Annotations[injectStatusKey]
+	p.Annotations[istionames.StatusAnnotation] = tmpl.Annotations[istionames.StatusAnnotation]
 	p.Spec.InitContainers = append(p.Spec.InitContainers, tmpl.Spec.InitContainers...)
 	for _, c := range tmpl.Spec.Containers {
-		if c.Name == proxyContainer {
+		if c.Name == istionames.ProxyContainerName {
 			p.Spec.Containers = append(p.Spec.Containers, c)
 		}
 	}
@@ -434,7 +435,7 @@ func TestTier1Posture004SidecarsEverywhere(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
 	f.pod(t, meshed, "web", sidecarInjected)
 	f.pod(t, revisioned, "native", func(p *corev1.Pod) {
-		p.Spec.InitContainers = []corev1.Container{{Name: proxyContainer, Image: pauseImage, RestartPolicy: &always}}
+		p.Spec.InitContainers = []corev1.Container{{Name: istionames.ProxyContainerName, Image: pauseImage, RestartPolicy: &always}}
 	})
 	f.pod(t, plain, "no-mesh-here")
 	f.pod(t, optedOut, "not-meshed-either")
@@ -444,8 +445,8 @@ func TestTier1Posture004SidecarsEverywhere(t *testing.T) {
 		t.Errorf("meshed namespaces %v, want %v", r.MeshedNamespaces, sorted(want))
 	}
 
-	f.pod(t, meshed, "opted-out", label(injectKey, "false"))
-	f.pod(t, revisioned, "opted-out-annotation", annotate(injectKey, "false"))
+	f.pod(t, meshed, "opted-out", label(istionames.InjectLabel, "false"))
+	f.pod(t, revisioned, "opted-out-annotation", annotate(istionames.InjectLabel, "false"))
 	f.pod(t, meshed, "predates-injection")
 	c := mustCheck(t, f.run(t), SidecarsEverywhere, Fail)
 	wantFindings(t, c,
@@ -463,8 +464,8 @@ func TestTier1Posture005NoCaptureBypass(t *testing.T) {
 	mustCheck(t, f.run(t), NoCaptureBypass, Pass)
 
 	f.pod(t, apps, "db-client", sidecarInjected,
-		annotate(excludeOutbound, "5432"), annotate(excludeOutboundIPs, "10.0.0.0/8"))
-	f.pod(t, apps, "metrics", sidecarInjected, annotate(excludeInbound, "9100"))
+		annotate(istionames.ExcludeOutboundPortsAnnotation, "5432"), annotate(istionames.ExcludeOutboundIPRangesAnnotation, "10.0.0.0/8"))
+	f.pod(t, apps, "metrics", sidecarInjected, annotate(istionames.ExcludeInboundPortsAnnotation, "9100"))
 	c := mustCheck(t, f.run(t), NoCaptureBypass, Fail)
 	wantFindings(t, c,
 		fmt.Sprintf("Pod %s/db-client metadata.annotations['traffic.sidecar.istio.io/excludeOutboundPorts']=5432", apps),
@@ -477,7 +478,7 @@ func TestTier1Posture006NoPrivilegedInit(t *testing.T) {
 	apps := f.ns(t, "apps", map[string]string{"istio-injection": "enabled"})
 	f.pod(t, apps, "cni", cniInjected)
 	// NET_ADMIN outside an injected pod is another check's business, not this one's.
-	f.pod(t, apps, "uninjected-netadmin", label(injectKey, "false"), func(p *corev1.Pod) {
+	f.pod(t, apps, "uninjected-netadmin", label(istionames.InjectLabel, "false"), func(p *corev1.Pod) {
 		p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
 	})
 	mustCheck(t, f.run(t), NoPrivilegedInit, Pass)
@@ -565,7 +566,7 @@ func TestTier1AllowListHonoured(t *testing.T) {
 	legacy := f.ns(t, "legacy", map[string]string{"istio-injection": "enabled"})
 	shop := f.ns(t, "shop", map[string]string{"istio-injection": "enabled"})
 
-	f.pod(t, legacy, "batch", label(injectKey, "false"))
+	f.pod(t, legacy, "batch", label(istionames.InjectLabel, "false"))
 	rs, err := f.env.Kube.AppsV1().ReplicaSets(shop).Create(ctxFor(t), &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-5d8f7c", Namespace: shop},
 		Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
@@ -575,13 +576,13 @@ func TestTier1AllowListHonoured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.pod(t, shop, "web-5d8f7c-x2x9q", sidecarInjected, label("pod-template-hash", "5d8f7c"), annotate(excludeInbound, "8081"),
+	f.pod(t, shop, "web-5d8f7c-x2x9q", sidecarInjected, label("pod-template-hash", "5d8f7c"), annotate(istionames.ExcludeInboundPortsAnnotation, "8081"),
 		func(p *corev1.Pod) {
 			p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}
 		})
-	f.pod(t, shop, "kafka-0", sidecarInjected, label("app", "kafka"), annotate(excludeOutbound, "9092"))
-	f.pod(t, shop, "approved", sidecarInjected, annotate("security.example.com/posture-exception", "SEC-9"), annotate(excludeOutboundIPs, "169.254.169.254/32"))
-	f.pod(t, shop, "unexplained", sidecarInjected, annotate(excludeInbound, "7000"))
+	f.pod(t, shop, "kafka-0", sidecarInjected, label("app", "kafka"), annotate(istionames.ExcludeOutboundPortsAnnotation, "9092"))
+	f.pod(t, shop, "approved", sidecarInjected, annotate("security.example.com/posture-exception", "SEC-9"), annotate(istionames.ExcludeOutboundIPRangesAnnotation, "169.254.169.254/32"))
+	f.pod(t, shop, "unexplained", sidecarInjected, annotate(istionames.ExcludeInboundPortsAnnotation, "7000"))
 
 	allow := []AllowEntry{
 		{Namespace: legacy, Checks: []string{SidecarsEverywhere}, Reason: "batch jobs until BILL-142"},
@@ -666,8 +667,8 @@ func TestTier1MainExitCodesAndFormats(t *testing.T) {
 	}
 
 	// Break three checks.
-	f.pod(t, apps, "legacy", label(injectKey, "false"))
-	f.pod(t, apps, "reports", sidecarInjected, annotate(excludeOutbound, "5432"))
+	f.pod(t, apps, "legacy", label(istionames.InjectLabel, "false"))
+	f.pod(t, apps, "reports", sidecarInjected, annotate(istionames.ExcludeOutboundPortsAnnotation, "5432"))
 	junit := filepath.Join(t.TempDir(), "posture.xml")
 	stdout.Reset()
 	stderr.Reset()
@@ -888,7 +889,7 @@ func TestTier1ServiceAccountWithMinimalClusterRole(t *testing.T) {
 	}
 
 	// The same ServiceAccount, findings present: exit 1, not 2 (reading is enough).
-	f.pod(t, apps, "legacy", label(injectKey, "false"))
+	f.pod(t, apps, "legacy", label(istionames.InjectLabel, "false"))
 	stdout.Reset()
 	if code := Main(args, &stdout, &stderr); code != ExitFindings {
 		t.Errorf("with a finding: exit %d, want 1\n%s", code, stderr.String())

@@ -14,10 +14,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
-)
 
-// ProxyContainerName is the name Istio's injector gives the sidecar.
-const ProxyContainerName = "istio-proxy"
+	"meshconform/framework/istionames"
+)
 
 // PodExecutor runs commands in one container of a pod through the API server's exec
 // subresource: WebSocket (v5) first, SPDY when the server cannot upgrade, as kubectl does.
@@ -116,12 +115,12 @@ func ProxyContainer(pod *corev1.Pod) (name string, native bool, ok bool) {
 		return "", false, false
 	}
 	for _, c := range pod.Spec.Containers {
-		if c.Name == ProxyContainerName {
+		if c.Name == istionames.ProxyContainerName {
 			return c.Name, false, true
 		}
 	}
 	for _, c := range pod.Spec.InitContainers {
-		if c.Name == ProxyContainerName && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+		if c.Name == istionames.ProxyContainerName && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			return c.Name, true, true
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"meshconform/framework/cluster"
 	"meshconform/framework/cluster/preflight"
+	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 	"meshconform/framework/ownership"
 	"meshconform/framework/settings"
@@ -187,7 +188,7 @@ func (s State) Summary() string {
 	}
 	rev := s.Istio.Revision
 	if rev == "" {
-		rev = "default"
+		rev = istionames.DefaultRevision
 	}
 	how := "found"
 	if s.Istio.InstalledByRun {
@@ -546,7 +547,7 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 			return err
 		}
 		if cp = matchRevision(found, s.IstioRevision); cp == nil {
-			return fmt.Errorf("installed Istio %s, but no istiod of revision %q is found (label %s)", s.IstioVersion, s.IstioRevision, mesh.IstiodSelector)
+			return fmt.Errorf("installed Istio %s, but no istiod of revision %q is found (label %s)", s.IstioVersion, s.IstioRevision, istionames.IstiodSelector)
 		}
 	case UseFound:
 		fmt.Fprintf(log, "  using %s\n", cp)

@@ -22,6 +22,7 @@ import (
 	"meshconform"
 	"meshconform/framework/cluster"
 	"meshconform/framework/expect"
+	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 	kindmanifests "meshconform/manifests/kind"
 )
@@ -341,7 +342,9 @@ var (
 )
 
 // validRevision: "default" is what Istio calls the unrevisioned control plane.
-func validRevision(r string) bool { return revisionRE.MatchString(r) && r != "default" }
+func validRevision(r string) bool {
+	return revisionRE.MatchString(r) && r != istionames.DefaultRevision
+}
 
 // ValidIstioVersion checks a full Istio version: what mesh.ParseVersion accepts, so a release
 // (1.31.1), a pre-release (1.32.0-beta.0) or a source build's version from internal/istiosrc

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
 	"meshconform/internal/apitest"
 )
@@ -44,9 +45,9 @@ func TestTier1NamespaceLabels(t *testing.T) {
 		inj        Injection
 		want, none string
 	}{
-		{InjectionOn, "istio-injection=enabled", RevisionLabel},
-		{InjectionOff, "istio-injection=disabled", RevisionLabel},
-		{Revision("canary"), "istio.io/rev=canary", InjectionLabel},
+		{InjectionOn, "istio-injection=enabled", istionames.RevisionLabel},
+		{InjectionOff, "istio-injection=disabled", istionames.RevisionLabel},
+		{Revision("canary"), "istio.io/rev=canary", istionames.InjectionLabel},
 	} {
 		name, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "MTLS_002", RunID: run, Injection: c.inj, Labels: map[string]string{"team": "x"}})
 		if err != nil {
@@ -222,7 +223,7 @@ func createPod(ctx context.Context, t *testing.T, kube kubernetes.Interface, h H
 		Spec: *d.Spec.Template.Spec.DeepCopy(),
 	}
 	if h.Sidecar {
-		proxy := corev1.Container{Name: ProxyContainerName, Image: "docker.io/istio/proxyv2:1.27.1"}
+		proxy := corev1.Container{Name: istionames.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.27.1"}
 		if native {
 			proxy.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
 			p.Spec.InitContainers = append(p.Spec.InitContainers, proxy)
@@ -248,7 +249,7 @@ func setPodStatus(ctx context.Context, t *testing.T, kube kubernetes.Interface, 
 	now := metav1.Now()
 	status := func(c corev1.Container) corev1.ContainerStatus {
 		ready := appReady
-		if c.Name == ProxyContainerName {
+		if c.Name == istionames.ProxyContainerName {
 			ready = proxyReady
 		}
 		return corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: "docker.io/x@sha256:" + strings.Repeat("0", 64),
@@ -427,7 +428,7 @@ func TestTier1WaitReadyTimesOutNamingImagePullBackOff(t *testing.T) {
 		},
 		ContainerStatuses: []corev1.ContainerStatus{
 			{Name: "httpbin", Image: "docker.io/mccutchen/go-httpbin:v2.15.0", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: pullMsg}}},
-			{Name: ProxyContainerName, Image: "docker.io/istio/proxyv2:1.27.1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}},
+			{Name: istionames.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.27.1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}},
 		}}
 	if _, err := env.Kube.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

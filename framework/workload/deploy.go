@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
 )
 
@@ -184,10 +185,10 @@ func handleFor(m *Manifest, ns *corev1.Namespace) Handle {
 // istio.io/rev set, pod label "true"); otherwise no injection (enableNamespacesByDefault is
 // off in every install this suite makes).
 func SidecarExpected(nsLabels, podLabels, podAnnotations map[string]string) bool {
-	if nsLabels[InjectionLabel] == "disabled" || podLabels[InjectKey] == "false" || podAnnotations[InjectKey] == "false" {
+	if nsLabels[istionames.InjectionLabel] == istionames.InjectionDisabled || podLabels[istionames.InjectLabel] == "false" || podAnnotations[istionames.InjectLabel] == "false" {
 		return false
 	}
-	return nsLabels[InjectionLabel] == "enabled" || nsLabels[RevisionLabel] != "" || podLabels[InjectKey] == "true"
+	return nsLabels[istionames.InjectionLabel] == istionames.InjectionEnabled || nsLabels[istionames.RevisionLabel] != "" || podLabels[istionames.InjectLabel] == "true"
 }
 
 func stampLabels(labels map[string]string, runID string, extra map[string]string) map[string]string {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
 )
 
@@ -196,12 +197,12 @@ func TestImagesArePinnedAndCurlIsNot814(t *testing.T) {
 
 func TestPlainAndMeshClients(t *testing.T) {
 	ms := loadAll(t)
-	injected := map[string]string{InjectionLabel: "enabled"}
+	injected := map[string]string{istionames.InjectionLabel: "enabled"}
 	for s, m := range ms {
 		tmpl := m.Deployments[0].Spec.Template
-		l, a := tmpl.Labels[InjectKey], tmpl.Annotations[InjectKey]
+		l, a := tmpl.Labels[istionames.InjectLabel], tmpl.Annotations[istionames.InjectLabel]
 		if (l != "") != (a != "") || l != a {
-			t.Errorf("%s: %s label %q and annotation %q: a plain pod carries both, equal", s, InjectKey, l, a)
+			t.Errorf("%s: %s label %q and annotation %q: a plain pod carries both, equal", s, istionames.InjectLabel, l, a)
 		}
 		wantPlain := s == PlainClient
 		if got := !SidecarExpected(injected, tmpl.Labels, tmpl.Annotations); got != wantPlain {
@@ -444,7 +445,7 @@ func TestRenderStampsNamespaceAndLabels(t *testing.T) {
 
 func TestHandle(t *testing.T) {
 	ns := &corev1.Namespace{}
-	ns.Name, ns.Labels = "mtls-x", map[string]string{InjectionLabel: "enabled"}
+	ns.Name, ns.Labels = "mtls-x", map[string]string{istionames.InjectionLabel: "enabled"}
 	for _, c := range []struct {
 		s                           Sample
 		name, app, sa, svc, url, co string
@@ -473,8 +474,8 @@ func TestHandle(t *testing.T) {
 }
 
 func TestSidecarExpected(t *testing.T) {
-	on, off, rev := map[string]string{InjectionLabel: "enabled"}, map[string]string{InjectionLabel: "disabled"}, map[string]string{RevisionLabel: "canary"}
-	no, yes := map[string]string{InjectKey: "false"}, map[string]string{InjectKey: "true"}
+	on, off, rev := map[string]string{istionames.InjectionLabel: "enabled"}, map[string]string{istionames.InjectionLabel: "disabled"}, map[string]string{istionames.RevisionLabel: "canary"}
+	no, yes := map[string]string{istionames.InjectLabel: "false"}, map[string]string{istionames.InjectLabel: "true"}
 	for _, c := range []struct {
 		name            string
 		ns, label, anno map[string]string

@@ -14,13 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
-)
-
-// Istio's namespace labels for sidecar injection.
-const (
-	InjectionLabel = "istio-injection" // "enabled" or "disabled"
-	RevisionLabel  = "istio.io/rev"    // a revision (or tag) name
 )
 
 // Injection says whether pods in a namespace get a sidecar: InjectionOn, InjectionOff or
@@ -45,15 +40,15 @@ func Revision(rev string) Injection { return Injection(revisionPrefix + rev) }
 func (i Injection) Labels() (map[string]string, error) {
 	switch {
 	case i == InjectionOn:
-		return map[string]string{InjectionLabel: "enabled"}, nil
+		return map[string]string{istionames.InjectionLabel: istionames.InjectionEnabled}, nil
 	case i == InjectionOff:
-		return map[string]string{InjectionLabel: "disabled"}, nil
+		return map[string]string{istionames.InjectionLabel: istionames.InjectionDisabled}, nil
 	case strings.HasPrefix(string(i), revisionPrefix):
 		rev := strings.TrimPrefix(string(i), revisionPrefix)
 		if !ownership.IsDNSLabel(rev) {
 			return nil, fmt.Errorf("injection revision %q is not a valid revision name (lowercase [a-z0-9-])", rev)
 		}
-		return map[string]string{RevisionLabel: rev}, nil
+		return map[string]string{istionames.RevisionLabel: rev}, nil
 	case i == "":
 		return nil, fmt.Errorf("injection not set: use workload.InjectionOn, workload.InjectionOff or workload.Revision(rev)")
 	}
@@ -93,7 +88,7 @@ func Namespace(ctx context.Context, kube kubernetes.Interface, spec NamespaceSpe
 		}
 		labels[k] = v
 	}
-	for _, k := range []string{InjectionLabel, RevisionLabel} {
+	for _, k := range []string{istionames.InjectionLabel, istionames.RevisionLabel} {
 		if old, ok := labels[k]; ok && old != inj[k] {
 			return "", fmt.Errorf("workload namespace %q: set injection with NamespaceSpec.Injection, not the label %s=%s", spec.Prefix, k, old)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
 	"slices"
 	"sort"
@@ -16,9 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 )
-
-// ProxyContainerName is the name Istio's injector gives the sidecar.
-const ProxyContainerName = probe.ProxyContainerName
 
 // Defaults of WaitReady. Three in a row, as Istio's own tests and gateway-api's conformance
 // converge; the timeout leaves room for a first-start MySQL on a 2-core runner.
@@ -272,11 +270,11 @@ func podReasons(nsLabels map[string]string, p *corev1.Pod, mode ProxyMode) []str
 	switch {
 	case want && !has:
 		rs = append(rs, fmt.Sprintf("%s: no %s container, but the pod should have a sidecar (namespace labels %s, pod %s=%q): "+
-			"was istiod's injector webhook up when the pod was created?", name, ProxyContainerName,
-			injectionLabels(nsLabels), InjectKey, p.Labels[InjectKey]))
+			"was istiod's injector webhook up when the pod was created?", name, istionames.ProxyContainerName,
+			injectionLabels(nsLabels), istionames.InjectLabel, p.Labels[istionames.InjectLabel]))
 	case !want && has:
 		rs = append(rs, fmt.Sprintf("%s: has an %s container, but should run without a sidecar (%s=%q label, %q annotation)",
-			name, proxy, InjectKey, p.Labels[InjectKey], p.Annotations[InjectKey]))
+			name, proxy, istionames.InjectLabel, p.Labels[istionames.InjectLabel], p.Annotations[istionames.InjectLabel]))
 	case want && has && mode != ProxyAdmitted:
 		st := containerStatus(p, proxy, native)
 		switch {
@@ -342,7 +340,7 @@ func waitingSummary(p *corev1.Pod) string {
 
 func injectionLabels(l map[string]string) string {
 	var parts []string
-	for _, k := range []string{InjectionLabel, RevisionLabel} {
+	for _, k := range []string{istionames.InjectionLabel, istionames.RevisionLabel} {
 		if v, ok := l[k]; ok {
 			parts = append(parts, k+"="+v)
 		}

@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"meshconform/framework/istionames"
 )
 
 // Pods built here have the shapes a kubelet writes; ready_apitest_test.go writes the same
@@ -31,14 +33,14 @@ func meshPod(name string, native bool) *corev1.Pod {
 			ContainerStatuses: []corev1.ContainerStatus{runningReady("httpbin")},
 		},
 	}
-	proxy := corev1.Container{Name: ProxyContainerName, Image: "docker.io/istio/proxyv2:1.27.1"}
+	proxy := corev1.Container{Name: istionames.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.27.1"}
 	if native {
 		proxy.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
 		p.Spec.InitContainers = append(p.Spec.InitContainers, proxy)
-		p.Status.InitContainerStatuses = append(p.Status.InitContainerStatuses, runningReady(ProxyContainerName))
+		p.Status.InitContainerStatuses = append(p.Status.InitContainerStatuses, runningReady(istionames.ProxyContainerName))
 	} else {
 		p.Spec.Containers = append(p.Spec.Containers, proxy)
-		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, runningReady(ProxyContainerName))
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, runningReady(istionames.ProxyContainerName))
 	}
 	return p
 }
@@ -52,7 +54,7 @@ func availableDeployment() appsv1.Deployment {
 	}
 }
 
-var injected = map[string]string{InjectionLabel: "enabled"}
+var injected = map[string]string{istionames.InjectionLabel: "enabled"}
 
 func evaluate(ns map[string]string, mode ProxyMode, pods ...*corev1.Pod) []string {
 	var ps []corev1.Pod
@@ -123,16 +125,16 @@ func TestEvaluatePlainPods(t *testing.T) {
 	plain := meshPod("c", false)
 	plain.Spec.Containers = plain.Spec.Containers[:1]
 	plain.Status.ContainerStatuses = plain.Status.ContainerStatuses[:1]
-	plain.Labels[InjectKey] = "false"
-	plain.Annotations = map[string]string{InjectKey: "false"}
+	plain.Labels[istionames.InjectLabel] = "false"
+	plain.Annotations = map[string]string{istionames.InjectLabel: "false"}
 	wantReasons(t, "plain pod in an injected namespace", evaluate(injected, ProxyAuto, plain))
-	wantReasons(t, "no injection anywhere", evaluate(map[string]string{InjectionLabel: "disabled"}, ProxyAuto, plain))
+	wantReasons(t, "no injection anywhere", evaluate(map[string]string{istionames.InjectionLabel: "disabled"}, ProxyAuto, plain))
 	wantReasons(t, "ProxyRequired on a plain pod", evaluate(injected, ProxyRequired, plain), "no istio-proxy container")
 	wantReasons(t, "ProxyIgnored", evaluate(injected, ProxyIgnored, plain))
 
 	// A plain client that got a sidecar anyway would make every plaintext spec wrong.
 	injectedPlain := meshPod("d", false)
-	injectedPlain.Labels[InjectKey] = "false"
+	injectedPlain.Labels[istionames.InjectLabel] = "false"
 	wantReasons(t, "plain pod with a proxy", evaluate(injected, ProxyAuto, injectedPlain), "pod d: has an istio-proxy container, but should run without a sidecar")
 	wantReasons(t, "ProxyForbidden", evaluate(injected, ProxyForbidden, meshPod("e", false)), "pod e: has an istio-proxy container")
 
@@ -140,7 +142,7 @@ func TestEvaluatePlainPods(t *testing.T) {
 	bare := meshPod("f", false)
 	bare.Spec.Containers = bare.Spec.Containers[:1]
 	bare.Status.ContainerStatuses = bare.Status.ContainerStatuses[:1]
-	wantReasons(t, "injection expected, none happened", evaluate(map[string]string{RevisionLabel: "canary"}, ProxyAuto, bare),
+	wantReasons(t, "injection expected, none happened", evaluate(map[string]string{istionames.RevisionLabel: "canary"}, ProxyAuto, bare),
 		"pod f: no istio-proxy container", "istio.io/rev=canary", "injector webhook")
 }
 

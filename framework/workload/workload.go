@@ -78,8 +78,6 @@ const (
 	// SlowKey="true" on a sample's Deployment marks it slow (a large image): specs that use
 	// it carry the "slow" Ginkgo label.
 	SlowKey = "meshconform.io/slow"
-	// InjectKey is Istio's per-pod injection switch, as label and as annotation.
-	InjectKey = "sidecar.istio.io/inject"
 )
 
 // Manifest is one sample's objects, decoded from its YAML into typed objects. Each Load

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 )
 
@@ -39,11 +40,12 @@ func FindGateway(ctx context.Context, kube kubernetes.Interface, revision string
 	release := mesh.Options{Revision: revision}.ReleaseName(mesh.ChartGateway)
 	rev := revision
 	if rev == "" {
-		rev = "default"
+		rev = istionames.DefaultRevision
 	}
-	selectors := []string{releaseLabel + "=" + release, "istio=ingressgateway,istio.io/rev=" + rev}
+	gateway := istionames.IstioLabel + "=" + istionames.IstioIngressGateway
+	selectors := []string{releaseLabel + "=" + release, gateway + "," + istionames.RevisionLabel + "=" + rev}
 	if revision == "" {
-		selectors = append(selectors, "istio=ingressgateway,!istio.io/rev")
+		selectors = append(selectors, gateway+",!"+istionames.RevisionLabel)
 	}
 	var errs []string
 	for _, sel := range selectors {

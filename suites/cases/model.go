@@ -80,7 +80,7 @@ func (e Env) FQDN(r Role, svc string) string {
 }
 
 // Source is where a probe runs: a sample's pod in a role's namespace, in its app container
-// or (Container: probe.ProxyContainerName) in its sidecar.
+// or (Container: istionames.ProxyContainerName) in its sidecar.
 type Source struct {
 	Role      Role
 	Sample    workload.Sample

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meshconform/framework/catalog"
+	"meshconform/framework/istionames"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
@@ -19,7 +20,7 @@ var (
 	allowedSA   = Source{Role: Client, Sample: workload.TestClient}
 	// proxySource curls from the istio-proxy container of a meshed pod: the proxy's own
 	// traffic is not captured, so it is plaintext (seed 001).
-	proxySource = Source{Role: Client, Sample: workload.ProductCatalog, Container: probe.ProxyContainerName}
+	proxySource = Source{Role: Client, Sample: workload.ProductCatalog, Container: istionames.ProxyContainerName}
 )
 
 var (

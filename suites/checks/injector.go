@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 )
 
@@ -23,9 +24,9 @@ import (
 func InjectorSelector(revision string) string {
 	rev := revision
 	if rev == "" {
-		rev = "default"
+		rev = istionames.DefaultRevision
 	}
-	return labels.Set{"app": "sidecar-injector", "istio.io/rev": rev}.String()
+	return labels.Set{istionames.AppLabel: istionames.InjectorApp, istionames.RevisionLabel: rev}.String()
 }
 
 // CheckInjectorCABundle is CERT-003: every webhook of the sidecar injector's

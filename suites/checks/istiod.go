@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+
+	"meshconform/framework/istionames"
 )
 
 // The patterns seed 000 tells readers to search istiod's logs for, verbatim.
@@ -40,7 +42,7 @@ var (
 	reCAAuthFailed         = regexp.MustCompile(PatternCAAuthFailed)
 	reCAAuthFailedEquiv    = regexp.MustCompile(PatternCAAuthFailedEquivalent)
 	errNoIstiodPods        = errors.New("no istiod pod")
-	defaultIstiodSelectors = labels.Set{"app": "istiod"}
+	defaultIstiodSelectors = labels.Set{istionames.AppLabel: istionames.IstiodApp}
 )
 
 // MaxExamples bounds the example lines a Finding keeps; MaxExampleLen bounds each line.
@@ -192,7 +194,7 @@ func IstiodSelector(revision string) string {
 		set[k] = v
 	}
 	if revision != "" {
-		set["istio.io/rev"] = revision
+		set[istionames.RevisionLabel] = revision
 	}
 	return set.String()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
 )
 
@@ -42,14 +43,11 @@ func CheckLifetimeWithin(leaf probe.Cert, want, tolerance time.Duration) error {
 	hint := ""
 	if want != DefaultCertLifetime && (got-DefaultCertLifetime).Abs() <= tolerance {
 		hint = fmt.Sprintf("; it is the %v default: the proxy did not take SECRET_TTL (annotation %s on the pod template, not the Deployment?)",
-			DefaultCertLifetime, ProxyConfigAnnotation)
+			DefaultCertLifetime, istionames.ProxyConfigAnnotation)
 	}
 	return fmt.Errorf("CERT-004: the workload certificate lasts %v (notBefore %s, notAfter %s), want %v ± %v%s\nleaf: %s",
 		got, leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), want, tolerance, hint, leaf)
 }
-
-// ProxyConfigAnnotation is Istio's per-pod ProxyConfig override.
-const ProxyConfigAnnotation = "proxy.istio.io/config"
 
 // SecretTTLAnnotation is the pod annotation that sets the workload certificate's TTL
 // (seed 002): proxy.istio.io/config: {"proxyMetadata":{"SECRET_TTL":"48h"}}. The value is
@@ -63,5 +61,5 @@ func SecretTTLAnnotation(ttl string) map[string]string {
 		// A map of strings always marshals.
 		panic(err)
 	}
-	return map[string]string{ProxyConfigAnnotation: string(v)}
+	return map[string]string{istionames.ProxyConfigAnnotation: string(v)}
 }

@@ -14,6 +14,7 @@ import (
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"sigs.k8s.io/yaml"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
 )
 
@@ -43,7 +44,7 @@ func TestCheckLifetime(t *testing.T) {
 		{"SECRET_TTL 48h, backdated", twoDays, 48 * time.Hour, nil},
 		{"no backdating", unbackdated, 24 * time.Hour, nil},
 		{"24h where 48h was asked: the override was ignored", day, 48 * time.Hour,
-			[]string{"lasts 24h2m0s", "want 48h0m0s ± 1h0m0s", "it is the 24h0m0s default", ProxyConfigAnnotation}},
+			[]string{"lasts 24h2m0s", "want 48h0m0s ± 1h0m0s", "it is the 24h0m0s default", istionames.ProxyConfigAnnotation}},
 		{"48h where the default was asked", twoDays, DefaultCertLifetime, []string{"lasts 48h2m0s", "want 24h0m0s"}},
 		{"cut short by its signer", served(20 * time.Hour), DefaultCertLifetime, []string{"lasts 20h2m0s"}},
 		{"no validity", probe.Cert{}, DefaultCertLifetime, []string{"no validity period"}},
@@ -96,14 +97,14 @@ func TestCheckLifetime(t *testing.T) {
 func TestSecretTTLAnnotation(t *testing.T) {
 	got := SecretTTLAnnotation("48h")
 	want := map[string]string{"proxy.istio.io/config": `{"proxyMetadata":{"SECRET_TTL":"48h"}}`}
-	if len(got) != 1 || got[ProxyConfigAnnotation] != want["proxy.istio.io/config"] {
+	if len(got) != 1 || got[istionames.ProxyConfigAnnotation] != want["proxy.istio.io/config"] {
 		t.Fatalf("SecretTTLAnnotation(48h) = %v, want %v", got, want)
 	}
-	if ProxyConfigAnnotation != annotation.ProxyConfig.Name {
-		t.Errorf("ProxyConfigAnnotation %q, Istio's is %q", ProxyConfigAnnotation, annotation.ProxyConfig.Name)
+	if istionames.ProxyConfigAnnotation != annotation.ProxyConfig.Name {
+		t.Errorf("istionames.ProxyConfigAnnotation %q, Istio's is %q", istionames.ProxyConfigAnnotation, annotation.ProxyConfig.Name)
 	}
 	for _, ttl := range []string{"48h", "12h30m", `odd"value`} {
-		v := SecretTTLAnnotation(ttl)[ProxyConfigAnnotation]
+		v := SecretTTLAnnotation(ttl)[istionames.ProxyConfigAnnotation]
 		js, err := yaml.YAMLToJSON([]byte(v))
 		if err != nil {
 			t.Fatalf("%q is not YAML: %v", v, err)

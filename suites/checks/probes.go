@@ -16,26 +16,19 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
 )
 
-const (
-	// StatusPort is pilot-agent's status port, where rewritten probes point.
-	StatusPort = 15020
-	// StatusPortAnnotation moves it, per pod.
-	StatusPortAnnotation = "status.sidecar.istio.io/port"
-	// KubeAppProbersEnv is the istio-proxy environment variable holding the original
-	// probers, JSON keyed by the rewritten path.
-	KubeAppProbersEnv = "ISTIO_KUBE_APP_PROBERS"
-	// RewriteAnnotation turns the rewrite off per pod ("false").
-	RewriteAnnotation = "sidecar.istio.io/rewriteAppHTTPProbers"
-)
+// KubeAppProbersEnv is the istio-proxy environment variable holding the original probers,
+// JSON keyed by the rewritten path.
+const KubeAppProbersEnv = "ISTIO_KUBE_APP_PROBERS"
 
 // ProberPaths are the paths the injector rewrites a container's readiness and liveness
 // probes to (pilot-agent's status.FormatProberURL).
 func ProberPaths(container string) (readyz, livez string) {
-	return "/app-health/" + container + "/readyz", "/app-health/" + container + "/livez"
+	return istionames.AppHealthPathPrefix + container + "/readyz", istionames.AppHealthPathPrefix + container + "/livez"
 }
 
 // AppProber is one original prober as the injector records it in KubeAppProbersEnv.
@@ -62,7 +55,7 @@ func (p AppProber) String() string {
 // container, or a native sidecar). ok is false when the pod has no proxy; an absent or
 // empty variable is an empty map.
 func AppProbers(pod *corev1.Pod) (probers map[string]AppProber, ok bool, err error) {
-	proxy := findContainer(pod, probe.ProxyContainerName)
+	proxy := findContainer(pod, istionames.ProxyContainerName)
 	if _, _, injected := probe.ProxyContainer(pod); !injected || proxy == nil {
 		return nil, false, nil
 	}
@@ -72,7 +65,7 @@ func AppProbers(pod *corev1.Pod) (probers map[string]AppProber, ok bool, err err
 			continue
 		}
 		if err := json.Unmarshal([]byte(e.Value), &probers); err != nil {
-			return nil, true, fmt.Errorf("%s of %s is not the injector's JSON: %w (value %q)", KubeAppProbersEnv, probe.ProxyContainerName, err, clip(e.Value, 300))
+			return nil, true, fmt.Errorf("%s of %s is not the injector's JSON: %w (value %q)", KubeAppProbersEnv, istionames.ProxyContainerName, err, clip(e.Value, 300))
 		}
 	}
 	return probers, true, nil
@@ -178,11 +171,11 @@ func CheckNotRewritten(pod *corev1.Pod, container string) error {
 		if p == nil || p.HTTPGet == nil {
 			continue
 		}
-		if strings.HasPrefix(p.HTTPGet.Path, "/app-health/") || p.HTTPGet.Port == intstr.FromInt32(port) {
+		if strings.HasPrefix(p.HTTPGet.Path, istionames.AppHealthPathPrefix) || p.HTTPGet.Port == intstr.FromInt32(port) {
 			problems = append(problems, fmt.Sprintf("%s probe is %s: rewritten to the proxy", kind, describeProbe(p)))
 		}
 	}
-	prefix := "/app-health/" + container + "/"
+	prefix := istionames.AppHealthPathPrefix + container + "/"
 	for k := range probers {
 		if strings.HasPrefix(k, prefix) {
 			problems = append(problems, fmt.Sprintf("%s has an entry %q", KubeAppProbersEnv, k))
@@ -191,7 +184,7 @@ func CheckNotRewritten(pod *corev1.Pod, container string) error {
 	if len(problems) > 0 {
 		sort.Strings(problems)
 		return fmt.Errorf("PROBE-002: container %s's probes in pod %s/%s were rewritten although %s=%q: %s",
-			container, pod.Namespace, pod.Name, RewriteAnnotation, pod.Annotations[RewriteAnnotation], strings.Join(problems, "; "))
+			container, pod.Namespace, pod.Name, istionames.RewriteAppHTTPProbersAnnotation, pod.Annotations[istionames.RewriteAppHTTPProbersAnnotation], strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -206,7 +199,7 @@ func injectedContainer(pod *corev1.Pod, container string) (*corev1.Container, ma
 	}
 	if !injected {
 		return nil, nil, fmt.Errorf("pod %s/%s has no %s container (nor native sidecar): it was not injected, so its probes say nothing about the mesh; label the namespace for injection",
-			pod.Namespace, pod.Name, probe.ProxyContainerName)
+			pod.Namespace, pod.Name, istionames.ProxyContainerName)
 	}
 	c := findContainer(pod, container)
 	if c == nil {
@@ -216,13 +209,13 @@ func injectedContainer(pod *corev1.Pod, container string) (*corev1.Container, ma
 }
 
 func statusPort(pod *corev1.Pod) (int32, error) {
-	v, ok := pod.Annotations[StatusPortAnnotation]
+	v, ok := pod.Annotations[istionames.StatusPortAnnotation]
 	if !ok {
-		return StatusPort, nil
+		return istionames.StatusPort, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("pod %s/%s: annotation %s=%q is not a port", pod.Namespace, pod.Name, StatusPortAnnotation, v)
+		return 0, fmt.Errorf("pod %s/%s: annotation %s=%q is not a port", pod.Namespace, pod.Name, istionames.StatusPortAnnotation, v)
 	}
 	return int32(n), nil
 }
@@ -255,8 +248,8 @@ func resolvedHTTPGet(p *corev1.Probe, c *corev1.Container) (corev1.HTTPGetAction
 }
 
 func rewriteHint(pod *corev1.Pod) string {
-	if v, ok := pod.Annotations[RewriteAnnotation]; ok {
-		return fmt.Sprintf(" (the pod has %s=%q)", RewriteAnnotation, v)
+	if v, ok := pod.Annotations[istionames.RewriteAppHTTPProbersAnnotation]; ok {
+		return fmt.Sprintf(" (the pod has %s=%q)", istionames.RewriteAppHTTPProbersAnnotation, v)
 	}
 	return " (rewrite is on by default; was it turned off in the mesh's injection values, sidecarInjectorWebhook.rewriteAppHTTPProbe?)"
 }

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"meshconform/framework/probe"
+	"meshconform/framework/istionames"
 	"meshconform/internal/istiosrc"
 )
 
@@ -67,7 +67,7 @@ func eachBranch(t *testing.T, f func(t *testing.T, b istiosrc.Branch)) {
 	}
 }
 
-func proxyOf(p *corev1.Pod) *corev1.Container { return findContainer(p, probe.ProxyContainerName) }
+func proxyOf(p *corev1.Pod) *corev1.Container { return findContainer(p, istionames.ProxyContainerName) }
 
 func setProbers(p *corev1.Pod, v string) *corev1.Pod {
 	p = p.DeepCopy()
@@ -81,11 +81,11 @@ func setProbers(p *corev1.Pod, v string) *corev1.Pod {
 }
 
 func TestConstantsAreIstios(t *testing.T) {
-	if RewriteAnnotation != annotation.SidecarRewriteAppHTTPProbers.Name {
-		t.Errorf("RewriteAnnotation %q, Istio's %q", RewriteAnnotation, annotation.SidecarRewriteAppHTTPProbers.Name)
+	if istionames.RewriteAppHTTPProbersAnnotation != annotation.SidecarRewriteAppHTTPProbers.Name {
+		t.Errorf("istionames.RewriteAppHTTPProbersAnnotation %q, Istio's %q", istionames.RewriteAppHTTPProbersAnnotation, annotation.SidecarRewriteAppHTTPProbers.Name)
 	}
-	if StatusPortAnnotation != annotation.SidecarStatusPort.Name {
-		t.Errorf("StatusPortAnnotation %q, Istio's %q", StatusPortAnnotation, annotation.SidecarStatusPort.Name)
+	if istionames.StatusPortAnnotation != annotation.SidecarStatusPort.Name {
+		t.Errorf("istionames.StatusPortAnnotation %q, Istio's %q", istionames.StatusPortAnnotation, annotation.SidecarStatusPort.Name)
 	}
 	r, l := ProberPaths("app")
 	if r != "/app-health/app/readyz" || l != "/app-health/app/livez" {
@@ -99,7 +99,7 @@ func withoutProxy(p *corev1.Pod) *corev1.Pod {
 	drop := func(cs []corev1.Container) []corev1.Container {
 		var out []corev1.Container
 		for _, c := range cs {
-			if c.Name != probe.ProxyContainerName {
+			if c.Name != istionames.ProxyContainerName {
 				out = append(out, c)
 			}
 		}
@@ -112,7 +112,7 @@ func withoutProxy(p *corev1.Pod) *corev1.Pod {
 // nativeProxy is istio-proxy among p's init containers.
 func nativeProxy(p *corev1.Pod) *corev1.Container {
 	for i := range p.Spec.InitContainers {
-		if p.Spec.InitContainers[i].Name == probe.ProxyContainerName {
+		if p.Spec.InitContainers[i].Name == istionames.ProxyContainerName {
 			return &p.Spec.InitContainers[i]
 		}
 	}
@@ -148,12 +148,12 @@ func testCheckProbeRewritten(t *testing.T, b istiosrc.Branch) {
 			opts: []RewriteOption{WantOriginal(goldenContainerOf(t, b, goldenClassic, "other-sidecar"))}},
 		{name: "status port moved by annotation", opts: []RewriteOption{want},
 			pod: mutate(func(p *corev1.Pod) {
-				p.Annotations[StatusPortAnnotation] = "15030"
+				p.Annotations[istionames.StatusPortAnnotation] = "15030"
 				hello(p).ReadinessProbe.HTTPGet.Port = intstr.FromInt32(15030)
 				hello(p).LivenessProbe.HTTPGet.Port = intstr.FromInt32(15030)
 			})},
 		{name: "status port annotation not followed",
-			pod:  mutate(func(p *corev1.Pod) { p.Annotations[StatusPortAnnotation] = "15030" }),
+			pod:  mutate(func(p *corev1.Pod) { p.Annotations[istionames.StatusPortAnnotation] = "15030" }),
 			errs: []string{"readiness probe is httpGet /app-health/hello/readyz on port 15020, want httpGet /app-health/hello/readyz on port 15030"}},
 		{name: "not rewritten (rewrite off)", pod: goldenPod(t, b, goldenNoRewrite+".injected"),
 			errs: []string{"PROBE-001", "readiness probe is httpGet  on port 3333, want httpGet /app-health/hello/readyz on port 15020",
@@ -265,11 +265,11 @@ func TestGoldensAreWhatTheCasesNeed(t *testing.T) {
 				t.Errorf("%s.injected: istio-proxy is not a native sidecar", file)
 			}
 		}
-		if out := goldenPod(t, b, goldenNoRewrite+".injected"); out.Annotations[RewriteAnnotation] != "false" {
-			t.Errorf("%s.injected: %s=%q, want \"false\"", goldenNoRewrite, RewriteAnnotation, out.Annotations[RewriteAnnotation])
+		if out := goldenPod(t, b, goldenNoRewrite+".injected"); out.Annotations[istionames.RewriteAppHTTPProbersAnnotation] != "false" {
+			t.Errorf("%s.injected: %s=%q, want \"false\"", goldenNoRewrite, istionames.RewriteAppHTTPProbersAnnotation, out.Annotations[istionames.RewriteAppHTTPProbersAnnotation])
 		}
 		classicOut := goldenPod(t, b, goldenClassicOut)
-		if nativeProxy(classicOut) != nil || findContainer(classicOut, probe.ProxyContainerName) == nil {
+		if nativeProxy(classicOut) != nil || findContainer(classicOut, istionames.ProxyContainerName) == nil {
 			t.Errorf("%s: istio-proxy is not a classic sidecar container", goldenClassicOut)
 		}
 	})

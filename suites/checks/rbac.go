@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"meshconform/framework/istionames"
 )
 
 // Permission is one verb on one resource of an API group, at cluster scope.
@@ -84,7 +86,7 @@ func CheckIstiodRBAC(ctx context.Context, kube kubernetes.Interface, istioNamesp
 			return err
 		}
 		if len(sas) == 0 {
-			name := "istiod"
+			name := istionames.Istiod
 			if cfg.revision != "" {
 				name += "-" + cfg.revision
 			}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"meshconform/framework/expect"
+	"meshconform/framework/istionames"
 	"meshconform/framework/workload"
 	"meshconform/suites/checks"
 	"meshconform/suites/internal/e2e"
@@ -84,7 +85,7 @@ var _ = Describe("controlplane", Serial, func() {
 			last = DryRunCreate(ctx, r.Istio, ap)
 			return JudgeRejection(last)
 		})
-		fs := map[string]string{"policy": ns + "/" + ap.Name + " (action DENY, no rules, " + workload.RevisionLabel + "=" + ap.Labels[workload.RevisionLabel] + ")",
+		fs := map[string]string{"policy": ns + "/" + ap.Name + " (action DENY, no rules, " + istionames.RevisionLabel + "=" + ap.Labels[istionames.RevisionLabel] + ")",
 			"request": "server-side dry run (create)", "answer": answer(last)}
 		record.Check("VALID-001", err, "rejected by istiod's validating webhook: "+DenyWithoutRulesMessage, fs)
 	})

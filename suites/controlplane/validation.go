@@ -17,8 +17,8 @@ import (
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/policy"
-	"meshconform/framework/workload"
 )
 
 // DenyWithoutRulesMessage is what Istio's validation says of an AuthorizationPolicy with action
@@ -36,10 +36,10 @@ const deniedByWebhook = "denied the request"
 // of its revision ("default" for the default one).
 func DenyWithoutRules(ns, revision string) *securityv1.AuthorizationPolicy {
 	if revision == "" {
-		revision = "default"
+		revision = istionames.DefaultRevision
 	}
 	return policy.AuthorizationPolicy(ns, "valid-001-deny-without-rules", policy.Action(policy.Deny),
-		policy.Labels(map[string]string{workload.RevisionLabel: revision}))
+		policy.Labels(map[string]string{istionames.RevisionLabel: revision}))
 }
 
 // DryRunCreate asks the API server to create ap as a server-side dry run: admission (and so

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"meshconform/framework/expect"
+	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
@@ -18,7 +19,7 @@ import (
 
 // proxySource is seed 000's vantage point: openssl from a meshed pod's istio-proxy container,
 // whose own connections are not captured, so it speaks TLS to the server's sidecar itself.
-var proxySource = cases.Source{Role: cases.Client, Sample: workload.ProductCatalog, Container: probe.ProxyContainerName}
+var proxySource = cases.Source{Role: cases.Client, Sample: workload.ProductCatalog, Container: istionames.ProxyContainerName}
 
 // servedChain converges on a chain for which check passes, N reads in a row, and returns the
 // last chain read.

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 	"meshconform/framework/workload"
 )
@@ -49,7 +50,7 @@ func ProxyOf(pod *corev1.Pod) (Proxy, error) {
 	name, native, ok := workload.ProxyContainer(pod)
 	if !ok {
 		return Proxy{}, fmt.Errorf("pod %s/%s has no %s container (containers %s; init containers %s): was it injected?",
-			pod.Namespace, pod.Name, workload.ProxyContainerName, names(pod.Spec.Containers), names(pod.Spec.InitContainers))
+			pod.Namespace, pod.Name, istionames.ProxyContainerName, names(pod.Spec.Containers), names(pod.Spec.InitContainers))
 	}
 	p := Proxy{Container: name, Native: native}
 	list := pod.Spec.Containers
@@ -99,35 +100,26 @@ func names(cs []corev1.Container) string {
 	return strings.Join(out, ", ")
 }
 
-// Istio's marks on an injected pod.
-const (
-	// StatusAnnotation is the injector's record of what it added, with the revision.
-	StatusAnnotation = "sidecar.istio.io/status"
-	// DefaultRevision is the revision name Istio writes for the unrevisioned control plane.
-	DefaultRevision = "default"
-)
-
-// RevisionAnnotation is where the injection template writes the injecting control plane's
-// revision on the pod ("default" for the unrevisioned one): istio-discovery/files/
+// InjectedRevision says which control plane's injector made the pod: its istio.io/rev
+// annotation, else the revision in its sidecar.istio.io/status annotation. from names where
+// it was read; both are "" when the pod carries neither.
+//
+// The injection template writes the injecting control plane's revision on the pod as an
+// annotation ("default" for the unrevisioned one): istio-discovery/files/
 // injection-template.yaml, metadata.annotations. Istio never writes istio.io/rev as a pod
 // label (pkg/kube/inject/webhook.go: "Rather than setting istio.io/rev label on injected pods
 // include them here in status annotation", so a revision tag in the label survives); a pod
 // label istio.io/rev is what a user (or the gateway chart) asked for, a revision tag
 // perhaps, not who injected.
-const RevisionAnnotation = "istio.io/rev"
-
-// InjectedRevision says which control plane's injector made the pod: its istio.io/rev
-// annotation, else the revision in its sidecar.istio.io/status annotation. from names where
-// it was read; both are "" when the pod carries neither.
 func InjectedRevision(pod *corev1.Pod) (rev, from string) {
-	if r := pod.Annotations[RevisionAnnotation]; r != "" {
-		return r, "annotation " + RevisionAnnotation
+	if r := pod.Annotations[istionames.RevisionAnnotation]; r != "" {
+		return r, "annotation " + istionames.RevisionAnnotation
 	}
 	var st struct {
 		Revision string `json:"revision"`
 	}
-	if raw := pod.Annotations[StatusAnnotation]; raw != "" && json.Unmarshal([]byte(raw), &st) == nil && st.Revision != "" {
-		return st.Revision, "annotation " + StatusAnnotation
+	if raw := pod.Annotations[istionames.StatusAnnotation]; raw != "" && json.Unmarshal([]byte(raw), &st) == nil && st.Revision != "" {
+		return st.Revision, "annotation " + istionames.StatusAnnotation
 	}
 	return "", ""
 }

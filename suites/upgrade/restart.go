@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
 	"meshconform/framework/workload"
 )
@@ -27,8 +28,8 @@ const RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 // set. Only a namespace meshconform made is touched. Running pods keep their proxies until
 // restarted. It returns the namespace as stored after the patch.
 func MoveToRevision(ctx context.Context, kube kubernetes.Interface, ns, rev string) (*corev1.Namespace, error) {
-	if !ownership.IsDNSLabel(rev) || rev == DefaultRevision {
-		return nil, fmt.Errorf("move %s to revision %q: not a revision name (a DNS label, not %q)", ns, rev, DefaultRevision)
+	if !ownership.IsDNSLabel(rev) || rev == istionames.DefaultRevision {
+		return nil, fmt.Errorf("move %s to revision %q: not a revision name (a DNS label, not %q)", ns, rev, istionames.DefaultRevision)
 	}
 	obj, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
@@ -40,7 +41,7 @@ func MoveToRevision(ctx context.Context, kube kubernetes.Interface, ns, rev stri
 	}
 	// A JSON merge patch: null deletes the label.
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{
-		workload.InjectionLabel: nil, workload.RevisionLabel: rev}}})
+		istionames.InjectionLabel: nil, istionames.RevisionLabel: rev}}})
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +49,7 @@ func MoveToRevision(ctx context.Context, kube kubernetes.Interface, ns, rev stri
 	if err != nil {
 		return nil, fmt.Errorf("move %s to revision %s: %w", ns, rev, err)
 	}
-	if _, still := out.Labels[workload.InjectionLabel]; still || out.Labels[workload.RevisionLabel] != rev {
+	if _, still := out.Labels[istionames.InjectionLabel]; still || out.Labels[istionames.RevisionLabel] != rev {
 		return out, fmt.Errorf("move %s to revision %s: after the patch its labels are %v", ns, rev, out.Labels)
 	}
 	return out, nil

@@ -21,6 +21,7 @@ import (
 	"meshconform/framework/baseline"
 	"meshconform/framework/catalog"
 	"meshconform/framework/gate"
+	"meshconform/framework/istionames"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
 	"meshconform/framework/workload"
@@ -93,7 +94,7 @@ func TestInjectedRevision(t *testing.T) {
 	if rev, from := InjectedRevision(p); rev != "" || from != "" {
 		t.Errorf("none: %q %q", rev, from)
 	}
-	p.Annotations = map[string]string{StatusAnnotation: `{"initContainers":["istio-init"],"containers":["istio-proxy"],"revision":"canary"}`}
+	p.Annotations = map[string]string{istionames.StatusAnnotation: `{"initContainers":["istio-init"],"containers":["istio-proxy"],"revision":"canary"}`}
 	if rev, from := InjectedRevision(p); rev != "canary" || from != "annotation sidecar.istio.io/status" {
 		t.Errorf("status annotation: %q %q", rev, from)
 	}
@@ -101,7 +102,7 @@ func TestInjectedRevision(t *testing.T) {
 	if rev, from := InjectedRevision(p); rev != "canary-2" || from != "annotation istio.io/rev" {
 		t.Errorf("istio.io/rev annotation wins: %q %q", rev, from)
 	}
-	p.Labels, p.Annotations = nil, map[string]string{StatusAnnotation: "not json"}
+	p.Labels, p.Annotations = nil, map[string]string{istionames.StatusAnnotation: "not json"}
 	if rev, _ := InjectedRevision(p); rev != "" {
 		t.Errorf("garbage annotation: %q", rev)
 	}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"meshconform/framework/gate"
+	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
 	"meshconform/framework/workload"
 	"meshconform/internal/apitest"
@@ -73,7 +74,7 @@ func TestTier1NamespacesByRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ns.Labels[RoleKey] != "client" || ns.Labels[workload.RevisionLabel] != "stable" || !ownership.Owned(ns.Labels, run) {
+	if ns.Labels[RoleKey] != "client" || ns.Labels[istionames.RevisionLabel] != "stable" || !ownership.Owned(ns.Labels, run) {
 		t.Errorf("client namespace labels %v", ns.Labels)
 	}
 
@@ -112,7 +113,7 @@ func TestTier1MoveToRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range []map[string]string{out.Labels, stored.Labels} {
-		if _, ok := l[workload.InjectionLabel]; ok || l[workload.RevisionLabel] != "canary" {
+		if _, ok := l[istionames.InjectionLabel]; ok || l[istionames.RevisionLabel] != "canary" {
 			t.Errorf("labels after the move: %v", l)
 		}
 		if l[RoleKey] != "client" || !ownership.Owned(l, run) {
@@ -127,18 +128,18 @@ func TestTier1MoveToRevision(t *testing.T) {
 	if _, err := MoveToRevision(ctx, env.Kube, ns, "canary-2"); err != nil {
 		t.Fatal(err)
 	}
-	if stored, _ = env.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); stored.Labels[workload.RevisionLabel] != "canary-2" {
+	if stored, _ = env.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); stored.Labels[istionames.RevisionLabel] != "canary-2" {
 		t.Errorf("second move: %v", stored.Labels)
 	}
 
 	foreign := env.Namespace(t, "foreign", nil)
-	if err := patchLabels(ctx, env.Kube, foreign, map[string]any{ownership.ManagedByKey: nil, workload.InjectionLabel: "enabled"}); err != nil {
+	if err := patchLabels(ctx, env.Kube, foreign, map[string]any{ownership.ManagedByKey: nil, istionames.InjectionLabel: "enabled"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := MoveToRevision(ctx, env.Kube, foreign, "canary"); err == nil || !strings.Contains(err.Error(), "refusing to relabel a namespace meshconform did not create") {
 		t.Errorf("foreign namespace: %v", err)
 	}
-	if got, _ := env.Kube.CoreV1().Namespaces().Get(ctx, foreign, metav1.GetOptions{}); got.Labels[workload.InjectionLabel] != "enabled" {
+	if got, _ := env.Kube.CoreV1().Namespaces().Get(ctx, foreign, metav1.GetOptions{}); got.Labels[istionames.InjectionLabel] != "enabled" {
 		t.Errorf("the foreign namespace was changed: %v", got.Labels)
 	}
 	for _, bad := range []string{"default", "Bad_Rev", ""} {
@@ -283,7 +284,7 @@ func TestTier1ProxyVersionsAndRecords(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "sleep-1", Namespace: ns,
 			Labels: map[string]string{"app": "sleep", "security.istio.io/tlsMode": "istio"},
 			Annotations: map[string]string{"istio.io/rev": "canary",
-				StatusAnnotation: `{"initContainers":["istio-init","istio-proxy"],"containers":null,"revision":"canary"}`}},
+				istionames.StatusAnnotation: `{"initContainers":["istio-init","istio-proxy"],"containers":null,"revision":"canary"}`}},
 		Spec: corev1.PodSpec{
 			InitContainers: []corev1.Container{
 				{Name: "istio-init", Image: "docker.io/istio/proxyv2:1.31.1"},

@@ -22,6 +22,7 @@ import (
 	"meshconform/framework/diag"
 	"meshconform/framework/expect"
 	"meshconform/framework/gate"
+	"meshconform/framework/istionames"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
 	"meshconform/framework/report"
@@ -211,8 +212,8 @@ func phaseAfterCanary() {
 				Expect(got).To(Equal(rev), "pod %s/%s was injected by revision %q (%s), want the canary %q", moved.Namespace, moved.Name, got, from, rev)
 				ns, err := w.r.Kube.CoreV1().Namespaces().Get(ctx, w.ns[Client], metav1.GetOptions{})
 				Expect(err).NotTo(HaveOccurred())
-				Expect(ns.Labels).To(HaveKeyWithValue(workload.RevisionLabel, rev))
-				Expect(ns.Labels).NotTo(HaveKey(workload.InjectionLabel))
+				Expect(ns.Labels).To(HaveKeyWithValue(istionames.RevisionLabel, rev))
+				Expect(ns.Labels).NotTo(HaveKey(istionames.InjectionLabel))
 				w.converge(ctx, "MTLS-004", "moved client (TO, canary) → new server (TO)", moved, w.refs[Client].Container, w.url(NewServer), catalog.Allowed)
 				w.converge(ctx, "MTLS-004", "moved client (TO, canary) → old server (FROM)", moved, w.refs[Client].Container, w.url(Server), catalog.Allowed)
 			})

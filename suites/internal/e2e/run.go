@@ -12,6 +12,7 @@ import (
 
 	"meshconform/framework/diag"
 	"meshconform/framework/expect"
+	"meshconform/framework/istionames"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
@@ -178,7 +179,7 @@ func (s *Scenario) Executor(ctx context.Context, src cases.Source) probe.Executo
 	container := src.Container
 	if container == "" {
 		container = h.Container
-	} else if container == probe.ProxyContainerName {
+	} else if container == istionames.ProxyContainerName {
 		name, _, ok := probe.ProxyContainer(pod)
 		if !ok {
 			Fail(fmt.Sprintf("pod %s/%s has no istio-proxy container (was it injected?)", pod.Namespace, pod.Name))
