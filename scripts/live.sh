@@ -395,7 +395,7 @@ run_upgrade() {
     go run ./cmd/meshconform report check "$d/upgrade/$ph/upgrade/conformance.json" \
       baseline=passed 'MTLS-004[injected spec]=pass' MTLS-004=left-out MTLS-002=left-out
   done
-  grep -q '"moved client injected by": "canary (annotation istio.io/rev)"' "$d/upgrade/canary/upgrade/conformance/conformance.json" ||
+  grep -q '"moved client injected by": "canary (annotation istio.io/rev)"' "$d/upgrade/canary/upgrade/conformance.json" ||
     die "phase canary's report does not show the moved client injected by the canary"
   grep -q "\"istioVersion\": \"$UPGRADE_FROM\"" "$d/upgrade/base/conformance/conformance.json" || die "phase base did not test $UPGRADE_FROM"
   for ph in inplace canary; do
