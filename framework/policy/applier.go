@@ -45,9 +45,6 @@ func NewApplier(istio istioclient.Interface, runID string) *Applier {
 	return &Applier{istio: istio, runID: runID}
 }
 
-// RunID is the run whose labels the Applier stamps.
-func (a *Applier) RunID() string { return a.runID }
-
 // Apply creates obj, or updates it if an object of that name exists (spec, labels and
 // annotations become obj's). It adds the ownership labels to obj first, and on success fills
 // obj with what the server stored (resourceVersion, uid). Errors carry the API server's

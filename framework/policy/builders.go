@@ -307,20 +307,11 @@ func NotPrincipals(p ...string) SourcePart {
 func Namespaces(ns ...string) SourcePart {
 	return func(s *securityapi.Source) { s.Namespaces = append(s.Namespaces, ns...) }
 }
-func NotNamespaces(ns ...string) SourcePart {
-	return func(s *securityapi.Source) { s.NotNamespaces = append(s.NotNamespaces, ns...) }
-}
 
 // ServiceAccounts matches peers by "namespace/name" service account (Istio ≥1.24; the API
 // server refuses it together with Namespaces).
 func ServiceAccounts(sa ...string) SourcePart {
 	return func(s *securityapi.Source) { s.ServiceAccounts = append(s.ServiceAccounts, sa...) }
-}
-func IPBlocks(cidrs ...string) SourcePart {
-	return func(s *securityapi.Source) { s.IpBlocks = append(s.IpBlocks, cidrs...) }
-}
-func RequestPrincipals(p ...string) SourcePart {
-	return func(s *securityapi.Source) { s.RequestPrincipals = append(s.RequestPrincipals, p...) }
 }
 
 // OperationPart sets a field of one to.operation.
@@ -349,17 +340,8 @@ func ToPaths(p ...string) RulePart { return To(Paths(p...)) }
 func Methods(m ...string) OperationPart {
 	return func(op *securityapi.Operation) { op.Methods = append(op.Methods, m...) }
 }
-func NotMethods(m ...string) OperationPart {
-	return func(op *securityapi.Operation) { op.NotMethods = append(op.NotMethods, m...) }
-}
 func Paths(p ...string) OperationPart {
 	return func(op *securityapi.Operation) { op.Paths = append(op.Paths, p...) }
-}
-func NotPaths(p ...string) OperationPart {
-	return func(op *securityapi.Operation) { op.NotPaths = append(op.NotPaths, p...) }
-}
-func Hosts(h ...string) OperationPart {
-	return func(op *securityapi.Operation) { op.Hosts = append(op.Hosts, h...) }
 }
 
 // Ports matches destination ports (the API holds them as strings).
@@ -367,13 +349,6 @@ func Ports(ports ...uint32) OperationPart {
 	return func(op *securityapi.Operation) {
 		for _, p := range ports {
 			op.Ports = append(op.Ports, strconv.FormatUint(uint64(p), 10))
-		}
-	}
-}
-func NotPorts(ports ...uint32) OperationPart {
-	return func(op *securityapi.Operation) {
-		for _, p := range ports {
-			op.NotPorts = append(op.NotPorts, strconv.FormatUint(uint64(p), 10))
 		}
 	}
 }

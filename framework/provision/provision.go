@@ -66,8 +66,6 @@ type Option func(*config)
 type config struct {
 	preflight      preflight.Options
 	images         []string
-	noWorkloadImgs bool
-	runID          string
 	cleanupTimeout time.Duration
 	readyTimeout   time.Duration
 }
@@ -80,17 +78,11 @@ func WithImages(images ...string) Option {
 	return func(c *config) { c.images = append(c.images, images...) }
 }
 
-// WithoutSampleImages leaves the sample workloads' images out of preloading.
-func WithoutSampleImages() Option { return func(c *config) { c.noWorkloadImgs = true } }
-
-// WithRunID sets the run id (default: a new one).
-func WithRunID(id string) Option { return func(c *config) { c.runID = id } }
-
 // WithCleanupTimeout bounds the cleanup after a failed Up and in Down (default 3 minutes).
 func WithCleanupTimeout(d time.Duration) Option { return func(c *config) { c.cleanupTimeout = d } }
 
-// WithReadyTimeout bounds waiting for a kind control plane and for a found istiod (default 5
-// minutes).
+// WithReadyTimeout bounds waiting for a kind control plane (default 5 minutes); a found
+// istiod is waited for within the settings' InstallTimeout (ISTIO_INSTALL_TIMEOUT).
 func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.readyTimeout = d } }
 
 // DefaultCleanupTimeout bounds cleanup: deleting a kind cluster takes seconds.
@@ -107,14 +99,11 @@ func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option)
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.runID == "" {
-		c.runID = ownership.NewRunID()
-	}
 	if log == nil {
 		log = io.Discard
 	}
 	st = State{
-		RunID:    c.runID,
+		RunID:    ownership.NewRunID(),
 		Existing: s.Existing(),
 		RunDir:   filepath.Join(s.ReportsDir, "run"),
 		Settings: s,
@@ -378,7 +367,7 @@ func OptionalImages() []string {
 }
 
 // Images is every image to preload into kind nodes for the settings.
-func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, error) {
+func Images(s settings.Settings, extra ...string) ([]string, error) {
 	var imgs []string
 	// ISTIO_INSTALL=no and none install nothing, so Istio's images would be preloaded for no one
 	// (and an air-gapped host that lacks them would stop the run for nothing).
@@ -389,14 +378,14 @@ func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, e
 		}
 	}
 	switch {
-	case withSamples && s.NoMesh():
+	case s.NoMesh():
 		// Without Istio only the baseline runs: its two samples are all the run deploys.
 		core, err := baselineImages()
 		if err != nil {
 			return nil, err
 		}
 		imgs = append(imgs, core...)
-	case withSamples:
+	default:
 		imgs = append(imgs, workload.Images()...)
 	}
 	imgs = append(imgs, extra...)
@@ -405,7 +394,7 @@ func Images(s settings.Settings, withSamples bool, extra ...string) ([]string, e
 }
 
 func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c config, log io.Writer) error {
-	imgs, err := Images(s, !c.noWorkloadImgs, c.images...)
+	imgs, err := Images(s, c.images...)
 	if err != nil {
 		return err
 	}
@@ -552,7 +541,8 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 	case UseFound:
 		fmt.Fprintf(log, "  using %s\n", cp)
 		webhook := cp.InjectorWebhookName()
-		if err := mesh.WaitFor(ctx, c.readyTimeout, "istiod", logger,
+		// ISTIO_INSTALL_TIMEOUT bounds it, as it bounds each install step's readiness.
+		if err := mesh.WaitFor(ctx, s.InstallTimeout, "istiod", logger,
 			mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment),
 			mesh.WebhookHasCABundle(kube, webhook)); err != nil {
 			return err

@@ -153,7 +153,7 @@ func TestStateRoundTrip(t *testing.T) {
 
 func TestImages(t *testing.T) {
 	s := load(t, nil)
-	imgs, err := Images(s, true, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
+	imgs, err := Images(s, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,14 +174,14 @@ func TestImages(t *testing.T) {
 		}
 	}
 	// ISTIO_INSTALL=no installs no Istio, so none of its images is preloaded.
-	none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "no"}), true)
+	none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "no"}))
 	if err != nil || slices.ContainsFunc(none, func(img string) bool { return strings.Contains(img, "/istio/") }) || len(none) != len(workload.Images()) {
 		t.Errorf("ISTIO_INSTALL=no preloads %v (%v); want the samples' images only", none, err)
 	}
 	// Without Istio only the baseline runs: its two samples' images are all that is preloaded.
 	baselineImgs, _ := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
 	slices.Sort(baselineImgs)
-	if none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "none"}), true); err != nil || !slices.Equal(none, slices.Compact(baselineImgs)) {
+	if none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "none"})); err != nil || !slices.Equal(none, slices.Compact(baselineImgs)) {
 		t.Errorf("ISTIO_INSTALL=none preloads %v (%v); want the baseline's images only, %v", none, err, baselineImgs)
 	}
 	// The baseline's two samples are required; the others (mysql among them) optional.

@@ -181,6 +181,28 @@ func TestTier1UpAttachesToAnInstalledIstio(t *testing.T) {
 		t.Fatalf("RESTConfig from state: %v, %v", rc, err)
 	}
 
+	// A found istiod whose injector has no caBundle is not ready: the wait for it is bounded by
+	// ISTIO_INSTALL_TIMEOUT and names what is missing.
+	wh, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, wh.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := wh.Webhooks[0].ClientConfig.CABundle
+	wh.Webhooks[0].ClientConfig.CABundle = nil
+	if wh, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, wh, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s = load(t, attachEnv(t, env, map[string]string{"ISTIO_INSTALL_TIMEOUT": "2s"}))
+	began := time.Now()
+	_, err = Up(ctx, s, nil)
+	if err == nil || !strings.Contains(err.Error(), "istiod not ready within 2s") || !strings.Contains(err.Error(), "no caBundle yet on 1/1 webhooks") || time.Since(began) > 30*time.Second {
+		t.Fatalf("found istiod without a caBundle: %v after %s; want it refused within ISTIO_INSTALL_TIMEOUT, naming the webhook", err, time.Since(began))
+	}
+	wh.Webhooks[0].ClientConfig.CABundle = bundle
+	if _, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, wh, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Asking for another version than the one found is an error, not a silent test of it.
 	s = load(t, attachEnv(t, env, map[string]string{"ISTIO_VERSION": "1.31.1"}))
 	_, err = Up(ctx, s, nil)

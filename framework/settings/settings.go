@@ -160,7 +160,7 @@ func Variables() []Variable {
 		{"ISTIO_GATEWAY", "istio-gateway", "1", "0: install base and istiod only, without the ingress gateway chart (istiod built from source: no proxyv2 image exists); specs needing the gateway cannot pass"},
 		{"IMAGE_PULL", "image-pull", "1", "0: the image preload never pulls on the host: images must be there (docker load, scripts/workload-images.sh); a missing one is named, not fetched"},
 		{"DATAPLANE", "dataplane", "1", "0: leave out the specs labelled dataplane (they need a running sidecar, gateway or ztunnel), e.g. with istiod built from source and no proxy image; the report counts them as left out, with the reason"},
-		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness), a Go duration"},
+		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness) and of the wait for an istiod found in the cluster, a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
 		{"CLUSTER_NAME", "cluster-name", cluster.DefaultName, "kind cluster name"},

@@ -154,16 +154,6 @@ type Observation struct {
 // Ready reports whether the observation found nothing wrong.
 func (o Observation) Ready() bool { return len(o.Reasons) == 0 }
 
-// Observe reads the namespace and what selector selects in it, and judges them with
-// Evaluate. An error means nothing could be judged.
-func Observe(ctx context.Context, kube kubernetes.Interface, ns string, sel labels.Selector, mode ProxyMode) (Observation, error) {
-	nsObj, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if err != nil {
-		return Observation{}, fmt.Errorf("reading namespace %s: %w", ns, err)
-	}
-	return observe(ctx, kube, ns, nsObj.Labels, sel, mode)
-}
-
 func observe(ctx context.Context, kube kubernetes.Interface, ns string, nsLabels map[string]string, sel labels.Selector, mode ProxyMode) (Observation, error) {
 	var o Observation
 	deps, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})

@@ -41,10 +41,6 @@ func serverAndClients(server []workload.Sample, clients ...workload.Sample) []Na
 	}
 }
 
-func objs(o ...policy.Object) func(Env) []policy.Object {
-	return func(Env) []policy.Object { return o }
-}
-
 // namespaceStrict is seed 001's namespace-wide policy, named as there.
 func namespaceStrict(e Env) []policy.Object {
 	return []policy.Object{NamespaceStrict(e.NS(Server))}

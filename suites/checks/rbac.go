@@ -61,9 +61,6 @@ func ServiceAccounts(names ...string) RBACOption {
 	return func(c *rbacConfig) { c.serviceAccounts = names }
 }
 
-// Require replaces IstiodRequired.
-func Require(p ...Permission) RBACOption { return func(c *rbacConfig) { c.required = p } }
-
 // CheckIstiodRBAC is CP-002's second half: some ClusterRoleBinding binds istiod's service
 // account (or a group it belongs to) to a ClusterRole whose rules grant every
 // IstiodRequired permission. The service accounts are those istiod's Deployments (label
