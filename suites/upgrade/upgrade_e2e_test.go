@@ -93,17 +93,13 @@ func phaseBefore() {
 
 		It("MTLS-004 on FROM: the mesh client and the STRICT server run FROM's proxy and the client gets 200",
 			e2e.IDLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
-				client := w.pod(ctx, Client, w.refs[Client])
-				server := w.pod(ctx, Server, w.refs[Server])
-				w.expectProxy("MTLS-004", "mesh client", client, suiteEnv.From)
-				w.expectProxy("MTLS-004", "server", server, suiteEnv.From)
+				client := w.fromProxies(ctx)
 				w.converge(ctx, "MTLS-004", "mesh client (FROM) → server (FROM)", client, w.refs[Client].Container, w.url(Server), catalog.Allowed)
 			})
 
 		It("MTLS-004 injected spec on FROM: the mesh client and the server were injected with FROM's proxy",
 			e2e.InjectedSpecLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
-				w.expectProxy("MTLS-004", "mesh client", w.pod(ctx, Client, w.refs[Client]), suiteEnv.From)
-				w.expectProxy("MTLS-004", "server", w.pod(ctx, Server, w.refs[Server]), suiteEnv.From)
+				w.fromProxies(ctx)
 			})
 
 		It("MTLS-002 on FROM: a plain client is reset by the STRICT server",
@@ -130,13 +126,7 @@ func phaseAfterInPlace() {
 
 		It("MTLS-004 after the in-place upgrade: the old-proxy client (FROM) gets 200 from a new-proxy server (TO) under STRICT",
 			e2e.IDLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
-				client := w.pod(ctx, Client, w.refs[Client])
-				rec, err := Recorded(ctx, w.r.Kube, w.ns[Client], w.refs[Client].App)
-				Expect(err).NotTo(HaveOccurred())
-				Expect(string(client.UID)).To(Equal(rec.UID),
-					"the mesh client was replaced since phase before (pod %s then, %s now): the skew check needs the pod that kept FROM's proxy", rec.Pod, client.Name)
-				w.expectProxy("MTLS-004", "old mesh client", client, suiteEnv.From)
-				w.expectProxy("MTLS-004", "new server", w.pod(ctx, NewServer, w.refs[NewServer]), suiteEnv.To)
+				client := w.inPlaceProxies(ctx)
 				w.expectProxy("MTLS-004", "old server", w.pod(ctx, Server, w.refs[Server]), suiteEnv.From)
 				w.converge(ctx, "MTLS-004", "old mesh client (FROM) → new server (TO)", client, w.refs[Client].Container, w.url(NewServer), catalog.Allowed)
 				w.converge(ctx, "MTLS-004", "old mesh client (FROM) → old server (FROM) under istiod TO", client, w.refs[Client].Container, w.url(Server), catalog.Allowed)
@@ -144,13 +134,7 @@ func phaseAfterInPlace() {
 
 		It("MTLS-004 injected spec after the in-place upgrade: a new server gets TO's proxy, the old client keeps FROM's",
 			e2e.InjectedSpecLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
-				client := w.pod(ctx, Client, w.refs[Client])
-				rec, err := Recorded(ctx, w.r.Kube, w.ns[Client], w.refs[Client].App)
-				Expect(err).NotTo(HaveOccurred())
-				Expect(string(client.UID)).To(Equal(rec.UID),
-					"the mesh client was replaced since phase before (pod %s then, %s now)", rec.Pod, client.Name)
-				w.expectProxy("MTLS-004", "old mesh client", client, suiteEnv.From)
-				w.expectProxy("MTLS-004", "new server", w.pod(ctx, NewServer, w.refs[NewServer]), suiteEnv.To)
+				w.inPlaceProxies(ctx)
 			})
 
 		It("MTLS-002 after the in-place upgrade: a plain client is still reset by the new-proxy server and the old one",
@@ -204,28 +188,14 @@ func phaseAfterCanary() {
 
 		It("MTLS-004 after the canary move: the restarted client has TO's proxy from the canary and gets 200 from both servers",
 			e2e.IDLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
-				rev := w.r.State.Istio.Revision
-				Expect(string(moved.UID)).NotTo(Equal(before.UID), "the client pod is still %s from phase before: the restart did not replace it", before.Pod)
-				w.expectProxy("MTLS-004", "moved mesh client", moved, suiteEnv.To)
-				got, from := InjectedRevision(moved)
-				AddReportEntry(report.EntryEvidence, report.Evidence{Fields: map[string]string{"moved client injected by": got + " (" + from + ")"}}.For("MTLS-004"), ReportEntryVisibilityFailureOrVerbose)
-				Expect(got).To(Equal(rev), "pod %s/%s was injected by revision %q (%s), want the canary %q", moved.Namespace, moved.Name, got, from, rev)
-				ns, err := w.r.Kube.CoreV1().Namespaces().Get(ctx, w.ns[Client], metav1.GetOptions{})
-				Expect(err).NotTo(HaveOccurred())
-				Expect(ns.Labels).To(HaveKeyWithValue(istionames.RevisionLabel, rev))
-				Expect(ns.Labels).NotTo(HaveKey(istionames.InjectionLabel))
+				w.canaryProxy(ctx, moved, before)
 				w.converge(ctx, "MTLS-004", "moved client (TO, canary) → new server (TO)", moved, w.refs[Client].Container, w.url(NewServer), catalog.Allowed)
 				w.converge(ctx, "MTLS-004", "moved client (TO, canary) → old server (FROM)", moved, w.refs[Client].Container, w.url(Server), catalog.Allowed)
 			})
 
 		It("MTLS-004 injected spec after the canary move: the restarted client was injected by the canary with TO's proxy",
 			e2e.InjectedSpecLabels("MTLS-004", "upgrade"), SpecTimeout(specTimeout), func(ctx SpecContext) {
-				rev := w.r.State.Istio.Revision
-				Expect(string(moved.UID)).NotTo(Equal(before.UID), "the client pod is still %s from phase before: the restart did not replace it", before.Pod)
-				w.expectProxy("MTLS-004", "moved mesh client", moved, suiteEnv.To)
-				got, from := InjectedRevision(moved)
-				AddReportEntry(report.EntryEvidence, report.Evidence{Fields: map[string]string{"moved client injected by": got + " (" + from + ")"}}.For("MTLS-004"), ReportEntryVisibilityFailureOrVerbose)
-				Expect(got).To(Equal(rev), "pod %s/%s was injected by revision %q (%s), want the canary %q", moved.Namespace, moved.Name, got, from, rev)
+				w.canaryProxy(ctx, moved, before)
 			})
 
 		It("MTLS-002 after the canary move: a plain client in the moved namespace is still reset",
@@ -325,6 +295,46 @@ func (w *world) plainClient(ctx context.Context) *corev1.Pod {
 }
 
 func (w *world) url(role Role) string { return w.refs[role].URL(w.ns[role], "") }
+
+// fromProxies: on FROM, the mesh client and the server were injected with FROM's proxy. It
+// returns the client.
+func (w *world) fromProxies(ctx context.Context) *corev1.Pod {
+	GinkgoHelper()
+	client := w.pod(ctx, Client, w.refs[Client])
+	w.expectProxy("MTLS-004", "mesh client", client, suiteEnv.From)
+	w.expectProxy("MTLS-004", "server", w.pod(ctx, Server, w.refs[Server]), suiteEnv.From)
+	return client
+}
+
+// inPlaceProxies: after the in-place upgrade, the mesh client is the pod phase before recorded,
+// still with FROM's proxy, and the server deployed since has TO's. It returns the client.
+func (w *world) inPlaceProxies(ctx context.Context) *corev1.Pod {
+	GinkgoHelper()
+	client := w.pod(ctx, Client, w.refs[Client])
+	rec, err := Recorded(ctx, w.r.Kube, w.ns[Client], w.refs[Client].App)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(string(client.UID)).To(Equal(rec.UID),
+		"the mesh client was replaced since phase before (pod %s then, %s now): the skew check needs the pod that kept FROM's proxy", rec.Pod, client.Name)
+	w.expectProxy("MTLS-004", "old mesh client", client, suiteEnv.From)
+	w.expectProxy("MTLS-004", "new server", w.pod(ctx, NewServer, w.refs[NewServer]), suiteEnv.To)
+	return client
+}
+
+// canaryProxy: after the move, the client's namespace is labelled for the canary revision
+// alone, and its pod is a new one, injected by the canary with TO's proxy.
+func (w *world) canaryProxy(ctx context.Context, moved *corev1.Pod, before Record) {
+	GinkgoHelper()
+	rev := w.r.State.Istio.Revision
+	Expect(string(moved.UID)).NotTo(Equal(before.UID), "the client pod is still %s from phase before: the restart did not replace it", before.Pod)
+	w.expectProxy("MTLS-004", "moved mesh client", moved, suiteEnv.To)
+	got, from := InjectedRevision(moved)
+	AddReportEntry(report.EntryEvidence, report.Evidence{Fields: map[string]string{"moved client injected by": got + " (" + from + ")"}}.For("MTLS-004"), ReportEntryVisibilityFailureOrVerbose)
+	Expect(got).To(Equal(rev), "pod %s/%s was injected by revision %q (%s), want the canary %q", moved.Namespace, moved.Name, got, from, rev)
+	ns, err := w.r.Kube.CoreV1().Namespaces().Get(ctx, w.ns[Client], metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(ns.Labels).To(HaveKeyWithValue(istionames.RevisionLabel, rev))
+	Expect(ns.Labels).NotTo(HaveKey(istionames.InjectionLabel))
+}
 
 // expectProxy asserts a pod's istio-proxy image is Istio version, and records what it saw.
 func (w *world) expectProxy(id, what string, pod *corev1.Pod, version string) {
