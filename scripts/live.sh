@@ -367,7 +367,8 @@ run_istio() {
 }
 
 # gate DIR CHARTS ENV...: make e2e-upgrade from UPGRADE_FROM to UPGRADE_TO on a new kind cluster,
-# without gateway and data plane; its exit code is returned, its output kept in DIR.log.
+# without gateway and data plane; its exit code is returned, its output kept in DIR.log. A gate
+# that passed leaves no cluster (one that failed keeps it for inspection unless KEEP_CLUSTER=never).
 gate() {
   local dir=$1 charts=$2 rc=0
   shift 2
@@ -377,7 +378,7 @@ gate() {
     ISTIO_CHART_DIR="$charts" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0 \
     FROM="$UPGRADE_FROM" TO="$UPGRADE_TO" REPORTS_DIR="$dir" "$@" go run ./scripts/e2e upgrade 2>&1 | tee "$dir.log" || rc=$?
   no_pull "$dir.log"
-  [ -z "$(cluster_nodes)" ] || die "the upgrade gate left $(cluster_nodes)"
+  [ $rc != 0 ] || [ -z "$(cluster_nodes)" ] || die "the upgrade gate passed but left $(cluster_nodes)"
   return $rc
 }
 
@@ -424,6 +425,7 @@ run_upgrade_broken() {
   # the expected one.
   gate "$d" "$charts" LABELS='PROBE-001' KEEP_CLUSTER=never || rc=$?
   [ $rc = 1 ] || die "the gate to a TO without the probe rewrite exited $rc, want 1 (log $d.log)"
+  [ -z "$(cluster_nodes)" ] || die "KEEP_CLUSTER=never: the failed gate left $(cluster_nodes)"
   check "$d/upgrade/base" baseline=passed 'PROBE-001[injected spec]=pass' PROBE-001=left-out '*=skip'
   for ph in inplace canary; do
     check "$d/upgrade/$ph" baseline=passed 'PROBE-001[injected spec]=fail' PROBE-001=fail '*=skip'
