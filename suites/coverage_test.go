@@ -4,12 +4,16 @@ package suites
 
 import (
 	"encoding/json"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/onsi/ginkgo/v2/types"
@@ -27,24 +31,7 @@ func TestEverySpecIsACatalogBehaviour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the e2e suite")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "suites.test")
-	if out, err := exec.Command("go", "test", "-c", "-tags", "e2e", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("compiling the e2e suite failed: %v\n%s", err, out)
-	}
-	// The suite binary in dry-run mode: Ginkgo walks the spec tree and runs no node.
-	cmd := exec.Command(bin, "-ginkgo.dry-run", "-ginkgo.no-color", "-ginkgo.json-report="+filepath.Join(dir, "dry.json"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the suite's dry run failed: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "dry.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reports []types.Report
-	if err := json.Unmarshal(data, &reports); err != nil {
-		t.Fatal(err)
-	}
+	reports := dryRun(t)
 	covered := map[string][]string{}
 	var baselineSpecs []string
 	filter, err := types.ParseLabelFilter(baseline.Label)
@@ -103,6 +90,115 @@ func TestEverySpecIsACatalogBehaviour(t *testing.T) {
 	if len(missing) > 0 {
 		t.Errorf("behaviours with no spec: %s", strings.Join(missing, " "))
 	}
+}
+
+var (
+	dryRunOnce    sync.Once
+	dryRunReports []types.Report
+	dryRunErr     error
+)
+
+// dryRun compiles the real suite and runs it in Ginkgo's dry-run mode (no cluster: Ginkgo
+// walks the spec tree and runs no node), once per test binary, and returns its JSON report.
+func dryRun(t *testing.T) []types.Report {
+	t.Helper()
+	dryRunOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "meshconform-dryrun-")
+		if err != nil {
+			dryRunErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		bin := filepath.Join(dir, "suites.test")
+		if out, err := exec.Command("go", "test", "-c", "-tags", "e2e", "-o", bin, ".").CombinedOutput(); err != nil {
+			dryRunErr = fmt.Errorf("compiling the e2e suite failed: %v\n%s", err, out)
+			return
+		}
+		cmd := exec.Command(bin, "-ginkgo.dry-run", "-ginkgo.no-color", "-ginkgo.json-report="+filepath.Join(dir, "dry.json"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			dryRunErr = fmt.Errorf("the suite's dry run failed: %v\n%s", err, out)
+			return
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "dry.json"))
+		if err != nil {
+			dryRunErr = err
+			return
+		}
+		dryRunErr = json.Unmarshal(data, &dryRunReports)
+	})
+	if dryRunErr != nil {
+		t.Fatal(dryRunErr)
+	}
+	return dryRunReports
+}
+
+// specShapes are the dry run's specs as "labels (sorted, comma-separated)", with " serial"
+// for a Serial spec, one line per spec, sorted: what LABELS=… selects and how it runs, not the
+// spec's text.
+func specShapes(reports []types.Report) []string {
+	var out []string
+	for _, r := range reports {
+		for _, s := range r.SpecReports {
+			if s.LeafNodeType != types.NodeTypeIt {
+				continue
+			}
+			ls := slices.Clone(s.Labels())
+			sort.Strings(ls)
+			line := strings.Join(ls, ",")
+			if s.IsSerial {
+				line += " serial"
+			}
+			out = append(out, line)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/specs.txt from the current suite")
+
+// TestSpecLabelsUnchanged compares the suite's specs (labels, Serial) with
+// testdata/specs.txt, written from the suite as it was before behaviours became values in
+// their own files (commit 9a18208), so a reshaping of suites/ that loses, adds or relabels a
+// spec fails here. A new behaviour adds its lines with -update, in the same commit.
+func TestSpecLabelsUnchanged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the e2e suite")
+	}
+	got := specShapes(dryRun(t))
+	path := filepath.Join("testdata", "specs.txt")
+	if *update {
+		if err := os.WriteFile(path, []byte(strings.Join(got, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if missing, extra := multisetDiff(want, got), multisetDiff(got, want); len(missing)+len(extra) > 0 {
+		t.Errorf("the suite's specs differ from %s (%d specs there, %d now):\n  specs gone: %q\n  specs new:  %q\n"+
+			"(a new behaviour: go test ./suites -run TestSpecLabelsUnchanged -update)", path, len(want), len(got), missing, extra)
+	}
+}
+
+// multisetDiff is a minus b, counting repeats.
+func multisetDiff(a, b []string) []string {
+	n := map[string]int{}
+	for _, x := range b {
+		n[x]++
+	}
+	var out []string
+	for _, x := range a {
+		if n[x] > 0 {
+			n[x]--
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 func contains(xs []string, x string) bool {
