@@ -245,10 +245,14 @@ run_existing() {
   rm -rf "$REPORTS/existing"
   env KUBE_CONTEXT="kind-$CLUSTER" KUBECONFIG="$REPORTS/run/run/kubeconfig" ISTIO_INSTALL=yes \
     ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 \
-    DATAPLANE=0 IMAGE_PULL=0 LABELS='CERT-003 || CP-002' REPORTS_DIR="$REPORTS/existing" \
+    DATAPLANE=0 IMAGE_PULL=0 LABELS='CERT-003 || CP-002 || POSTURE-001' REPORTS_DIR="$REPORTS/existing" \
     go run ./scripts/e2e run 2>&1 | tee "$CACHE/existing.log"
   no_pull "$CACHE/existing.log"
-  check "$REPORTS/existing" baseline=passed CERT-003=pass CP-002=pass '*=skip'
+  # POSTURE-001 hardens the whole mesh (disruptive): on a cluster the suite did not create it is
+  # not applicable, and the report says so (left out, with the reason), before anything runs.
+  check "$REPORTS/existing" baseline=passed CERT-003=pass CP-002=pass POSTURE-001=left-out '*=skip'
+  grep -q 'changes the whole mesh: it runs only on a cluster the suite created, or with ALLOW_DISRUPTIVE=1' "$REPORTS/existing/conformance/conformance.json" ||
+    die "POSTURE-001 on an existing cluster is not left out with the disruptive requirement's reason"
   grep -q "meshconform: uninstalled Istio $ISTIO_SRC_VERSION from context kind-$CLUSTER" "$CACHE/existing.log" ||
     die "the run on an existing cluster did not say it uninstalled the Istio it installed"
   after=$(cluster_objects)
@@ -256,7 +260,7 @@ run_existing() {
     diff <(echo "$before") <(echo "$after") >&2 || true
     die "the run on an existing cluster left it changed (above: < before, > after)"
   fi
-  log "existing cluster: Istio installed, CERT-003 and CP-002 passed, uninstalled; $(echo "$after" | wc -l) cluster objects as before"
+  log "existing cluster: Istio installed, CERT-003 and CP-002 passed, POSTURE-001 left out (disruptive), uninstalled; $(echo "$after" | wc -l) cluster objects as before"
 }
 
 delete_cluster() {

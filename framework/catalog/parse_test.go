@@ -21,7 +21,7 @@ func TestCatalogFile(t *testing.T) {
 		len(b.Expectations) != 2 || b.Expectations[0].Name != PlaintextRejected.Name {
 		t.Errorf("MTLS-007 read as %+v", b)
 	}
-	if p := MustLookup("POSTURE-004"); p.Area != AreaPosture || p.Setup != "" || p.Source != "003" || len(p.Labels) != 0 {
+	if p := MustLookup("POSTURE-004"); p.Area != AreaPosture || p.Setup != "" || p.Source != "003" || strings.Join(p.Labels, ",") != LabelDisruptive {
 		t.Errorf("POSTURE-004 read as %+v", p)
 	}
 }

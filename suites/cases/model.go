@@ -1,13 +1,11 @@
-// Package cases holds the behaviour specs as data: which namespaces and sample workloads a
-// behaviour needs, which policies each step applies or deletes, and which probes must then
-// converge on which documented outcome. The Ginkgo suites range over these tables; tier-1
-// tests apply every object to a real API server (server-side dry-run), so a typo in a case
-// fails in `make test`, not in a user's nightly run. No Ginkgo here.
+// Package cases is the vocabulary behaviours are written in (suites/behaviors): the
+// namespaces and sample workloads a behaviour needs, the policies each step applies or
+// deletes, the probes that must then converge on a documented outcome, and what a behaviour
+// requires of a run. No Ginkgo here, so that tier-0 and tier-1 tests read behaviours as data.
 package cases
 
 import (
 	"fmt"
-	"sort"
 
 	"meshconform/framework/catalog"
 	"meshconform/framework/policy"
@@ -80,11 +78,11 @@ func (e Env) FQDN(r Role, svc string) string {
 }
 
 // Source is where a probe runs: a sample's pod in a role's namespace, in its app container
-// or (Container: istionames.ProxyContainerName) in its sidecar.
+// or (Proxy) in the container where its proxy runs (the data plane says which).
 type Source struct {
-	Role      Role
-	Sample    workload.Sample
-	Container string
+	Role   Role
+	Sample workload.Sample
+	Proxy  bool
 }
 
 // Target is what a probe calls: a sample's Service in a role's namespace at one of its
@@ -118,56 +116,4 @@ type Step struct {
 	Apply  func(e Env) []policy.Object
 	Delete func(e Env) []policy.Object
 	Probes []Probe
-}
-
-// Case is one behaviour spec.
-type Case struct {
-	ID   string
-	Name string
-	// Labels beyond the ID and area (the catalog's labels are added by the runner).
-	Labels     []string
-	Namespaces []Namespace
-	Steps      []Step
-	// Disruptive cases change the whole mesh (root-namespace policies): Serial, snapshot
-	// and restore, off on clusters the suite did not create unless allowed.
-	Disruptive bool
-}
-
-// Behavior is the catalog entry behind the case.
-func (c Case) Behavior() catalog.Behavior { return catalog.MustLookup(c.ID) }
-
-// Roles lists the case's namespace roles.
-func (c Case) Roles() []Role {
-	var rs []Role
-	for _, n := range c.Namespaces {
-		rs = append(rs, n.Role)
-	}
-	return rs
-}
-
-// Samples lists every sample the case deploys, sorted, for preloading and dry-runs.
-func (c Case) Samples() []workload.Sample {
-	seen := map[workload.Sample]bool{}
-	for _, n := range c.Namespaces {
-		for _, s := range n.Samples {
-			seen[s] = true
-		}
-	}
-	var out []workload.Sample
-	for s := range seen {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
-// Objects returns every object the case's steps apply, in order, for validation.
-func (c Case) Objects(e Env) []policy.Object {
-	var out []policy.Object
-	for _, s := range c.Steps {
-		if s.Apply != nil {
-			out = append(out, s.Apply(e)...)
-		}
-	}
-	return out
 }

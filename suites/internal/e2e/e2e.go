@@ -21,6 +21,7 @@ import (
 
 	"meshconform/framework/baseline"
 	"meshconform/framework/catalog"
+	"meshconform/framework/dataplane"
 	"meshconform/framework/expect"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
@@ -38,6 +39,8 @@ type Run struct {
 	Istio  istioclient.Interface
 	Expect expect.Config
 	Mode   expect.Mode
+	// DataPlane is the run's data-plane mode: everything that depends on it goes through it.
+	DataPlane dataplane.DataPlane
 	// Gateway is the ingress gateway found in the cluster (zero when none); GatewayErr says
 	// why none was found.
 	Gateway    cases.GatewayRef
@@ -57,6 +60,8 @@ var owned bool
 // Bootstrap registers the suite-level nodes. Call it once from the suite's test file:
 //
 //	var _ = e2e.Bootstrap("conformance")
+//
+// and, for the behaviour suite, declare the registered behaviours with Specs.
 func Bootstrap(suite string) bool {
 	SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 		s, err := settings.FromEnvironment()
@@ -100,7 +105,10 @@ func Bootstrap(suite string) bool {
 		if Current == nil {
 			return ""
 		}
-		return record.LeftOutBy(Current.State.Settings, baseline.Label)(labels)
+		if why := record.LeftOutBy(Current.State.Settings, baseline.Label)(labels); why != "" {
+			return why
+		}
+		return notApplicable(Current)
 	})
 
 	ReportAfterSuite(suite+" conformance report", func(r Report) {
@@ -144,9 +152,14 @@ func runEntry(st provision.State) report.Run {
 		cluster = report.ClusterExisting
 	}
 	return report.Run{ID: st.RunID, IstioVersion: st.Istio.Version, IstioRevision: st.Istio.Revision,
-		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: report.ModeSidecar,
+		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: dataPlaneOf(st).Mode(),
 		Strict: st.Settings.Strict, Cluster: cluster, Date: st.Started,
 		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version)}
+}
+
+// dataPlaneOf is the run's data plane: the sidecar mode, running unless DATAPLANE=0.
+func dataPlaneOf(st provision.State) dataplane.DataPlane {
+	return dataplane.Sidecar{Running: !st.Settings.NoDataPlane}
 }
 
 // istioBuild says, for a version that is no Istio release but a source build of a branch
@@ -182,18 +195,13 @@ func newRun(ctx context.Context, st provision.State) (*Run, error) {
 	if st.Settings.Strict {
 		mode = expect.Strict
 	}
-	r := &Run{State: st, Config: cfg, Kube: kube, Istio: istio, Expect: ec, Mode: mode,
+	r := &Run{State: st, Config: cfg, Kube: kube, Istio: istio, Expect: ec, Mode: mode, DataPlane: dataPlaneOf(st),
 		ReportsDir: st.Settings.ReportsDir}
 	if r.ReportsDir == "" {
 		r.ReportsDir = settings.DefaultReportsDir
 	}
 	r.Gateway, r.GatewayErr = cases.FindGateway(ctx, kube, st.Istio.Revision)
 	return r, nil
-}
-
-// CaseLabels are a case's Ginkgo labels: its behaviour ID, its area and the catalog's labels.
-func CaseLabels(c cases.Case) Labels {
-	return IDLabels(c.ID, c.Labels...)
 }
 
 // IDLabels are the Ginkgo labels of a spec of behaviour id.

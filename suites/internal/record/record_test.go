@@ -25,10 +25,9 @@ import (
 	"meshconform/framework/expect"
 	"meshconform/framework/posture"
 	"meshconform/framework/probe"
+	"meshconform/suites/behaviors"
 	"meshconform/suites/cases"
-	"meshconform/suites/controlplane"
 	"meshconform/suites/internal/record"
-	suiteposture "meshconform/suites/posture"
 )
 
 // The recording suite: specs that run the real recording code (record.Probe, the posture
@@ -175,21 +174,21 @@ var _ = Describe("recording", func() {
 	probeSpec("REC-006", catalog.PlaintextRejected, nil, false, down)
 
 	It("REC-007: posture check that fails", Label("recording", "REC-007"), func() {
-		w := suiteposture.Want{ID: "REC-007", Before: posture.Fail, After: posture.Pass, FindingIn: "plain-client", Why: "hardening fixes it"}
-		suiteposture.Verify(w, check("REC-007", posture.Fail, "plain-client-5d8f"), check("REC-007", posture.Fail, "plain-client-5d8f"))
+		w := behaviors.Want{ID: "REC-007", Before: posture.Fail, After: posture.Pass, FindingIn: "plain-client", Why: "hardening fixes it"}
+		behaviors.Verify(w, check("REC-007", posture.Fail, "plain-client-5d8f"), check("REC-007", posture.Fail, "plain-client-5d8f"))
 	})
 	It("REC-008: posture check that passes", Label("recording", "REC-008"), func() {
-		w := suiteposture.Want{ID: "REC-008", Before: posture.Fail, After: posture.Pass, Why: "hardening fixes it"}
-		suiteposture.Verify(w, check("REC-008", posture.Fail, "sleep-1"), check("REC-008", posture.Pass))
+		w := behaviors.Want{ID: "REC-008", Before: posture.Fail, After: posture.Pass, Why: "hardening fixes it"}
+		behaviors.Verify(w, check("REC-008", posture.Fail, "sleep-1"), check("REC-008", posture.Pass))
 	})
 
 	It("CP-001: errors that settle", Label("recording", "CP-001"), func(ctx SpecContext) {
 		kube := apiServer(&istiodLogs{})
-		controlplane.TLSErrors(ctx, kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
+		behaviors.TLSErrors(ctx, kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
 	})
 	It("CP-001: errors that persist", Label("recording", "CP-001"), func(ctx SpecContext) {
 		kube := apiServer(&istiodLogs{grow: true})
-		controlplane.TLSErrors(ctx, kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
+		behaviors.TLSErrors(ctx, kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
 	})
 })
 

@@ -1,0 +1,81 @@
+// Package dataplane is the seam between behaviours and the data-plane mode: where the proxy
+// runs, how a namespace joins the mesh, when a workload counts as ready, which pod to read,
+// and which container is the proxy when a behaviour probes from it. Behaviours that do not
+// depend on the mode never name a sidecar; the runner (suites/internal/e2e) asks the run's
+// DataPlane instead. Sidecar is the implementation today; an ambient one would sit beside it
+// (namespaces labelled istio.io/dataplane-mode=ambient, readiness of ztunnel instead of a
+// container, no proxy container to probe from) without touching those behaviours.
+package dataplane
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"meshconform/framework/probe"
+	"meshconform/framework/workload"
+)
+
+// ModeSidecar is the sidecar data plane's mode, as reports and requirements name it.
+const ModeSidecar = "sidecar"
+
+// DataPlane is one data-plane mode, as the runner needs it.
+type DataPlane interface {
+	// Mode names the mode (ModeSidecar), for the report and for behaviours' requirements.
+	Mode() string
+	// Injection is how a namespace is labelled: meshed or not, for the control plane of
+	// revision ("" = default).
+	Injection(meshed bool, revision string) workload.Injection
+	// Readiness is what a deployed workload must show before a behaviour probes it: with
+	// running false (DATAPLANE=0), only that its pods were admitted as the mode shapes them.
+	Readiness() workload.ProxyMode
+	// Pod finds the pod of app in ns that a behaviour reads or probes from.
+	Pod(ctx context.Context, kube kubernetes.Interface, ns, app string) (*corev1.Pod, error)
+	// ProxyContainer is the container in pod where the proxy runs, for behaviours that probe
+	// from the proxy itself; an error when the pod has none.
+	ProxyContainer(pod *corev1.Pod) (string, error)
+}
+
+// Sidecar is the sidecar mode: an istio-proxy container injected into each meshed pod (a
+// native sidecar among the init containers on Istio ≥ 1.27 with Kubernetes ≥ 1.33).
+type Sidecar struct {
+	// Running is false where nothing can run a proxy (DATAPLANE=0): injected pods never
+	// start, so readiness and pod lookup stop at admission.
+	Running bool
+}
+
+func (Sidecar) Mode() string { return ModeSidecar }
+
+func (Sidecar) Injection(meshed bool, revision string) workload.Injection {
+	switch {
+	case !meshed:
+		return workload.InjectionOff
+	case revision != "":
+		return workload.Revision(revision)
+	}
+	return workload.InjectionOn
+}
+
+func (s Sidecar) Readiness() workload.ProxyMode {
+	if s.Running {
+		return workload.ProxyAuto
+	}
+	return workload.ProxyAdmitted
+}
+
+func (s Sidecar) Pod(ctx context.Context, kube kubernetes.Interface, ns, app string) (*corev1.Pod, error) {
+	if s.Running {
+		return workload.PodFor(ctx, kube, ns, app)
+	}
+	return workload.AdmittedPodFor(ctx, kube, ns, app) // injected pods never start: read what was admitted
+}
+
+func (Sidecar) ProxyContainer(pod *corev1.Pod) (string, error) {
+	name, _, ok := probe.ProxyContainer(pod)
+	if !ok {
+		return "", fmt.Errorf("pod %s/%s has no istio-proxy container (was it injected?)", pod.Namespace, pod.Name)
+	}
+	return name, nil
+}

@@ -1,0 +1,79 @@
+package dataplane
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"meshconform/framework/istionames"
+	"meshconform/framework/report"
+	"meshconform/framework/workload"
+)
+
+func TestSidecarMode(t *testing.T) {
+	if ModeSidecar != report.ModeSidecar {
+		t.Errorf("ModeSidecar %q, the report's default mode %q", ModeSidecar, report.ModeSidecar)
+	}
+	var dp DataPlane = Sidecar{Running: true}
+	if dp.Mode() != ModeSidecar {
+		t.Errorf("Mode() = %q", dp.Mode())
+	}
+}
+
+// TestSidecarInjection: a plain namespace is labelled off (explicitly, against a cluster-wide
+// default), a meshed one on, or with the revision under a revisioned control plane.
+func TestSidecarInjection(t *testing.T) {
+	for _, tc := range []struct {
+		meshed bool
+		rev    string
+		want   map[string]string
+	}{
+		{false, "", map[string]string{istionames.InjectionLabel: istionames.InjectionDisabled}},
+		{false, "canary", map[string]string{istionames.InjectionLabel: istionames.InjectionDisabled}},
+		{true, "", map[string]string{istionames.InjectionLabel: istionames.InjectionEnabled}},
+		{true, "canary", map[string]string{istionames.RevisionLabel: "canary"}},
+	} {
+		got, err := Sidecar{}.Injection(tc.meshed, tc.rev).Labels()
+		if err != nil || len(got) != len(tc.want) {
+			t.Errorf("meshed=%v rev=%q: %v %v, want %v", tc.meshed, tc.rev, got, err, tc.want)
+			continue
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("meshed=%v rev=%q: %v, want %v", tc.meshed, tc.rev, got, tc.want)
+			}
+		}
+	}
+}
+
+// TestSidecarReadiness: a running data plane waits for ready proxies; without one (DATAPLANE=0)
+// only for pods admitted with the proxy where the injector puts it.
+func TestSidecarReadiness(t *testing.T) {
+	if got := (Sidecar{Running: true}).Readiness(); got != workload.ProxyAuto {
+		t.Errorf("running: %v, want ProxyAuto", got)
+	}
+	if got := (Sidecar{}).Readiness(); got != workload.ProxyAdmitted {
+		t.Errorf("not running: %v, want ProxyAdmitted", got)
+	}
+}
+
+// TestSidecarProxyContainer finds the proxy among containers and among native-sidecar init
+// containers, and names the pod when it has none.
+func TestSidecarProxyContainer(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	meta := metav1.ObjectMeta{Namespace: "ns", Name: "p"}
+	classic := &corev1.Pod{ObjectMeta: meta, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}, {Name: istionames.ProxyContainerName}}}}
+	native := &corev1.Pod{ObjectMeta: meta, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}},
+		InitContainers: []corev1.Container{{Name: istionames.ProxyContainerName, RestartPolicy: &always}}}}
+	plain := &corev1.Pod{ObjectMeta: meta, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	for name, p := range map[string]*corev1.Pod{"classic": classic, "native": native} {
+		if c, err := (Sidecar{}).ProxyContainer(p); err != nil || c != istionames.ProxyContainerName {
+			t.Errorf("%s: %q, %v", name, c, err)
+		}
+	}
+	if _, err := (Sidecar{}).ProxyContainer(plain); err == nil || !strings.Contains(err.Error(), "ns/p has no istio-proxy") {
+		t.Errorf("plain pod: %v", err)
+	}
+}

@@ -1,0 +1,21 @@
+package behaviors
+
+import (
+	"meshconform/framework/catalog"
+	"meshconform/framework/workload"
+	"meshconform/suites/cases"
+	"meshconform/suites/internal/e2e"
+)
+
+var _ = e2e.Register(e2e.Behavior{
+	ID: "AUTHZ-005", Name: "removing the deny policy restores access",
+	Namespaces: serverAndClients([]workload.Sample{workload.Httpbin}),
+	Steps: []cases.Step{
+		{Name: "deny-authz-ns", Apply: denyAll, Probes: []cases.Probe{
+			{Name: "mesh client", From: meshClient, To: httpbin, Expect: catalog.RBACDenied},
+		}},
+		{Name: "policy deleted", Delete: denyAll, Probes: []cases.Probe{
+			{Name: "mesh client", From: meshClient, To: httpbin, Expect: catalog.Allowed},
+		}},
+	},
+})

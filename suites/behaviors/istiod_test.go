@@ -1,0 +1,179 @@
+package behaviors
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Lines in the shapes istiod prints them: timestamp, level, scope, message, tab-separated.
+const (
+	logInfo         = "2024-05-01T10:00:00.000000Z\tinfo\tads\tADS: new connection for node:sleep-5d8f6b8d4c-abcde.client-ns-1"
+	logCA           = "2024-05-01T10:00:00.100000Z\tinfo\tserverca\tCSR successfully signed, sans [spiffe://cluster.local/ns/client-ns/sa/sleep]."
+	logTLSBad       = "2024-05-01T10:00:01.%06dZ\tinfo\thttp: TLS handshake error from 10.244.0.1:%d: remote error: tls: bad certificate"
+	logTLSEOF       = "2024-05-01T10:00:02.000000Z\tinfo\thttp: TLS handshake error from 127.0.0.1:40000: EOF"
+	logCannotList   = "2024-05-01T10:00:03.000000Z\terror\tfailed to list CRDs: customresourcedefinitions.apiextensions.k8s.io is forbidden: User \"system:serviceaccount:istio-system:istiod-service-account\" cannot list resource \"customresourcedefinitions\" in API group \"apiextensions.k8s.io\" at the cluster scope"
+	logKlogList     = "2024-05-01T10:00:03.500000Z\terror\tklog\tk8s.io/client-go/tools/cache/reflector.go:166: Failed to watch *v1beta1.PeerAuthentication: failed to list *v1beta1.PeerAuthentication: peerauthentications.security.istio.io is forbidden: User \"system:serviceaccount:istio-system:istiod\" cannot list resource \"peerauthentications\" in API group \"security.istio.io\" at the cluster scope"
+	logWarnList     = "2024-05-01T10:00:03.600000Z\twarn\tklog\tfailed to list *v1.Secret: secrets is forbidden: User \"system:serviceaccount:istio-system:istiod\" cannot list resource \"secrets\" in API group \"\" in the namespace \"foo\""
+	logCADocumented = "2021-03-04T19:02:43.290463Z\terror\tserverca\tAuthentication failed: Authenticator ClientCertAuthenticator at index 0 got error: no verified chain is found; Authenticator KubeJWTAuthenticator at index 1 got error: failed to validate the JWT from cluster \"Kubernetes\": the token is not authorized"
+	logCAModern     = "2024-05-01T10:00:04.000000Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.9:51234: Authenticator ClientCertAuthenticator: no verified chain is found; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"Kubernetes\": the token is not authenticated"
+	logCAModernJSON = `{"level":"error","time":"2024-05-01T10:00:05.000000Z","scope":"security","msg":"Failed to authenticate client from 10.244.0.9:51235: Authenticator ClientCertAuthenticator: no verified chain is found; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"Kubernetes\": the token is not authenticated"}`
+	logCANoJWT      = "2024-05-01T10:00:06.000000Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.9:51236: Authenticator ClientCertAuthenticator: no verified chain is found"
+)
+
+func tlsBad(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(logTLSBad, i, 50000+i)
+	}
+	return out
+}
+
+func logText(lines ...[]string) string {
+	var all []string
+	for _, l := range lines {
+		all = append(all, l...)
+	}
+	return strings.Join(all, "\n") + "\n"
+}
+
+// The documented patterns are seed 000's, verbatim; they must match the seed's own example
+// lines.
+func TestPatternsMatchTheSeedsExamples(t *testing.T) {
+	seed := map[string]string{
+		PatternCannotList: `error failed to list CRDs: customresourcedefinitions.apiextensions.k8s.io is forbidden: User "system:serviceaccount:istio-system:istiod-service-account" cannot list resource "customresourcedefinitions" in API group "apiextensions.k8s.io" at the cluster scope`,
+		// The seed shows only the message's start; the documented regexp needs serverca and JWT.
+		PatternCAAuthFailed:      logCADocumented,
+		PatternTLSBadCertificate: fmt.Sprintf(logTLSBad, 0, 1),
+	}
+	for p, line := range seed {
+		if !regexp.MustCompile(p).MatchString(line) {
+			t.Errorf("%q does not match %q", p, line)
+		}
+	}
+	if regexp.MustCompile(PatternCAAuthFailed).MatchString(logCAModern) {
+		t.Errorf("the documented CP-003 pattern matches the 1.19+ line; the equivalent pattern would be unneeded")
+	}
+}
+
+func TestScanIstiodLog(t *testing.T) {
+	text := logText(
+		[]string{logInfo, logCA},
+		tlsBad(12),
+		[]string{logTLSEOF, logCannotList, logKlogList, logWarnList, logCADocumented, logCAModern, logCAModernJSON, logCANoJWT, logInfo},
+	)
+	f := ScanIstiodLog(text)
+	if f.Lines != 2+12+9 {
+		t.Errorf("Lines = %d, want %d", f.Lines, 23)
+	}
+	tls := f.TLSBadCertificate
+	if tls.ID != "CP-001" || tls.Count != 12 {
+		t.Errorf("CP-001: %+v, want 12 matches (the EOF handshake error is not a bad certificate)", tls)
+	}
+	if len(tls.Examples) != MaxExamples || tls.Examples[MaxExamples-1] != fmt.Sprintf(logTLSBad, 11, 50011) || tls.Examples[0] != fmt.Sprintf(logTLSBad, 7, 50007) {
+		t.Errorf("CP-001 examples are not the %d most recent, oldest first: %q", MaxExamples, tls.Examples)
+	}
+	// The warn line has no "error": the documented pattern is what the seed greps for.
+	if f.CannotList.Count != 2 || f.CannotList.Examples[0] != logCannotList || f.CannotList.Examples[1] != logKlogList {
+		t.Errorf("CP-002: %+v, want the two error lines", f.CannotList)
+	}
+	ca := f.CAAuthFailed
+	if ca.Count != 1 || ca.Examples[0] != logCADocumented {
+		t.Errorf("CP-003 documented: %d %q, want the serverca line", ca.Count, ca.Examples)
+	}
+	if ca.Equivalent != 2 || ca.EquivalentExamples[0] != logCAModern || ca.EquivalentExamples[1] != logCAModernJSON {
+		t.Errorf("CP-003 equivalent: %d %q, want the two 1.19+ JWT lines (text and JSON), not the one without JWT", ca.Equivalent, ca.EquivalentExamples)
+	}
+	if ca.Total() != 3 {
+		t.Errorf("CP-003 total %d, want 3", ca.Total())
+	}
+	if got := f.String(); got != "23 lines: CP-001 12, CP-002 2, CP-003 1 (+2 equivalent)" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+func TestScanIstiodLogEdges(t *testing.T) {
+	if f := ScanIstiodLog(""); f.Lines != 0 || f.TLSBadCertificate.Total()+f.CannotList.Total()+f.CAAuthFailed.Total() != 0 {
+		t.Errorf("empty log: %+v", f)
+	}
+	// CRLF line ends, no final newline, a huge line: all counted, the example clipped.
+	long := fmt.Sprintf(logTLSBad, 1, 1) + strings.Repeat("é", 2000)
+	f := ScanIstiodLog(logInfo + "\r\n" + long + "\r\n\r\n" + fmt.Sprintf(logTLSBad, 2, 2))
+	if f.Lines != 3 || f.TLSBadCertificate.Count != 2 {
+		t.Fatalf("got %d lines, %d matches; want 3 and 2", f.Lines, f.TLSBadCertificate.Count)
+	}
+	ex := f.TLSBadCertificate.Examples[0]
+	if len(ex) > MaxExampleLen+len("…") || !strings.HasSuffix(ex, "…") || strings.ContainsRune(ex, '\ufffd') {
+		t.Errorf("long example not clipped on a rune boundary to %d bytes: %d bytes, %q…", MaxExampleLen, len(ex), ex[:60])
+	}
+	if strings.HasSuffix(f.TLSBadCertificate.Examples[1], "\r") {
+		t.Errorf("example keeps the CR: %q", f.TLSBadCertificate.Examples[1])
+	}
+}
+
+func TestFindingAbsent(t *testing.T) {
+	clean := ScanIstiodLog(logText([]string{logInfo, logCA, logTLSEOF}))
+	for _, f := range []Finding{clean.TLSBadCertificate, clean.CannotList, clean.CAAuthFailed} {
+		if err := f.Absent(); err != nil {
+			t.Errorf("%s on a clean log: %v", f.ID, err)
+		}
+	}
+	dirty := ScanIstiodLog(logText([]string{logCannotList, logCAModern}))
+	err := dirty.CannotList.Absent()
+	if err == nil {
+		t.Fatal("CP-002 with a cannot-list line passed")
+	}
+	for _, want := range []string{"CP-002", "1 line(s)", PatternCannotList, logCannotList, "ClusterRoleBinding"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("CP-002 error lacks %q:\n%v", want, err)
+		}
+	}
+	// Only the equivalent shape: still a failure, and the message says which shape it saw.
+	err = dirty.CAAuthFailed.Absent()
+	if err == nil {
+		t.Fatal("CP-003 with a 1.19+ JWT failure passed")
+	}
+	for _, want := range []string{"CP-003", "0 line(s) matching", "1 matching the same failure", "equivalent shape", logCAModern} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("CP-003 error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestCheckTLSErrorsSettled(t *testing.T) {
+	scan := func(n int) LogFindings { return ScanIstiodLog(logText([]string{logInfo}, tlsBad(n))) }
+	cases := []struct {
+		before, after int
+		pass          bool
+	}{
+		{0, 0, true},  // none at all
+		{4, 4, true},  // transient: seen during warm-up, not since
+		{4, 2, true},  // fewer (istiod restarted): did not grow
+		{0, 3, false}, // started during the window
+		{4, 9, false}, // still growing
+	}
+	for _, c := range cases {
+		err := CheckTLSErrorsSettled(scan(c.before), scan(c.after))
+		if c.pass != (err == nil) {
+			t.Errorf("before %d, after %d: err %v, want pass=%t", c.before, c.after, err, c.pass)
+			continue
+		}
+		if err != nil {
+			for _, want := range []string{"CP-001", fmt.Sprintf("grew from %d to %d", c.before, c.after), fmt.Sprintf(logTLSBad, c.after-1, 50000+c.after-1)} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("before %d, after %d: error lacks %q:\n%v", c.before, c.after, want, err)
+				}
+			}
+		}
+	}
+}
+
+func TestIstiodSelector(t *testing.T) {
+	if got := IstiodSelector(""); got != "app=istiod" {
+		t.Errorf("IstiodSelector(\"\") = %q", got)
+	}
+	if got := IstiodSelector("canary"); got != "app=istiod,istio.io/rev=canary" {
+		t.Errorf("IstiodSelector(canary) = %q", got)
+	}
+}

@@ -1,0 +1,142 @@
+package behaviors
+
+import (
+	"strings"
+	"testing"
+
+	"meshconform/framework/catalog"
+	"meshconform/framework/workload"
+	"meshconform/suites/cases"
+	"meshconform/suites/internal/e2e"
+)
+
+// testEnv gives every role a distinct namespace name.
+func testEnv() cases.Env {
+	e := cases.Env{Namespaces: map[cases.Role]string{}, TrustDomain: "cluster.local", RootNamespace: "istio-system",
+		Gateway: cases.GatewayRef{Namespace: "istio-ingress", Service: "istio-ingressgateway", Port: 80,
+			Selector: map[string]string{"istio": "ingressgateway"}}}
+	for _, r := range []cases.Role{cases.Server, cases.Client, cases.Other} {
+		e.Namespaces[r] = "mc-" + string(r) + "-abc123"
+	}
+	return e
+}
+
+// TestRegisteredBehaviors checks the registered values as data: e2e.Validate (catalog IDs,
+// one of Steps and Run, groups, unique texts), every catalog ID registered, namespaces
+// declared once, objects with a namespace and a name, probes from and to samples the
+// behaviour deploys, with an expectation the catalog defines.
+func TestRegisteredBehaviors(t *testing.T) {
+	bs := e2e.Registered()
+	for _, err := range e2e.Validate(bs) {
+		t.Error(err)
+	}
+	ids := map[string]bool{}
+	for _, b := range bs {
+		ids[b.ID] = true
+	}
+	for _, id := range catalog.IDs() {
+		if !ids[id] {
+			t.Errorf("%s is in docs/behaviors.md but no file registers it", id)
+		}
+	}
+	e := testEnv()
+	for _, b := range bs {
+		t.Run(b.Text(), func(t *testing.T) {
+			if b.Name == "" {
+				t.Error("no name")
+			}
+			where := map[cases.Role]map[workload.Sample]bool{}
+			for _, n := range b.Namespaces {
+				if where[n.Role] != nil {
+					t.Errorf("role %q declared twice", n.Role)
+				}
+				where[n.Role] = map[workload.Sample]bool{}
+				for _, s := range n.Samples {
+					where[n.Role][s] = true
+				}
+			}
+			mustNotPanic(t, "objects", func() {
+				for _, o := range b.AllObjects(e) {
+					if o.GetNamespace() == "" || o.GetName() == "" {
+						t.Errorf("applies an object without namespace or name: %v", o.GetObjectKind().GroupVersionKind())
+					}
+				}
+			})
+			for _, s := range b.Steps {
+				if s.Apply == nil && s.Delete == nil && len(s.Probes) == 0 {
+					t.Errorf("step %q does nothing", s.Name)
+				}
+				if s.Delete != nil {
+					mustNotPanic(t, s.Name, func() { s.Delete(e) })
+				}
+				for _, p := range s.Probes {
+					if !where[p.From.Role][p.From.Sample] {
+						t.Errorf("probe %q runs from %s in role %q, which the behaviour does not deploy there", p.Name, p.From.Sample, p.From.Role)
+					}
+					if !where[p.To.Role][p.To.Sample] {
+						t.Errorf("probe %q calls %s in role %q, which the behaviour does not deploy there", p.Name, p.To.Sample, p.To.Role)
+					}
+					if _, ok := catalog.LookupExpectation(p.Expect.Name); !ok {
+						t.Errorf("probe %q expects %q, which the catalog does not define", p.Name, p.Expect.Name)
+					}
+					checkServedPort(t, p)
+				}
+			}
+		})
+	}
+}
+
+// TestValidateRefusesMalformedValues: the checks above can fail.
+func TestValidateRefusesMalformedValues(t *testing.T) {
+	steps := []cases.Step{{Name: "s"}}
+	for _, tc := range []struct {
+		b    e2e.Behavior
+		want string
+	}{
+		{e2e.Behavior{ID: "NOPE-001", Name: "x", Steps: steps}, "not in docs/behaviors.md"},
+		{e2e.Behavior{ID: "MTLS-001", Name: "x"}, "exactly one of Steps and Run"},
+		{e2e.Behavior{ID: "MTLS-001", Name: "x", Steps: steps, Group: "nobody"}, `group "nobody" is not registered`},
+		{e2e.Behavior{ID: "INGRESS-001", Name: "x", Steps: []cases.Step{{Name: "s", Probes: []cases.Probe{
+			{Name: "via gw", To: cases.Target{ViaGateway: true}}}}}}, "without Requires.IngressGateway"},
+	} {
+		errs := e2e.Validate([]e2e.Behavior{tc.b})
+		if len(errs) == 0 || !strings.Contains(errs[0].Error(), tc.want) {
+			t.Errorf("%+v: Validate = %v, want %q", tc.b.Text(), errs, tc.want)
+		}
+	}
+	dup := e2e.Behavior{ID: "MTLS-001", Name: "x", Steps: steps}
+	if errs := e2e.Validate([]e2e.Behavior{dup, dup}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "two specs") {
+		t.Errorf("duplicate text: %v", errs)
+	}
+}
+
+func checkServedPort(t *testing.T, p cases.Probe) {
+	t.Helper()
+	m, err := workload.Load(p.To.Sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Services) == 0 {
+		t.Errorf("%s: target %s has no Service", p.Name, p.To.Sample)
+		return
+	}
+	if p.To.Port == 0 {
+		return
+	}
+	for _, sp := range m.Services[0].Spec.Ports {
+		if sp.Port == p.To.Port {
+			return
+		}
+	}
+	t.Errorf("%s: %s's Service has no port %d", p.Name, p.To.Sample, p.To.Port)
+}
+
+func mustNotPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%s: %v", what, r)
+		}
+	}()
+	f()
+}

@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"meshconform/framework/catalog"
+	"meshconform/framework/expect"
+	"meshconform/framework/policy"
+	"meshconform/framework/probe"
+	"meshconform/suites/cases"
+	"meshconform/suites/internal/record"
+)
+
+// Behavior is one spec of a catalog behaviour, registered from the behaviour's own file in
+// suites/behaviors (in the spirit of gateway-api's conformance tests): what it needs, what it
+// deploys, and either a probe table (Steps) or a Run function. The runner (Specs) turns every
+// registered value into one Ginkgo spec labelled with the ID, the area and the catalog's labels;
+// a requirement the run does not meet makes the spec "left out" (not applicable) in the
+// report, with the reason, never a silent skip.
+type Behavior struct {
+	ID string
+	// Name is the spec's text after "ID: " (after "ID <Part>: " when Part is set).
+	Name string
+	// Part names a second spec of the same behaviour ("injected spec").
+	Part string
+	// InjectedSpec marks a spec that judges only what the injector wrote into a pod (the
+	// control plane alone decides it): it drops the catalog's dataplane label, so it runs where
+	// no proxy can (DATAPLANE=0); the behaviour's other specs stay left out there.
+	InjectedSpec bool
+	Requires     cases.Requires
+	// Serial runs the spec alone (after the parallel ones): disruptive behaviours always are.
+	Serial  bool
+	Timeout time.Duration
+	// Namespaces (and their samples) the runner creates, and waits for, before Steps or Run.
+	Namespaces []cases.Namespace
+	// Steps is a probe table; Run is the body of the few behaviours that are not one.
+	Steps []cases.Step
+	Run   func(ctx context.Context, t *T)
+	// Objects lists what Run applies, for the tier-1 dry run (Steps' objects are found alone).
+	Objects func(e cases.Env) []policy.Object
+	// Group names an ordered group of specs that share one setup (RegisterGroup).
+	Group string
+}
+
+// Text is the spec's text.
+func (b Behavior) Text() string {
+	if b.Part != "" {
+		return fmt.Sprintf("%s %s: %s", b.ID, b.Part, b.Name)
+	}
+	return fmt.Sprintf("%s: %s", b.ID, b.Name)
+}
+
+// Labels are the spec's Ginkgo labels: the ID, the area, the catalog's labels (without
+// dataplane for an injected spec).
+func (b Behavior) Labels() Labels {
+	if b.InjectedSpec {
+		return InjectedSpecLabels(b.ID)
+	}
+	return IDLabels(b.ID)
+}
+
+// AllObjects is every object the spec applies, for validation against a real API server.
+func (b Behavior) AllObjects(e cases.Env) []policy.Object {
+	var out []policy.Object
+	for _, s := range b.Steps {
+		if s.Apply != nil {
+			out = append(out, s.Apply(e)...)
+		}
+	}
+	if b.Objects != nil {
+		out = append(out, b.Objects(e)...)
+	}
+	return out
+}
+
+// requires is what the spec needs of the run: the value's own requirements, and the
+// catalog's labels (dataplane unless an injected spec, disruptive).
+func (b Behavior) requires() cases.Requires {
+	r := b.Requires
+	c := catalog.MustLookup(b.ID)
+	r.DataPlane = r.DataPlane || (c.HasLabel(catalog.LabelDataPlane) && !b.InjectedSpec)
+	r.Disruptive = r.Disruptive || c.HasLabel(catalog.LabelDisruptive)
+	return r
+}
+
+// Group is specs that share one setup, run once before the first of them and undone after
+// the last (an Ordered container): the posture audit hardens the mesh once for seven checks.
+type Group struct {
+	Name string
+	// Setup runs once (BeforeAll); what it registers with DeferCleanup runs after the group.
+	Setup func(ctx context.Context)
+}
+
+var (
+	mu         sync.Mutex
+	registered []Behavior
+	groups     = map[string]Group{}
+)
+
+// Register adds a behaviour spec; call it from a package-level var in its own file:
+//
+//	var _ = e2e.Register(e2e.Behavior{ID: "MTLS-002", ...})
+func Register(b Behavior) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	registered = append(registered, b)
+	return true
+}
+
+// RegisterGroup adds a group that behaviours name in Behavior.Group.
+func RegisterGroup(g Group) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	groups[g.Name] = g
+	return true
+}
+
+// Registered is every registered spec, by catalog order of ID, then Part.
+func Registered() []Behavior {
+	mu.Lock()
+	defer mu.Unlock()
+	order := map[string]int{}
+	for i, id := range catalog.IDs() {
+		order[id] = i
+	}
+	out := slices.Clone(registered)
+	slices.SortStableFunc(out, func(a, b Behavior) int {
+		return cmp.Or(cmp.Compare(order[a.ID], order[b.ID]), cmp.Compare(a.Part, b.Part))
+	})
+	return out
+}
+
+// Validate lists what is wrong with the registered values: an ID the catalog does not have,
+// neither or both of Steps and Run, a group nobody registered, a gateway probe without the
+// requirement, two specs with one text.
+func Validate(bs []Behavior) []error {
+	var errs []error
+	texts := map[string]bool{}
+	for _, b := range bs {
+		if _, ok := catalog.Lookup(b.ID); !ok {
+			errs = append(errs, fmt.Errorf("%s: not in docs/behaviors.md", b.ID))
+			continue
+		}
+		if (len(b.Steps) > 0) == (b.Run != nil) {
+			errs = append(errs, fmt.Errorf("%s: wants exactly one of Steps and Run", b.Text()))
+		}
+		if b.Group != "" {
+			if _, ok := groups[b.Group]; !ok {
+				errs = append(errs, fmt.Errorf("%s: group %q is not registered", b.Text(), b.Group))
+			}
+		}
+		for _, s := range b.Steps {
+			for _, p := range s.Probes {
+				if p.To.ViaGateway && !b.Requires.IngressGateway {
+					errs = append(errs, fmt.Errorf("%s: probe %q goes through the ingress gateway without Requires.IngressGateway", b.Text(), p.Name))
+				}
+			}
+		}
+		if texts[b.Text()] {
+			errs = append(errs, fmt.Errorf("%s: two specs with this text", b.Text()))
+		}
+		texts[b.Text()] = true
+	}
+	return errs
+}
+
+// defaultSpecTimeout bounds one spec: workloads (image pulls on a fresh node), then each
+// probe's convergence.
+const defaultSpecTimeout = 20 * time.Minute
+
+// byText maps each declared spec's text to its value, for the left-out check.
+var byText = map[string]Behavior{}
+
+// Specs declares every registered behaviour as a Ginkgo spec, one container per area in the
+// catalog's order; a group's specs sit in one Ordered container with the group's setup.
+func Specs() bool {
+	bs := Registered()
+	if errs := Validate(bs); len(errs) > 0 {
+		panic(fmt.Sprintf("meshconform: registered behaviours: %v", errs))
+	}
+	for _, area := range catalog.Areas() {
+		var in []Behavior
+		for _, b := range bs {
+			if catalog.MustLookup(b.ID).Area == area {
+				in = append(in, b)
+			}
+		}
+		if len(in) == 0 {
+			continue
+		}
+		Describe(string(area), func() {
+			var grouped []string
+			for _, b := range in {
+				if b.Group == "" {
+					declare(b, b.serial())
+				} else if !slices.Contains(grouped, b.Group) {
+					grouped = append(grouped, b.Group)
+				}
+			}
+			for _, name := range grouped {
+				g := groups[name]
+				var members []Behavior
+				decorators := []any{Ordered}
+				for _, b := range in {
+					if b.Group == name {
+						members = append(members, b)
+						if b.serial() && !slices.Contains(decorators, any(Serial)) {
+							// Ginkgo wants Serial on the Ordered container, not its specs.
+							decorators = append(decorators, Serial)
+						}
+					}
+				}
+				Describe(name, append(decorators, func() {
+					BeforeAll(func(ctx SpecContext) { g.Setup(ctx) })
+					for _, b := range members {
+						declare(b, false)
+					}
+				})...)
+			}
+		})
+	}
+	return true
+}
+
+// serial: the spec runs alone, after the parallel ones (disruptive ones always do).
+func (b Behavior) serial() bool { return b.Serial || b.requires().Disruptive }
+
+func declare(b Behavior, serial bool) {
+	byText[b.Text()] = b
+	decorators := []any{b.Labels(), SpecTimeout(cmp.Or(b.Timeout, defaultSpecTimeout))}
+	if serial {
+		decorators = append(decorators, Serial)
+	}
+	It(b.Text(), append(decorators, func(ctx SpecContext) { run(ctx, b) })...)
+}
+
+// notApplicable is why the current spec cannot run on this run ("" when it can): a
+// requirement of its Behavior the run does not meet.
+func notApplicable(r *Run) string {
+	b, ok := byText[CurrentSpecReport().LeafNodeText]
+	if !ok {
+		return ""
+	}
+	return b.requires().Unmet(r.Facts())
+}
+
+// Facts is what requirements are judged against.
+func (r *Run) Facts() cases.RunFacts {
+	f := cases.RunFacts{Mode: r.DataPlane.Mode(), NoDataPlane: r.State.Settings.NoDataPlane,
+		DisruptiveAllowed: r.State.DisruptiveAllowed}
+	if r.Gateway.Service == "" {
+		f.NoGateway = "no ingress gateway"
+		if r.GatewayErr != nil {
+			f.NoGateway = r.GatewayErr.Error()
+		}
+	}
+	return f
+}
+
+func run(ctx context.Context, b Behavior) {
+	GinkgoHelper()
+	t := &T{ID: b.ID, Run: Current}
+	if len(b.Namespaces) > 0 {
+		t.Scenario = Setup(ctx, Current, b.ID, b.Namespaces)
+		if b.requires().Disruptive {
+			t.ProtectRootNamespace(ctx)
+		}
+	}
+	if b.Run != nil {
+		b.Run(ctx, t)
+		return
+	}
+	for _, step := range b.Steps {
+		By(step.Name)
+		if step.Apply != nil {
+			t.Apply(ctx, step.Apply(t.Env))
+		}
+		if step.Delete != nil {
+			t.Delete(ctx, step.Delete(t.Env))
+		}
+		for _, p := range step.Probes {
+			By(fmt.Sprintf("%s: %s expects %s", step.Name, p.Name, p.Expect.Name))
+			t.Converge(ctx, p)
+		}
+	}
+}
+
+// T is one running spec of a behaviour: the run, the scenario the runner set up (nil when
+// the behaviour declares no namespaces), and the one way its verdicts reach the report,
+// under its ID.
+type T struct {
+	ID  string
+	Run *Run
+	*Scenario
+}
+
+// Converge runs a probe until it converges on its expectation and records it; the spec fails
+// with the full evidence when it does not.
+func (t *T) Converge(ctx context.Context, p cases.Probe) probe.Outcome {
+	GinkgoHelper()
+	return record.Probe(ctx, t.Run.Expect, t.Run.Mode, t.ID, p, t.Env, t.Executor(ctx, p.From), t.Request(p))
+}
+
+// Check records the verdict of a check that is not a curl probe: documented (reason ok) when
+// err is nil, else a deviation, and the spec fails. fields are what was observed either way.
+func (t *T) Check(err error, ok string, fields map[string]string) {
+	GinkgoHelper()
+	record.Check(t.ID, err, ok, fields)
+}
+
+// Classified records a classification the behaviour made itself (an outcome the catalog
+// calls equivalent, for example) and fails the spec when the run's mode does not accept it.
+func (t *T) Classified(class expect.Classification, reason string, fields map[string]string) {
+	GinkgoHelper()
+	record.Fields(t.ID, class, reason, fields)
+	if !t.Run.Mode.Accepts(class) {
+		Fail(fmt.Sprintf("%s: %s (%s)", t.ID, reason, class))
+	}
+}
+
+// Unjudged fails a spec whose check could not be evaluated, with what was seen.
+func (t *T) Unjudged(err error, fields map[string]string) {
+	GinkgoHelper()
+	record.Unjudged(t.ID, err, fields)
+}
