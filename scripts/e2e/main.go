@@ -166,7 +166,7 @@ func run(ctx context.Context, s settings.Settings, extra []string, wd string, st
 	} else {
 		code = suites(ctx, s, path, extra, wd, stdout, stderr)
 	}
-	outcome := provision.OutcomeOf(ctx, code != 0)
+	outcome := provision.OutcomeOf(ctx.Err() != nil, code != 0)
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "meshconform: interrupted: cleaning up (Ctrl-C again abandons the cleanup)")
 	}

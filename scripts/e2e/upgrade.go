@@ -93,7 +93,7 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 		failed = err != nil
 	}
 
-	outcome := provision.OutcomeOf(ctx, failed)
+	outcome := provision.OutcomeOf(ctx.Err() != nil, failed)
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "meshconform: interrupted: cleaning up (Ctrl-C again abandons the cleanup)")
 	}

@@ -117,7 +117,7 @@ func Bootstrap(suite string) bool {
 		if owned {
 			failed := !r.SuiteSucceeded
 			ctx := context.Background()
-			if err := provision.Down(ctx, Current.State, provision.OutcomeOf(ctx, failed), os.Stdout); err != nil {
+			if err := provision.Down(ctx, Current.State, provision.OutcomeOf(ctx.Err() != nil, failed), os.Stdout); err != nil {
 				fmt.Fprintf(os.Stderr, "meshconform: cleanup: %v\n", err)
 			}
 		}
