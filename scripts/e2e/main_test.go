@@ -139,3 +139,29 @@ func TestGinkgoArgs(t *testing.T) {
 		t.Errorf("joinArgs = %s", q)
 	}
 }
+
+// Ctrl-C before the run is up: every command that brings one up exits 130 (`up` said 1), having
+// saved no state.
+func TestInterruptedWhileBringingUp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, cmd := range []string{"run", "up", "upgrade"} {
+		t.Run(cmd, func(t *testing.T) {
+			reports := isolate(t)
+			localCharts(t)
+			if cmd == "upgrade" {
+				t.Setenv("FROM", "1.30.5")
+				t.Setenv("TO", "1.31.1")
+			} else {
+				t.Setenv("ISTIO_VERSION", "1.31.1")
+			}
+			var stdout, stderr strings.Builder
+			if code := Main(ctx, []string{cmd}, &stdout, &stderr); code != provision.ExitInterrupted || stdout.Len() != 0 {
+				t.Errorf("exit %d, stdout %q, want 130 and nothing:\n%s", code, stdout.String(), stderr.String())
+			}
+			if _, err := os.Stat(provision.StatePath(filepath.Join(reports, "run"))); err == nil {
+				t.Error("a state file was written")
+			}
+		})
+	}
+}
