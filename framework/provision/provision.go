@@ -49,6 +49,16 @@ func OutcomeOf(interrupted, failed bool) Outcome {
 	return Passed
 }
 
+// ParseOutcome reads an outcome by name, as `down` takes it: an unknown name is an error, never
+// an outcome that Keep would read as a pass (and delete what on-failure keeps).
+func ParseOutcome(name string) (Outcome, error) {
+	switch o := Outcome(name); o {
+	case Passed, Failed, Interrupted:
+		return o, nil
+	}
+	return "", fmt.Errorf("outcome %q is none of %s, %s, %s", name, Passed, Failed, Interrupted)
+}
+
 // Keep decides whether a kind cluster this run created survives it. on-failure keeps it
 // only after a failure, to be looked at; an interrupt cleans up what the run made.
 func Keep(p settings.KeepPolicy, o Outcome) bool {

@@ -56,6 +56,14 @@ func TestKeep(t *testing.T) {
 	if OutcomeOf(true, false) != Interrupted || OutcomeOf(true, true) != Interrupted {
 		t.Error("an interrupt is an interrupt, failed or not")
 	}
+	for _, o := range []Outcome{Passed, Failed, Interrupted} {
+		if got, err := ParseOutcome(string(o)); got != o || err != nil {
+			t.Errorf("ParseOutcome(%s) = %q, %v", o, got, err)
+		}
+	}
+	if got, err := ParseOutcome("fail"); err == nil || err.Error() != `outcome "fail" is none of passed, failed, interrupted` {
+		t.Errorf("ParseOutcome(fail) = %q, %v", got, err)
+	}
 }
 
 func TestDisruptiveAllowed(t *testing.T) {

@@ -80,7 +80,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "down":
 		outcome := provision.Passed
 		if len(args) > 0 {
-			outcome = provision.Outcome(args[0])
+			if outcome, err = provision.ParseOutcome(args[0]); err != nil {
+				fmt.Fprintf(stderr, "meshconform: down: %v\n", err)
+				return 2
+			}
 		}
 		path := os.Getenv(provision.StateEnv)
 		if path == "" {

@@ -101,6 +101,17 @@ func TestDownWithoutState(t *testing.T) {
 	}
 }
 
+// `down fail` (for failed) was read as an outcome of its own, which KEEP_CLUSTER=on-failure
+// does not keep: the cluster kept to be looked at would have been deleted.
+func TestDownRefusesAnUnknownOutcome(t *testing.T) {
+	isolate(t)
+	var stdout, stderr strings.Builder
+	code := Main(context.Background(), []string{"down", "fail"}, &stdout, &stderr)
+	if want := "meshconform: down: outcome \"fail\" is none of passed, failed, interrupted\n"; code != 2 || stderr.String() != want {
+		t.Fatalf("exit %d, stderr %q; want 2, %q", code, stderr.String(), want)
+	}
+}
+
 func TestDeleteRefusesAnExistingCluster(t *testing.T) {
 	isolate(t)
 	t.Setenv("KUBE_CONTEXT", "prod")
