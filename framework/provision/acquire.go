@@ -11,9 +11,9 @@ import (
 )
 
 // Acquire gives a suite its run: the state the e2e driver left in MESHCONFORM_STATE (checked
-// reachable; the driver owns it and calls Down), or else a fresh Up, which the caller owns and
-// must end with Down. Call it once, in Ginkgo's first process (SynchronizedBeforeSuite), and
-// pass State.Marshal() to the others.
+// reachable; the driver owns it and ends it), or else a fresh Up, which the caller owns and
+// must end with End, as a driver's Session does. Call it once, in Ginkgo's first process
+// (SynchronizedBeforeSuite), and pass State.Marshal() to the others.
 func Acquire(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option) (st State, owned bool, err error) {
 	if path := os.Getenv(StateEnv); path != "" {
 		st, err := LoadState(path)

@@ -37,15 +37,26 @@ const (
 	Interrupted Outcome = "interrupted"
 )
 
-// OutcomeOf maps a run's end to an Outcome: an ended ctx is an interrupt.
-func OutcomeOf(ctx context.Context, failed bool) Outcome {
+// OutcomeOf maps a run's end to an Outcome: an interrupt (a driver's ended ctx, a signal
+// Ginkgo reports) wins over a failure.
+func OutcomeOf(interrupted, failed bool) Outcome {
 	switch {
-	case ctx.Err() != nil:
+	case interrupted:
 		return Interrupted
 	case failed:
 		return Failed
 	}
 	return Passed
+}
+
+// ParseOutcome reads an outcome by name, as `down` takes it: an unknown name is an error, never
+// an outcome that Keep would read as a pass (and delete what on-failure keeps).
+func ParseOutcome(name string) (Outcome, error) {
+	switch o := Outcome(name); o {
+	case Passed, Failed, Interrupted:
+		return o, nil
+	}
+	return "", fmt.Errorf("outcome %q is none of %s, %s, %s", name, Passed, Failed, Interrupted)
 }
 
 // Keep decides whether a kind cluster this run created survives it. on-failure keeps it
@@ -68,6 +79,18 @@ type config struct {
 	images         []string
 	cleanupTimeout time.Duration
 	readyTimeout   time.Duration
+	afterDown      func(Outcome)
+	// up and down are Up and Down; Session's tests replace them to run without a cluster.
+	up   func(context.Context, settings.Settings, io.Writer, ...Option) (State, error)
+	down func(context.Context, State, Outcome, io.Writer, ...Option) error
+}
+
+func configure(opts []Option) config {
+	c := config{cleanupTimeout: DefaultCleanupTimeout, readyTimeout: 5 * time.Minute, up: Up, down: Down}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
 }
 
 // WithPreflight replaces preflight's options (the chart check defaults to framework/mesh's).
@@ -95,10 +118,7 @@ const DefaultCleanupTimeout = 3 * time.Minute
 // cluster it created is deleted unless KEEP_CLUSTER keeps it) and the error says what failed.
 // Cancel ctx (SIGINT/SIGTERM) to interrupt; cleanup then runs on a fresh bounded context.
 func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option) (st State, err error) {
-	c := config{cleanupTimeout: DefaultCleanupTimeout, readyTimeout: 5 * time.Minute}
-	for _, o := range opts {
-		o(&c)
-	}
+	c := configure(opts)
 	if log == nil {
 		log = io.Discard
 	}
@@ -116,7 +136,7 @@ func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option)
 		if err == nil {
 			return
 		}
-		outcome := OutcomeOf(ctx, true)
+		outcome := OutcomeOf(ctx.Err() != nil, true)
 		if derr := Down(ctx, st, outcome, log, WithCleanupTimeout(c.cleanupTimeout)); derr != nil {
 			err = fmt.Errorf("%w\ncleanup after the failure: %v", err, derr)
 		}
@@ -582,10 +602,7 @@ func dropTime(_ []string, a slog.Attr) slog.Attr {
 // keeps it for this outcome; what is left is printed with a command that removes it. It runs
 // on a fresh context bounded by the cleanup timeout, so a cancelled ctx (Ctrl-C) still cleans up.
 func Down(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ...Option) error {
-	c := config{cleanupTimeout: DefaultCleanupTimeout}
-	for _, o := range opts {
-		o(&c)
-	}
+	c := configure(opts)
 	if log == nil {
 		log = io.Discard
 	}

@@ -50,13 +50,19 @@ func TestKeep(t *testing.T) {
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if OutcomeOf(ctx, false) != Passed || OutcomeOf(ctx, true) != Failed {
-		t.Error("OutcomeOf on a live context")
+	if OutcomeOf(false, false) != Passed || OutcomeOf(false, true) != Failed {
+		t.Error("OutcomeOf without an interrupt")
 	}
-	cancel()
-	if OutcomeOf(ctx, false) != Interrupted {
-		t.Error("an ended context is an interrupt")
+	if OutcomeOf(true, false) != Interrupted || OutcomeOf(true, true) != Interrupted {
+		t.Error("an interrupt is an interrupt, failed or not")
+	}
+	for _, o := range []Outcome{Passed, Failed, Interrupted} {
+		if got, err := ParseOutcome(string(o)); got != o || err != nil {
+			t.Errorf("ParseOutcome(%s) = %q, %v", o, got, err)
+		}
+	}
+	if got, err := ParseOutcome("fail"); err == nil || err.Error() != `outcome "fail" is none of passed, failed, interrupted` {
+		t.Errorf("ParseOutcome(fail) = %q, %v", got, err)
 	}
 }
 

@@ -226,3 +226,36 @@ func markRolledOut(t *testing.T, kube kubernetes.Interface, ns, name string) {
 		t.Fatalf("write status of Deployment %s/%s: %v", ns, name, err)
 	}
 }
+
+// A whole Session on a real API server (KUBE_CONTEXT, ISTIO_INSTALL=none): the body runs on
+// the run Up attached to, with its state saved; its exit code is the Session's, and the end
+// removes nothing from a cluster the run did not create.
+func TestTier1Session(t *testing.T) {
+	env := apitest.Env(t)
+	s := load(t, attachEnv(t, env, map[string]string{"ISTIO_INSTALL": "none"}))
+	var log strings.Builder
+	ran := false
+	code := Session(context.Background(), s, &log, func(ctx context.Context, st State) int {
+		ran = true
+		saved, err := LoadState(StatePath(st.RunDir))
+		if err != nil || saved.RunID != st.RunID || saved.Server != env.Config.Host {
+			t.Errorf("saved state: run %q server %q, %v; want run %q on %s", saved.RunID, saved.Server, err, st.RunID, env.Config.Host)
+		}
+		return 3
+	}, AfterDown(func(o Outcome) {
+		if o != Failed {
+			t.Errorf("outcome %s, want failed", o)
+		}
+	}))
+	t.Logf("log:\n%s", log.String())
+	if code != 3 || !ran {
+		t.Fatalf("exit %d (body ran: %v), want the body's 3", code, ran)
+	}
+	i := strings.Index(log.String(), "meshconform: up in")
+	if i < 0 {
+		t.Fatal("no up line")
+	}
+	if after := log.String()[i:]; strings.Count(after, "\n") != 1 {
+		t.Errorf("after up, the end said more than nothing on an existing cluster:\n%s", after)
+	}
+}

@@ -71,22 +71,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "up":
-		st, err := provision.Up(ctx, s, stderr)
-		if err != nil {
-			fmt.Fprintf(stderr, "meshconform: %v\n", err)
-			return 1
+		st, code := provision.Start(ctx, s, stderr)
+		if code != 0 {
+			return code
 		}
-		path := provision.StatePath(st.RunDir)
-		if err := st.Save(path); err != nil {
-			fmt.Fprintf(stderr, "meshconform: saving the run state: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "export %s=%s\n", provision.StateEnv, path)
+		fmt.Fprintf(stdout, "export %s=%s\n", provision.StateEnv, provision.StatePath(st.RunDir))
 		return 0
 	case "down":
 		outcome := provision.Passed
 		if len(args) > 0 {
-			outcome = provision.Outcome(args[0])
+			if outcome, err = provision.ParseOutcome(args[0]); err != nil {
+				fmt.Fprintf(stderr, "meshconform: down: %v\n", err)
+				return 2
+			}
 		}
 		path := os.Getenv(provision.StateEnv)
 		if path == "" {
@@ -149,38 +146,14 @@ func ginkgoExtra(args []string) []string {
 	return args
 }
 
-// run is up → suites → down. The exit code is the suites' (1 when up fails, 130 on interrupt).
+// run is up → suites → down, as provision.Session does every driver's run. The exit code is the
+// suites' (1 when up fails, 130 on interrupt).
 func run(ctx context.Context, s settings.Settings, extra []string, wd string, stdout, stderr io.Writer) int {
-	st, err := provision.Up(ctx, s, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "meshconform: %v\n", err)
-		if ctx.Err() != nil {
-			return 130
-		}
-		return 1
-	}
-	path := provision.StatePath(st.RunDir)
-	code := 1
-	if err := st.Save(path); err != nil {
-		fmt.Fprintf(stderr, "meshconform: saving the run state: %v\n", err)
-	} else {
-		code = suites(ctx, s, path, extra, wd, stdout, stderr)
-	}
-	outcome := provision.OutcomeOf(ctx, code != 0)
-	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "meshconform: interrupted: cleaning up (Ctrl-C again abandons the cleanup)")
-	}
-	if err := provision.Down(ctx, st, outcome, stderr); err != nil {
-		fmt.Fprintf(stderr, "meshconform: cleanup: %v\n", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	fmt.Fprintf(stderr, "meshconform: reports in %s\n", s.ReportsDir)
-	if outcome == provision.Interrupted {
-		return 130
-	}
-	return code
+	return provision.Session(ctx, s, stderr, func(ctx context.Context, st provision.State) int {
+		return suites(ctx, s, provision.StatePath(st.RunDir), extra, wd, stdout, stderr)
+	}, provision.AfterDown(func(provision.Outcome) {
+		fmt.Fprintf(stderr, "meshconform: reports in %s\n", s.ReportsDir)
+	}))
 }
 
 // GinkgoArgs are the flags of `go tool ginkgo` for the settings: the e2e build tag, parallel

@@ -101,6 +101,17 @@ func TestDownWithoutState(t *testing.T) {
 	}
 }
 
+// `down fail` (for failed) was read as an outcome of its own, which KEEP_CLUSTER=on-failure
+// does not keep: the cluster kept to be looked at would have been deleted.
+func TestDownRefusesAnUnknownOutcome(t *testing.T) {
+	isolate(t)
+	var stdout, stderr strings.Builder
+	code := Main(context.Background(), []string{"down", "fail"}, &stdout, &stderr)
+	if want := "meshconform: down: outcome \"fail\" is none of passed, failed, interrupted\n"; code != 2 || stderr.String() != want {
+		t.Fatalf("exit %d, stderr %q; want 2, %q", code, stderr.String(), want)
+	}
+}
+
 func TestDeleteRefusesAnExistingCluster(t *testing.T) {
 	isolate(t)
 	t.Setenv("KUBE_CONTEXT", "prod")
@@ -137,5 +148,31 @@ func TestGinkgoArgs(t *testing.T) {
 	}
 	if q := joinArgs([]string{"--label-filter=a || b", "plain"}); q != `'--label-filter=a || b' plain` {
 		t.Errorf("joinArgs = %s", q)
+	}
+}
+
+// Ctrl-C before the run is up: every command that brings one up exits 130 (`up` said 1), having
+// saved no state.
+func TestInterruptedWhileBringingUp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, cmd := range []string{"run", "up", "upgrade"} {
+		t.Run(cmd, func(t *testing.T) {
+			reports := isolate(t)
+			localCharts(t)
+			if cmd == "upgrade" {
+				t.Setenv("FROM", "1.30.5")
+				t.Setenv("TO", "1.31.1")
+			} else {
+				t.Setenv("ISTIO_VERSION", "1.31.1")
+			}
+			var stdout, stderr strings.Builder
+			if code := Main(ctx, []string{cmd}, &stdout, &stderr); code != provision.ExitInterrupted || stdout.Len() != 0 {
+				t.Errorf("exit %d, stdout %q, want 130 and nothing:\n%s", code, stdout.String(), stderr.String())
+			}
+			if _, err := os.Stat(provision.StatePath(filepath.Join(reports, "run"))); err == nil {
+				t.Error("a state file was written")
+			}
+		})
 	}
 }

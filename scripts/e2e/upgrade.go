@@ -62,62 +62,48 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 		fmt.Fprintf(stderr, "meshconform: %v\n", err)
 		return 1
 	}
-	u.st, err = provision.Up(ctx, u.s, stderr,
+	return provision.Session(ctx, u.s, stderr, func(ctx context.Context, st provision.State) int {
+		u.st = st
+		return u.phasesThenGate(ctx)
+	},
 		provision.WithPreflight(preflight.Options{Charts: gate.BothVersions(plan.To)}),
-		provision.WithImages(toImages...))
-	if err != nil {
-		fmt.Fprintf(stderr, "meshconform: %v\n", err)
-		if ctx.Err() != nil {
-			return 130
-		}
-		return 1
-	}
+		provision.WithImages(toImages...),
+		provision.AfterDown(func(outcome provision.Outcome) {
+			fmt.Fprintf(stderr, "meshconform: upgrade gate %s → %s ended after %s (%s); reports in %s\n",
+				plan.From, plan.To, provision.Elapsed(time.Since(start)), outcome, plan.Dir)
+		}))
+}
 
-	code, failed := u.phases(ctx)
-	if ctx.Err() == nil && !failed {
-		err := u.step("gate (report diff)", func() error {
-			var skewFailed []string
-			for _, ph := range plan.Phases {
-				if u.skewCodes[ph.Name] != 0 {
-					skewFailed = append(skewFailed, ph.Name)
-				}
-			}
-			results := gate.RunGate(plan.Diffs())
-			gate.PrintGate(stdout, results, skewFailed)
-			code = gate.GateCode(results, skewFailed)
-			if code != 0 {
-				return fmt.Errorf("exit %d", code)
-			}
-			return nil
-		})
-		failed = err != nil
+// phasesThenGate runs the phases on the run Up brought up and, when every one ran, diffs
+// their reports. Its exit code is GateCode's, or the phases' when one could not run or on
+// interrupt.
+func (u *upgradeRun) phasesThenGate(ctx context.Context) int {
+	if code := u.phases(ctx); code != 0 || ctx.Err() != nil {
+		return code
 	}
-
-	outcome := provision.OutcomeOf(ctx, failed)
-	if ctx.Err() != nil {
-		fmt.Fprintln(stderr, "meshconform: interrupted: cleaning up (Ctrl-C again abandons the cleanup)")
-	}
-	if err := provision.Down(ctx, u.st, outcome, stderr); err != nil {
-		fmt.Fprintf(stderr, "meshconform: cleanup: %v\n", err)
-		if code == 0 {
-			code = 1
+	code := 0
+	_ = u.step("gate (report diff)", func() error {
+		var skewFailed []string
+		for _, ph := range u.plan.Phases {
+			if u.skewCodes[ph.Name] != 0 {
+				skewFailed = append(skewFailed, ph.Name)
+			}
 		}
-	}
-	fmt.Fprintf(stderr, "meshconform: upgrade gate %s → %s ended after %s (%s); reports in %s\n",
-		plan.From, plan.To, provision.Elapsed(time.Since(start)), outcome, plan.Dir)
-	if outcome == provision.Interrupted {
-		return 130
-	}
+		results := gate.RunGate(u.plan.Diffs())
+		gate.PrintGate(u.stdout, results, skewFailed)
+		code = gate.GateCode(results, skewFailed)
+		return exitErr(code)
+	})
 	return code
 }
 
 // phases runs each phase: its control-plane change, then the upgrade suite and the behaviour
-// suites. failed is true when a phase could not run (code 1) or on interrupt (130).
-func (u *upgradeRun) phases(ctx context.Context) (code int, failed bool) {
+// suites. The code is 1 when a phase could not run, 130 on interrupt.
+func (u *upgradeRun) phases(ctx context.Context) int {
 	u.skewCodes = map[string]int{}
 	for _, ph := range u.plan.Phases {
 		if ctx.Err() != nil {
-			return 130, true
+			return provision.ExitInterrupted
 		}
 		label := fmt.Sprintf("phase %s (Istio %s, revision %s)", ph.Name, ph.Version, gate.RevisionName(ph.Revision))
 		var st provision.State
@@ -128,12 +114,12 @@ func (u *upgradeRun) phases(ctx context.Context) (code int, failed bool) {
 		})
 		if err != nil {
 			fmt.Fprintf(u.stderr, "meshconform: %v\n", err)
-			return 1, true
+			return 1
 		}
 		path := ph.StatePath(u.st.RunDir)
 		if err := st.Save(path); err != nil {
 			fmt.Fprintf(u.stderr, "meshconform: saving the state of phase %s: %v\n", ph.Name, err)
-			return 1, true
+			return 1
 		}
 		_ = u.step(label+": upgrade suite", func() error {
 			c := ginkgo(ctx, u.wd, ph.SkewArgs(u.extra), ph.SkewEnv(u.plan, path), u.stdout, u.stderr)
@@ -141,7 +127,7 @@ func (u *upgradeRun) phases(ctx context.Context) (code int, failed bool) {
 			return exitErr(c)
 		})
 		if ctx.Err() != nil {
-			return 130, true
+			return provision.ExitInterrupted
 		}
 		// The behaviour suites' failures are the diff's to judge (a behaviour failing on FROM
 		// and TO alike is no regression), so their exit code is only reported.
@@ -149,7 +135,7 @@ func (u *upgradeRun) phases(ctx context.Context) (code int, failed bool) {
 			return exitErr(ginkgo(ctx, u.wd, GinkgoArgs(ph.PhaseSettings(u.s), u.extra), []string{provision.StateEnv + "=" + path}, u.stdout, u.stderr))
 		})
 	}
-	return 0, false
+	return 0
 }
 
 func exitErr(code int) error {

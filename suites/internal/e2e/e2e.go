@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -123,11 +124,9 @@ func Bootstrap(suite string) bool {
 			fmt.Fprintf(os.Stdout, "\n%s\nconformance report: %s\n", summaryTable(rep), dir)
 		}
 		if owned {
-			failed := !r.SuiteSucceeded
-			ctx := context.Background()
-			if err := provision.Down(ctx, Current.State, provision.OutcomeOf(ctx, failed), os.Stdout); err != nil {
-				fmt.Fprintf(os.Stderr, "meshconform: cleanup: %v\n", err)
-			}
+			// Ginkgo's reason for a signal: an interrupted run is cleaned up, as the driver's is.
+			interrupted := slices.Contains(r.SpecialSuiteFailureReasons, "Interrupted by User")
+			_ = provision.End(context.Background(), Current.State, provision.OutcomeOf(interrupted, !r.SuiteSucceeded), os.Stdout)
 		}
 	})
 	return true
