@@ -171,8 +171,14 @@ func TestCatalogShape(t *testing.T) {
 	if got := Areas(); !slices.Equal(got, want) {
 		t.Errorf("Areas() = %v, want %v", got, want)
 	}
-	if n := len(InArea(AreaAuthz)); n != 5 {
-		t.Errorf("InArea(authz) has %d behaviours, want 5", n)
+	authz := InArea(AreaAuthz)
+	if len(authz) < 5 || authz[0].ID != "AUTHZ-001" {
+		t.Errorf("InArea(authz) = %d behaviours starting %v, want AUTHZ-001 first and at least 5", len(authz), authz)
+	}
+	for _, b := range authz {
+		if b.Area != AreaAuthz {
+			t.Errorf("InArea(authz) holds %s of area %s", b.ID, b.Area)
+		}
 	}
 
 	// All returns copies: a caller appending labels must not change the catalog.
