@@ -1,8 +1,10 @@
 package behaviors
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"meshconform/framework/catalog"
 	"meshconform/framework/probe"
@@ -62,6 +64,23 @@ func CheckXFCC(body, wantBy, wantURI string) error {
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("X-Forwarded-Client-Cert %q: %v", raw, problems)
+	}
+	return nil
+}
+
+// CheckNoXFCC asserts that httpbin's /headers echo carries no X-Forwarded-Client-Cert: the
+// request reached the app without an mTLS identity (MTLS-013, MTLS-014).
+func CheckNoXFCC(body string) error {
+	var reply struct {
+		Headers map[string]json.RawMessage `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(body), &reply); err != nil || reply.Headers == nil {
+		return fmt.Errorf("not an httpbin /headers reply (%v): %.200q", err, body)
+	}
+	for k, v := range reply.Headers {
+		if strings.EqualFold(k, "X-Forwarded-Client-Cert") {
+			return fmt.Errorf("the app saw X-Forwarded-Client-Cert %s: the request carried an mTLS identity", v)
+		}
 	}
 	return nil
 }

@@ -31,3 +31,19 @@ func TestCheckXFCC(t *testing.T) {
 		t.Errorf("missing header: got %v", err)
 	}
 }
+
+func TestCheckNoXFCC(t *testing.T) {
+	if err := CheckNoXFCC(`{"headers":{"Accept":["*/*"],"Host":["httpbin"]}}`); err != nil {
+		t.Errorf("no XFCC: %v", err)
+	}
+	for name, body := range map[string]string{
+		"xfcc":       `{"headers":{"X-Forwarded-Client-Cert":["By=spiffe://cluster.local/ns/a/sa/b;Hash=ab"]}}`,
+		"lower case": `{"headers":{"x-forwarded-client-cert":"By=x"}}`,
+		"not json":   `upstream connect error`,
+		"no headers": `{"url":"/get"}`,
+	} {
+		if err := CheckNoXFCC(body); err == nil {
+			t.Errorf("%s: CheckNoXFCC accepted %q", name, body)
+		}
+	}
+}
