@@ -300,7 +300,7 @@ run_interrupt() {
 CONTROL_PLANE_PASSES=(CERT-003=pass CERT-005=pass/documented CP-001=pass CP-002=pass CP-003=pass VALID-001=pass
   POSTURE-001=pass/documented POSTURE-002=pass/documented POSTURE-003=pass/documented
   POSTURE-004=pass/documented POSTURE-005=pass/documented POSTURE-006=pass/documented
-  POSTURE-007=pass/documented 'PROBE-001[injected spec]=pass')
+  POSTURE-007=pass/documented 'PROBE-001[injected spec]=pass' 'PROBE-004[injected spec]=pass')
 
 # The control plane from source, the real charts, the specs that need no proxy. Posture runs:
 # the cluster is the run's own, so its disruptive hardening is allowed.

@@ -19,7 +19,7 @@ import (
 
 var allSamples = []Sample{
 	Httpbin, Nginx, Frontend, Sleep, Curl, TestClient, PlainClient, ProductCatalog, MySQL, MySQLClient,
-	ProbeServer, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort, HttpbinTTL,
+	ProbeServer, ProbeTCP, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort, HttpbinTTL,
 }
 
 func loadAll(t *testing.T) map[Sample]*Manifest {

@@ -58,6 +58,8 @@ const (
 	MySQLClient Sample = "mysql-client"
 	// ProbeServer has HTTP readiness and liveness probes on its app port 8080.
 	ProbeServer Sample = "probe-server"
+	// ProbeTCP has TCP (tcpSocket) readiness and liveness probes on its app port 8080.
+	ProbeTCP Sample = "probe-tcp"
 	// ProbeNoRewrite is ProbeServer with sidecar.istio.io/rewriteAppHTTPProbers: "false".
 	ProbeNoRewrite Sample = "probe-norewrite"
 	// ProbePort probes a separate port, 8081, with rewrite off (PERMISSIVE on 8081 needed).

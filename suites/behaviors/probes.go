@@ -83,11 +83,12 @@ func WantOriginal(c corev1.Container) RewriteOption {
 	return func(rc *rewriteConfig) { rc.original = c.DeepCopy() }
 }
 
-// CheckProbeRewritten is PROBE-001's spec half: in the injected pod, container's readiness
+// CheckProbeRewritten is PROBE-001's and PROBE-004's spec half: in the injected pod, container's readiness
 // probe is an httpGet of /app-health/<container>/readyz on the status port (15020, or the
 // pod's status.sidecar.istio.io/port), its liveness probe (when it has one)
 // /app-health/<container>/livez, and istio-proxy's ISTIO_KUBE_APP_PROBERS holds the
-// original probers under those paths.
+// original probers under those paths (with WantOriginal: the manifest's own, httpGet or
+// tcpSocket, with named ports resolved).
 func CheckProbeRewritten(pod *corev1.Pod, container string, opts ...RewriteOption) error {
 	var cfg rewriteConfig
 	for _, o := range opts {
@@ -143,10 +144,18 @@ func CheckProbeRewritten(pod *corev1.Pod, container string, opts ...RewriteOptio
 						KubeAppProbersEnv, k.path, rec, want.Path, want.Port.String()))
 				}
 			}
+			// A TCP probe is rewritten too (app_probe.go convertAppProberTCPSocket): the
+			// agent then dials the original port (PROBE-004).
+			if want, ok := resolvedTCPPort(k.original, cfg.original); ok {
+				if rec.TCPSocket == nil || rec.TCPSocket.Port != want {
+					problems = append(problems, fmt.Sprintf("%s[%q] is %s, want the original tcpSocket on port %s",
+						KubeAppProbersEnv, k.path, rec, want.String()))
+				}
+			}
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("PROBE-001: the injector did not rewrite container %s's probes in pod %s/%s: %s%s",
+		return fmt.Errorf("the injector did not rewrite container %s's probes in pod %s/%s: %s%s",
 			container, pod.Namespace, pod.Name, strings.Join(problems, "; "), rewriteHint(pod))
 	}
 	return nil
@@ -238,14 +247,28 @@ func resolvedHTTPGet(p *corev1.Probe, c *corev1.Container) (corev1.HTTPGetAction
 		return corev1.HTTPGetAction{}, false
 	}
 	h := *p.HTTPGet
-	if h.Port.Type == intstr.String && c != nil {
+	h.Port = resolvePort(h.Port, c)
+	return h, true
+}
+
+// resolvedTCPPort is p's tcpSocket port with a named port turned into the container's number,
+// as the injector records it.
+func resolvedTCPPort(p *corev1.Probe, c *corev1.Container) (intstr.IntOrString, bool) {
+	if p == nil || p.TCPSocket == nil {
+		return intstr.IntOrString{}, false
+	}
+	return resolvePort(p.TCPSocket.Port, c), true
+}
+
+func resolvePort(port intstr.IntOrString, c *corev1.Container) intstr.IntOrString {
+	if port.Type == intstr.String && c != nil {
 		for _, cp := range c.Ports {
-			if cp.Name == h.Port.StrVal {
-				h.Port = intstr.FromInt32(cp.ContainerPort)
+			if cp.Name == port.StrVal {
+				return intstr.FromInt32(cp.ContainerPort)
 			}
 		}
 	}
-	return h, true
+	return port
 }
 
 func rewriteHint(pod *corev1.Pod) string {

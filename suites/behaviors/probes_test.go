@@ -156,7 +156,7 @@ func testCheckProbeRewritten(t *testing.T, b istiosrc.Branch) {
 			pod:  mutate(func(p *corev1.Pod) { p.Annotations[istionames.StatusPortAnnotation] = "15030" }),
 			errs: []string{"readiness probe is httpGet /app-health/hello/readyz on port 15020, want httpGet /app-health/hello/readyz on port 15030"}},
 		{name: "not rewritten (rewrite off)", pod: goldenPod(t, b, goldenNoRewrite+".injected"),
-			errs: []string{"PROBE-001", "readiness probe is httpGet  on port 3333, want httpGet /app-health/hello/readyz on port 15020",
+			errs: []string{"the injector did not rewrite", "readiness probe is httpGet  on port 3333, want httpGet /app-health/hello/readyz on port 15020",
 				"liveness probe is httpGet  on port http", `no "/app-health/hello/readyz" entry`, `rewriteAppHTTPProbers="false"`}},
 		{name: "liveness left alone",
 			pod:  mutate(func(p *corev1.Pod) { hello(p).LivenessProbe.HTTPGet.Path = "/status/200" }),
@@ -296,5 +296,39 @@ func TestSoakInterruptedWhileListing(t *testing.T) {
 	err := SoakReady(ctx, kube, "ns", "app=probe-server", time.Minute, time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "interrupted after") || !strings.Contains(err.Error(), "(1 observations, all Ready)") {
 		t.Errorf("soak cut short during its second list: %v; want the interruption after 1 observation", err)
+	}
+}
+
+// TestCheckTCPProbeRewritten: Istio's own golden pod for TCP probes (tcp-probes.yaml, injected)
+// passes, its originals compared with the input (a named liveness port resolved to 80); an agent
+// told another port, a probe left as tcpSocket, or a readiness prober recorded as httpGet fail.
+func TestCheckTCPProbeRewritten(t *testing.T) { eachBranch(t, testCheckTCPProbeRewritten) }
+
+func testCheckTCPProbeRewritten(t *testing.T, b istiosrc.Branch) {
+	pod := goldenPod(t, b, "tcp-probes.yaml.injected")
+	want := WantOriginal(goldenContainerOf(t, b, "tcp-probes.yaml", "hello"))
+	if err := CheckProbeRewritten(pod, "hello", want); err != nil {
+		t.Fatalf("Istio's golden TCP rewrite rejected: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		mutate func(p *corev1.Pod) *corev1.Pod
+		want   string
+	}{
+		"agent dials another port": {func(p *corev1.Pod) *corev1.Pod {
+			return setProbers(p, `{"/app-health/hello/livez":{"tcpSocket":{"port":81}},"/app-health/hello/readyz":{"tcpSocket":{"port":3333}}}`)
+		}, `want the original tcpSocket on port 80`},
+		"original recorded as httpGet": {func(p *corev1.Pod) *corev1.Pod {
+			return setProbers(p, `{"/app-health/hello/livez":{"tcpSocket":{"port":80}},"/app-health/hello/readyz":{"httpGet":{"port":3333}}}`)
+		}, `"/app-health/hello/readyz"] is httpGet`},
+		"liveness not rewritten": {func(p *corev1.Pod) *corev1.Pod {
+			findContainer(p, "hello").LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}}}
+			return p
+		}, "liveness probe is tcpSocket on port http, want httpGet /app-health/hello/livez on port 15020"},
+	} {
+		p := tc.mutate(pod.DeepCopy())
+		err := CheckProbeRewritten(p, "hello", want)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
 	}
 }
