@@ -35,7 +35,8 @@ type Config struct {
 	IgnoreLateErrors bool
 }
 
-func (c Config) validate() error {
+// Validate says which field is out of range; Until checks it before the first observation.
+func (c Config) Validate() error {
 	switch {
 	case c.Poll <= 0:
 		return fmt.Errorf("wait: Poll = %v, want > 0", c.Poll)
@@ -100,7 +101,7 @@ func (r Result[T]) Last() Observation[T] {
 // in the history without converting it.
 func Until[T any](ctx context.Context, cfg Config, observe func(context.Context) (T, error), met func(T) bool) (Result[T], error) {
 	var r Result[T]
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return r, err
 	}
 	start := time.Now()
