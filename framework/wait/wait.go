@@ -89,10 +89,10 @@ func (r Result[T]) Last() Observation[T] {
 // cfg.Timeout) or ctx ends the wait first, the error is the context's cause:
 // context.DeadlineExceeded for the deadline.
 //
-// An observation that returns an error after the wait's context ended was cut short by it: it
-// says nothing about what is waited for, so it is dropped (it breaks the streak, but is
-// neither counted nor kept), unless it is the first, which is kept so that the result says
-// something. With cfg.IgnoreLateErrors, errors in the last Poll before the deadline are
+// An observation that returns an error once the context it ran under has ended (the
+// deadline's or ctx's; with ObserveTimeout only ctx's) was cut short by it: it says nothing
+// about what is waited for, so it is dropped (it breaks the streak, but is neither counted
+// nor kept), unless it is the first, which is kept so that the result says something. With cfg.IgnoreLateErrors, errors in the last Poll before the deadline are
 // dropped too, the first one included. A value that arrives after the deadline is judged:
 // it may still complete the streak.
 //
