@@ -22,6 +22,8 @@ import (
 	"sigs.k8s.io/e2e-framework/support"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	kindlog "sigs.k8s.io/kind/pkg/log"
+
+	"meshconform/framework/wait"
 )
 
 // Kind is a kind cluster driven through kind's Go library (no kind binary needed; kind itself
@@ -434,32 +436,29 @@ func (k *Kind) LoadImageArchive(ctx context.Context, archivePath string, _ ...st
 
 // WaitReady polls until every node is Ready and CoreDNS has a ready pod, or timeout.
 func WaitReady(ctx context.Context, kube kubernetes.Interface, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last := "not checked yet"
-	for {
-		nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err == nil {
-			var pods *corev1.PodList
-			pods, err = kube.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
-			if err == nil {
-				var ok bool
-				if ok, last = ControlPlaneReady(nodes.Items, pods.Items); ok {
-					return nil
-				}
+	res, err := wait.Until(ctx, wait.Config{Timeout: timeout, Poll: time.Second, Consecutive: 1},
+		func(ctx context.Context) (string, error) {
+			nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return "", err
 			}
-		}
-		if err != nil {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster not ready after %s: %s", timeout, last)
-		case <-tick.C:
-		}
+			pods, err := kube.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+			if err != nil {
+				return "", err
+			}
+			_, missing := ControlPlaneReady(nodes.Items, pods.Items) // "" when ready
+			return missing, nil
+		}, func(missing string) bool { return missing == "" })
+	if err == nil {
+		return nil
 	}
+	last := "not checked yet"
+	if l := res.Last(); l.Err != nil {
+		last = l.Err.Error()
+	} else if l.N > 0 {
+		last = l.Value
+	}
+	return fmt.Errorf("cluster not ready after %s: %s", timeout, last)
 }
 
 // ControlPlaneReady decides readiness from nodes and the CoreDNS pods; when not ready it says

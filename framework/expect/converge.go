@@ -8,9 +8,11 @@ import (
 
 	"meshconform/framework/catalog"
 	"meshconform/framework/probe"
+	"meshconform/framework/wait"
 )
 
-// maxHistory bounds what a Result keeps: a 60s wait at 250ms makes 240 probes.
+// maxHistory bounds what a Result keeps (or the final streak, if longer): a 60s wait at
+// 250ms makes 240 probes.
 const maxHistory = 64
 
 // Observation is one probe of a convergence: what it saw and how it was judged.
@@ -40,8 +42,8 @@ type Result struct {
 	Class    Classification
 	Reason   string
 	Attempts int
-	// History holds the outcomes seen (the last 64), oldest first; Observations the same
-	// with their classification.
+	// History holds the outcomes seen (the last 64, or the whole final streak if longer),
+	// oldest first; Observations the same with their classification.
 	History      []probe.Outcome
 	Observations []Observation
 }
@@ -55,7 +57,7 @@ type ConvergeError struct {
 	BestStreak   int
 	Last         Observation
 	Observations []Observation
-	Err          error // context.DeadlineExceeded or context.Canceled
+	Err          error // context.DeadlineExceeded or context.Canceled (ctx's cause, if it has one)
 }
 
 func (e *ConvergeError) Unwrap() error { return e.Err }
@@ -142,75 +144,50 @@ func firstLine(s string) string {
 // Converge runs run every cfg.Poll until cfg.Consecutive outcomes in a row are accepted by
 // mode (any other outcome, or a probe error, starts the count again), or cfg.Timeout (or
 // ctx) ends the wait. A negative expectation converges the same way: one reset seen before
-// a policy landed proves nothing.
+// a policy landed proves nothing. A probe cut short by the deadline (after the first) says
+// nothing about the mesh and is not counted.
 func Converge(ctx context.Context, cfg Config, mode Mode, e catalog.Expectation,
 	run func(context.Context) (probe.Outcome, error)) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	start := time.Now()
-	var (
-		obs              []Observation
-		attempts, streak int
-		best             int
-		worst            Classification
-		worstReason      string
-	)
-	for {
+	res, err := wait.Until(ctx, cfg.waitConfig(), func(ctx context.Context) (Observation, error) {
 		o, err := run(ctx)
-		if err != nil && ctx.Err() != nil && attempts > 0 {
-			// The probe was cut by the deadline: it says nothing about the mesh.
-			break
-		}
-		attempts++
-		ob := Observation{At: time.Since(start), Outcome: o, Err: err}
+		ob := Observation{Outcome: o, Err: err}
 		if err == nil {
 			ob.Class, ob.Reason = Classify(e, o)
 		}
-		obs = append(obs, ob)
-		if len(obs) > maxHistory {
-			obs = obs[len(obs)-maxHistory:]
+		return ob, err
+	}, func(ob Observation) bool { return mode.Accepts(ob.Class) })
+	obs := make([]Observation, len(res.History))
+	for i, w := range res.History {
+		obs[i] = w.Value
+		obs[i].At = w.At
+	}
+	if err != nil {
+		ce := &ConvergeError{Expectation: e, Mode: mode, Config: cfg, Attempts: res.Attempts, BestStreak: res.BestStreak,
+			Observations: obs, Err: err}
+		if len(obs) > 0 {
+			ce.Last = obs[len(obs)-1]
 		}
-		if err == nil && mode.Accepts(ob.Class) {
-			if streak == 0 || ob.Class.rank() >= worst.rank() {
-				worst, worstReason = ob.Class, ob.Reason
-			}
-			streak++
-			best = max(best, streak)
-			if streak >= cfg.Consecutive {
-				r := Result{Outcome: o, Class: worst, Reason: worstReason, Attempts: attempts, Observations: obs}
-				for _, x := range obs {
-					r.History = append(r.History, x.Outcome)
-				}
-				return r, nil
-			}
-		} else {
-			streak = 0
-		}
-		if !wait(ctx, cfg.Poll) {
-			break
+		return Result{}, ce
+	}
+	r := Result{Outcome: obs[len(obs)-1].Outcome, Attempts: res.Attempts, Observations: obs}
+	// The worst class of the final streak (the history holds all of it), the latest of equals.
+	for i, ob := range obs[len(obs)-cfg.Consecutive:] {
+		if i == 0 || ob.Class.rank() >= r.Class.rank() {
+			r.Class, r.Reason = ob.Class, ob.Reason
 		}
 	}
-	ce := &ConvergeError{Expectation: e, Mode: mode, Config: cfg, Attempts: attempts, BestStreak: best,
-		Observations: obs, Err: ctx.Err()}
-	if len(obs) > 0 {
-		ce.Last = obs[len(obs)-1]
+	for _, x := range obs {
+		r.History = append(r.History, x.Outcome)
 	}
-	return Result{}, ce
+	return r, nil
 }
 
-// wait pauses for d unless ctx ends first; false when it did.
-func wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+// waitConfig is c for the waiter, keeping the last maxHistory observations.
+func (c Config) waitConfig() wait.Config {
+	return wait.Config{Timeout: c.Timeout, Poll: c.Poll, Consecutive: c.Consecutive, History: maxHistory}
 }
 
 // ConvergeFunc runs check every cfg.Poll until it returns nil cfg.Consecutive times in a
@@ -220,50 +197,34 @@ func ConvergeFunc(ctx context.Context, cfg Config, check func(context.Context) e
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
-	start := time.Now()
+	res, err := wait.Until(ctx, cfg.waitConfig(), func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, check(ctx)
+	}, nil)
+	if err == nil {
+		return nil
+	}
 	var (
-		hist             []string
-		last             error
-		attempts, streak int
-		best             int
+		hist []string
+		last error
 	)
-	for {
-		err := check(ctx)
-		if err != nil && ctx.Err() != nil && attempts > 0 {
-			break
-		}
-		attempts++
-		line := fmt.Sprintf("#%d +%.1fs ok", attempts, time.Since(start).Seconds())
-		if err != nil {
-			line = fmt.Sprintf("#%d +%.1fs %s", attempts, time.Since(start).Seconds(), firstLine(err.Error()))
-			last, streak = err, 0
-		} else {
-			streak++
-			best = max(best, streak)
-			if streak >= cfg.Consecutive {
-				return nil
-			}
+	for _, ob := range res.History {
+		line := fmt.Sprintf("#%d +%.1fs ok", ob.N, ob.At.Seconds())
+		if ob.Err != nil {
+			line = fmt.Sprintf("#%d +%.1fs %s", ob.N, ob.At.Seconds(), firstLine(ob.Err.Error()))
+			last = ob.Err
 		}
 		hist = append(hist, line)
-		if len(hist) > maxHistory {
-			hist = hist[len(hist)-maxHistory:]
-		}
-		if !wait(ctx, cfg.Poll) {
-			break
-		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "condition not met %d times in a row within %v (%v); %d checks, longest streak %d\n",
-		cfg.Consecutive, cfg.Timeout, ctx.Err(), attempts, best)
+		cfg.Consecutive, cfg.Timeout, err, res.Attempts, res.BestStreak)
 	if last != nil {
 		fmt.Fprintf(&b, "last error: %v\n", last)
 	}
 	if len(hist) > 0 {
 		b.WriteString("history (oldest first):\n  " + strings.Join(hist, "\n  "))
 	}
-	return &funcError{msg: strings.TrimRight(b.String(), "\n"), err: ctx.Err(), last: last}
+	return &funcError{msg: strings.TrimRight(b.String(), "\n"), err: err, last: last}
 }
 
 type funcError struct {

@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"meshconform/framework/wait"
 )
 
 // PollInterval is how often readiness is checked.
@@ -68,40 +70,34 @@ func (i *Installer) waitReady(ctx context.Context, o Options, c Chart) error {
 //
 // Each round of checks gets its own deadline (roundTimeout) rather than the wait's: a round
 // cut short by the overall deadline would report the deadline (or the client's rate limiter
-// refusing to wait past it) instead of the cluster.
+// refusing to wait past it) instead of the cluster. A round cut short by ctx says nothing.
 func WaitFor(ctx context.Context, timeout time.Duration, what string, log Logger, checks ...Check) error {
 	start := time.Now()
-	deadline := start.Add(timeout)
-	tick := time.NewTicker(PollInterval)
-	defer tick.Stop()
+	var logged []string
+	res, err := wait.Until(ctx, wait.Config{Timeout: timeout, Poll: PollInterval, Consecutive: 1, ObserveTimeout: roundTimeout},
+		func(rctx context.Context) ([]string, error) {
+			waiting := evaluate(rctx, checks)
+			if ctx.Err() != nil {
+				return waiting, ctx.Err()
+			}
+			if !slices.Equal(waiting, logged) && len(waiting) > 0 {
+				log.Info("waiting", "for", what, "waiting", waiting, "elapsed", time.Since(start).Round(time.Millisecond))
+			}
+			logged = waiting
+			return waiting, nil
+		}, func(waiting []string) bool { return len(waiting) == 0 })
+	if err == nil {
+		log.Info("ready", "for", what, "elapsed", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
 	var last []string
-	interrupted := func() error {
-		return fmt.Errorf("wait for %s interrupted after %s (%v): %s", what, time.Since(start).Round(time.Millisecond), context.Cause(ctx), strings.Join(last, "; "))
+	if l := res.Last(); l.Err == nil {
+		last = l.Value
 	}
-	for {
-		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
-		waiting := evaluate(rctx, checks)
-		cancel()
-		if ctx.Err() != nil {
-			return interrupted()
-		}
-		if !slices.Equal(waiting, last) && len(waiting) > 0 {
-			log.Info("waiting", "for", what, "waiting", waiting, "elapsed", time.Since(start).Round(time.Millisecond))
-		}
-		last = waiting
-		if len(waiting) == 0 {
-			log.Info("ready", "for", what, "elapsed", time.Since(start).Round(time.Millisecond))
-			return nil
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("%s not ready within %s: %s", what, timeout, strings.Join(last, "; "))
-		}
-		select {
-		case <-ctx.Done():
-			return interrupted()
-		case <-tick.C:
-		}
+	if ctx.Err() != nil {
+		return fmt.Errorf("wait for %s interrupted after %s (%v): %s", what, res.Elapsed.Round(time.Millisecond), context.Cause(ctx), strings.Join(last, "; "))
 	}
+	return fmt.Errorf("%s not ready within %s: %s", what, timeout, strings.Join(last, "; "))
 }
 
 // roundTimeout bounds one round of checks (a few GETs).

@@ -16,6 +16,7 @@ import (
 
 	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
+	"meshconform/framework/wait"
 )
 
 // Injection says whether pods in a namespace get a sidecar: InjectionOn, InjectionOff or
@@ -179,39 +180,36 @@ func deleteAndWait(ctx context.Context, kube kubernetes.Interface, names []strin
 			return fmt.Errorf("workload: deleting namespace %s: %w", n, err)
 		}
 	}
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
 	left := slices.Clone(names)
 	last := map[string]*corev1.Namespace{}
-	for {
-		var still []string
-		for _, n := range left {
-			ns, err := kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err):
-				continue
-			case err == nil:
-				last[n] = ns
-			}
-			still = append(still, n) // present, or unknown after an API error
-		}
-		left = still
-		if len(left) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			var b strings.Builder
-			fmt.Fprintf(&b, "workload: %d namespace(s) not gone after deletion (%v):", len(left), context.Cause(ctx))
+	dl, _ := ctx.Deadline()
+	_, err := wait.Until(ctx, wait.Config{Timeout: time.Until(dl), Poll: 250 * time.Millisecond, Consecutive: 1},
+		func(ctx context.Context) ([]string, error) {
+			var still []string
 			for _, n := range left {
-				fmt.Fprintf(&b, "\n  %s: %s", n, describeNamespace(last[n]))
+				ns, err := kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
+				switch {
+				case apierrors.IsNotFound(err):
+					continue // gone stays gone
+				case err == nil:
+					last[n] = ns
+				}
+				still = append(still, n) // present, or unknown after an API error
 			}
-			b.WriteString("\n  (the namespace controller removes content first; a finalizer left by a " +
-				"controller that no longer runs keeps a namespace Terminating: look at the conditions above)")
-			return fmt.Errorf("%s", b.String())
-		case <-tick.C:
-		}
+			left = still
+			return left, nil
+		}, func(left []string) bool { return len(left) == 0 })
+	if err == nil {
+		return nil
 	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "workload: %d namespace(s) not gone after deletion (%v):", len(left), err)
+	for _, n := range left {
+		fmt.Fprintf(&b, "\n  %s: %s", n, describeNamespace(last[n]))
+	}
+	b.WriteString("\n  (the namespace controller removes content first; a finalizer left by a " +
+		"controller that no longer runs keeps a namespace Terminating: look at the conditions above)")
+	return fmt.Errorf("%s", b.String())
 }
 
 func describeNamespace(ns *corev1.Namespace) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
+	"meshconform/framework/wait"
 	"slices"
 	"sort"
 	"strings"
@@ -87,59 +88,43 @@ func WaitReady(ctx context.Context, kube kubernetes.Interface, ns, selector stri
 	if sel.Empty() {
 		return fmt.Errorf("workload: wait ready in %s: empty selector would select every pod; pass a Handle's Selector", ns)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	defer cancel()
-	began := time.Now()
-	tick := time.NewTicker(cfg.poll)
-	defer tick.Stop()
+	// An API error says nothing about the pods: it breaks the streak only. One in the last
+	// poll interval is most likely the deadline itself (or the client's rate limiter refusing
+	// to wait past it): not worth reporting.
+	wcfg := wait.Config{Timeout: cfg.timeout, Poll: cfg.poll, Consecutive: cfg.consecutive, IgnoreLateErrors: true}
+	if err := wcfg.Validate(); err != nil {
+		return fmt.Errorf("workload: wait ready in %s: %w", ns, err)
+	}
 	var (
-		nsLabels          map[string]string // read once: two requests per observation, not three
-		streak, completed int
-		last              Observation // the last complete observation: the one worth reporting
-		lastErr           error       // the last API error, if newer than last
+		nsLabels  map[string]string // read once: two requests per observation, not three
+		last      Observation       // the last complete observation: the one worth reporting
+		completed int
 	)
-	for {
+	res, err := wait.Until(ctx, wcfg, func(ctx context.Context) (Observation, error) {
 		if nsLabels == nil {
 			nsObj, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			if err == nil {
-				nsLabels = nsObj.Labels
-				if nsLabels == nil {
-					nsLabels = map[string]string{}
-				}
-			} else if dl, _ := ctx.Deadline(); time.Until(dl) > cfg.poll {
-				lastErr = fmt.Errorf("reading namespace %s: %w", ns, err)
+			if err != nil {
+				return Observation{}, fmt.Errorf("reading namespace %s: %w", ns, err)
+			}
+			nsLabels = nsObj.Labels
+			if nsLabels == nil {
+				nsLabels = map[string]string{}
 			}
 		}
-		if nsLabels != nil {
-			o, err := observe(ctx, kube, ns, nsLabels, sel, cfg.proxy)
-			switch {
-			case err != nil:
-				// An API error says nothing about the pods: it breaks the streak only. One
-				// in the last poll interval is most likely the deadline itself (or the
-				// client's rate limiter refusing to wait past it): not worth reporting.
-				streak = 0
-				if dl, _ := ctx.Deadline(); time.Until(dl) > cfg.poll {
-					lastErr = err
-				}
-			case o.Ready():
-				last, lastErr, completed, streak = o, nil, completed+1, streak+1
-				if streak >= cfg.consecutive {
-					return nil
-				}
-			default:
-				last, lastErr, completed, streak = o, nil, completed+1, 0
-			}
+		o, err := observe(ctx, kube, ns, nsLabels, sel, cfg.proxy)
+		if err == nil {
+			last, completed = o, completed+1
 		}
-		select {
-		case <-ctx.Done():
-			return &NotReadyError{
-				Namespace: ns, Selector: selector, Waited: time.Since(began).Round(time.Millisecond),
-				Cause: context.Cause(ctx), Streak: streak, Consecutive: cfg.consecutive,
-				Observations: completed, Last: last, LastError: lastErr,
-				Events: warningEvents(kube, ns, last.Pods),
-			}
-		case <-tick.C:
-		}
+		return o, err
+	}, Observation.Ready)
+	if err == nil {
+		return nil
+	}
+	return &NotReadyError{
+		Namespace: ns, Selector: selector, Waited: res.Elapsed.Round(time.Millisecond),
+		Cause: err, Streak: res.Streak, Consecutive: cfg.consecutive,
+		Observations: completed, Last: last, LastError: res.Last().Err,
+		Events: warningEvents(kube, ns, last.Pods),
 	}
 }
 

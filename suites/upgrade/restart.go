@@ -16,6 +16,7 @@ import (
 
 	"meshconform/framework/istionames"
 	"meshconform/framework/ownership"
+	"meshconform/framework/wait"
 	"meshconform/framework/workload"
 )
 
@@ -167,44 +168,40 @@ func WaitRestarted(ctx context.Context, kube kubernetes.Interface, ns, deploymen
 	if admitted {
 		reasons = AdmittedReasons
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(poll)
-	defer tick.Stop()
-	var (
-		last    []string // reasons of the last complete observation
-		lastErr error    // the last API error, if newer than last
-	)
-	for {
-		d, err := kube.AppsV1().Deployments(ns).Get(ctx, deployment, metav1.GetOptions{})
-		if err == nil {
-			var pods *corev1.PodList
-			sel := metav1.FormatLabelSelector(d.Spec.Selector)
-			if pods, err = kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel}); err == nil {
-				last, lastErr = reasons(d, pods.Items, stamp), nil
-				if len(last) == 0 {
-					return newest(pods.Items, stamp), nil
-				}
-			}
-		}
-		// An error in the last poll interval is most likely the deadline itself (or the
-		// client's rate limiter refusing to wait past it): it says nothing about the rollout.
-		if dl, _ := ctx.Deadline(); err != nil && time.Until(dl) > poll {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			msg := strings.Join(last, "; ")
-			if lastErr != nil {
-				msg = strings.TrimPrefix(msg+"; last API error: "+lastErr.Error(), "; ")
-			}
-			if msg == "" {
-				msg = "nothing observed"
-			}
-			return nil, fmt.Errorf("rollout restart of deployment %s/%s not finished after %s: %s", ns, deployment, timeout, msg)
-		case <-tick.C:
-		}
+	// An error in the last poll interval is most likely the deadline itself (or the client's
+	// rate limiter refusing to wait past it): it says nothing about the rollout.
+	cfg := wait.Config{Timeout: timeout, Poll: poll, Consecutive: 1, IgnoreLateErrors: true}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("rollout restart of deployment %s/%s: %w", ns, deployment, err)
 	}
+	type look struct {
+		pods    []corev1.Pod
+		reasons []string
+	}
+	var last []string // reasons of the last complete observation
+	res, err := wait.Until(ctx, cfg, func(ctx context.Context) (look, error) {
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, deployment, metav1.GetOptions{})
+		if err != nil {
+			return look{}, err
+		}
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
+		if err != nil {
+			return look{}, err
+		}
+		last = reasons(d, pods.Items, stamp)
+		return look{pods.Items, last}, nil
+	}, func(l look) bool { return len(l.reasons) == 0 })
+	if err == nil {
+		return newest(res.Last().Value.pods, stamp), nil
+	}
+	msg := strings.Join(last, "; ")
+	if lastErr := res.Last().Err; lastErr != nil {
+		msg = strings.TrimPrefix(msg+"; last API error: "+lastErr.Error(), "; ")
+	}
+	if msg == "" {
+		msg = "nothing observed"
+	}
+	return nil, fmt.Errorf("rollout restart of deployment %s/%s not finished after %s: %s", ns, deployment, timeout, msg)
 }
 
 func newest(pods []corev1.Pod, stamp string) *corev1.Pod {

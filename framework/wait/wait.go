@@ -1,0 +1,166 @@
+// Package wait is the one loop under every wait of the suite (DESIGN.md, "Waiting"): it
+// observes something every Poll until an observation is met Consecutive times in a row, or the
+// deadline (or ctx) ends the wait, and keeps a bounded history of what it saw so that the
+// caller's error can show it. It imports neither Ginkgo nor Gomega, and never sleeps past ctx.
+package wait
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Config says how long to wait, how often to look, and what to keep.
+type Config struct {
+	// Timeout bounds the wait from its start (ctx's own deadline still applies). A Timeout
+	// ≤ 0 leaves room for one observation.
+	Timeout time.Duration
+	// Poll is the pause between the end of one observation and the start of the next (> 0).
+	Poll time.Duration
+	// Consecutive is how many met observations in a row end the wait (≥ 1). Any observation
+	// that is not met, or fails, starts the count again.
+	Consecutive int
+	// History is how many of the latest observations Result.History keeps; it always keeps
+	// at least Consecutive, so that a wait that succeeded holds its whole final streak.
+	History int
+	// ObserveTimeout, when > 0, runs each observation under ctx with a timeout of its own
+	// instead of under the wait's deadline: the deadline then never cuts an observation
+	// short (the wait ends once the observation has been judged), so the last one reports
+	// the world rather than the clock.
+	ObserveTimeout time.Duration
+	// IgnoreLateErrors takes an observation that fails when the deadline is at most one Poll
+	// away as the deadline itself (a request cut short, or a client's rate limiter refusing
+	// to wait past it): it breaks the streak, but it is neither counted nor kept, so the
+	// result's last observation is the last word from the world.
+	IgnoreLateErrors bool
+}
+
+// Validate says which field is out of range; Until checks it before the first observation.
+func (c Config) Validate() error {
+	switch {
+	case c.Poll <= 0:
+		return fmt.Errorf("wait: Poll = %v, want > 0", c.Poll)
+	case c.Consecutive < 1:
+		return fmt.Errorf("wait: Consecutive = %d, want ≥ 1", c.Consecutive)
+	case c.History < 0:
+		return fmt.Errorf("wait: History = %d, want ≥ 0", c.History)
+	case c.ObserveTimeout < 0:
+		return fmt.Errorf("wait: ObserveTimeout = %v, want ≥ 0", c.ObserveTimeout)
+	}
+	return nil
+}
+
+// Observation is one look: what it returned, and when.
+type Observation[T any] struct {
+	// N numbers the observations kept, from 1.
+	N int
+	// At is when the observation returned, since the wait began.
+	At    time.Duration
+	Value T
+	// Err says the observation failed; Value is what it returned anyway.
+	Err error
+}
+
+// Result is what a wait saw, whether it succeeded or not.
+type Result[T any] struct {
+	// Attempts counts the observations kept (Until's rules drop some: see there).
+	Attempts int
+	// Streak is how many observations in a row were met at the end; BestStreak the longest
+	// run of them.
+	Streak, BestStreak int
+	// Elapsed is how long the wait took.
+	Elapsed time.Duration
+	// History holds the latest observations kept (Config.History, at least the final
+	// streak), oldest first.
+	History []Observation[T]
+}
+
+// Last is the latest observation kept; its N is 0 when there was none.
+func (r Result[T]) Last() Observation[T] {
+	if len(r.History) == 0 {
+		return Observation[T]{}
+	}
+	return r.History[len(r.History)-1]
+}
+
+// Until calls observe, then every cfg.Poll, until met accepts cfg.Consecutive observations in
+// a row, and returns what it saw with a nil error. An observation is met when observe returns
+// no error and met(value) holds (a nil met accepts every value). When the deadline (start +
+// cfg.Timeout) or ctx ends the wait first, the error is the context's cause:
+// context.DeadlineExceeded for the deadline.
+//
+// An observation that returns an error once the context it ran under has ended (the
+// deadline's or ctx's; with ObserveTimeout only ctx's) was cut short by it: it says nothing
+// about what is waited for, so it is dropped (it breaks the streak, but is neither counted
+// nor kept), unless it is the first, which is kept so that the result says something. With cfg.IgnoreLateErrors, errors in the last Poll before the deadline are
+// dropped too, the first one included. A value that arrives after the deadline is judged:
+// it may still complete the streak.
+//
+// Until is generic over what one observation returns, so that each caller keeps its own
+// evidence (a probe's outcome and classification, a pod list, a list of unmet conditions)
+// in the history without converting it.
+func Until[T any](ctx context.Context, cfg Config, observe func(context.Context) (T, error), met func(T) bool) (Result[T], error) {
+	var r Result[T]
+	if err := cfg.Validate(); err != nil {
+		return r, err
+	}
+	start := time.Now()
+	wctx, cancel := context.WithDeadline(ctx, start.Add(cfg.Timeout))
+	defer cancel()
+	deadline, _ := wctx.Deadline()
+	// The context an observation runs under: its end is what cuts an observation short.
+	under := wctx
+	if cfg.ObserveTimeout > 0 {
+		under = ctx
+	}
+	keep := max(cfg.History, cfg.Consecutive)
+	for {
+		octx, ocancel := under, context.CancelFunc(func() {})
+		if cfg.ObserveTimeout > 0 {
+			octx, ocancel = context.WithTimeout(ctx, cfg.ObserveTimeout)
+		}
+		v, err := observe(octx)
+		ocancel()
+		at := time.Since(start)
+		cut := err != nil && under.Err() != nil && r.Attempts > 0
+		late := err != nil && cfg.IgnoreLateErrors && time.Until(deadline) <= cfg.Poll
+		if cut || late {
+			r.Streak = 0
+		} else {
+			r.Attempts++
+			r.History = append(r.History, Observation[T]{N: r.Attempts, At: at, Value: v, Err: err})
+			if len(r.History) > keep {
+				r.History = r.History[len(r.History)-keep:]
+			}
+			if err == nil && (met == nil || met(v)) {
+				r.Streak++
+				r.BestStreak = max(r.BestStreak, r.Streak)
+				if r.Streak >= cfg.Consecutive {
+					r.Elapsed = time.Since(start)
+					return r, nil
+				}
+			} else {
+				r.Streak = 0
+			}
+		}
+		if !pause(wctx, cfg.Poll) {
+			r.Elapsed = time.Since(start)
+			return r, context.Cause(wctx)
+		}
+	}
+}
+
+// pause waits d unless ctx ends first; false when it has ended.
+func pause(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
