@@ -164,3 +164,46 @@ func pause(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Interrupted is Throughout's error when ctx ended before the window did: how far it got.
+type Interrupted struct {
+	// After is how long the window had run; Observations how many observations passed.
+	After        time.Duration
+	Observations int
+	// Err is the context's cause.
+	Err error
+}
+
+func (e *Interrupted) Error() string {
+	return fmt.Sprintf("interrupted after %v (%d observations, all as required): %v", e.After.Round(100*time.Millisecond), e.Observations, e.Err)
+}
+
+func (e *Interrupted) Unwrap() error { return e.Err }
+
+// Throughout is the other half of waiting ("consistently"): it calls observe at once and then
+// every poll until window has passed (the last call at or after its end), and returns nil when
+// every call returned nil. The first error ends it and is returned as observe returned it:
+// one observation that breaks the rule is the answer. When ctx ends first, or an observation
+// fails because ctx ended, the error is an *Interrupted saying how many observations had
+// passed. n counts the observations from 1; at is when each began, since the window began.
+func Throughout(ctx context.Context, window, poll time.Duration, observe func(ctx context.Context, n int, at time.Duration) error) error {
+	if window <= 0 || poll <= 0 {
+		return fmt.Errorf("wait: window %v and poll %v must be positive", window, poll)
+	}
+	start := time.Now()
+	end := start.Add(window)
+	for n := 1; ; n++ {
+		if err := observe(ctx, n, time.Since(start)); err != nil {
+			if ctx.Err() != nil {
+				return &Interrupted{After: time.Since(start), Observations: n - 1, Err: context.Cause(ctx)}
+			}
+			return err
+		}
+		if !time.Now().Before(end) {
+			return nil
+		}
+		if !pause(ctx, min(poll, time.Until(end))) {
+			return &Interrupted{After: time.Since(start), Observations: n, Err: context.Cause(ctx)}
+		}
+	}
+}

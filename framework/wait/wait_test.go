@@ -256,3 +256,41 @@ func TestConfigValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestThroughout: every observation must hold for the whole window; the first that does not
+// ends it with its own error; an interruption says how many had passed.
+func TestThroughout(t *testing.T) {
+	ctx := context.Background()
+	calls := 0
+	err := Throughout(ctx, 60*time.Millisecond, 10*time.Millisecond, func(context.Context, int, time.Duration) error { calls++; return nil })
+	if err != nil || calls < 4 {
+		t.Errorf("all held: %v after %d calls, want nil after at least 4 (one at the start, one at or after the end)", err, calls)
+	}
+	broken := errors.New("pod became Ready")
+	calls = 0
+	err = Throughout(ctx, time.Second, 5*time.Millisecond, func(_ context.Context, n int, _ time.Duration) error {
+		calls++
+		if n == 3 {
+			return broken
+		}
+		return nil
+	})
+	if !errors.Is(err, broken) || calls != 3 {
+		t.Errorf("broken at 3: %v after %d calls, want %v after 3", err, calls, broken)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	err = Throughout(cctx, time.Second, 5*time.Millisecond, func(ctx context.Context, n int, _ time.Duration) error {
+		if n == 4 {
+			cancel()
+			return ctx.Err() // an observation cut short by the interruption
+		}
+		return nil
+	})
+	var in *Interrupted
+	if !errors.As(err, &in) || in.Observations != 3 || !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted in the 4th: %v, want *Interrupted after 3 observations, context.Canceled", err)
+	}
+	if err := Throughout(ctx, 0, time.Millisecond, func(context.Context, int, time.Duration) error { return nil }); err == nil {
+		t.Error("a zero window was accepted")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"meshconform/framework/istionames"
+	"meshconform/framework/wait"
 	"meshconform/suites/internal/e2e"
 )
 
@@ -292,31 +293,29 @@ func clip(s string, n int) string {
 // that fails fails the check: a window with a blind spot proves nothing. It returns the
 // last scan, for the report.
 func TLSErrorsSettle(ctx context.Context, kube kubernetes.Interface, istioNamespace, revision string, logsSince time.Time, window, poll time.Duration) (LogFindings, error) {
-	if window <= 0 || poll <= 0 {
-		return LogFindings{}, fmt.Errorf("CP-001: window %v and poll %v must be positive", window, poll)
-	}
-	start := time.Now()
-	end := start.Add(window)
-	var first LogFindings
-	for n := 1; ; n++ {
+	var first, cur LogFindings
+	err := wait.Throughout(ctx, window, poll, func(ctx context.Context, n int, since time.Duration) error {
 		text, err := IstiodLogs(ctx, kube, istioNamespace, revision, logsSince)
 		if err != nil {
-			return first, fmt.Errorf("CP-001: reading istiod's logs (scan %d at +%v of a %v window): %w", n, since(start), window, err)
+			return fmt.Errorf("CP-001: reading istiod's logs (scan %d at +%v of a %v window): %w", n, since.Round(100*time.Millisecond), window, err)
 		}
-		cur := ScanIstiodLog(text)
+		cur = ScanIstiodLog(text)
 		if n == 1 {
 			first = cur
 		}
 		if err := CheckTLSErrorsSettled(first, cur); err != nil {
-			return cur, fmt.Errorf("%w\n(scan %d at +%v of a %v window)", err, n, since(start), window)
+			return fmt.Errorf("%w\n(scan %d at +%v of a %v window)", err, n, since.Round(100*time.Millisecond), window)
 		}
-		if !time.Now().Before(end) {
-			return cur, nil
-		}
-		if !pause(ctx, min(poll, time.Until(end))) {
-			return cur, fmt.Errorf("CP-001: window interrupted after %v of %v (%d scans, no growth): %w", since(start), window, n, ctx.Err())
-		}
+		return nil
+	})
+	var in *wait.Interrupted
+	if errors.As(err, &in) {
+		return cur, fmt.Errorf("CP-001: window interrupted after %v of %v (%d scans, no growth): %w", in.After.Round(100*time.Millisecond), window, in.Observations, in.Err)
 	}
+	if err != nil && first.Lines == 0 && cur.Lines == 0 {
+		return first, err
+	}
+	return cur, err
 }
 
 // scanRun reads the run's istiod logs since the run began and scans them.

@@ -18,6 +18,7 @@ import (
 
 	"meshconform/framework/istionames"
 	"meshconform/framework/probe"
+	"meshconform/framework/wait"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
 )
@@ -334,23 +335,13 @@ func keys(m map[string]AppProber) string {
 // changed and when; it passes once an observation at or after the end of the window holds.
 // Call it after the pods became Ready (workload.WaitReady): the first observation must hold.
 func SoakReady(ctx context.Context, kube kubernetes.Interface, ns, selector string, window, poll time.Duration) error {
-	if window <= 0 || poll <= 0 {
-		return fmt.Errorf("soak: window %v and poll %v must be positive", window, poll)
-	}
-	start := time.Now()
-	end := start.Add(window)
 	var baseline map[string]map[string]int32 // pod → container → restarts
-	for n := 1; ; n++ {
+	err := wait.Throughout(ctx, window, poll, func(ctx context.Context, n int, since time.Duration) error {
 		pods, err := listPods(ctx, kube, ns, selector)
-		if err != nil && ctx.Err() != nil {
-			// Cut short while listing rather than while pausing: the same interruption, and it
-			// must read the same (observations before this one were all Ready).
-			return fmt.Errorf("soak of %s in %s interrupted after %v of %v (%d observations, all Ready): %w", selector, ns, since(start), window, n-1, ctx.Err())
-		}
 		if err != nil {
-			return fmt.Errorf("soak of %s in %s, observation %d at +%v: %w", selector, ns, n, since(start), err)
+			return fmt.Errorf("soak of %s in %s, observation %d at +%v: %w", selector, ns, n, since.Round(100*time.Millisecond), err)
 		}
-		at := fmt.Sprintf("observation %d at +%v of a %v soak", n, since(start), window)
+		at := fmt.Sprintf("observation %d at +%v of a %v soak", n, since.Round(100*time.Millisecond), window)
 		if len(pods) == 0 {
 			return fmt.Errorf("soak: no pod matches %s in %s (%s)", selector, ns, at)
 		}
@@ -379,20 +370,20 @@ func SoakReady(ctx context.Context, kube kubernetes.Interface, ns, selector stri
 		}
 		if baseline == nil {
 			baseline = current
-		} else {
-			for name := range baseline {
-				if _, ok := current[name]; !ok {
-					return fmt.Errorf("soak: pod %s disappeared during the soak (%s)", name, at)
-				}
-			}
-		}
-		if !time.Now().Before(end) {
 			return nil
 		}
-		if !pause(ctx, min(poll, time.Until(end))) {
-			return fmt.Errorf("soak of %s in %s interrupted after %v of %v (%d observations, all Ready): %w", selector, ns, since(start), window, n, ctx.Err())
+		for name := range baseline {
+			if _, ok := current[name]; !ok {
+				return fmt.Errorf("soak: pod %s disappeared during the soak (%s)", name, at)
+			}
 		}
+		return nil
+	})
+	var in *wait.Interrupted
+	if errors.As(err, &in) {
+		return fmt.Errorf("soak of %s in %s interrupted after %v of %v (%d observations, all Ready): %w", selector, ns, in.After.Round(100*time.Millisecond), window, in.Observations, in.Err)
 	}
+	return err
 }
 
 // NeverReady is PROBE-002's readiness half: for the whole window, no pod matching selector
@@ -400,35 +391,32 @@ func SoakReady(ctx context.Context, kube kubernetes.Interface, ns, selector stri
 // that cannot be pulled is never Ready either), so the window must also see every
 // matching pod's containers running at least once. Pair it with ReadinessProbeFailed.
 func NeverReady(ctx context.Context, kube kubernetes.Interface, ns, selector string, window, poll time.Duration) error {
-	if window <= 0 || poll <= 0 {
-		return fmt.Errorf("never-ready: window %v and poll %v must be positive", window, poll)
-	}
-	start := time.Now()
-	end := start.Add(window)
 	ran := map[string]bool{}
 	var last []corev1.Pod
-	for n := 1; ; n++ {
+	err := wait.Throughout(ctx, window, poll, func(ctx context.Context, n int, since time.Duration) error {
 		pods, err := listPods(ctx, kube, ns, selector)
 		if err != nil {
-			return fmt.Errorf("never-ready of %s in %s, observation %d at +%v: %w", selector, ns, n, since(start), err)
+			return fmt.Errorf("never-ready of %s in %s, observation %d at +%v: %w", selector, ns, n, since.Round(100*time.Millisecond), err)
 		}
 		last = pods
 		for i := range pods {
 			p := &pods[i]
 			if podReady(p) {
 				return fmt.Errorf("never-ready: pod %s became Ready (observation %d at +%v of a %v window): its readiness probe passed\n%s",
-					p.Name, n, since(start), window, workload.DescribePod(p))
+					p.Name, n, since.Round(100*time.Millisecond), window, workload.DescribePod(p))
 			}
 			if allRunning(p) {
 				ran[p.Name] = true
 			}
 		}
-		if !time.Now().Before(end) {
-			break
-		}
-		if !pause(ctx, min(poll, time.Until(end))) {
-			return fmt.Errorf("never-ready of %s in %s interrupted after %v of %v: %w", selector, ns, since(start), window, ctx.Err())
-		}
+		return nil
+	})
+	var in *wait.Interrupted
+	if errors.As(err, &in) {
+		return fmt.Errorf("never-ready of %s in %s interrupted after %v of %v: %w", selector, ns, in.After.Round(100*time.Millisecond), window, in.Err)
+	}
+	if err != nil {
+		return err
 	}
 	if len(last) == 0 {
 		return fmt.Errorf("never-ready: no pod matches %s in %s: an absent pod proves nothing", selector, ns)
@@ -551,24 +539,6 @@ func restartCounts(p *corev1.Pod) map[string]int32 {
 		}
 	}
 	return out
-}
-
-func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
-
-// pause waits d unless ctx ends first; false when it did. It is the poll interval of a
-// deadline-bound loop, not a wait for something to happen.
-func pause(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // What the PROBE behaviours share.

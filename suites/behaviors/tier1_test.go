@@ -2,6 +2,7 @@ package behaviors
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"meshconform/framework/wait"
 	"meshconform/internal/apitest"
 )
 
@@ -109,19 +111,22 @@ func authorizerAllows(ctx context.Context, kube kubernetes.Interface, ns, sa str
 		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 		ResourceAttributes: &authzv1.ResourceAttributes{Verb: "list", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
 	}}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var last bool
-	for {
-		got, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-		if err != nil {
-			return last, err
-		}
-		last = got.Status.Allowed
-		if last == want || !pause(ctx, 100*time.Millisecond) {
-			return last, nil
-		}
+	r, err := wait.Until(ctx, wait.Config{Timeout: 10 * time.Second, Poll: 100 * time.Millisecond, Consecutive: 1},
+		func(ctx context.Context) (bool, error) {
+			got, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			if err != nil {
+				return false, err
+			}
+			return got.Status.Allowed, nil
+		}, func(allowed bool) bool { return allowed == want })
+	last := r.Last()
+	if last.Err != nil {
+		return false, last.Err
 	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return last.Value, err
+	}
+	return last.Value, nil
 }
 
 // TestTier1CheckIstiodRBAC builds istiod's RBAC the chart's way and broken ways in a real
