@@ -17,6 +17,8 @@ const (
 	AreaMTLS         Area = "mtls"
 	AreaIdentity     Area = "identity"
 	AreaAuthz        Area = "authz"
+	AreaJWT          Area = "jwt"
+	AreaEgress       Area = "egress"
 	AreaProbes       Area = "probes"
 	AreaControlPlane Area = "controlplane"
 	AreaIngress      Area = "ingress"

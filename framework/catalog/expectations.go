@@ -156,9 +156,36 @@ var (
 	}
 )
 
+// More shapes, for the behaviours of BEHAVIORS-next.md.
+var (
+	// TCPForbidden: an AuthorizationPolicy denies a TCP connection. Envoy's network RBAC filter
+	// closes it with no response (Istio's check.Forbidden for TCP is an EOF), which curl
+	// reports as a receive failure (56) or an empty reply (52): the report records which.
+	TCPForbidden = Expectation{
+		Name:        "TCPForbidden",
+		Documented:  Shape{Name: "closed", HTTPCode: 0, CurlExit: 56},
+		Equivalents: []Shape{{Name: "empty reply", HTTPCode: 0, CurlExit: 52}},
+	}
+
+	// JWTRejected: a RequestAuthentication refuses a token it cannot validate (expired, or
+	// signed by another key) with 401; the body says why and is kept as evidence.
+	JWTRejected = Expectation{
+		Name:       "JWTRejected",
+		Documented: Shape{Name: "401", HTTPCode: 401, CurlExit: 0},
+	}
+
+	// BlackHole: outboundTrafficPolicy REGISTRY_ONLY sends a call to a host the sidecar does
+	// not know to the BlackHoleCluster, which answers 502.
+	BlackHole = Expectation{
+		Name:       "BlackHole",
+		Documented: Shape{Name: "502", HTTPCode: 502, CurlExit: 0},
+	}
+)
+
 // Expectations returns every named expectation, for reports and lookups by name.
 func Expectations() []Expectation {
-	return []Expectation{Allowed, PlaintextRejected, RBACDenied, Denied403, DisableVsStrict, UpstreamConnectError}
+	return []Expectation{Allowed, PlaintextRejected, RBACDenied, Denied403, DisableVsStrict, UpstreamConnectError,
+		TCPForbidden, JWTRejected, BlackHole}
 }
 
 // LookupExpectation finds an expectation by its Name.

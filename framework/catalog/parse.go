@@ -16,6 +16,8 @@ var sectionAreas = []struct {
 	{"mTLS", AreaMTLS},
 	{"Identity", AreaIdentity},
 	{"Authorization", AreaAuthz},
+	{"Request authentication", AreaJWT},
+	{"Egress", AreaEgress},
 	{"Health probes", AreaProbes},
 	{"Control plane", AreaControlPlane},
 	{"Ingress", AreaIngress},

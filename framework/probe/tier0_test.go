@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -440,3 +441,29 @@ func splitHostPort(t *testing.T, addr string) (string, int) {
 
 // local runs commands here without proxy variables, so loopback requests stay loopback.
 var local = probe.Local{Env: probetest.EnvWithoutProxy()}
+
+// TestCurlPathAsIs: with --path-as-is (AUTHZ-007's raw paths) the real curl sends `..` and its
+// percent-encoded forms as written; without it, curl squashes `/../` itself and the proxy never
+// sees it.
+func TestCurlPathAsIs(t *testing.T) {
+	seen := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.RequestURI }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		path  string
+		extra []string
+		want  string
+	}{
+		{"/headers/../status/200", []string{"--path-as-is"}, "/headers/../status/200"},
+		{"/headers/%2E%2E/status/200", []string{"--path-as-is"}, "/headers/%2E%2E/status/200"},
+		{"/headers/../status/200", nil, "/status/200"},
+	} {
+		o, err := probe.Curl(context.Background(), probe.Local{}, probe.HTTPRequest{URL: srv.URL + tc.path, ExtraArgs: tc.extra})
+		if err != nil || o.HTTPCode != 200 {
+			t.Fatalf("%s: %v %v", tc.path, o, err)
+		}
+		if got := <-seen; got != tc.want {
+			t.Errorf("%s with %v: the server saw %q, want %q", tc.path, tc.extra, got, tc.want)
+		}
+	}
+}

@@ -19,7 +19,7 @@ import (
 
 var allSamples = []Sample{
 	Httpbin, Nginx, Frontend, Sleep, Curl, TestClient, PlainClient, ProductCatalog, MySQL, MySQLClient,
-	ProbeServer, ProbeTCP, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort, HttpbinTTL,
+	ProbeServer, ProbeTCP, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort, HttpbinTTL, HttpbinTCP,
 }
 
 func loadAll(t *testing.T) map[Sample]*Manifest {

@@ -66,6 +66,8 @@ const (
 	ProbePort Sample = "probe-port"
 	// ProbePortExcluded is ProbePort with 8081 excluded from inbound capture.
 	ProbePortExcluded Sample = "probe-port-excluded"
+	// HttpbinTCP is httpbin behind a Service port declared TCP (appProtocol: tcp).
+	HttpbinTCP Sample = "httpbin-tcp"
 	// HttpbinExcluded is httpbin with its port excluded from inbound capture (MTLS-010).
 	HttpbinExcluded Sample = "httpbin-excluded"
 	// MultiPort serves HTTP on two ports, 8080 and 8081 (Service 8000 and 8001).

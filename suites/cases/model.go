@@ -92,6 +92,9 @@ type Target struct {
 	Sample workload.Sample
 	Port   int32
 	Path   string
+	// RawPath sends Path as written (curl --path-as-is): `..` and `%2E%2E` reach the proxy
+	// unresolved, as an attacker would send them.
+	RawPath bool
 	// ViaGateway sends the request to the ingress gateway, with Host set to Host.
 	ViaGateway bool
 	Host       string
@@ -108,6 +111,8 @@ type Probe struct {
 	Check func(e Env, o probe.Outcome) error
 	// CaptureHeaders are response headers to keep as evidence.
 	CaptureHeaders []string
+	// Headers are request headers, made when the probe runs (a token minted then).
+	Headers func(e Env) map[string]string
 }
 
 // Step applies and deletes objects, then converges every probe.

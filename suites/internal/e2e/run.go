@@ -178,6 +178,12 @@ func (s *Scenario) Executor(ctx context.Context, src cases.Source) probe.Executo
 func (s *Scenario) Request(p cases.Probe) probe.HTTPRequest {
 	GinkgoHelper()
 	req := probe.HTTPRequest{Method: p.Method, Timeout: requestTimeout, CaptureHeaders: p.CaptureHeaders}
+	if p.To.RawPath {
+		req.ExtraArgs = append(req.ExtraArgs, "--path-as-is")
+	}
+	if p.Headers != nil {
+		req.Headers = p.Headers(s.Env)
+	}
 	if p.To.ViaGateway {
 		gw := s.Env.Gateway
 		if gw.Service == "" {
@@ -186,7 +192,10 @@ func (s *Scenario) Request(p cases.Probe) probe.HTTPRequest {
 			Fail(fmt.Sprintf("probe %q goes through the ingress gateway, and the run has none: %v", p.Name, s.Run.GatewayErr))
 		}
 		req.URL = fmt.Sprintf("http://%s.%s:%d%s", gw.Service, gw.Namespace, gw.Port, p.To.Path)
-		req.Headers = map[string]string{"Host": p.To.Host}
+		if req.Headers == nil {
+			req.Headers = map[string]string{}
+		}
+		req.Headers["Host"] = p.To.Host
 		return req
 	}
 	h, ok := s.Handles[p.To.Role][p.To.Sample]
