@@ -167,7 +167,7 @@ func TestCatalogShape(t *testing.T) {
 	if _, ok := Lookup("MTLS-999"); ok {
 		t.Error("Lookup(MTLS-999) found something")
 	}
-	want := []Area{AreaMTLS, AreaIdentity, AreaAuthz, AreaEgress, AreaProbes, AreaControlPlane, AreaIngress, AreaPosture}
+	want := []Area{AreaMTLS, AreaIdentity, AreaAuthz, AreaJWT, AreaEgress, AreaProbes, AreaControlPlane, AreaIngress, AreaPosture}
 	if got := Areas(); !slices.Equal(got, want) {
 		t.Errorf("Areas() = %v, want %v", got, want)
 	}
