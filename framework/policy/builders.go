@@ -304,6 +304,7 @@ func Principals(p ...string) SourcePart {
 func NotPrincipals(p ...string) SourcePart {
 	return func(s *securityapi.Source) { s.NotPrincipals = append(s.NotPrincipals, p...) }
 }
+
 // RequestPrincipals matches requests whose validated JWT is "<iss>/<sub>" (JWT-002).
 func RequestPrincipals(p ...string) SourcePart {
 	return func(s *securityapi.Source) { s.RequestPrincipals = append(s.RequestPrincipals, p...) }
