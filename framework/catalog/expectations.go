@@ -174,6 +174,19 @@ var (
 		Documented: Shape{Name: "401", HTTPCode: 401, CurlExit: 0},
 	}
 
+	// UntrustedCertificate: the client does not trust the server's certificate (curl exit 60,
+	// "SSL certificate problem"), so no HTTP exchange happens.
+	UntrustedCertificate = Expectation{
+		Name:       "UntrustedCertificate",
+		Documented: Shape{Name: "certificate not trusted", HTTPCode: 0, CurlExit: 60},
+	}
+
+	// HTTPSRedirect: a gateway server with tls.httpsRedirect answers plain HTTP with 301.
+	HTTPSRedirect = Expectation{
+		Name:       "HTTPSRedirect",
+		Documented: Shape{Name: "301", HTTPCode: 301, CurlExit: 0},
+	}
+
 	// BlackHole: outboundTrafficPolicy REGISTRY_ONLY sends a call to a host the sidecar does
 	// not know to the BlackHoleCluster, which answers 502.
 	BlackHole = Expectation{
@@ -185,7 +198,7 @@ var (
 // Expectations returns every named expectation, for reports and lookups by name.
 func Expectations() []Expectation {
 	return []Expectation{Allowed, PlaintextRejected, RBACDenied, Denied403, DisableVsStrict, UpstreamConnectError,
-		TCPForbidden, JWTRejected, BlackHole}
+		TCPForbidden, JWTRejected, BlackHole, UntrustedCertificate, HTTPSRedirect}
 }
 
 // LookupExpectation finds an expectation by its Name.

@@ -28,6 +28,10 @@ type HTTPRequest struct {
 	CaptureHeaders []string
 	// Insecure skips server certificate checks (-k), for https to test servers.
 	Insecure bool
+	// CACert is PEM certificates to trust instead of the system's (curl --cacert). curl takes
+	// them only from a file, so the command writes them to a file of its own first (sh and a
+	// writable /tmp, as curl images have), runs curl, and removes the file.
+	CACert string
 	// ExtraArgs go before the URL, e.g. "--resolve", "h:80:10.0.0.1".
 	ExtraArgs []string
 	// Binary is the curl to run; default "curl".
@@ -88,7 +92,15 @@ func CurlCommand(req HTTPRequest, marker string) []string {
 		cmd = append(cmd, "-k")
 	}
 	cmd = append(cmd, req.ExtraArgs...)
-	return append(cmd, "--url", req.URL)
+	cmd = append(cmd, "--url", req.URL)
+	if req.CACert == "" {
+		return cmd
+	}
+	// sh -c SCRIPT sh PEM FILE CURL-ARGS...: the PEM is an argument, never parsed by the shell.
+	file := "/tmp/meshconform-ca-" + strings.TrimPrefix(marker, "@@meshconform-") + ".pem"
+	cmd = append(cmd, "--cacert", file)
+	script := `printf '%s' "$1" > "$2" || exit 77; f=$2; shift 2; "$@"; rc=$?; rm -f "$f"; exit $rc`
+	return append([]string{"sh", "-c", script, "sh", req.CACert, file}, cmd...)
 }
 
 // curlJSON is the part of curl's %{json} the Outcome uses.

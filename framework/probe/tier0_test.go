@@ -2,12 +2,21 @@ package probe_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -466,4 +475,63 @@ func TestCurlPathAsIs(t *testing.T) {
 			t.Errorf("%s with %v: the server saw %q, want %q", tc.path, tc.extra, got, tc.want)
 		}
 	}
+}
+
+// TestCurlCACert: with CACert the real curl trusts exactly those certificates: a server whose
+// chain they sign answers 200, one signed by another CA fails verification (exit 60), and the
+// file the command wrote is gone afterwards.
+func TestCurlCACert(t *testing.T) {
+	const host = "ingress.meshconform.example"
+	ca, caKey := testCA(t, "meshconform test CA")
+	other, _ := testCA(t, "another CA")
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: leafKey}}}
+	srv.StartTLS()
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	pemOf := func(c *x509.Certificate) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	for _, tc := range []struct {
+		name     string
+		ca       string
+		code     int
+		curlExit int
+	}{{"the server's CA", pemOf(ca), 200, 0}, {"another CA", pemOf(other), 0, 60}} {
+		req := probe.HTTPRequest{URL: fmt.Sprintf("https://%s:%d/", host, port), CACert: tc.ca,
+			ExtraArgs: []string{"--resolve", fmt.Sprintf("%s:%d:127.0.0.1", host, port)}}
+		o, err := probe.Curl(context.Background(), probe.Local{}, req)
+		if err != nil || o.HTTPCode != tc.code || o.CurlExit != tc.curlExit {
+			t.Errorf("%s: %v (%v), want %d and exit %d", tc.name, o, err, tc.code, tc.curlExit)
+		}
+	}
+	if left, _ := filepath.Glob("/tmp/meshconform-ca-*.pem"); len(left) > 0 {
+		t.Errorf("CA files left behind: %v", left)
+	}
+}
+
+func testCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, key
 }

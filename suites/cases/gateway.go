@@ -18,8 +18,12 @@ import (
 // templates/zzz_profile.yaml: app.kubernetes.io/instance: {{ .Release.Name }}).
 const releaseLabel = "app.kubernetes.io/instance"
 
-// gatewayHTTPPort is the gateway Service's plain HTTP port (the chart's values.yaml: http2, 80).
-const gatewayHTTPPort = 80
+// gatewayHTTPPort and gatewayHTTPSPort are the gateway Service's plain HTTP and TLS ports (the
+// chart's values.yaml: http2, 80; https, 443, targetPort 443).
+const (
+	gatewayHTTPPort  = 80
+	gatewayHTTPSPort = 443
+)
 
 // FindGateway finds the ingress gateway of the control plane of revision ("" = default): the
 // Service of the gateway chart's Helm release that mesh installs for it
@@ -76,7 +80,7 @@ func gatewayBySelector(ctx context.Context, kube kubernetes.Interface, selector 
 		}
 	}
 	ref := func(s corev1.Service) GatewayRef {
-		return GatewayRef{Namespace: s.Namespace, Service: s.Name, Port: gatewayHTTPPort, Selector: s.Spec.Selector}
+		return GatewayRef{Namespace: s.Namespace, Service: s.Name, Port: gatewayHTTPPort, HTTPSPort: gatewayHTTPSPort, Selector: s.Spec.Selector}
 	}
 	for _, s := range found {
 		if s.Namespace == mesh.DefaultGatewayNamespace {

@@ -48,6 +48,8 @@ type Env struct {
 type GatewayRef struct {
 	Namespace, Service string
 	Port               int32
+	// HTTPSPort is the Service's TLS port (INGRESS-002).
+	HTTPSPort int32
 	// Selector is the gateway pods' labels, for Gateway.spec.selector.
 	Selector map[string]string
 }
@@ -95,8 +97,10 @@ type Target struct {
 	// RawPath sends Path as written (curl --path-as-is): `..` and `%2E%2E` reach the proxy
 	// unresolved, as an attacker would send them.
 	RawPath bool
-	// ViaGateway sends the request to the ingress gateway, with Host set to Host.
+	// ViaGateway sends the request to the ingress gateway, with Host set to Host; with HTTPS,
+	// to its TLS port as https://Host (SNI Host), connecting to the gateway's Service.
 	ViaGateway bool
+	HTTPS      bool
 	Host       string
 }
 
@@ -113,6 +117,8 @@ type Probe struct {
 	CaptureHeaders []string
 	// Headers are request headers, made when the probe runs (a token minted then).
 	Headers func(e Env) map[string]string
+	// CACert is the PEM the client trusts for an https target (instead of the system's).
+	CACert func(e Env) string
 }
 
 // Step applies and deletes objects, then converges every probe.

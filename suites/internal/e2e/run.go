@@ -191,6 +191,16 @@ func (s *Scenario) Request(p cases.Probe) probe.HTTPRequest {
 			// leaves such a behaviour out when the run has no gateway: this is a bug.
 			Fail(fmt.Sprintf("probe %q goes through the ingress gateway, and the run has none: %v", p.Name, s.Run.GatewayErr))
 		}
+		if p.To.HTTPS {
+			// The URL names the host, so that curl sends it as SNI and checks the certificate
+			// against it; --connect-to sends the connection to the gateway's Service.
+			req.URL = fmt.Sprintf("https://%s:%d%s", p.To.Host, gw.HTTPSPort, p.To.Path)
+			req.ExtraArgs = append(req.ExtraArgs, "--connect-to", fmt.Sprintf("%s:%d:%s.%s:%d", p.To.Host, gw.HTTPSPort, gw.Service, gw.Namespace, gw.HTTPSPort))
+			if p.CACert != nil {
+				req.CACert = p.CACert(s.Env)
+			}
+			return req
+		}
 		req.URL = fmt.Sprintf("http://%s.%s:%d%s", gw.Service, gw.Namespace, gw.Port, p.To.Path)
 		if req.Headers == nil {
 			req.Headers = map[string]string{}
