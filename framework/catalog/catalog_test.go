@@ -247,3 +247,28 @@ func TestShapeMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeListsEveryBehaviour: the README's behaviour table has a row for every catalog ID,
+// with the catalog's title, so a new behaviour cannot be left out of what users read first.
+func TestReadmeListsEveryBehaviour(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		if len(cells) == 4 && rowID.MatchString("| "+strings.TrimSpace(cells[1])+" |") {
+			rows[strings.TrimSpace(cells[1])] = strings.TrimSpace(cells[2])
+		}
+	}
+	for _, b := range All() {
+		title, ok := rows[b.ID]
+		switch {
+		case !ok:
+			t.Errorf("README.md's behaviour table has no row for %s (%s)", b.ID, b.Title)
+		case title != b.Title:
+			t.Errorf("README.md lists %s as %q; the catalog says %q", b.ID, title, b.Title)
+		}
+	}
+}
