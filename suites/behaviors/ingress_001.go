@@ -17,38 +17,53 @@ var _ = e2e.Register(e2e.Behavior{
 	Requires:   cases.Requires{IngressGateway: true},
 	Namespaces: serverAndClients([]workload.Sample{workload.Httpbin}, workload.PlainClient),
 	Steps: []cases.Step{{Name: "namespace STRICT + Gateway + VirtualService", Apply: func(e cases.Env) []policy.Object {
-		return append(namespaceStrict(e), gateway(e, ingressHost), virtualService(e, ingressHost))
+		return append(namespaceStrict(e), gateway(e, "httpbin", gatewayServer(80, "http", "HTTP", ingressHost, nil)),
+			virtualService(e, "httpbin", ingressHost, "httpbin"))
 	}, Probes: []cases.Probe{
 		{Name: "through the gateway", From: plainClient, To: cases.Target{Role: cases.Server, Sample: workload.Httpbin, ViaGateway: true, Host: ingressHost}, Expect: catalog.Allowed},
 		{Name: "plain client direct", From: plainClient, To: httpbin, Expect: catalog.PlaintextRejected},
 	}}},
 })
 
-func gateway(e cases.Env, host string) policy.Object {
+// gateway is a Gateway named name in the server namespace, on the ingress gateway's pods,
+// with these servers.
+func gateway(e cases.Env, name string, servers ...map[string]any) policy.Object {
 	sel := map[string]any{}
 	for k, v := range e.Gateway.Selector {
 		sel[k] = v
 	}
+	ss := make([]any, len(servers))
+	for i, sv := range servers {
+		ss[i] = sv
+	}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-		"metadata": map[string]any{"name": "httpbin", "namespace": e.NS(cases.Server)},
-		"spec": map[string]any{
-			"selector": sel,
-			"servers": []any{map[string]any{
-				"port":  map[string]any{"number": int64(80), "name": "http", "protocol": "HTTP"},
-				"hosts": []any{host},
-			}},
-		},
+		"metadata": map[string]any{"name": name, "namespace": e.NS(cases.Server)},
+		"spec":     map[string]any{"selector": sel, "servers": ss},
 	}}
 }
 
-func virtualService(e cases.Env, host string) policy.Object {
+// gatewayServer is one server of a Gateway: port number, name and protocol, hosts, and tls
+// (nil for none).
+func gatewayServer(port int64, name, protocol, host string, tls map[string]any) map[string]any {
+	sv := map[string]any{
+		"port":  map[string]any{"number": port, "name": name, "protocol": protocol},
+		"hosts": []any{host},
+	}
+	if tls != nil {
+		sv["tls"] = tls
+	}
+	return sv
+}
+
+// virtualService routes host, arriving through Gateway gw, to httpbin's port 8000.
+func virtualService(e cases.Env, name, host, gw string) policy.Object {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-		"metadata": map[string]any{"name": "httpbin", "namespace": e.NS(cases.Server)},
+		"metadata": map[string]any{"name": name, "namespace": e.NS(cases.Server)},
 		"spec": map[string]any{
 			"hosts":    []any{host},
-			"gateways": []any{"httpbin"},
+			"gateways": []any{gw},
 			"http": []any{map[string]any{
 				"route": []any{map[string]any{"destination": map[string]any{
 					"host": e.FQDN(cases.Server, "httpbin"), "port": map[string]any{"number": int64(8000)},

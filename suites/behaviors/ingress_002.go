@@ -15,7 +15,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meshconform/framework/catalog"
 	"meshconform/framework/ownership"
@@ -73,45 +72,13 @@ var _ = e2e.Register(e2e.Behavior{
 func tlsSecretName(e cases.Env) string { return "ingress-002-" + e.NS(cases.Server) }
 
 func tlsGateway(e cases.Env) policy.Object {
-	sel := map[string]any{}
-	for k, v := range e.Gateway.Selector {
-		sel[k] = v
-	}
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-		"metadata": map[string]any{"name": "tls-only", "namespace": e.NS(cases.Server)},
-		"spec": map[string]any{
-			"selector": sel,
-			"servers": []any{
-				map[string]any{
-					"port":  map[string]any{"number": int64(443), "name": "https", "protocol": "HTTPS"},
-					"hosts": []any{tlsIngressHost},
-					"tls":   map[string]any{"mode": "SIMPLE", "credentialName": tlsSecretName(e)},
-				},
-				map[string]any{
-					"port":  map[string]any{"number": int64(80), "name": "http", "protocol": "HTTP"},
-					"hosts": []any{tlsIngressHost},
-					"tls":   map[string]any{"httpsRedirect": true},
-				},
-			},
-		},
-	}}
+	return gateway(e, "tls-only",
+		gatewayServer(443, "https", "HTTPS", tlsIngressHost, map[string]any{"mode": "SIMPLE", "credentialName": tlsSecretName(e)}),
+		gatewayServer(80, "http", "HTTP", tlsIngressHost, map[string]any{"httpsRedirect": true}))
 }
 
 func tlsVirtualService(e cases.Env) policy.Object {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-		"metadata": map[string]any{"name": "tls-only", "namespace": e.NS(cases.Server)},
-		"spec": map[string]any{
-			"hosts":    []any{tlsIngressHost},
-			"gateways": []any{"tls-only"},
-			"http": []any{map[string]any{
-				"route": []any{map[string]any{"destination": map[string]any{
-					"host": e.FQDN(cases.Server, "httpbin"), "port": map[string]any{"number": int64(8000)},
-				}}},
-			}},
-		},
-	}}
+	return virtualService(e, "tls-only", tlsIngressHost, "tls-only")
 }
 
 // tlsMaterial makes a CA, a server certificate for host signed by it (PEM chain and key), and

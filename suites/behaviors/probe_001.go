@@ -2,10 +2,9 @@ package behaviors
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
+	corev1 "k8s.io/api/core/v1"
 
 	"meshconform/framework/dataplane"
 	"meshconform/framework/workload"
@@ -22,16 +21,7 @@ var (
 		Requires: cases.Requires{Mode: dataplane.ModeSidecar}, Timeout: 15 * time.Minute,
 		Namespaces: strictServerNamespace, Objects: namespaceStrict,
 		Run: func(ctx context.Context, t *e2e.T) {
-			t.Apply(ctx, namespaceStrict(t.Env))
-			h := t.Deploy(ctx, cases.Server, workload.ProbeServer)[0]
-			pod, _ := t.Pod(ctx, cases.Server, workload.ProbeServer)
-			fields := probeFields(pod)
-			if err := CheckProbeRewritten(pod, appContainer); err != nil {
-				t.Check(err, "", fields)
-			}
-			By(fmt.Sprintf("soaking %s: Ready with no restart", soak))
-			t.Check(SoakReady(ctx, t.Run.Kube, h.Namespace, h.Selector, soak, probePoll),
-				"rewritten to /app-health/app/readyz on 15020; Ready with no restart for "+soak.String(), fields)
+			soakRewritten(ctx, t, workload.ProbeServer, httpRewritten, "rewritten to /app-health/app/readyz on 15020")
 		},
 	})
 
@@ -41,10 +31,10 @@ var (
 		Requires:   cases.Requires{Mode: dataplane.ModeSidecar},
 		Namespaces: strictServerNamespace, Objects: namespaceStrict,
 		Run: func(ctx context.Context, t *e2e.T) {
-			t.Apply(ctx, namespaceStrict(t.Env))
-			t.Deploy(ctx, cases.Server, workload.ProbeServer)
-			pod, _ := t.Pod(ctx, cases.Server, workload.ProbeServer)
-			t.Check(CheckProbeRewritten(pod, appContainer), "rewritten to /app-health/app/readyz on 15020 by the injector", probeFields(pod))
+			injectedRewrite(ctx, t, workload.ProbeServer, httpRewritten, "rewritten to /app-health/app/readyz on 15020 by the injector")
 		},
 	})
 )
+
+// httpRewritten judges the probe-server sample's injected pod.
+func httpRewritten(pod *corev1.Pod) error { return CheckProbeRewritten(pod, appContainer) }

@@ -2,10 +2,8 @@ package behaviors
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
 	corev1 "k8s.io/api/core/v1"
 
 	"meshconform/framework/dataplane"
@@ -24,16 +22,7 @@ var (
 		Requires: cases.Requires{Mode: dataplane.ModeSidecar}, Timeout: 15 * time.Minute,
 		Namespaces: strictServerNamespace, Objects: namespaceStrict,
 		Run: func(ctx context.Context, t *e2e.T) {
-			t.Apply(ctx, namespaceStrict(t.Env))
-			h := t.Deploy(ctx, cases.Server, workload.ProbeTCP)[0]
-			pod, _ := t.Pod(ctx, cases.Server, workload.ProbeTCP)
-			fields := probeFields(pod)
-			if err := checkTCPRewritten(pod); err != nil {
-				t.Check(err, "", fields)
-			}
-			By(fmt.Sprintf("soaking %s: Ready with no restart", soak))
-			t.Check(SoakReady(ctx, t.Run.Kube, h.Namespace, h.Selector, soak, probePoll),
-				"tcpSocket probes rewritten to /app-health/app/{readyz,livez} on 15020; Ready with no restart for "+soak.String(), fields)
+			soakRewritten(ctx, t, workload.ProbeTCP, checkTCPRewritten, "tcpSocket probes rewritten to /app-health/app/{readyz,livez} on 15020")
 		},
 	})
 
@@ -43,10 +32,8 @@ var (
 		Requires:   cases.Requires{Mode: dataplane.ModeSidecar},
 		Namespaces: strictServerNamespace, Objects: namespaceStrict,
 		Run: func(ctx context.Context, t *e2e.T) {
-			t.Apply(ctx, namespaceStrict(t.Env))
-			t.Deploy(ctx, cases.Server, workload.ProbeTCP)
-			pod, _ := t.Pod(ctx, cases.Server, workload.ProbeTCP)
-			t.Check(checkTCPRewritten(pod), "tcpSocket probes rewritten to httpGet /app-health/app/{readyz,livez} on 15020 by the injector, the originals kept for the agent", probeFields(pod))
+			injectedRewrite(ctx, t, workload.ProbeTCP, checkTCPRewritten,
+				"tcpSocket probes rewritten to httpGet /app-health/app/{readyz,livez} on 15020 by the injector, the originals kept for the agent")
 		},
 	})
 )

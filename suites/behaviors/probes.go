@@ -1,6 +1,8 @@
 package behaviors
 
 import (
+	. "github.com/onsi/ginkgo/v2"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +23,7 @@ import (
 	"meshconform/framework/wait"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
+	"meshconform/suites/internal/e2e"
 )
 
 // KubeAppProbersEnv is the istio-proxy environment variable holding the original probers,
@@ -565,4 +568,30 @@ func readinessProbeOf(cs []corev1.Container, name string) *corev1.Probe {
 		}
 	}
 	return nil
+}
+
+// soakRewritten is the traffic half of a probe-rewrite behaviour (PROBE-001, PROBE-004): in a
+// namespace made STRICT first, sample's pod must be rewritten as check says, then stay Ready with
+// no restart for the soak window, kubelet's probes going through the agent.
+func soakRewritten(ctx context.Context, t *e2e.T, sample workload.Sample, check func(*corev1.Pod) error, ok string) {
+	GinkgoHelper()
+	t.Apply(ctx, namespaceStrict(t.Env))
+	h := t.Deploy(ctx, cases.Server, sample)[0]
+	pod, _ := t.Pod(ctx, cases.Server, sample)
+	fields := probeFields(pod)
+	if err := check(pod); err != nil {
+		t.Check(err, "", fields)
+	}
+	By(fmt.Sprintf("soaking %s: Ready with no restart", soak))
+	t.Check(SoakReady(ctx, t.Run.Kube, h.Namespace, h.Selector, soak, probePoll), ok+"; Ready with no restart for "+soak.String(), fields)
+}
+
+// injectedRewrite is the half the injector alone decides: sample's admitted pod, in a namespace
+// made STRICT first, rewritten as check says. It runs without a data plane too.
+func injectedRewrite(ctx context.Context, t *e2e.T, sample workload.Sample, check func(*corev1.Pod) error, ok string) {
+	GinkgoHelper()
+	t.Apply(ctx, namespaceStrict(t.Env))
+	t.Deploy(ctx, cases.Server, sample)
+	pod, _ := t.Pod(ctx, cases.Server, sample)
+	t.Check(check(pod), ok, probeFields(pod))
 }
