@@ -1,6 +1,7 @@
 // Package dataplane is the seam between behaviours and the data-plane mode: where the proxy
 // runs, how a namespace joins the mesh, when a workload counts as ready, which pod to read,
-// and which container is the proxy when a behaviour probes from it. Behaviours that do not
+// which container is the proxy when a behaviour probes from it, and the shape an expected
+// outcome takes in the mode. Behaviours that do not
 // depend on the mode never name a sidecar; the runner (suites/internal/e2e) asks the run's
 // DataPlane instead. Sidecar is the implementation today; an ambient one would sit beside it
 // (namespaces labelled istio.io/dataplane-mode=ambient, readiness of ztunnel instead of a
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/catalog"
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
 )
@@ -36,6 +38,11 @@ type DataPlane interface {
 	// ProxyContainer is the container in pod where the proxy runs, for behaviours that probe
 	// from the proxy itself; an error when the pod has none.
 	ProxyContainer(pod *corev1.Pod) (string, error)
+	// Outcome is the shape a probe expecting e shows in this mode. The catalog's shapes are
+	// the sidecar's (the seeds were written against it); another mode maps those it words
+	// differently (ztunnel resets where a sidecar answers 503, say), and the report then
+	// classifies against what this mode documents.
+	Outcome(e catalog.Expectation) catalog.Expectation
 }
 
 // Sidecar is the sidecar mode: an istio-proxy container injected into each meshed pod (a
@@ -71,6 +78,9 @@ func (s Sidecar) Pod(ctx context.Context, kube kubernetes.Interface, ns, app str
 	}
 	return workload.AdmittedPodFor(ctx, kube, ns, app) // injected pods never start: read what was admitted
 }
+
+// Outcome: the catalog's shapes are the sidecar's own.
+func (Sidecar) Outcome(e catalog.Expectation) catalog.Expectation { return e }
 
 func (Sidecar) ProxyContainer(pod *corev1.Pod) (string, error) {
 	name, _, ok := probe.ProxyContainer(pod)

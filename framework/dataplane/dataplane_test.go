@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"meshconform/framework/catalog"
 	"meshconform/framework/istionames"
 	"meshconform/framework/report"
 	"meshconform/framework/workload"
@@ -19,6 +20,12 @@ func TestSidecarMode(t *testing.T) {
 	var dp DataPlane = Sidecar{Running: true}
 	if dp.Mode() != ModeSidecar {
 		t.Errorf("Mode() = %q", dp.Mode())
+	}
+	// The catalog's shapes are the sidecar's: every expectation maps to itself.
+	for _, e := range catalog.Expectations() {
+		if got := dp.Outcome(e); got.String() != e.String() {
+			t.Errorf("Outcome(%s) = %s", e.Name, got)
+		}
 	}
 }
 

@@ -305,6 +305,7 @@ type T struct {
 // with the full evidence when it does not.
 func (t *T) Converge(ctx context.Context, p cases.Probe) probe.Outcome {
 	GinkgoHelper()
+	p.Expect = t.Run.DataPlane.Outcome(p.Expect) // the shape this data-plane mode documents
 	return record.Probe(ctx, t.Run.Expect, t.Run.Mode, t.ID, p, t.Env, t.Executor(ctx, p.From), t.Request(p))
 }
 
