@@ -2,6 +2,7 @@ package probe
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -174,14 +175,19 @@ func xfccKey(k string) (string, bool) {
 	return k, false
 }
 
+// ErrNotEchoed is EchoedHeader's error (wrapped) when the reply is an echo without the header:
+// what MTLS-013/014 and JWT-001 want, as opposed to a body that is no echo at all.
+var ErrNotEchoed = errors.New("header not echoed")
+
 // EchoedHeader finds a request header in an httpbin /headers reply ({"headers": {...}}),
 // case-insensitively. Values may be strings (httpbin) or lists (go-httpbin, which Istio's
-// samples use); a list is joined with ",".
+// samples use); a list is joined with ",". An echo without the header gives an error wrapping
+// ErrNotEchoed.
 func EchoedHeader(body, name string) (string, error) {
 	var reply struct {
 		Headers map[string]json.RawMessage `json:"headers"`
 	}
-	if err := json.Unmarshal([]byte(body), &reply); err != nil {
+	if err := json.Unmarshal([]byte(body), &reply); err != nil || reply.Headers == nil {
 		return "", fmt.Errorf("not an httpbin /headers reply (%v): %q", err, clip(body, 200))
 	}
 	for k, raw := range reply.Headers {
@@ -203,5 +209,5 @@ func EchoedHeader(body, name string) (string, error) {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	return "", fmt.Errorf("header %s not in the reply (headers: %s)", name, strings.Join(names, ", "))
+	return "", fmt.Errorf("%w: header %s not in the reply (headers: %s)", ErrNotEchoed, name, strings.Join(names, ", "))
 }

@@ -82,11 +82,14 @@ func TestEchoedHeader(t *testing.T) {
 			t.Errorf("EchoedHeader(%s) = %q, %v", body, v, err)
 		}
 	}
-	if _, err := EchoedHeader(`{"headers": {"Host": "h", "Accept": "*/*"}}`, "X-Forwarded-Client-Cert"); err == nil ||
+	if _, err := EchoedHeader(`{"headers": {"Host": "h", "Accept": "*/*"}}`, "X-Forwarded-Client-Cert"); !errors.Is(err, ErrNotEchoed) ||
 		!strings.Contains(err.Error(), "not in the reply (headers: Accept, Host)") {
-		t.Errorf("absent header: %v", err)
+		t.Errorf("absent header: %v, want ErrNotEchoed", err)
 	}
-	if _, err := EchoedHeader(`RBAC: access denied`, "X"); err == nil || !strings.Contains(err.Error(), "not an httpbin /headers reply") {
-		t.Errorf("non-JSON body: %v", err)
+	// Not an echo at all is not "not echoed": MTLS-013/014 must not pass on an error page.
+	for _, body := range []string{`RBAC: access denied`, `{"url": "/get"}`} {
+		if _, err := EchoedHeader(body, "X"); err == nil || errors.Is(err, ErrNotEchoed) || !strings.Contains(err.Error(), "not an httpbin /headers reply") {
+			t.Errorf("%s: %v", body, err)
+		}
 	}
 }

@@ -1,10 +1,9 @@
 package behaviors
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 
 	"meshconform/framework/catalog"
 	"meshconform/framework/probe"
@@ -71,16 +70,18 @@ func CheckXFCC(body, wantBy, wantURI string) error {
 // CheckNoXFCC asserts that httpbin's /headers echo carries no X-Forwarded-Client-Cert: the
 // request reached the app without an mTLS identity (MTLS-013, MTLS-014).
 func CheckNoXFCC(body string) error {
-	var reply struct {
-		Headers map[string]json.RawMessage `json:"headers"`
+	return checkNotEchoed(body, "X-Forwarded-Client-Cert", "the request carried an mTLS identity")
+}
+
+// checkNotEchoed asserts that httpbin's /headers echo lacks header name; when the app saw it,
+// the error says so and why that is wrong.
+func checkNotEchoed(body, name, why string) error {
+	v, err := probe.EchoedHeader(body, name)
+	switch {
+	case errors.Is(err, probe.ErrNotEchoed):
+		return nil
+	case err != nil:
+		return err
 	}
-	if err := json.Unmarshal([]byte(body), &reply); err != nil || reply.Headers == nil {
-		return fmt.Errorf("not an httpbin /headers reply (%v): %.200q", err, body)
-	}
-	for k, v := range reply.Headers {
-		if strings.EqualFold(k, "X-Forwarded-Client-Cert") {
-			return fmt.Errorf("the app saw X-Forwarded-Client-Cert %s: the request carried an mTLS identity", v)
-		}
-	}
-	return nil
+	return fmt.Errorf("the app saw %s %.80q: %s", name, v, why)
 }
