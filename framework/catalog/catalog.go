@@ -1,7 +1,7 @@
 // Package catalog is the repository's catalog of behaviours, docs/behaviors.md, embedded in the
 // binaries and parsed at start, so that suites, reports and the upgrade gate name behaviours by
-// ID instead of by test function. A test checks that every row of the workspace's
-// ../shared/BEHAVIORS.md is in it with the same cells; the catalog may hold more rows.
+// ID instead of by test function. It is the one source of IDs, expected outcomes and their
+// evidence: nothing outside the repository is held against it.
 package catalog
 
 import (

@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,148 +9,8 @@ import (
 	"testing"
 )
 
-// behaviorsFile is where CI and the workspace keep the catalog: ../shared beside the repo root.
-// MESHCONFORM_BEHAVIORS overrides it (a checkout elsewhere).
-var behaviorsFile = func() string {
-	if p := os.Getenv("MESHCONFORM_BEHAVIORS"); p != "" {
-		return p
-	}
-	return filepath.Join("..", "..", "..", "shared", "BEHAVIORS.md")
-}()
-
+// rowID is a table row that starts with a behaviour ID (`| MTLS-001 | …`).
 var rowID = regexp.MustCompile(`^\|\s*([A-Z]+-\d{3})\s*\|`)
-
-type fileRow struct {
-	line                               int
-	id, title, setup, expected, source string
-	area                               Area
-	section                            string
-	hasSetup                           bool
-}
-
-// parseBehaviors reads the table rows of BEHAVIORS.md: five cells (ID, behaviour, setup,
-// expected, source) or, for posture checks, three (ID, check, pass when).
-func parseBehaviors(t *testing.T, path string, needArea bool) []fileRow {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	defer f.Close()
-	var rows []fileRow
-	var section string
-	var area Area
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if h, ok := strings.CutPrefix(line, "## "); ok {
-			section, area = h, ""
-			for _, s := range sectionAreas {
-				if strings.HasPrefix(h, s.prefix) {
-					area = s.area
-				}
-			}
-			continue
-		}
-		if !rowID.MatchString(line) {
-			continue
-		}
-		if area == "" && needArea {
-			t.Fatalf("%s:%d: row in section %q, which maps to no area: add the section to sectionAreas and an Area constant", path, n, section)
-		}
-		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
-		for i := range cells {
-			cells[i] = strings.TrimSpace(cells[i])
-		}
-		r := fileRow{line: n, id: cells[0], area: area, section: section}
-		switch len(cells) {
-		case 5:
-			r.title, r.setup, r.expected, r.source, r.hasSetup = cells[1], cells[2], cells[3], cells[4], true
-		case 3:
-			r.title, r.expected = cells[1], cells[2]
-		default:
-			t.Fatalf("%s:%d: %s has %d cells, want 5 (ID, behaviour, setup, expected, source) or 3 (ID, check, pass when)", path, n, cells[0], len(cells))
-		}
-		rows = append(rows, r)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	return rows
-}
-
-// docsRow prints the row as docs/behaviors.md should hold it, so that the fix is a paste (the
-// labels and outcomes columns are the catalog's own: fill them in).
-func (r fileRow) docsRow() string {
-	if !r.hasSetup {
-		return fmt.Sprintf("| %s | %s | %s | 003 |  |", r.id, r.title, r.expected)
-	}
-	return fmt.Sprintf("| %s | %s | %s | %s | %s |  |  |", r.id, r.title, r.setup, r.expected, r.source)
-}
-
-// Every row of the workspace's BEHAVIORS.md is in the repository's catalog, in its area, with
-// the same cells; the catalog may hold more rows (and adds labels and outcomes).
-func TestCatalogHoldsBehaviorsFile(t *testing.T) {
-	if _, err := os.Stat(behaviorsFile); err != nil {
-		t.Skipf("BEHAVIORS.md not found at %s (the workspace keeps it in ../shared beside the repo root): %v", behaviorsFile, err)
-	}
-	rows := parseBehaviors(t, behaviorsFile, true)
-	if len(rows) == 0 {
-		t.Fatalf("%s: no behaviour rows found (rows look like `| MTLS-001 | ... |`)", behaviorsFile)
-	}
-	for _, r := range rows {
-		b, ok := Lookup(r.id)
-		if !ok {
-			t.Errorf("%s:%d: %s is not in docs/behaviors.md; add it to the section %q:\n%s", behaviorsFile, r.line, r.id, r.section, r.docsRow())
-			continue
-		}
-		var diffs []string
-		check := func(field, got, want string) {
-			if got != want {
-				diffs = append(diffs, fmt.Sprintf("%s:\n\t  catalog: %s\n\t  file:    %s", field, got, want))
-			}
-		}
-		check("Area", string(b.Area), string(r.area))
-		check("Title", b.Title, r.title)
-		check("Setup", b.Setup, r.setup)
-		check("Expected", b.Expected, r.expected)
-		if r.hasSetup {
-			check("Source", b.Source, r.source)
-		}
-		if len(diffs) > 0 {
-			t.Errorf("%s:%d: %s differs from docs/behaviors.md:\n\t%s\nits row there should read (labels and outcomes kept):\n%s",
-				behaviorsFile, r.line, r.id, strings.Join(diffs, "\n\t"), r.docsRow())
-		}
-	}
-}
-
-// Every row of the workspace's BEHAVIORS-next.md (one table, no areas) that the catalog holds
-// has the same cells there; a row not added yet is named, not failed.
-func TestCatalogHoldsNextRowsVerbatim(t *testing.T) {
-	next := filepath.Join(filepath.Dir(behaviorsFile), "BEHAVIORS-next.md")
-	if _, err := os.Stat(next); err != nil {
-		t.Skipf("BEHAVIORS-next.md not found at %s: %v", next, err)
-	}
-	var missing []string
-	for _, r := range parseBehaviors(t, next, false) {
-		b, ok := Lookup(r.id)
-		if !ok {
-			missing = append(missing, r.id)
-			continue
-		}
-		for _, c := range []struct{ field, got, want string }{
-			{"Title", b.Title, r.title}, {"Setup", b.Setup, r.setup}, {"Expected", b.Expected, r.expected}, {"Source", b.Source, r.source},
-		} {
-			if c.got != c.want {
-				t.Errorf("%s:%d: %s's %s differs from docs/behaviors.md:\n\t  catalog: %s\n\t  file:    %s", next, r.line, r.id, c.field, c.got, c.want)
-			}
-		}
-	}
-	if len(missing) > 0 {
-		t.Logf("not in the catalog yet: %v", missing)
-	}
-}
 
 func TestCatalogShape(t *testing.T) {
 	seen := map[string]bool{}
