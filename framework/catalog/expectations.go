@@ -68,21 +68,15 @@ func (s Shape) String() string {
 // of the same result known from other Istio versions (Equivalents, the Tolerance section).
 // Anything else is a deviation.
 type Expectation struct {
-	Name       string
-	Documented Shape
-	// AlsoDocumented are other shapes the document itself names as the expected result
-	// ("curl exit 56 or 52"): they classify as documented too.
-	AlsoDocumented []Shape
-	Equivalents    []Shape
+	Name        string
+	Documented  Shape
+	Equivalents []Shape
 }
 
 // String lists the documented shape and the equivalents, for failure messages.
 func (e Expectation) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: documented {%s}", e.Name, e.Documented)
-	for _, s := range e.AlsoDocumented {
-		fmt.Fprintf(&b, " or {%s}", s)
-	}
 	if len(e.Equivalents) > 0 {
 		b.WriteString("; equivalent")
 		for i, s := range e.Equivalents {
@@ -164,14 +158,15 @@ var (
 
 // More shapes, for the behaviours of BEHAVIORS-next.md.
 var (
-	// TCPForbidden: an AuthorizationPolicy denies a TCP connection. Envoy's network RBAC filter
-	// closes it with no response (Istio's check.Forbidden for TCP is an EOF), which curl
-	// reports as a receive failure (56) or an empty reply (52): AUTHZ-009 documents both, and
-	// the report records which was seen.
+	// TCPForbidden: an AuthorizationPolicy denies a TCP connection. The sidecar's network RBAC
+	// filter closes it with no response: Istio's own check for a denied TCP call is an EOF
+	// (check.Forbidden, echo/check/checkers.go:221-222), which curl reports as an empty reply
+	// (52). A reset (56) is how ztunnel denies it (ambient baseline_test.go's CheckDeny: "EOF:
+	// TCP envoy", "connection reset: TCP ztunnel"): for the sidecar an equivalent.
 	TCPForbidden = Expectation{
-		Name:           "TCPForbidden",
-		Documented:     Shape{Name: "closed", HTTPCode: 0, CurlExit: 56},
-		AlsoDocumented: []Shape{{Name: "empty reply", HTTPCode: 0, CurlExit: 52}},
+		Name:        "TCPForbidden",
+		Documented:  Shape{Name: "empty reply", HTTPCode: 0, CurlExit: 52},
+		Equivalents: []Shape{{Name: "reset", HTTPCode: 0, CurlExit: 56}},
 	}
 
 	// JWTRejected: a RequestAuthentication refuses a token it cannot validate (expired, or

@@ -39,11 +39,6 @@ func Classify(e catalog.Expectation, o probe.Outcome) (Classification, string) {
 	if match(e.Documented) {
 		return Documented, fmt.Sprintf("saw %s: the documented %s {%s}", o.Summary(), e.Name, e.Documented)
 	}
-	for _, s := range e.AlsoDocumented {
-		if match(s) {
-			return Documented, fmt.Sprintf("saw %s: the documented %s {%s}", o.Summary(), e.Name, s)
-		}
-	}
 	for _, s := range e.Equivalents {
 		if match(s) {
 			return Equivalent, fmt.Sprintf("saw %s: equivalent to %s (%s), documented is {%s}", o.Summary(), e.Name, s, e.Documented)

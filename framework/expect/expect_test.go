@@ -68,9 +68,10 @@ func TestClassify(t *testing.T) {
 		{catalog.PlaintextRejected, curl(200, 0, "", "ok"), Deviation, "saw http_code=200 exit=0"},
 		{catalog.DisableVsStrict, curl(0, 56, "curl: (56) Recv failure: Connection reset by peer", ""), Equivalent, "reset"},
 		{catalog.Allowed, probe.Outcome{Tool: probe.ToolOpenSSL, HTTPCode: -1, CurlExit: -1}, Deviation, "openssl outcome"},
-		// AUTHZ-009 documents both: each is documented, and the reason says which was seen.
-		{catalog.TCPForbidden, curl(0, 56, "curl: (56) Recv failure: Connection reset by peer", ""), Documented, "the documented TCPForbidden {closed"},
+		// AUTHZ-009: the sidecar closes a denied TCP connection (Istio checks for an EOF): exit 52
+		// is documented; a reset, ztunnel's shape and the row's old documented one, is equivalent.
 		{catalog.TCPForbidden, curl(0, 52, "curl: (52) Empty reply from server", ""), Documented, "the documented TCPForbidden {empty reply"},
+		{catalog.TCPForbidden, curl(0, 56, "curl: (56) Recv failure: Connection reset by peer", ""), Equivalent, "equivalent to TCPForbidden (reset"},
 		{catalog.TCPForbidden, curl(403, 0, "", "RBAC: access denied"), Deviation, "not TCPForbidden"},
 		{catalog.UntrustedCertificate, curl(0, 60, "curl: (60) SSL certificate problem: unable to get local issuer certificate", ""), Documented, "certificate not trusted"},
 	} {
