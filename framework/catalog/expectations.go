@@ -189,11 +189,17 @@ var (
 		Documented: Shape{Name: "301", HTTPCode: 301, CurlExit: 0},
 	}
 
-	// BlackHole: outboundTrafficPolicy REGISTRY_ONLY sends a call to a host the sidecar does
-	// not know to the BlackHoleCluster, which answers 502.
+	// BlackHole: outboundTrafficPolicy REGISTRY_ONLY blocks a call to a host the sidecar does
+	// not know. On a port where the sidecar has an HTTP listener the BlackHole virtual host
+	// answers 502 (httproute.go's catch-all route); on any other port the TCP catch-all sends
+	// the connection to the BlackHoleCluster, which closes it: the same block, an equivalent.
 	BlackHole = Expectation{
 		Name:       "BlackHole",
 		Documented: Shape{Name: "502", HTTPCode: 502, CurlExit: 0},
+		Equivalents: []Shape{
+			{Name: "TCP black hole, empty reply", HTTPCode: 0, CurlExit: 52},
+			{Name: "TCP black hole, reset", HTTPCode: 0, CurlExit: 56},
+		},
 	}
 )
 

@@ -73,6 +73,12 @@ func TestClassify(t *testing.T) {
 		{catalog.TCPForbidden, curl(0, 52, "curl: (52) Empty reply from server", ""), Documented, "the documented TCPForbidden {empty reply"},
 		{catalog.TCPForbidden, curl(0, 56, "curl: (56) Recv failure: Connection reset by peer", ""), Equivalent, "equivalent to TCPForbidden (reset"},
 		{catalog.TCPForbidden, curl(403, 0, "", "RBAC: access denied"), Deviation, "not TCPForbidden"},
+		// EGRESS-001: 502 from the BlackHole route of an HTTP listener is documented; without
+		// that listener the TCP catch-all closes the connection (what the row's old setup saw).
+		{catalog.BlackHole, curl(502, 0, "", ""), Documented, "the documented BlackHole {502"},
+		{catalog.BlackHole, curl(0, 52, "curl: (52) Empty reply from server", ""), Equivalent, "equivalent to BlackHole (TCP black hole, empty reply"},
+		{catalog.BlackHole, curl(0, 56, "curl: (56) Recv failure: Connection reset by peer", ""), Equivalent, "equivalent to BlackHole (TCP black hole, reset"},
+		{catalog.BlackHole, curl(200, 0, "", "ok"), Deviation, "not BlackHole"},
 		{catalog.UntrustedCertificate, curl(0, 60, "curl: (60) SSL certificate problem: unable to get local issuer certificate", ""), Documented, "certificate not trusted"},
 	} {
 		got, reason := Classify(c.e, c.o)
