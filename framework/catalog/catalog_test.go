@@ -74,6 +74,10 @@ func TestCatalogShape(t *testing.T) {
 	}
 }
 
+// envoyRetriedTLS is the 503 body a sidecar returns after mTLS to a plaintext port, as reported
+// from Istio 1.21/1.22 in istio/istio#53368.
+const envoyRetriedTLS = "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure, transport failure reason: TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end:TLS_error_end"
+
 func TestShapeMatches(t *testing.T) {
 	cases := []struct {
 		shape         Shape
@@ -92,6 +96,11 @@ func TestShapeMatches(t *testing.T) {
 		{DisableVsStrict.Documented, 503, 0, "", TextConnectionTermReset, true},
 		{DisableVsStrict.Documented, 503, 0, "", TextUpstreamConnect + ". reset reason: remote reset", false},
 		{Shape{HTTPCode: Any, CurlExit: Any}, 418, 3, "", "", true},
+		// "…" stands for the reset reason Envoy writes between its fixed words.
+		{UpstreamConnectError.Documented, 503, 0, "", envoyRetriedTLS, true},
+		{UpstreamConnectError.Documented, 503, 0, "", TextUpstreamConnect + ". reset reason: remote connection failure, transport failure reason: TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end", false},
+		{UpstreamConnectError.Documented, 503, 0, "", TextUpstreamConnect + ". retried and the latest reset reason: connection termination", false},
+		{Shape{BodyContains: "TLS_error…retried"}, 503, 0, "", envoyRetriedTLS, false},
 	}
 	for _, c := range cases {
 		if got := c.shape.Matches(c.code, c.exit, c.errLine, c.body); got != c.want {

@@ -9,8 +9,9 @@ import (
 const Any = -1
 
 // Shape is one way a probe can end: curl's HTTP code (0 for curl's "000", no response) and
-// exit code, and text that must appear in curl's error line or in the response body.
-// Empty strings and Any match everything.
+// exit code, and text that must appear in curl's error line or in the response body; "…" in
+// that text stands for any text, so the pieces around it must appear in that order (Envoy
+// writes the reset reason between fixed words). Empty strings and Any match everything.
 type Shape struct {
 	Name          string
 	HTTPCode      int
@@ -28,11 +29,17 @@ func (s Shape) Matches(httpCode, curlExit int, errorLine, body string) bool {
 	if s.CurlExit != Any && s.CurlExit != curlExit {
 		return false
 	}
-	if s.ErrorContains != "" && !strings.Contains(errorLine, s.ErrorContains) {
-		return false
-	}
-	if s.BodyContains != "" && !strings.Contains(body, s.BodyContains) {
-		return false
+	return containsInOrder(errorLine, s.ErrorContains) && containsInOrder(body, s.BodyContains)
+}
+
+// containsInOrder reports whether text holds the pieces of want between its "…", in order.
+func containsInOrder(text, want string) bool {
+	for piece := range strings.SplitSeq(want, "…") {
+		i := strings.Index(text, piece)
+		if i < 0 {
+			return false
+		}
+		text = text[i+len(piece):]
 	}
 	return true
 }
@@ -95,6 +102,11 @@ const (
 	TextRBACDenied          = "RBAC: access denied"
 	TextUpstreamConnect     = "upstream connect error or disconnect/reset before headers"
 	TextConnectionTermReset = TextUpstreamConnect + ". reset reason: connection termination"
+	// TextRetriedTLSError is Envoy's body when the default retry policy retried a failed TLS
+	// handshake and the last attempt failed too (router.cc Filter::onUpstreamReset writes
+	// "retried and the latest " when the request was retried, the reset reason, then ",
+	// transport failure reason: " and the TLS error).
+	TextRetriedTLSError = TextUpstreamConnect + ". retried and the latest reset reason: …, transport failure reason: TLS_error"
 )
 
 var (
@@ -142,13 +154,15 @@ var (
 		},
 	}
 
-	// UpstreamConnectError: the client's sidecar cannot talk to the upstream (MTLS-010: mTLS
-	// sent to a port whose app speaks plaintext). The document says only that the client
-	// fails, so other failure shapes are equivalents and the report shows which was seen.
+	// UpstreamConnectError: the client's sidecar sends mTLS to a port whose app speaks
+	// plaintext (MTLS-010). The handshake fails, the default retry policy retries it
+	// (connect-failure), and Envoy's 503 says so and names the TLS error. Any other failure
+	// of the client is an equivalent, and the report shows which was seen.
 	UpstreamConnectError = Expectation{
 		Name:       "UpstreamConnectError",
-		Documented: Shape{Name: "503 upstream connect error", HTTPCode: 503, CurlExit: 0, BodyContains: TextUpstreamConnect},
+		Documented: Shape{Name: "503 TLS error, retried", HTTPCode: 503, CurlExit: 0, BodyContains: TextRetriedTLSError},
 		Equivalents: []Shape{
+			{Name: "503 other upstream reset", HTTPCode: 503, CurlExit: 0, BodyContains: TextUpstreamConnect},
 			{Name: "503", HTTPCode: 503, CurlExit: 0},
 			{Name: "reset", HTTPCode: 0, CurlExit: 56},
 			{Name: "empty reply", HTTPCode: 0, CurlExit: 52},

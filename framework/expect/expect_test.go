@@ -79,6 +79,10 @@ func TestClassify(t *testing.T) {
 		{catalog.BlackHole, curl(0, 52, "curl: (52) Empty reply from server", ""), Equivalent, "equivalent to BlackHole (TCP black hole, empty reply"},
 		{catalog.BlackHole, curl(0, 56, "curl: (56) Recv failure: Connection reset by peer", ""), Equivalent, "equivalent to BlackHole (TCP black hole, reset"},
 		{catalog.BlackHole, curl(200, 0, "", "ok"), Deviation, "not BlackHole"},
+		// MTLS-010: mTLS to a plaintext port fails its handshake, which the default retry policy
+		// retries; the row's old documented shape (any upstream connect error) is an equivalent.
+		{catalog.UpstreamConnectError, curl(503, 0, "", "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure, transport failure reason: TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end"), Documented, "the documented UpstreamConnectError {503 TLS error, retried"},
+		{catalog.UpstreamConnectError, curl(503, 0, "", "upstream connect error or disconnect/reset before headers. reset reason: connection termination"), Equivalent, "equivalent to UpstreamConnectError (503 other upstream reset"},
 		{catalog.UntrustedCertificate, curl(0, 60, "curl: (60) SSL certificate problem: unable to get local issuer certificate", ""), Documented, "certificate not trusted"},
 	} {
 		got, reason := Classify(c.e, c.o)

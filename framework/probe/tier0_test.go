@@ -46,6 +46,10 @@ func classified(t *testing.T, o probe.Outcome, e catalog.Expectation, want expec
 
 // TestCurlLoopback runs the real curl through Local against loopback servers that end the
 // connection each way a mesh does, and checks the Outcome and its classification.
+// envoyRetriedTLS is the 503 body a sidecar returns after mTLS to a plaintext port (Envoy's
+// router.cc Filter::onUpstreamReset), as reported from Istio 1.21/1.22 in istio/istio#53368.
+const envoyRetriedTLS = "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: remote connection failure, transport failure reason: TLS_error:|268435703:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER:TLS_error_end:TLS_error_end"
+
 func TestCurlLoopback(t *testing.T) {
 	probetest.RequireTools(t, "curl")
 	type judged struct {
@@ -72,7 +76,8 @@ func TestCurlLoopback(t *testing.T) {
 			name: "reset after the request (a STRICT sidecar given plaintext)",
 			url:  func(t *testing.T) string { return probetest.NewServer(t, probetest.Reset()).URL() },
 			code: 0, exit: 56, errLine: "curl: (56) Recv failure: Connection reset by peer",
-			classify: []judged{{catalog.PlaintextRejected, expect.Documented}, {catalog.DisableVsStrict, expect.Equivalent}, {catalog.Allowed, expect.Deviation}},
+			classify: []judged{{catalog.PlaintextRejected, expect.Documented}, {catalog.DisableVsStrict, expect.Equivalent}, {catalog.Allowed, expect.Deviation},
+				{catalog.TCPForbidden, expect.Equivalent}, {catalog.BlackHole, expect.Equivalent}},
 		},
 		{
 			name: "403 RBAC",
@@ -96,7 +101,7 @@ func TestCurlLoopback(t *testing.T) {
 				return probetest.NewServer(t, probetest.Respond(503, catalog.TextConnectionTermReset, nil)).URL()
 			},
 			code: 503, exit: 0, body: "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-			classify: []judged{{catalog.DisableVsStrict, expect.Documented}, {catalog.UpstreamConnectError, expect.Documented}, {catalog.PlaintextRejected, expect.Deviation}},
+			classify: []judged{{catalog.DisableVsStrict, expect.Documented}, {catalog.UpstreamConnectError, expect.Equivalent}, {catalog.PlaintextRejected, expect.Deviation}},
 		},
 		{
 			name: "503 another reset reason",
@@ -104,7 +109,16 @@ func TestCurlLoopback(t *testing.T) {
 				return probetest.NewServer(t, probetest.Respond(503, catalog.TextUpstreamConnect+". reset reason: remote reset", nil)).URL()
 			},
 			code: 503, exit: 0, body: catalog.TextUpstreamConnect + ". reset reason: remote reset",
-			classify: []judged{{catalog.DisableVsStrict, expect.Equivalent}, {catalog.UpstreamConnectError, expect.Documented}},
+			classify: []judged{{catalog.DisableVsStrict, expect.Equivalent}, {catalog.UpstreamConnectError, expect.Equivalent}},
+		},
+		{
+			// MTLS-010: the client's sidecar retried a failed TLS handshake and gave up.
+			name: "503 TLS error, retried (mTLS to a plaintext port)",
+			url: func(t *testing.T) string {
+				return probetest.NewServer(t, probetest.Respond(503, envoyRetriedTLS, nil)).URL()
+			},
+			code: 503, exit: 0, body: envoyRetriedTLS,
+			classify: []judged{{catalog.UpstreamConnectError, expect.Documented}, {catalog.DisableVsStrict, expect.Equivalent}},
 		},
 		{
 			// A TLS-only listener fails the handshake on plaintext and closes without a byte:
@@ -121,7 +135,8 @@ func TestCurlLoopback(t *testing.T) {
 			name: "close without a reply",
 			url:  func(t *testing.T) string { return probetest.NewServer(t, probetest.CloseNoReply()).URL() },
 			code: 0, exit: 52, errLine: "curl: (52) Empty reply from server",
-			classify: []judged{{catalog.PlaintextRejected, expect.Equivalent}, {catalog.UpstreamConnectError, expect.Equivalent}},
+			classify: []judged{{catalog.PlaintextRejected, expect.Equivalent}, {catalog.UpstreamConnectError, expect.Equivalent},
+				{catalog.TCPForbidden, expect.Documented}, {catalog.BlackHole, expect.Equivalent}},
 		},
 		{
 			name: "refused port",

@@ -9,7 +9,9 @@ import (
 	"meshconform/suites/internal/e2e"
 )
 
-// excludeInboundPorts is a sidecar annotation: the behaviour exists in that mode only.
+// excludeInboundPorts is a sidecar annotation: the behaviour exists in that mode only. The
+// client's sidecar still sends mTLS, the plaintext app fails the handshake, and the default
+// retry policy retries it: a 503 naming the TLS error (UpstreamConnectError).
 var _ = e2e.Register(e2e.Behavior{
 	ID: "MTLS-010", Name: "excludeInboundPorts does not stop mesh clients sending mTLS; a DISABLE DestinationRule for the port fixes it",
 	Requires:   cases.Requires{Mode: dataplane.ModeSidecar},
