@@ -1,22 +1,26 @@
 package behaviors
 
 import (
-	. "github.com/onsi/ginkgo/v2"
-
 	"context"
+	"errors"
 	"fmt"
-	"meshconform/framework/expect"
-	"meshconform/framework/workload"
-	"meshconform/suites/cases"
-	"meshconform/suites/internal/e2e"
 	"regexp"
 	"strconv"
 	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"meshconform/framework/expect"
+	"meshconform/framework/policy"
+	"meshconform/framework/workload"
+	"meshconform/suites/cases"
+	"meshconform/suites/internal/e2e"
 )
 
-// MySQLDocumentedError is the failure seed 002 shows for a server-first protocol under
-// PERMISSIVE (MTLS-012), as the MySQL client prints it; clients append ", system error: N".
-const MySQLDocumentedError = "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet'"
+// MySQLSeedError is the failure seed 002 shows for a server-first protocol, as the MySQL client
+// prints it when the connection is lost before the server's greeting; clients append ",
+// system error: N".
+const MySQLSeedError = "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet'"
 
 // MySQLCommand is MTLS-012's client call, for the mysql-client sample against the mysql
 // sample (root with an empty password, MYSQL_ALLOW_EMPTY_PASSWORD): one query, no TTY, so the
@@ -33,12 +37,12 @@ type MySQLOutcome struct {
 	// Error is the client's `ERROR …` line ("" when none); Code its number (e.g. "2013") and
 	// SQLState its state (e.g. "HY000").
 	Error, Code, SQLState string
-	// Documented: Error is MySQLDocumentedError (with or without the system error suffix).
-	Documented bool
+	// SeedWords: Error is MySQLSeedError (with or without the system error suffix).
+	SeedWords bool
 	// InitialPacketLost: error 2013 before the server's greeting arrived, in any client's
-	// words (MariaDB's: "Lost connection to server at 'handshake: reading initial
-	// communication packet'"; a greeting that never comes within --connect-timeout reads the
-	// same with system error 110): the documented failure's equivalent shape.
+	// words: the seed's; MariaDB's "Lost connection to server at 'handshake: reading initial
+	// communication packet'"; MySQL's "… at 'waiting for initial communication packet'" when
+	// no greeting came within --connect-timeout.
 	InitialPacketLost bool
 	// Exit is the client's exit status (-1 when the transport lost it).
 	Exit int
@@ -53,10 +57,10 @@ func (o MySQLOutcome) String() string {
 	case o.Error != "":
 		shape := "another error"
 		switch {
-		case o.Documented:
-			shape = "the documented error"
+		case o.SeedWords:
+			shape = "lost before the greeting, in the seed's words"
 		case o.InitialPacketLost:
-			shape = "lost before the greeting (equivalent to the documented error)"
+			shape = "lost before the greeting"
 		}
 		return fmt.Sprintf("not connected: %s (exit %d, %s)", o.Error, o.Exit, shape)
 	}
@@ -81,65 +85,96 @@ func ParseMySQLOutcome(stdout, stderr string, exit int) MySQLOutcome {
 		o.Error = strings.TrimRight(m[0], "\r")
 		o.Code, o.SQLState = m[1], m[2]
 		msg := m[3]
-		o.Documented = strings.HasPrefix(o.Error, MySQLDocumentedError)
+		o.SeedWords = strings.HasPrefix(o.Error, MySQLSeedError)
 		o.InitialPacketLost = o.Code == "2013" && strings.Contains(msg, "initial communication packet")
 	}
 	o.Connected = o.Error == "" && (exit == 0 || exit == -1) && reSelectOne.MatchString(stdout)
 	return o
 }
 
-// MTLS-012: MySQL speaks first, which sidecars have historically mishandled under PERMISSIVE
-// (seed 002). Under PERMISSIVE the documented failure may or may not occur, and the spec
-// records which; under STRICT a mesh client must connect and run SELECT 1.
+// MySQLClient is how MTLS-012's mesh client reaches the server, after Istio's own
+// server-first cases (tests/integration/pilot/common/routing.go serverFirstTestCases, port
+// tcp-server).
+type MySQLClient string
+
+const (
+	// MySQLMTLS: the client's sidecar sends mTLS (auto mTLS, Istio's ISTIO_MUTUAL case). The
+	// server's sidecar sees TLS, so nothing waits on the client: it connects under PERMISSIVE
+	// and STRICT (check.OK() for both).
+	MySQLMTLS MySQLClient = "mTLS"
+	// MySQLPlaintext: a DestinationRule DISABLE makes the client's sidecar send plaintext
+	// (Istio's DISABLE case). Under PERMISSIVE the server's sidecar waits for the client's first
+	// bytes to tell TLS from plaintext, with no timeout by default, while MySQL waits to greet
+	// first: the connection is lost before the greeting (check.Error()).
+	MySQLPlaintext MySQLClient = "plaintext"
+)
+
+// ClassifyMySQL judges one MySQLCommand run of a client: documented when it shows what Istio's
+// case for that client does, a deviation otherwise (neither has another known shape).
+func ClassifyMySQL(c MySQLClient, o MySQLOutcome) (expect.Classification, string) {
+	switch {
+	case c == MySQLMTLS && o.Connected:
+		return expect.Documented, "an mTLS client connects: " + o.String()
+	case c == MySQLMTLS:
+		return expect.Deviation, "an mTLS client did not connect (Istio's tcp-server ISTIO_MUTUAL case connects): " + o.String()
+	case o.InitialPacketLost:
+		return expect.Documented, "a plaintext client loses the connection before the greeting: " + o.String()
+	case o.Connected:
+		return expect.Deviation, "a plaintext client connected (Istio's tcp-server DISABLE case under PERMISSIVE fails): " + o.String()
+	}
+	return expect.Deviation, "a plaintext client failed otherwise than before the greeting: " + o.String()
+}
+
+// mysqlPlaintext is MTLS-012's DestinationRule DISABLE for the server, in the client's
+// namespace so that it changes only this behaviour's client.
+func mysqlPlaintext(e cases.Env) []policy.Object {
+	return []policy.Object{policy.DestinationRule(e.NS(cases.Client), "mysql-plaintext", e.FQDN(cases.Server, "mysql"),
+		policy.TLSMode(policy.TLSDisable))}
+}
+
+// MTLS-012: MySQL speaks first, which a sidecar mishandles only when it must guess the
+// protocol: seed 002's ERROR 2013 is the plaintext client's (a DestinationRule DISABLE) under
+// PERMISSIVE, while the mesh client's auto mTLS connects under PERMISSIVE and STRICT. Each
+// case converges on its documented outcome N times in a row.
 var _ = e2e.Register(e2e.Behavior{
-	ID: "MTLS-012", Name: "MySQL from a mesh client under PERMISSIVE (recorded) and STRICT (connects)",
+	ID: "MTLS-012", Name: "MySQL: a mesh client's mTLS connects under PERMISSIVE and STRICT; its plaintext (DISABLE) loses the greeting under PERMISSIVE",
 	Namespaces: []cases.Namespace{
 		{Role: cases.Server, Meshed: true, Samples: []workload.Sample{workload.MySQL}},
 		{Role: cases.Client, Meshed: true, Samples: []workload.Sample{workload.MySQLClient}},
 	},
-	Objects: namespaceStrict,
+	Objects: func(e cases.Env) []policy.Object { return append(mysqlPlaintext(e), namespaceStrict(e)...) },
 	Run: func(ctx context.Context, t *e2e.T) {
 		ex := t.Executor(ctx, cases.Source{Role: cases.Client, Sample: workload.MySQLClient})
 		h := t.Handles[cases.Server][workload.MySQL]
 		cmd := MySQLCommand(h.Host(), int(h.Ports[0]))
-		run := func(ctx context.Context) (MySQLOutcome, error) {
-			res, err := ex.Exec(ctx, cmd)
-			if err != nil {
-				return MySQLOutcome{}, err
-			}
-			return ParseMySQLOutcome(string(res.Stdout), string(res.Stderr), res.ExitCode), nil
+		judge := func(what string, c MySQLClient) {
+			GinkgoHelper()
+			var o MySQLOutcome
+			err := expect.ConvergeFunc(ctx, t.Run.Expect, func(ctx context.Context) error {
+				res, err := ex.Exec(ctx, cmd)
+				if err != nil {
+					return err
+				}
+				o = ParseMySQLOutcome(string(res.Stdout), string(res.Stderr), res.ExitCode)
+				if class, why := ClassifyMySQL(c, o); class != expect.Documented {
+					return errors.New(why)
+				}
+				return nil
+			})
+			_, why := ClassifyMySQL(c, o)
+			t.Check(err, what+": "+why, map[string]string{what: o.String()})
 		}
 
-		By("PERMISSIVE (default): record what the client sees")
-		o, err := run(ctx)
-		if err != nil {
-			t.Unjudged(fmt.Errorf("exec mysql: %w", err), nil)
-		}
-		class, why := expect.Documented, "the documented ERROR 2013 occurred under PERMISSIVE"
-		switch {
-		case o.Documented:
-		case o.Connected:
-			class, why = expect.Equivalent, "under PERMISSIVE the client connected: the documented ERROR 2013 did not occur"
-		case o.InitialPacketLost:
-			class, why = expect.Equivalent, "ERROR 2013 in other words: "+o.Error
-		default:
-			class, why = expect.Deviation, "under PERMISSIVE: "+o.String()
-		}
-		t.Classified(class, why, map[string]string{"permissive": o.String()})
+		By("PERMISSIVE (default): the mesh client's mTLS connects")
+		judge("permissive, mTLS", MySQLMTLS)
 
-		By("STRICT: the mesh client connects and runs SELECT 1, N times in a row")
+		By("PERMISSIVE, DestinationRule DISABLE: the mesh client's plaintext loses the connection before the greeting")
+		t.Apply(ctx, mysqlPlaintext(t.Env))
+		judge("permissive, plaintext", MySQLPlaintext)
+
+		By("STRICT, the DestinationRule deleted: the mesh client's mTLS connects")
+		t.Delete(ctx, mysqlPlaintext(t.Env))
 		t.Apply(ctx, namespaceStrict(t.Env))
-		err = expect.ConvergeFunc(ctx, t.Run.Expect, func(ctx context.Context) error {
-			var err error
-			o, err = run(ctx)
-			if err != nil {
-				return err
-			}
-			if !o.Connected {
-				return fmt.Errorf("not connected: %s", o)
-			}
-			return nil
-		})
-		t.Check(err, "connected under STRICT", map[string]string{"strict": o.String()})
+		judge("strict, mTLS", MySQLMTLS)
 	},
 })

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"meshconform/framework/expect"
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
 )
@@ -63,22 +64,22 @@ func TestParseMySQLOutcome(t *testing.T) {
 		exit           int
 		connected      bool
 		code, state    string
-		documented     bool
+		seedWords      bool
 		initialLost    bool
 		str            string
 	}{
 		{name: "connected", stdout: "1\n1\n", exit: 0, connected: true, str: "connected: SELECT 1 returned 1 (exit 0)"},
 		{name: "connected, exit status lost by the transport", stdout: "1\n1\n", exit: -1, connected: true},
 		{name: "connected, with a client warning", stdout: "1\n1\n", stderr: "mysql: [Warning] Using a password on the command line interface can be insecure.\n", exit: 0, connected: true},
-		{name: "documented, MySQL 8 client with the system error suffix",
+		{name: "the seed's words, MySQL 8 client with the system error suffix",
 			stderr: "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet', system error: 0\n", exit: 1,
-			code: "2013", state: "HY000", documented: true, initialLost: true, str: "the documented error"},
-		{name: "documented, as seed 002 prints it",
+			code: "2013", state: "HY000", seedWords: true, initialLost: true, str: "lost before the greeting, in the seed's words"},
+		{name: "the seed's words, as seed 002 prints it",
 			stderr: "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet'\n", exit: 1,
-			code: "2013", state: "HY000", documented: true, initialLost: true},
+			code: "2013", state: "HY000", seedWords: true, initialLost: true},
 		{name: "MariaDB's words for the same failure",
 			stderr: "ERROR 2013 (HY000): Lost connection to server at 'handshake: reading initial communication packet', system error: 11\n", exit: 1,
-			code: "2013", state: "HY000", initialLost: true, str: "equivalent to the documented error"},
+			code: "2013", state: "HY000", initialLost: true, str: "lost before the greeting)"},
 		{name: "no greeting within the connect timeout",
 			stderr: "ERROR 2013 (HY000): Lost connection to MySQL server at 'waiting for initial communication packet', system error: 110\n", exit: 1,
 			code: "2013", state: "HY000", initialLost: true},
@@ -90,7 +91,7 @@ func TestParseMySQLOutcome(t *testing.T) {
 		{name: "TLS broken by the mesh", stderr: "ERROR 2026 (HY000): SSL connection error: error:0A000126:SSL routines::unexpected eof while reading\n", exit: 1, code: "2026", state: "HY000"},
 		{name: "SQL error at a line", stderr: "ERROR 1064 (42000) at line 1: You have an error in your SQL syntax\n", exit: 1, code: "1064", state: "42000"},
 		{name: "error line on stdout (a TTY merges the streams)", stdout: "ERROR 2013 (HY000): Lost connection to MySQL server at 'reading initial communication packet', system error: 104\r\n", exit: 1,
-			code: "2013", state: "HY000", documented: true, initialLost: true},
+			code: "2013", state: "HY000", seedWords: true, initialLost: true},
 		{name: "an ERROR line wins over a printed result", stdout: "1\n1\n", stderr: "ERROR 2013 (HY000): Lost connection to MySQL server during query\n", exit: 1, code: "2013", state: "HY000"},
 		{name: "exit 0 but nothing printed", exit: 0, str: "no ERROR line"},
 		{name: "exit 1, no ERROR line", stderr: "mysql: unknown option '--bogus'\n", exit: 7, str: "not connected, no ERROR line (exit 7)"},
@@ -98,9 +99,9 @@ func TestParseMySQLOutcome(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := ParseMySQLOutcome(c.stdout, c.stderr, c.exit)
-			if o.Connected != c.connected || o.Code != c.code || o.SQLState != c.state || o.Documented != c.documented || o.InitialPacketLost != c.initialLost {
-				t.Errorf("got connected=%t code=%q state=%q documented=%t initialLost=%t; want %t %q %q %t %t\n%s",
-					o.Connected, o.Code, o.SQLState, o.Documented, o.InitialPacketLost, c.connected, c.code, c.state, c.documented, c.initialLost, o)
+			if o.Connected != c.connected || o.Code != c.code || o.SQLState != c.state || o.SeedWords != c.seedWords || o.InitialPacketLost != c.initialLost {
+				t.Errorf("got connected=%t code=%q state=%q seedWords=%t initialLost=%t; want %t %q %q %t %t\n%s",
+					o.Connected, o.Code, o.SQLState, o.SeedWords, o.InitialPacketLost, c.connected, c.code, c.state, c.seedWords, c.initialLost, o)
 			}
 			if c.code != "" && (!strings.HasPrefix(o.Error, "ERROR "+c.code) || strings.ContainsAny(o.Error, "\r\n")) {
 				t.Errorf("Error = %q, want the whole ERROR line", o.Error)
@@ -112,6 +113,36 @@ func TestParseMySQLOutcome(t *testing.T) {
 				t.Errorf("Exit = %d", o.Exit)
 			}
 		})
+	}
+}
+
+// MTLS-012's two clients, as Istio's own server-first cases have them: the mTLS client
+// connects under PERMISSIVE and STRICT, so seed 002's ERROR 2013 from it, which the row used to
+// document, is now a deviation; that error belongs to the plaintext client (DISABLE), for which
+// any wording of "lost before the greeting" is documented and a connection is the deviation.
+func TestClassifyMySQL(t *testing.T) {
+	connected := ParseMySQLOutcome("1\n1\n", "", 0)
+	seed := ParseMySQLOutcome("", MySQLSeedError+", system error: 0\n", 1)
+	timedOut := ParseMySQLOutcome("", "ERROR 2013 (HY000): Lost connection to MySQL server at 'waiting for initial communication packet', system error: 110\n", 1)
+	refused := ParseMySQLOutcome("", "ERROR 2003 (HY000): Can't connect to MySQL server on 'mysql.ns:3306' (111)\n", 1)
+	for _, c := range []struct {
+		client MySQLClient
+		o      MySQLOutcome
+		want   expect.Classification
+		reason string
+	}{
+		{MySQLMTLS, connected, expect.Documented, "an mTLS client connects: connected"},
+		{MySQLMTLS, seed, expect.Deviation, "an mTLS client did not connect (Istio's tcp-server ISTIO_MUTUAL case connects): not connected: " + MySQLSeedError},
+		{MySQLMTLS, refused, expect.Deviation, "ERROR 2003"},
+		{MySQLPlaintext, seed, expect.Documented, "lost before the greeting, in the seed's words"},
+		{MySQLPlaintext, timedOut, expect.Documented, "'waiting for initial communication packet'"},
+		{MySQLPlaintext, connected, expect.Deviation, "a plaintext client connected (Istio's tcp-server DISABLE case under PERMISSIVE fails)"},
+		{MySQLPlaintext, refused, expect.Deviation, "failed otherwise than before the greeting"},
+	} {
+		got, reason := ClassifyMySQL(c.client, c.o)
+		if got != c.want || !strings.Contains(reason, c.reason) {
+			t.Errorf("ClassifyMySQL(%s, %s) = %s %q; want %s with %q", c.client, c.o, got, reason, c.want, c.reason)
+		}
 	}
 }
 
@@ -166,8 +197,8 @@ func TestMySQLClientAgainstLoopback(t *testing.T) {
 		if o.Connected || o.Code != "2013" || !o.InitialPacketLost || o.Exit != 1 {
 			t.Errorf("want error 2013 before the greeting, exit 1: %s", o)
 		}
-		if o.Documented == mariadb {
-			t.Errorf("documented=%t from a %s client: %s", o.Documented, map[bool]string{true: "MariaDB", false: "MySQL"}[mariadb], o.Error)
+		if o.SeedWords == mariadb {
+			t.Errorf("seedWords=%t from a %s client: %s", o.SeedWords, map[bool]string{true: "MariaDB", false: "MySQL"}[mariadb], o.Error)
 		}
 	})
 	t.Run("no greeting within the connect timeout", func(t *testing.T) {
@@ -191,7 +222,7 @@ func TestMySQLClientAgainstLoopback(t *testing.T) {
 		_ = l.Close()
 		p, _ := strconv.Atoi(port)
 		o := run(t, MySQLCommand("127.0.0.1", p))
-		if o.Connected || (o.Code != "2002" && o.Code != "2003") || o.InitialPacketLost || o.Documented {
+		if o.Connected || (o.Code != "2002" && o.Code != "2003") || o.InitialPacketLost || o.SeedWords {
 			t.Errorf("want a can't-connect error (2002 or 2003): %s", o)
 		}
 	})
