@@ -16,11 +16,51 @@ const (
 	logCannotList   = "2024-05-01T10:00:03.000000Z\terror\tfailed to list CRDs: customresourcedefinitions.apiextensions.k8s.io is forbidden: User \"system:serviceaccount:istio-system:istiod-service-account\" cannot list resource \"customresourcedefinitions\" in API group \"apiextensions.k8s.io\" at the cluster scope"
 	logKlogList     = "2024-05-01T10:00:03.500000Z\terror\tklog\tk8s.io/client-go/tools/cache/reflector.go:166: Failed to watch *v1beta1.PeerAuthentication: failed to list *v1beta1.PeerAuthentication: peerauthentications.security.istio.io is forbidden: User \"system:serviceaccount:istio-system:istiod\" cannot list resource \"peerauthentications\" in API group \"security.istio.io\" at the cluster scope"
 	logWarnList     = "2024-05-01T10:00:03.600000Z\twarn\tklog\tfailed to list *v1.Secret: secrets is forbidden: User \"system:serviceaccount:istio-system:istiod\" cannot list resource \"secrets\" in API group \"\" in the namespace \"foo\""
-	logCADocumented = "2021-03-04T19:02:43.290463Z\terror\tserverca\tAuthentication failed: Authenticator ClientCertAuthenticator at index 0 got error: no verified chain is found; Authenticator KubeJWTAuthenticator at index 1 got error: failed to validate the JWT from cluster \"Kubernetes\": the token is not authorized"
-	logCAModern     = "2024-05-01T10:00:04.000000Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.9:51234: Authenticator ClientCertAuthenticator: no verified chain is found; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"Kubernetes\": the token is not authenticated"
+	logCASeed       = "2021-03-04T19:02:43.290463Z\terror\tserverca\tAuthentication failed: Authenticator ClientCertAuthenticator at index 0 got error: no verified chain is found; Authenticator KubeJWTAuthenticator at index 1 got error: failed to validate the JWT from cluster \"Kubernetes\": the token is not authorized"
+	logCAModern     = logCAGolden
 	logCAModernJSON = `{"level":"error","time":"2024-05-01T10:00:05.000000Z","scope":"security","msg":"Failed to authenticate client from 10.244.0.9:51235: Authenticator ClientCertAuthenticator: no verified chain is found; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"Kubernetes\": the token is not authenticated"}`
 	logCANoJWT      = "2024-05-01T10:00:06.000000Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.9:51236: Authenticator ClientCertAuthenticator: no verified chain is found"
 )
+
+// logCAGolden is a rejected CSR exactly as istiod 1.30 and 1.31 write it: pkg/log's console
+// encoder (config.go:82-94, 160: zap's, tab-separated) prints formatDate's UTC time with
+// microseconds (config.go:200), the lowercase level, the scope (scope.go:104), then
+// security.Authenticate's message (pkg/security/authentication.go:60) with each
+// authenticator's failure in istiod's order, client certificate first (pilot/pkg/bootstrap
+// server.go:390-412; security.go:410): a workload asking for its first certificate presents
+// none (cert_authenticator.go:69: "no verified chain is found"), and the API server rejected its
+// token (kubeauth/kube_jwt.go:132, tokenreview/k8sauthn.go:88).
+const logCAGolden = "2024-05-01T10:00:04.000000Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.9:51234: " +
+	"Authenticator ClientCertAuthenticator: no verified chain is found; " +
+	"Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"Kubernetes\": the token is not authenticated"
+
+// The golden line has the shape istiod's logger gives it, and the scanner reports which
+// pattern found it: today's for the golden line, the seed's (older) for the seed's line, so
+// the report says which wording an istiod used.
+func TestCAAuthFailedGoldenLine(t *testing.T) {
+	shape := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\terror\tsecurity\tFailed to authenticate client from [0-9.]+:\d+: Authenticator ClientCertAuthenticator: [^;]+; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster "[^"]+": .+$`)
+	if !shape.MatchString(logCAGolden) {
+		t.Fatalf("the golden line is not in istiod's shape:\n%q", logCAGolden)
+	}
+	for _, c := range []struct {
+		line, matched string
+		count, older  int
+	}{
+		{logCAGolden, fmt.Sprintf("%q (1 lines)", PatternCAAuthFailed), 1, 0},
+		{logCAModernJSON, fmt.Sprintf("%q (1 lines)", PatternCAAuthFailed), 1, 0},
+		{logCASeed, fmt.Sprintf("%q, the older wording (1 lines)", PatternCAAuthFailedSeed), 0, 1},
+		{logCANoJWT, "none", 0, 0},
+	} {
+		f := ScanIstiodLog(c.line).CAAuthFailed
+		fields := findingFields(f, 1)
+		if f.Count != c.count || f.Older != c.older || fields["matched"] != c.matched {
+			t.Errorf("%s\n  matches %d, older %d, matched %q; want %d, %d, %q", c.line, f.Count, f.Older, fields["matched"], c.count, c.older, c.matched)
+		}
+		if fields["pattern"] != PatternCAAuthFailed || fields["older pattern"] != PatternCAAuthFailedSeed {
+			t.Errorf("the evidence names the patterns %q and %q", fields["pattern"], fields["older pattern"])
+		}
+	}
+}
 
 func tlsBad(n int) []string {
 	out := make([]string, n)
@@ -43,8 +83,8 @@ func logText(lines ...[]string) string {
 func TestPatternsMatchTheSeedsExamples(t *testing.T) {
 	seed := map[string]string{
 		PatternCannotList: `error failed to list CRDs: customresourcedefinitions.apiextensions.k8s.io is forbidden: User "system:serviceaccount:istio-system:istiod-service-account" cannot list resource "customresourcedefinitions" in API group "apiextensions.k8s.io" at the cluster scope`,
-		// The seed shows only the message's start; the documented regexp needs serverca and JWT.
-		PatternCAAuthFailed:      logCADocumented,
+		// The seed shows only the message's start; its regexp needs serverca and JWT.
+		PatternCAAuthFailedSeed:  logCASeed,
 		PatternTLSBadCertificate: fmt.Sprintf(logTLSBad, 0, 1),
 	}
 	for p, line := range seed {
@@ -52,8 +92,12 @@ func TestPatternsMatchTheSeedsExamples(t *testing.T) {
 			t.Errorf("%q does not match %q", p, line)
 		}
 	}
-	if regexp.MustCompile(PatternCAAuthFailed).MatchString(logCAModern) {
-		t.Errorf("the documented CP-003 pattern matches the 1.19+ line; the equivalent pattern would be unneeded")
+	// The seed's CP-003 pattern cannot find what istiod prints today, nor today's the seed's.
+	if regexp.MustCompile(PatternCAAuthFailedSeed).MatchString(logCAGolden) {
+		t.Errorf("the seed's CP-003 pattern matches istiod 1.30/1.31's line; today's pattern would be unneeded")
+	}
+	if regexp.MustCompile(PatternCAAuthFailed).MatchString(logCASeed) {
+		t.Errorf("today's CP-003 pattern matches the seed's line; the older pattern would be unneeded")
 	}
 }
 
@@ -61,7 +105,7 @@ func TestScanIstiodLog(t *testing.T) {
 	text := logText(
 		[]string{logInfo, logCA},
 		tlsBad(12),
-		[]string{logTLSEOF, logCannotList, logKlogList, logWarnList, logCADocumented, logCAModern, logCAModernJSON, logCANoJWT, logInfo},
+		[]string{logTLSEOF, logCannotList, logKlogList, logWarnList, logCASeed, logCAModern, logCAModernJSON, logCANoJWT, logInfo},
 	)
 	f := ScanIstiodLog(text)
 	if f.Lines != 2+12+9 {
@@ -79,16 +123,16 @@ func TestScanIstiodLog(t *testing.T) {
 		t.Errorf("CP-002: %+v, want the two error lines", f.CannotList)
 	}
 	ca := f.CAAuthFailed
-	if ca.Count != 1 || ca.Examples[0] != logCADocumented {
-		t.Errorf("CP-003 documented: %d %q, want the serverca line", ca.Count, ca.Examples)
+	if ca.Count != 2 || ca.Examples[0] != logCAModern || ca.Examples[1] != logCAModernJSON {
+		t.Errorf("CP-003: %d %q, want istiod's two lines (text and JSON), not the one without JWT", ca.Count, ca.Examples)
 	}
-	if ca.Equivalent != 2 || ca.EquivalentExamples[0] != logCAModern || ca.EquivalentExamples[1] != logCAModernJSON {
-		t.Errorf("CP-003 equivalent: %d %q, want the two 1.19+ JWT lines (text and JSON), not the one without JWT", ca.Equivalent, ca.EquivalentExamples)
+	if ca.Older != 1 || ca.OlderExamples[0] != logCASeed {
+		t.Errorf("CP-003 older wording: %d %q, want the seed's serverca line", ca.Older, ca.OlderExamples)
 	}
 	if ca.Total() != 3 {
 		t.Errorf("CP-003 total %d, want 3", ca.Total())
 	}
-	if got := f.String(); got != "23 lines: CP-001 12, CP-002 2, CP-003 1 (+2 equivalent)" {
+	if got := f.String(); got != "23 lines: CP-001 12, CP-002 2, CP-003 2 (+1 older wording)" {
 		t.Errorf("String() = %q", got)
 	}
 }
@@ -129,12 +173,22 @@ func TestFindingAbsent(t *testing.T) {
 			t.Errorf("CP-002 error lacks %q:\n%v", want, err)
 		}
 	}
-	// Only the equivalent shape: still a failure, and the message says which shape it saw.
+	// istiod's own line: a failure, and the message names the pattern it matched.
 	err = dirty.CAAuthFailed.Absent()
 	if err == nil {
-		t.Fatal("CP-003 with a 1.19+ JWT failure passed")
+		t.Fatal("CP-003 with istiod 1.30/1.31's JWT failure passed")
 	}
-	for _, want := range []string{"CP-003", "0 line(s) matching", "1 matching the same failure", "equivalent shape", logCAModern} {
+	for _, want := range []string{"CP-003", "1 line(s) matching", PatternCAAuthFailed, "0 matching the same failure as older Istio releases", "documented shape", logCAModern} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("CP-003 error lacks %q:\n%v", want, err)
+		}
+	}
+	// Only the seed's older wording: still a failure, and the message says which it saw.
+	err = ScanIstiodLog(logText([]string{logCASeed})).CAAuthFailed.Absent()
+	if err == nil {
+		t.Fatal("CP-003 with the seed's serverca line passed")
+	}
+	for _, want := range []string{"CP-003", "0 line(s) matching", "1 matching the same failure as older Istio releases", "older wording", logCASeed} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("CP-003 error lacks %q:\n%v", want, err)
 		}
