@@ -52,6 +52,9 @@ var (
 	empty = shape{exit: 52, errLine: "curl: (52) Empty reply from server"}
 	ok    = shape{code: 200, body: "ok"}
 	down  = shape{transportError: errors.New("error dialing backend: dial tcp 10.0.0.7:10250: connect: connection refused")}
+	// MTLS-008's 503, in the wording Envoy's code gives and in another reset reason.
+	termination = shape{code: 503, body: catalog.TextConnectionTermReset}
+	remoteReset = shape{code: 503, body: catalog.TextUpstreamConnect + ". reset reason: remote reset"}
 )
 
 // scripted is a probe.Executor that answers curl as a pod would, one shape per call: the
@@ -172,6 +175,8 @@ var _ = Describe("recording", func() {
 		return errors.New("XFCC names spiffe://cluster.local/ns/rec/sa/other, want sa/client")
 	}, false, ok)
 	probeSpec("REC-006", catalog.PlaintextRejected, nil, false, down)
+	probeSpec("REC-009", catalog.DisableVsStrict, nil, false, termination)
+	probeSpec("REC-010", catalog.DisableVsStrict, nil, false, remoteReset)
 
 	It("REC-007: posture check that fails", Label("recording", "REC-007"), func() {
 		w := behaviors.Want{ID: "REC-007", Before: posture.Fail, After: posture.Pass, FindingIn: "plain-client", Why: "hardening fixes it"}

@@ -165,6 +165,18 @@ func TestRecordedReport(t *testing.T) {
 	contains(b.ID, "text", ev.Text, "probe failed: curl http://httpbin.rec:8000/get via pod rec/client-0 container curl: no usable output")
 	history(b, ev, "error: curl http://httpbin.rec:8000/get")
 
+	// A 503 keeps its body in the evidence, whichever wording converged: MTLS-008's body rests
+	// on Envoy's code alone, so the report must show what a real run saw.
+	b = get("REC-009")
+	ev = one(b)
+	expect(b.ID, "state", b.State(), "pass/documented")
+	expect(b.ID, "HTTP code", code(ev.HTTPCode), "503")
+	expect(b.ID, "body", ev.Body, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+	b = get("REC-010")
+	ev = one(b)
+	expect(b.ID, "state", b.State(), "pass/equivalent")
+	expect(b.ID, "body", ev.Body, "upstream connect error or disconnect/reset before headers. reset reason: remote reset")
+
 	// A posture check that fails after hardening: recorded as what the audit said.
 	b = get("REC-007")
 	ev = one(b)
