@@ -156,9 +156,9 @@ func TestActionsPinnedByMajor(t *testing.T) {
 // (runs.using: node24 in its action.yml at that tag). GitHub removed Node 20 from its runners
 // in September 2026, so anything older no longer runs there. Sources, read 2026-12-01: the tags
 // of github.com/actions/{checkout,setup-go,cache,upload-artifact,download-artifact}:
-// checkout v4 node20, v5-v7 node24; setup-go v5 node20, v6-v7 node24; cache v4 node20, v5
-// node24; upload-artifact v5 node20 by default, v6-v7 node24; download-artifact v6 node20 by
-// default, v7-v8 node24.
+// checkout v4 node20, v5-v7 node24; setup-go v5 node20, v6-v7 node24; cache v4 node20, v5-v6
+// node24 (v6, June 2026: "Update packages, migrate to ESM", inputs unchanged); upload-artifact
+// v5 node20 by default, v6-v7 node24; download-artifact v6 node20 by default, v7-v8 node24.
 var nodeMajors = map[string]int{
 	"actions/checkout":          5,
 	"actions/setup-go":          6,
