@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -38,8 +39,12 @@ type Versions struct {
 	Istio []string `json:"istio"`
 	// IstioKubernetes maps an Istio minor ("1.31") to the Kubernetes range it supports.
 	IstioKubernetes map[string]KubernetesRange `json:"istioKubernetes"`
-	Kubernetes      []NodeImage                `json:"kubernetes"`
-	Upgrades        []UpgradePair              `json:"upgrades"`
+	// IstioEndOfLife maps an Istio minor ("1.30") to its end of life from Istio's support
+	// table: a month ("2026-11", when the table gives an approximate one) or a day
+	// ("2026-11-17"). A minor without one has no published date.
+	IstioEndOfLife map[string]string `json:"istioEndOfLife"`
+	Kubernetes     []NodeImage       `json:"kubernetes"`
+	Upgrades       []UpgradePair     `json:"upgrades"`
 }
 
 // DefaultIstio is the newest supported Istio release.
@@ -77,6 +82,42 @@ func compareMinors(a, b string) int {
 		return a1 - b1
 	}
 	return a2 - b2
+}
+
+// endOfLifeAfter reads an end of life as versions.yaml writes it, "2026-11" or "2026-11-17",
+// and returns the first moment (UTC) past it: the first day of the next month, or the next day.
+// An approximate month ("about November 2026") is thus past only once the month is over.
+func endOfLifeAfter(s string) (time.Time, error) {
+	if d, err := time.Parse(time.DateOnly, s); err == nil {
+		return d.AddDate(0, 0, 1), nil
+	}
+	if m, err := time.Parse("2006-01", s); err == nil {
+		return m.AddDate(0, 1, 0), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a month like \"2026-11\" or a day like \"2026-11-17\"", s)
+}
+
+// EndOfLife is the end of life of Istio release istio's minor as versions.yaml records it:
+// the date as written and the first moment past it; ok is false when none is recorded.
+func (v Versions) EndOfLife(istio string) (date string, after time.Time, ok bool) {
+	date, ok = v.IstioEndOfLife[minor(istio)]
+	if !ok {
+		return "", time.Time{}, false
+	}
+	after, err := endOfLifeAfter(date)
+	return date, after, err == nil
+}
+
+// PastEndOfLife lists the Istio releases of versions.yaml whose minor is past its end of life
+// at now, in the file's order.
+func (v Versions) PastEndOfLife(now time.Time) []string {
+	var out []string
+	for _, i := range v.Istio {
+		if _, after, ok := v.EndOfLife(i); ok && !now.Before(after) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // KubernetesRangeOf is the Kubernetes range of an Istio release's minor.
@@ -149,6 +190,14 @@ func ParseVersions(data []byte) (Versions, error) {
 		_, _, okMax := parseMinor(r.Max)
 		if !okMin || !okMax || compareMinors(r.Min, r.Max) > 0 {
 			return v, fmt.Errorf("versions.yaml: istioKubernetes %q: {min: %q, max: %q} is not a range of Kubernetes minors like {min: \"1.32\", max: \"1.36\"}", m, r.Min, r.Max)
+		}
+	}
+	for m, d := range v.IstioEndOfLife {
+		if _, _, ok := parseMinor(m); !ok {
+			return v, fmt.Errorf("versions.yaml: istioEndOfLife %q is not an Istio minor like \"1.30\"", m)
+		}
+		if _, err := endOfLifeAfter(d); err != nil {
+			return v, fmt.Errorf("versions.yaml: istioEndOfLife %q: %v, as Istio's support table gives it", m, err)
 		}
 	}
 	for _, i := range v.Istio {

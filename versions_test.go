@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/semver"
@@ -41,10 +42,60 @@ func TestVersionsFile(t *testing.T) {
 			t.Errorf("upgrade pair %s -> %s must join two different supported istio versions", p.From, p.To)
 		}
 	}
-	// A range for a minor nobody lists is a leftover.
+	// A range or an end of life for a minor nobody lists is a leftover.
 	for m := range v.IstioKubernetes {
 		if !slices.ContainsFunc(v.Istio, func(i string) bool { return minor(i) == m }) {
 			t.Errorf("istioKubernetes has %q, but no istio release of that minor is listed", m)
+		}
+	}
+	for m := range v.IstioEndOfLife {
+		if !slices.ContainsFunc(v.Istio, func(i string) bool { return minor(i) == m }) {
+			t.Errorf("istioEndOfLife has %q, but no istio release of that minor is listed", m)
+		}
+	}
+}
+
+// An end of life is past from the day after the day written, or from the first day of the
+// month after the month written (Istio's table often gives only "about November 2026").
+func TestPastEndOfLife(t *testing.T) {
+	v, err := ParseVersions([]byte(rangesFixture + "istioEndOfLife: {\"1.30\": \"2026-11\", \"1.31\": \"2027-02-24\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := func(s string) time.Time {
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for on, want := range map[string]string{
+		"2026-10-01": "",
+		"2026-11-30": "",
+		"2026-12-01": "1.30.8",
+		"2027-02-24": "1.30.8",
+		"2027-02-25": "1.31.4 1.30.8",
+	} {
+		if got := strings.Join(v.PastEndOfLife(day(on)), " "); got != want {
+			t.Errorf("PastEndOfLife(%s) = %q, want %q", on, got, want)
+		}
+	}
+	// A nanosecond before midnight UTC ending the month is not past it.
+	if got := v.PastEndOfLife(day("2026-12-01").Add(-time.Nanosecond)); len(got) != 0 {
+		t.Errorf("a nanosecond before December: %v", got)
+	}
+	if date, _, ok := v.EndOfLife("1.30.1"); !ok || date != "2026-11" {
+		t.Errorf("EndOfLife(1.30.1) = %q, %v", date, ok)
+	}
+	if _, _, ok := v.EndOfLife("1.29.9"); ok {
+		t.Error("EndOfLife(1.29.9) found a date versions.yaml does not give")
+	}
+}
+
+func TestParseVersionsRejectsBadEndOfLife(t *testing.T) {
+	for _, eol := range []string{`{"1.30": "Nov 2026"}`, `{"1.30": "2026-13"}`, `{"1.30": "2026-11-31"}`, `{"1.30": "~2026-11"}`, `{"1.30.8": "2026-11"}`, `{"x": "2026-11"}`} {
+		if _, err := ParseVersions([]byte(rangesFixture + "istioEndOfLife: " + eol + "\n")); err == nil || !strings.Contains(err.Error(), "istioEndOfLife") {
+			t.Errorf("istioEndOfLife %s: ParseVersions = %v, want an error naming istioEndOfLife", eol, err)
 		}
 	}
 }

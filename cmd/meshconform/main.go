@@ -20,6 +20,8 @@ Commands:
   report build GINKGO_REPORT     a conformance report from Ginkgo's JSON report or JUnit XML
   versions [matrix|upgrades|default-istio|default-node-image|kind-node-image|istio|kubernetes]
                                  facts from versions.yaml, for make and CI
+  versions check                 Istio releases newer than versions.yaml's, and listed ones past
+                                 their end of life, read from the chart source; exit 1 if any
   posture                        audit a cluster's mesh security posture (read-only)
 
 Run 'meshconform <command> -h' for a command's flags.

@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"meshconform"
+	"meshconform/framework/mesh"
 )
 
 const versionsUsage = `Usage: meshconform versions [flags] [fact]
@@ -29,6 +32,13 @@ Facts:
   kind-node-image      the pinned kind's own default node image (versions.yaml's first)
   istio                the Istio versions, one a line
   kubernetes           "version image", one a line
+  check                read the chart source make e2e would use (ISTIO_CHART_REPO, default
+                       ` + mesh.DefaultChartRepo + `; an oci:// repository's tags; or
+                       ISTIO_CHART_DIR) and report every Istio release newer than versions.yaml's
+                       newest, with the lines to paste into versions.yaml, and every listed
+                       release past its minor's end of life (istioEndOfLife). Exit 0: nothing
+                       new, nothing past end of life; 1: something is; 2: the settings or the
+                       source could not be read (the message names the source and the fix)
 `
 
 // matrixCell is one cell of the nightly matrix; the names are what the workflows read.
@@ -57,6 +67,13 @@ func rangeText(v meshconform.Versions, istio string) string {
 func versionsCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("meshconform versions", versionsUsage, stdout, stderr)
 	file := fs.String("file", "", "read this versions file instead of the versions.yaml built in")
+	var co checkOptions
+	fs.StringVar(&co.on, "on", "", "check: judge end of life on this day (YYYY-MM-DD) instead of today")
+	fs.DurationVar(&co.timeout, "timeout", 2*time.Minute, "check: bound of reading the chart source")
+	// Named as framework/settings names them, so settings.Load reads them as it reads make
+	// e2e's flags: a flag wins over the environment variable.
+	fs.String("istio-chart-repo", "", "check: the chart repository to read instead of $ISTIO_CHART_REPO")
+	fs.String("istio-chart-dir", "", "check: the chart directory to read instead of $ISTIO_CHART_DIR")
 	if helpRequested(args) {
 		fs.SetOutput(stdout)
 	}
@@ -83,11 +100,28 @@ func versionsCmd(args []string, stdout, stderr io.Writer) int {
 	if len(rest) == 1 {
 		fact = rest[0]
 	}
+	if fact != "check" {
+		var checkOnly []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "file" {
+				checkOnly = append(checkOnly, "-"+f.Name)
+			}
+		})
+		if len(checkOnly) > 0 {
+			return usageError(fs, stderr, "%s: only for versions check", checkOnly[0])
+		}
+	}
 	switch fact {
+	case "check":
+		return versionsCheck(v, fs, co, stdout, stderr)
 	case "":
 		fmt.Fprintf(stdout, "istio (newest first; default %s) and the Kubernetes range each supports:\n", v.DefaultIstio())
 		for _, i := range v.Istio {
-			fmt.Fprintf(stdout, "  %s  kubernetes %s\n", i, rangeText(v, i))
+			eol := ""
+			if date, _, ok := v.EndOfLife(i); ok {
+				eol = "  end of life " + date
+			}
+			fmt.Fprintf(stdout, "  %s  kubernetes %s%s\n", i, rangeText(v, i), eol)
 		}
 		def := v.DefaultNodeImageFor(v.DefaultIstio())
 		fmt.Fprintf(stdout, "kubernetes node images (default %s, the newest istio %s supports):\n", def.Version, v.DefaultIstio())

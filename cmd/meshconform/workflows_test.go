@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"meshconform"
 )
 
@@ -154,9 +156,9 @@ func TestActionsPinnedByMajor(t *testing.T) {
 // (runs.using: node24 in its action.yml at that tag). GitHub removed Node 20 from its runners
 // in September 2026, so anything older no longer runs there. Sources, read 2026-12-01: the tags
 // of github.com/actions/{checkout,setup-go,cache,upload-artifact,download-artifact}:
-// checkout v4 node20, v5-v7 node24; setup-go v5 node20, v6-v7 node24; cache v4 node20, v5
-// node24; upload-artifact v5 node20 by default, v6-v7 node24; download-artifact v6 node20 by
-// default, v7-v8 node24.
+// checkout v4 node20, v5-v7 node24; setup-go v5 node20, v6-v7 node24; cache v4 node20, v5-v6
+// node24 (v6, June 2026: "Update packages, migrate to ESM", inputs unchanged); upload-artifact
+// v5 node20 by default, v6-v7 node24; download-artifact v6 node20 by default, v7-v8 node24.
 var nodeMajors = map[string]int{
 	"actions/checkout":          5,
 	"actions/setup-go":          6,
@@ -248,6 +250,49 @@ func TestWorkflowsRunSupportedPairs(t *testing.T) {
 				t.Errorf("%s lacks %q", name, want)
 			}
 		}
+	}
+}
+
+// The nightly runs `meshconform versions check` first, in a job that fails with the command
+// (its output in the log and the job summary), and the matrix runs after it whatever it found:
+// the versions job needs the check but runs unless cancelled, and e2e (whose default
+// success() would look at the check too) asks only for the versions job's success.
+func TestNightlyChecksVersionsFirst(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, ".github", "workflows", "nightly.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Jobs map[string]struct {
+			Needs any    `json:"needs"`
+			If    string `json:"if"`
+			Steps []struct {
+				Run string `json:"run"`
+			} `json:"steps"`
+		} `json:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil {
+		t.Fatal(err)
+	}
+	checkJob := ""
+	for name, j := range wf.Jobs {
+		for _, st := range j.Steps {
+			if strings.Contains(st.Run, "meshconform versions check") {
+				checkJob = name
+				if !strings.Contains(st.Run, `exit "$status"`) || !strings.Contains(st.Run, "GITHUB_STEP_SUMMARY") {
+					t.Errorf("job %s runs versions check without failing with it and showing its output in the summary:\n%s", name, st.Run)
+				}
+			}
+		}
+	}
+	if checkJob == "" {
+		t.Fatal("nightly.yml does not run `meshconform versions check`")
+	}
+	if v := wf.Jobs["versions"]; fmt.Sprint(v.Needs) != checkJob || v.If != "${{ !cancelled() }}" {
+		t.Errorf("the versions job needs %v and runs if %q; want it after %s, unless cancelled", v.Needs, v.If, checkJob)
+	}
+	if e := wf.Jobs["e2e"]; !strings.Contains(e.If, "needs.versions.result == 'success'") {
+		t.Errorf("the e2e job runs if %q: a failed check would skip the matrix", e.If)
 	}
 }
 

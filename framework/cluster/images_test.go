@@ -14,24 +14,24 @@ func TestParseCrictlImagesAndHas(t *testing.T) {
 	// The shape `crictl images -o json` prints (trimmed to the fields that matter).
 	out := `{"images":[
 	 {"id":"sha256:aa","repoTags":["docker.io/library/nginx:1.27"],"repoDigests":["docker.io/library/nginx@` + dg + `"],"size":"1","pinned":false},
-	 {"id":"sha256:bb","repoTags":["docker.io/istio/proxyv2:1.31.1","gcr.io/istio-release/proxyv2:1.31.1"],"repoDigests":[]},
+	 {"id":"sha256:bb","repoTags":["docker.io/istio/proxyv2:1.31.1","registry.example.com/istio/proxyv2:1.31.1"],"repoDigests":[]},
 	 {"id":"sha256:cc","repoTags":[],"repoDigests":["docker.io/curlimages/curl@` + dg + `"]}]}`
 	imgs, err := ParseCrictlImages([]byte(out))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := map[string]bool{
-		"nginx:1.27":                          true,
-		"docker.io/library/nginx:1.27":        true,
-		"nginx:1.28":                          false,
-		"nginx":                               false, // latest is not there
-		"nginx@" + dg:                         true,
-		"nginx:whatever@" + dg:                true, // the digest decides, as for the kubelet
-		"istio/proxyv2:1.31.1":                true,
-		"gcr.io/istio-release/proxyv2:1.31.1": true,
-		"curlimages/curl@" + dg:               true,
-		"curlimages/curl:8.11.1":              false,
-		"not a ref":                           false,
+		"nginx:1.27":                   true,
+		"docker.io/library/nginx:1.27": true,
+		"nginx:1.28":                   false,
+		"nginx":                        false, // latest is not there
+		"nginx@" + dg:                  true,
+		"nginx:whatever@" + dg:         true, // the digest decides, as for the kubelet
+		"istio/proxyv2:1.31.1":         true,
+		"registry.example.com/istio/proxyv2:1.31.1": true,
+		"curlimages/curl@" + dg:                     true,
+		"curlimages/curl:8.11.1":                    false,
+		"not a ref":                                 false,
 	}
 	for img, want := range tests {
 		if got := imgs.Has(img); got != want {

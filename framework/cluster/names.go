@@ -37,7 +37,7 @@ func KubeContext(name string) string { return "kind-" + name }
 
 // ImageRef is a container image reference split into its parts.
 type ImageRef struct {
-	// Name is the repository as written, e.g. "kindest/node" or "gcr.io/istio-release/pilot".
+	// Name is the repository as written, e.g. "kindest/node" or "registry.example.com/istio/pilot".
 	Name string
 	// Tag and Digest are empty when absent; Digest includes the algorithm ("sha256:…").
 	Tag, Digest string

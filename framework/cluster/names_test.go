@@ -44,7 +44,7 @@ func TestParseImageRef(t *testing.T) {
 		{"nginx:1.27", "nginx", "1.27", "", "docker.io/library/nginx", "docker.io/library/nginx:1.27", true},
 		{"curlimages/curl:8.11.1", "curlimages/curl", "8.11.1", "", "docker.io/curlimages/curl", "docker.io/curlimages/curl:8.11.1", true},
 		{"kindest/node:v1.37.0@" + dg, "kindest/node", "v1.37.0", dg, "docker.io/kindest/node", "docker.io/kindest/node:v1.37.0@" + dg, true},
-		{"gcr.io/istio-release/pilot:1.31.1", "gcr.io/istio-release/pilot", "1.31.1", "", "gcr.io/istio-release/pilot", "gcr.io/istio-release/pilot:1.31.1", true},
+		{"registry.example.com/istio/pilot:1.31.1", "registry.example.com/istio/pilot", "1.31.1", "", "registry.example.com/istio/pilot", "registry.example.com/istio/pilot:1.31.1", true},
 		{"localhost:5000/x/y@" + dg, "localhost:5000/x/y", "", dg, "localhost:5000/x/y", "localhost:5000/x/y@" + dg, true},
 		{"registry:5000/a:b", "registry:5000/a", "b", "", "registry:5000/a", "registry:5000/a:b", true},
 		{"index.docker.io/istio/proxyv2:1.31.1", "index.docker.io/istio/proxyv2", "1.31.1", "", "docker.io/istio/proxyv2", "docker.io/istio/proxyv2:1.31.1", true},

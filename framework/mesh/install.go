@@ -73,6 +73,10 @@ func (i *Installer) CheckVersion(ctx context.Context, version string) error {
 	return err
 }
 
+// Source names the chart source in messages: "chart repository https://…", "OCI chart
+// repository oci://…" or "chart directory …".
+func (i *Installer) Source() string { return i.src.String() }
+
 // AvailableVersions lists the versions at which the source holds all three charts, newest first.
 func (i *Installer) AvailableVersions(ctx context.Context) ([]Version, error) {
 	counts := map[Version]int{}

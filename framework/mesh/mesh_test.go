@@ -711,14 +711,14 @@ func TestChartRepoUnreachable(t *testing.T) {
 
 func TestVersionFromImage(t *testing.T) {
 	cases := map[string]string{
-		"docker.io/istio/pilot:1.31.1":                 "1.31.1",
-		"gcr.io/istio-release/pilot:1.31.1-distroless": "1.31.1",
-		"istio/pilot:1.32.0-beta.0-debug":              "1.32.0-beta.0",
-		"localhost:5000/istio/pilot:1.30.5":            "1.30.5",
-		"localhost:5000/istio/pilot":                   "",
-		"docker.io/istio/pilot@sha256:0123abcd":        "",
-		"docker.io/istio/pilot:latest":                 "",
-		"docker.io/istio/pilot:1.31.1@sha256:0123abcd": "1.31.1",
+		"docker.io/istio/pilot:1.31.1":                       "1.31.1",
+		"registry.example.com/istio/pilot:1.31.1-distroless": "1.31.1",
+		"istio/pilot:1.32.0-beta.0-debug":                    "1.32.0-beta.0",
+		"localhost:5000/istio/pilot:1.30.5":                  "1.30.5",
+		"localhost:5000/istio/pilot":                         "",
+		"docker.io/istio/pilot@sha256:0123abcd":              "",
+		"docker.io/istio/pilot:latest":                       "",
+		"docker.io/istio/pilot:1.31.1@sha256:0123abcd":       "1.31.1",
 	}
 	for image, want := range cases {
 		got, ok := versionFromImage(image)

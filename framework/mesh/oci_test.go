@@ -4,63 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	ggcr "github.com/google/go-containerregistry/pkg/registry"
-	"helm.sh/helm/v4/pkg/registry"
 )
-
-// ociRepo is an OCI registry on loopback (go-containerregistry's in-memory one) holding
-// charts pushed with Helm's own registry client; requests counts what it answered.
-type ociRepo struct {
-	URL      string // oci://127.0.0.1:<port>/istio/charts
-	requests atomic.Int64
-}
-
-// serveOCI pushes every chart in charts at each of its versions, as Istio publishes them
-// (<repo>/<chart>:<version>), until the test ends. Helm's and Docker's credential stores are
-// pointed at empty directories so that no local login or helper takes part.
-func serveOCI(t *testing.T, charts map[Chart][]string) *ociRepo {
-	t.Helper()
-	t.Setenv("HELM_CONFIG_HOME", t.TempDir())
-	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	r := &ociRepo{}
-	reg := ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.requests.Add(1)
-		reg.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	cl, err := registry.NewClient(registry.ClientOptPlainHTTP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := chartDir(t, charts)
-	for c, versions := range charts {
-		for _, v := range versions {
-			data, err := os.ReadFile(fmt.Sprintf("%s/%s-%s.tgz", dir, c, v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := cl.Push(data, fmt.Sprintf("%s/istio/charts/%s:%s", host, c, v)); err != nil {
-				t.Fatalf("push %s %s: %v", c, v, err)
-			}
-		}
-	}
-	r.URL = "oci://" + host + "/istio/charts"
-	return r
-}
 
 // TestChartOCI lists versions (tags) and pulls charts from a real OCI registry on loopback.
 func TestChartOCI(t *testing.T) {

@@ -16,7 +16,9 @@ import (
 const (
 	// DefaultChartRepo is Istio's official Helm chart repository, the only HTTP one that
 	// holds Istio 1.31 and later (also published as OCIChartRepo). The older
-	// istio-release.storage.googleapis.com/charts has no 1.31 charts and is being removed.
+	// istio-release.storage.googleapis.com/charts has no 1.31 charts and is removed entirely in
+	// December 2026 (Istio 1.31's upgrade notes: no artifact is published to Google Cloud from
+	// 1.31 on; its last scream test is 2026-12-08/09).
 	DefaultChartRepo = "https://blob.istio.io/istio-release/charts"
 	// OCIChartRepo is the same charts in an OCI registry: <OCIChartRepo>/<chart>:<version>.
 	OCIChartRepo = "oci://ghcr.io/istio/release/charts"

@@ -1004,7 +1004,7 @@ func TestDetect(t *testing.T) {
 		}
 	}
 	// A revisioned istiod with a distroless image and a custom trust domain.
-	mk("istiod-prod", map[string]string{"app": "istiod", istionames.RevisionLabel: "prod"}, "gcr.io/istio-release/pilot:1.30.5-distroless")
+	mk("istiod-prod", map[string]string{"app": "istiod", istionames.RevisionLabel: "prod"}, "registry.example.com/istio/pilot:1.30.5-distroless")
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "istio-prod", Namespace: ns},
 		Data: map[string]string{"mesh": "accessLogFile: /dev/stdout\ntrustDomain: example.org\nrootNamespace: mesh-root\ndefaultConfig:\n  discoveryAddress: istiod-prod.x.svc:15012\n"}}
 	if _, err := k.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
@@ -1025,7 +1025,7 @@ func TestDetect(t *testing.T) {
 		{Namespace: ns, Deployment: "istiod", Revision: "", Version: "1.31.1", VersionFrom: "label helm.sh/chart",
 			Image: "docker.io/istio/pilot@sha256:" + strings.Repeat("ab", 32), TrustDomain: "cluster.local", RootNamespace: "istio-system"},
 		{Namespace: ns, Deployment: "istiod-prod", Revision: "prod", Version: "1.30.5", VersionFrom: "image",
-			Image: "gcr.io/istio-release/pilot:1.30.5-distroless", MeshConfigMap: "istio-prod", TrustDomain: "example.org", RootNamespace: "mesh-root"},
+			Image: "registry.example.com/istio/pilot:1.30.5-distroless", MeshConfigMap: "istio-prod", TrustDomain: "example.org", RootNamespace: "mesh-root"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Detect =\n%v\nwant\n%v", got, want)

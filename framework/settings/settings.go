@@ -404,7 +404,7 @@ func (p *parser) parse() Settings {
 			p.given["ISTIO_CHART_REPO"], p.given["ISTIO_CHART_DIR"]))
 	}
 	if s.Hub != "" && !hubRE.MatchString(s.Hub) {
-		p.bad("ISTIO_HUB", "is not an image registry path", "use a registry and path without scheme or tag, like docker.io/istio or gcr.io/istio-release")
+		p.bad("ISTIO_HUB", "is not an image registry path", "use a registry and path without scheme or tag, like docker.io/istio or a mirror of it (registry.example.com/istio)")
 	}
 	if r, err := cluster.ParseImageRef(s.NodeImage); err != nil || !r.Pinned() {
 		p.bad("K8S_NODE_IMAGE", "is not a pinned image", "use an image with a tag (and digest), like "+versions.DefaultNodeImage().Image)
