@@ -38,6 +38,10 @@ const (
 	PhaseCleanup = "cleanup"
 )
 
+// ConformanceSuite is the behaviour suite's name (suites/e2e_test.go): its conformance report
+// is written to <REPORTS_DIR>/conformance/, where the driver amends it (RecordEnd).
+const ConformanceSuite = "conformance"
+
 // provisioning are the phases spent bringing the cluster and Istio up and down: kind, Docker
 // and Helm's time, but for what they spend inside the waiter.
 var provisioning = []string{PhaseCluster, PhaseImages, PhaseIstio, PhaseCleanup}

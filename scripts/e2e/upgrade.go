@@ -68,9 +68,9 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 	},
 		provision.WithPreflight(preflight.Options{Charts: gate.BothVersions(plan.To)}),
 		provision.WithImages(toImages...),
-		provision.AfterDown(func(outcome provision.Outcome) {
+		provision.AfterDown(func(e provision.Ended) {
 			fmt.Fprintf(stderr, "meshconform: upgrade gate %s → %s ended after %s (%s); reports in %s\n",
-				plan.From, plan.To, provision.Elapsed(time.Since(start)), outcome, plan.Dir)
+				plan.From, plan.To, provision.Elapsed(time.Since(start)), e.Outcome, plan.Dir)
 		}))
 }
 

@@ -126,7 +126,7 @@ func Bootstrap(suite string) bool {
 		if owned {
 			// Ginkgo's reason for a signal: an interrupted run is cleaned up, as the driver's is.
 			interrupted := slices.Contains(r.SpecialSuiteFailureReasons, "Interrupted by User")
-			_ = provision.End(context.Background(), Current.State, provision.OutcomeOf(interrupted, !r.SuiteSucceeded), os.Stdout)
+			_, _ = provision.End(context.Background(), Current.State, provision.OutcomeOf(interrupted, !r.SuiteSucceeded), os.Stdout)
 		}
 	})
 	return true
