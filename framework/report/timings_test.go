@@ -76,6 +76,11 @@ func timedRun() Report {
 				&SpecTimings{SetupSeconds: sec(22), ConvergenceSeconds: sec(15), MeshWaitSeconds: sec(1), TeardownSeconds: sec(11), WaitSeconds: sec(47)})}},
 		},
 	}
+	for i := range r.Behaviors {
+		for _, s := range r.Behaviors[i].Specs {
+			r.Behaviors[i].DurationSeconds += s.DurationSeconds
+		}
+	}
 	r.finish()
 	return r
 }
@@ -292,5 +297,64 @@ func TestRecordEnd(t *testing.T) {
 	}
 	if got.SummaryText() != timedRun().SummaryText() {
 		t.Errorf("the amended report's closing table differs from the run's:\n%s", got.SummaryText())
+	}
+}
+
+// The matrix shows each column's run time when its runs measured one ("—" where not), and each
+// cell's time beside it when asked; a report from before timings gives the matrix it gave.
+func TestMatrixDurations(t *testing.T) {
+	untimed := Report{Run: Run{IstioVersion: "1.30.8", KubernetesVersion: "v1.35.8", Source: "old/conformance.json"},
+		Behaviors: []Behavior{{ID: "MTLS-002", Result: Pass, DurationSeconds: 38.25,
+			Specs: []SpecResult{{Name: "mtls MTLS-002: namespace STRICT rejects plaintext", Result: Pass, DurationSeconds: 38.25}}}}}
+	untimed.finish()
+	timed := timedRun()
+	timed.Run.Source = "timed/conformance.json"
+	m := Merge(timed, untimed)
+	if got := []string{m.Columns[0].RunTime(), m.Columns[1].RunTime()}; got[0] != "10m40s" || got[1] != "" {
+		t.Errorf("run times %q, want 10m40s and none", got)
+	}
+	var plain, with strings.Builder
+	if err := m.Markdown(&plain); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plain.String(), "| | **run time** | 10m40s | — |") || strings.Contains(plain.String(), "✅ 41.5s") {
+		t.Errorf("without -durations: want the run time row and no cell times:\n%s", plain.String())
+	}
+	m.Durations = true
+	if err := m.Markdown(&with); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "matrix-durations.md.golden", with.String())
+	for _, want := range []string{"| MTLS-002 | Namespace STRICT rejects plaintext | ✅ 41.5s | ✅ 38.3s |", "❌ FAIL 1m35s", "⬜ left out |",
+		"  time: setup 30s, convergence 1m0s (1m0s waiting for the mesh), teardown 3s, diagnostics 1.5s\n"} {
+		if !strings.Contains(with.String(), want) {
+			t.Errorf("with -durations, the matrix lacks %q:\n%s", want, with.String())
+		}
+	}
+
+	var page strings.Builder
+	if err := m.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`data-duration="41.5s"`, `data-duration="1m35s"`, `<input type="checkbox" id="show-durations" checked>`,
+		`<td class="runtime" data-col="0">10m40s</td><td class="runtime" data-col="1">—</td>`} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+
+	// Two runs of one column add up; a column where only some measured says so.
+	again := timedRun()
+	again.Run.Source, again.Run.ID = "again/conformance.json", "again"
+	if got := Merge(timed, again).Columns[0].RunTime(); got != "21m20s (2 runs)" {
+		t.Errorf("two timed runs: %q", got)
+	}
+	old := timedRun()
+	old.Run.Source, old.Timings = "old/conformance.json", nil
+	if got := Merge(timed, old).Columns[0].RunTime(); got != "10m40s (1 of 2 runs)" {
+		t.Errorf("one of two timed: %q", got)
+	}
+	if Merge(untimed).HasRunTimes() {
+		t.Error("a matrix of untimed runs has run times")
 	}
 }
