@@ -23,7 +23,9 @@ import (
 	"meshconform/framework/gate"
 	"meshconform/framework/mesh"
 	"meshconform/framework/provision"
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/framework/wait"
 )
 
 // upgradeRun is one gate in progress.
@@ -149,6 +151,9 @@ func exitErr(code int) error {
 // returns the phase's state.
 func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (provision.State, error) {
 	log := slog.New(slog.NewTextHandler(prefixWriter{u.stderr, "  "}, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+	start := time.Now()
+	var waits wait.Sum
+	ctx = wait.WithMeter(ctx, &waits)
 	switch ph.Action {
 	case gate.ActionUpgradeInPlace:
 		o := provision.MeshOptions(u.s, u.st) // the releases Up installed, at FROM
@@ -192,6 +197,10 @@ func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (pr
 	fmt.Fprintf(u.stderr, "  %s\n", cp)
 	st := ph.PhaseState(u.st)
 	st.Istio.Namespace, st.Istio.TrustDomain, st.Istio.RootNamespace = cp.Namespace, cp.TrustDomain, cp.RootNamespace
+	if ph.Action != gate.ActionInstall {
+		// The phase's istio phase is its own change of the control plane (Up's are base's).
+		st.Phases = append(st.Phases, report.Measured(report.PhaseIstio, time.Since(start), waits.Summed().Elapsed))
+	}
 	return st, nil
 }
 
