@@ -11,12 +11,13 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"meshconform/framework/report"
 	_ "meshconform/suites/behaviors"
 	"meshconform/suites/internal/e2e"
 )
 
 var (
-	_ = e2e.Bootstrap("conformance")
+	_ = e2e.Bootstrap(report.ConformanceSuite) // the driver amends <REPORTS_DIR>/conformance/ after the cleanup
 	_ = e2e.Specs()
 )
 

@@ -41,6 +41,8 @@ var goldenCases = []struct {
 	{"merge-no-args", []string{"report", "merge"}, 2},
 	{"merge-unreadable", []string{"report", "merge", "testdata/runs", "testdata/bad/truncated.json"}, 2},
 	{"merge-empty-dir", []string{"report", "merge", "testdata/ginkgo-fixture"}, 2},
+	// a run that measured its time beside one that did not: run times, and each cell's time
+	{"merge-durations", []string{"report", "merge", "-durations", "testdata/timed", "testdata/runs/reports-istio-1.31.1-k8s-1.37.0"}, 0},
 
 	// diff: every format on either side
 	{"diff-json-json", []string{"report", "diff", "testdata/base.json", "testdata/candidate.json"}, 1},
@@ -74,6 +76,8 @@ var goldenCases = []struct {
 	{"check-no-want", []string{"report", "check", "testdata/candidate.json"}, 2},
 	{"check-unreadable", []string{"report", "check", "testdata/nope.json", "*=pass"}, 2},
 	{"check-help", []string{"report", "check", "-h"}, 0},
+	// timings change nothing a check decides
+	{"check-timed", []string{"report", "check", "testdata/timed/conformance.json", "MTLS-002=pass", "MTLS-007=fail", "MTLS-009=left-out"}, 0},
 
 	// usage
 	{"diff-one-arg", []string{"report", "diff", "testdata/base.json"}, 2},

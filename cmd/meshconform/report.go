@@ -51,7 +51,9 @@ directory searched for them (e.g. the downloaded artifacts of every matrix cell)
 same versions are combined: any failure fails the cell, the worst classification wins.
 
 Writes Markdown (for $GITHUB_STEP_SUMMARY) to stdout unless -markdown says where; -html writes
-one self-contained page. Output is sorted, so the same runs give the same bytes.
+one self-contained page. Output is sorted, so the same runs give the same bytes. A column whose
+runs measured their time (make e2e) ends with its run time; -durations shows beside each cell
+the time its specs took (the HTML page has a box for it either way).
 
 Exit status: 0 written (whatever the runs' results), 2 bad arguments or unreadable input.
 `
@@ -61,6 +63,7 @@ func mergeCmd(args []string, stdout, stderr io.Writer) int {
 	mdPath := fs.String("markdown", "-", "write the Markdown matrix here (- is stdout, empty: none)")
 	htmlPath := fs.String("html", "", "write the self-contained HTML matrix here")
 	jsonPath := fs.String("json", "", "write the matrix as JSON here (for tools)")
+	durations := fs.Bool("durations", false, "show each cell's time beside it (its specs, setup to cleanup)")
 	if helpRequested(args) {
 		fs.SetOutput(stdout)
 	}
@@ -77,6 +80,7 @@ func mergeCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	m := report.Merge(reports...)
+	m.Durations = *durations
 	outputs := []struct {
 		path   string
 		render func(io.Writer) error

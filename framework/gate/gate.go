@@ -147,9 +147,14 @@ func (ph UpgradePhase) PhaseSettings(s settings.Settings) settings.Settings {
 
 // PhaseState is the run state handed to the phase's suites: the same cluster and run id, the
 // phase's control plane (its namespaces get istio.io/rev=<revision> when set) and reports dir.
+// Up's phases (the run's timings) stay with the phase Up installed for: a later phase's report
+// times its own change of the control plane, which the driver adds.
 func (ph UpgradePhase) PhaseState(st provision.State) provision.State {
 	st.Settings = ph.PhaseSettings(st.Settings)
 	st.Istio.Version, st.Istio.Revision = ph.Version, ph.Revision
+	if ph.Action != ActionInstall {
+		st.Phases = nil
+	}
 	return st
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"meshconform/framework/mesh"
 	"meshconform/framework/provision"
@@ -122,9 +123,14 @@ func TestPhaseSettingsAndState(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := provision.State{RunID: "abc123", Context: "kind-x", RunDir: "/r/run", Settings: p.UpgradeSettings(s),
-		Istio: provision.Istio{Version: "1.30.5", Namespace: "istio-system", TrustDomain: "cluster.local"}}
+		Istio:  provision.Istio{Version: "1.30.5", Namespace: "istio-system", TrustDomain: "cluster.local"},
+		Phases: []report.Phase{report.Measured(report.PhaseIstio, time.Minute, 50*time.Second)}}
 	canary := p.Phases[2]
 	cs := canary.PhaseState(st)
+	// Up's phases are the base phase's; the canary's report times its own install.
+	if bs := p.Phases[0].PhaseState(st); len(bs.Phases) != 1 || len(cs.Phases) != 0 || len(p.Phases[1].PhaseState(st).Phases) != 0 {
+		t.Errorf("phases: base %+v, canary %+v; want Up's for base only", bs.Phases, cs.Phases)
+	}
 	if cs.Settings.ReportsDir != "/r/upgrade/canary" || cs.Istio.Version != "1.31.1" || cs.Istio.Revision != "canary" ||
 		cs.Settings.IstioRevision != "canary" || cs.Settings.IstioVersion != "1.31.1" {
 		t.Errorf("canary state: %+v / %+v", cs.Istio, cs.Settings)

@@ -23,7 +23,9 @@ import (
 	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
 	"meshconform/framework/ownership"
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/framework/wait"
 	"meshconform/framework/workload"
 	kindmanifests "meshconform/manifests/kind"
 )
@@ -79,7 +81,7 @@ type config struct {
 	images         []string
 	cleanupTimeout time.Duration
 	readyTimeout   time.Duration
-	afterDown      func(Outcome)
+	afterDown      func(Ended)
 	// up and down are Up and Down; Session's tests replace them to run without a cluster.
 	up   func(context.Context, settings.Settings, io.Writer, ...Option) (State, error)
 	down func(context.Context, State, Outcome, io.Writer, ...Option) error
@@ -143,11 +145,11 @@ func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option)
 	}()
 
 	start := time.Now()
-	if err := phase(log, "preflight", func() error { return runPreflight(ctx, s, c, log) }); err != nil {
+	if err := phase(ctx, log, &st, report.PhasePreflight, func(ctx context.Context) error { return runPreflight(ctx, s, c, log) }); err != nil {
 		return st, err
 	}
 	var kind *cluster.Kind
-	if err := phase(log, "cluster", func() error {
+	if err := phase(ctx, log, &st, report.PhaseCluster, func(ctx context.Context) error {
 		var err error
 		kind, err = bringUpCluster(ctx, s, c, log, &st)
 		return err
@@ -155,7 +157,7 @@ func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option)
 		return st, err
 	}
 	if kind != nil {
-		if err := phase(log, "images", func() error { return preload(ctx, kind, s, c, log) }); err != nil {
+		if err := phase(ctx, log, &st, report.PhaseImages, func(ctx context.Context) error { return preload(ctx, kind, s, c, log) }); err != nil {
 			return st, err
 		}
 	}
@@ -163,7 +165,7 @@ func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option)
 		// ISTIO_INSTALL=none: the cluster alone. Nothing of Istio is installed, looked for or
 		// waited on; the suites leave every behaviour out and say why.
 		fmt.Fprintf(log, "meshconform: istio: none (ISTIO_INSTALL=none): the baseline checks the cluster; every behaviour is left out\n")
-	} else if err := phase(log, "istio", func() error { return bringUpIstio(ctx, s, c, log, &st) }); err != nil {
+	} else if err := phase(ctx, log, &st, report.PhaseIstio, func(ctx context.Context) error { return bringUpIstio(ctx, s, c, log, &st) }); err != nil {
 		return st, err
 	}
 	st.DisruptiveAllowed = DisruptiveAllowed(s.AllowDisruptive, st.CreatedCluster)
@@ -215,11 +217,14 @@ func Elapsed(d time.Duration) time.Duration {
 	return d.Round(100 * time.Millisecond)
 }
 
-// phase runs fn between a start line and an end line with the elapsed time.
-func phase(log io.Writer, name string, fn func() error) error {
+// phase runs fn between a start line and an end line with the elapsed time, and records in
+// st how long it took and how much of that fn spent inside the waiter (fn's ctx is metered).
+func phase(ctx context.Context, log io.Writer, st *State, name string, fn func(context.Context) error) error {
 	fmt.Fprintf(log, "meshconform: %s ...\n", name)
+	var waits wait.Sum
 	start := time.Now()
-	err := fn()
+	err := fn(wait.WithMeter(ctx, &waits))
+	st.Phases = append(st.Phases, report.Measured(name, time.Since(start), waits.Summed().Elapsed))
 	took := Elapsed(time.Since(start))
 	if err != nil {
 		fmt.Fprintf(log, "meshconform: %s failed after %s\n", name, took)

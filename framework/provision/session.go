@@ -4,16 +4,30 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/framework/wait"
 )
 
 // ExitInterrupted is a driver's exit code after an interrupt: 128+SIGINT, as a shell reports it.
 const ExitInterrupted = 130
 
-// AfterDown has a Session call fn once it has ended the run (after Down), with the run's
-// outcome: the caller's closing lines, such as where the reports are.
-func AfterDown(fn func(Outcome)) Option { return func(c *config) { c.afterDown = fn } }
+// AfterDown has a Session call fn once it has ended the run (after Down), with how it ended:
+// the caller's closing lines, such as the closing table and where the reports are.
+func AfterDown(fn func(Ended)) Option { return func(c *config) { c.afterDown = fn } }
+
+// Ended is how a run was ended (End): its outcome and state, and what the end measured.
+type Ended struct {
+	Outcome Outcome
+	State   State
+	// Cleanup is Down as the report's cleanup phase: its wall time, and the part inside the
+	// waiter.
+	Cleanup report.Phase
+	// Total is the run's wall time, from the start of Up (State.Started) to the end of Down.
+	Total time.Duration
+}
 
 // Session is the whole life of a run a driver owns: Start (Up, then the state saved), body on
 // the run, then the end: the outcome from ctx and body's exit code, a line saying an interrupt
@@ -65,11 +79,12 @@ func finish(ctx context.Context, st State, code int, log io.Writer, opts []Optio
 	if outcome == Interrupted {
 		fmt.Fprintln(log, "meshconform: interrupted: cleaning up (Ctrl-C again abandons the cleanup)")
 	}
-	if err := End(ctx, st, outcome, log, opts...); err != nil && code == 0 {
+	ended, err := End(ctx, st, outcome, log, opts...)
+	if err != nil && code == 0 {
 		code = 1
 	}
 	if c.afterDown != nil {
-		c.afterDown(outcome)
+		c.afterDown(ended)
 	}
 	if outcome == Interrupted {
 		return ExitInterrupted
@@ -79,15 +94,23 @@ func finish(ctx context.Context, st State, code int, log io.Writer, opts []Optio
 
 // End ends a run this process brought up and owns (Start's, or Acquire's when owned) with its
 // outcome: Down, whose failure is printed to log as a cleanup failure and returned. A driver
-// folds it into its exit code (Session); a suite can only report it.
-func End(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ...Option) error {
+// folds it into its exit code (Session); a suite can only report it. Ended says how long Down
+// took (also when it failed: the time was spent) and the run's total.
+func End(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ...Option) (Ended, error) {
 	c := configure(opts)
 	if log == nil {
 		log = io.Discard
 	}
-	err := c.down(ctx, st, outcome, log, opts...)
+	var waits wait.Sum
+	start := time.Now()
+	err := c.down(wait.WithMeter(ctx, &waits), st, outcome, log, opts...)
+	end := time.Now()
 	if err != nil {
 		fmt.Fprintf(log, "meshconform: cleanup: %v\n", err)
 	}
-	return err
+	ended := Ended{Outcome: outcome, State: st, Cleanup: report.Measured(report.PhaseCleanup, end.Sub(start), waits.Summed().Elapsed)}
+	if !st.Started.IsZero() {
+		ended.Total = end.Sub(st.Started)
+	}
+	return ended, err
 }

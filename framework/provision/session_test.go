@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,7 +14,9 @@ import (
 
 	"meshconform/framework/cluster"
 	"meshconform/framework/cluster/preflight"
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/framework/wait"
 	"meshconform/internal/kindtest"
 )
 
@@ -50,7 +53,7 @@ func (f *fakeRun) options() []Option {
 			}
 			return f.downErr
 		}),
-		AfterDown(func(o Outcome) { f.events = append(f.events, "after "+string(o)) }),
+		AfterDown(func(e Ended) { f.events = append(f.events, "after "+string(e.Outcome)) }),
 	}
 }
 
@@ -162,7 +165,7 @@ func TestStartLeavesTheRunUp(t *testing.T) {
 func TestEnd(t *testing.T) {
 	f := &fakeRun{st: State{RunID: "r1"}, downErr: errors.New("boom")}
 	var log strings.Builder
-	err := End(context.Background(), f.st, Interrupted, &log, f.options()...)
+	_, err := End(context.Background(), f.st, Interrupted, &log, f.options()...)
 	if err == nil || log.String() != "meshconform: cleanup: boom\n" || !slices.Equal(f.events, []string{"down interrupted"}) {
 		t.Errorf("err %v, log %q, events %q", err, log.String(), f.events)
 	}
@@ -208,5 +211,44 @@ func TestSessionWithTheRealUpAndDown(t *testing.T) {
 				t.Errorf("body %d: log lacks %q:\n%s", tc.body, want, log.String())
 			}
 		}
+	}
+}
+
+// What the end of a run measures reaches AfterDown: Down's wall time and the part of it inside
+// the waiter (Down's ctx is metered), and the run's total from the start of Up. Up records its
+// phases in the state as they run, the failed one included.
+func TestTheEndIsMeasured(t *testing.T) {
+	started := time.Now().Add(-time.Minute)
+	var ended Ended
+	down := withUpDown(func(context.Context, settings.Settings, io.Writer, ...Option) (State, error) {
+		return State{RunID: "r1", Context: "kind-mc", RunDir: t.TempDir(), Started: started}, nil
+	}, func(ctx context.Context, _ State, _ Outcome, _ io.Writer, _ ...Option) error {
+		time.Sleep(20 * time.Millisecond) // outside the waiter
+		return wait.Throughout(ctx, 30*time.Millisecond, 10*time.Millisecond, func(context.Context, int, time.Duration) error { return nil })
+	})
+	code := Session(context.Background(), settings.Settings{}, io.Discard, func(context.Context, State) int { return 0 },
+		down, AfterDown(func(e Ended) { ended = e }))
+	c := ended.Cleanup
+	if code != 0 || c.Name != report.PhaseCleanup || c.DurationSeconds < 0.05 || c.WaitSeconds == nil || *c.WaitSeconds < 0.03 || *c.WaitSeconds > c.DurationSeconds-0.015 {
+		waited := "not measured"
+		if c.WaitSeconds != nil {
+			waited = fmt.Sprintf("%.3fs", *c.WaitSeconds)
+		}
+		t.Errorf("exit %d, cleanup %.3fs (waited %s): want at least 50ms, of which at least 30ms waiting and the 20ms sleep not", code, c.DurationSeconds, waited)
+	}
+	if ended.Total < time.Minute || ended.State.RunID != "r1" || ended.Outcome != Passed {
+		t.Errorf("ended %+v: want the total from the state's start (over a minute), the state, passed", ended)
+	}
+
+	bin := filepath.Join(t.TempDir(), "docker")
+	os.WriteFile(bin, []byte(deadEngine), 0o755)
+	s := load(t, map[string]string{"KIND_CONFIG": kindtest.FreePortsConfig(t)})
+	st, err := Up(context.Background(), s, io.Discard, WithPreflight(preflight.Options{
+		Docker: cluster.Docker{Path: bin},
+		Charts: func(context.Context, settings.Settings) error { return nil },
+	}))
+	if err == nil || len(st.Phases) != 1 || st.Phases[0].Name != report.PhasePreflight || st.Phases[0].DurationSeconds <= 0 ||
+		st.Phases[0].WaitSeconds == nil || *st.Phases[0].WaitSeconds != 0 {
+		t.Errorf("Up stopped at preflight: %v, phases %+v; want preflight alone, measured, no time in the waiter", err, st.Phases)
 	}
 }

@@ -10,12 +10,19 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
 )
 
 // StateEnv names the state file a driver (scripts/e2e) wrote after Up: a suite that finds it
 // uses that cluster and mesh instead of bringing up its own, and leaves them to the driver.
 const StateEnv = "MESHCONFORM_STATE"
+
+// SuitesStartedEnv is set by a driver that runs the suites and ends the run after them
+// (scripts/e2e run): when it started `go tool ginkgo` (RFC 3339, nanoseconds). The suite
+// measures its compile phase from it, and leaves the closing table to the driver, which prints
+// it after the cleanup, with the cleanup's time and the run's total added to the report.
+const SuitesStartedEnv = "MESHCONFORM_SUITES_STARTED"
 
 // State is what Up brought up, for the specs and for Down. It carries no credentials: the
 // kubeconfig stays a file (0600, in RunDir for kind clusters).
@@ -53,7 +60,12 @@ type State struct {
 	// so keep it out of uploaded artifacts.
 	RunDir   string            `json:"runDir"`
 	Settings settings.Settings `json:"settings"`
-	Started  time.Time         `json:"started"`
+	// Started is when Up began: the run's total is measured from it.
+	Started time.Time `json:"started"`
+	// Phases are Up's phases as they ran (preflight, cluster, images, istio), each with its
+	// wall time and the part inside the waiter: how the driver's time reaches the suites'
+	// conformance report (the suite records them from this state).
+	Phases []report.Phase `json:"phases,omitempty"`
 }
 
 // Istio is the control plane the specs run against.

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"meshconform/framework/ownership"
+	"meshconform/framework/report"
 	"meshconform/internal/apitest"
 )
 
@@ -242,9 +244,17 @@ func TestTier1Session(t *testing.T) {
 			t.Errorf("saved state: run %q server %q, %v; want run %q on %s", saved.RunID, saved.Server, err, st.RunID, env.Config.Host)
 		}
 		return 3
-	}, AfterDown(func(o Outcome) {
-		if o != Failed {
-			t.Errorf("outcome %s, want failed", o)
+	}, AfterDown(func(e Ended) {
+		if e.Outcome != Failed {
+			t.Errorf("outcome %s, want failed", e.Outcome)
+		}
+		// Up's phases on an existing cluster without Istio: no images, no istio.
+		var names []string
+		for _, p := range e.State.Phases {
+			names = append(names, p.Name)
+		}
+		if !slices.Equal(names, []string{report.PhasePreflight, report.PhaseCluster}) || e.Cleanup.Name != report.PhaseCleanup || e.Total <= 0 {
+			t.Errorf("phases %q, cleanup %+v, total %v: want preflight and cluster, the cleanup, a total", names, e.Cleanup, e.Total)
 		}
 	}))
 	t.Logf("log:\n%s", log.String())

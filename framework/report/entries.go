@@ -34,6 +34,13 @@ const (
 	// EntryLeftOut carries a LeftOutValue on a spec the run left out on purpose (it cannot
 	// exercise it): the spec's result is LeftOut, not Skip.
 	EntryLeftOut = "meshconform.leftout"
+	// EntryTimings carries a Timings: the run's phases measured before the specs (the run
+	// state's, the suite's compile and baseline), recorded once (process 1's
+	// SynchronizedBeforeSuite).
+	EntryTimings = "meshconform.timings"
+	// EntrySpecTimings carries a SpecTimings: where one spec's time went, recorded once per
+	// spec after its cleanup (a ReportAfterEach).
+	EntrySpecTimings = "meshconform.spectimings"
 )
 
 // ClassificationValue is the value of an EntryClassification entry.
@@ -154,6 +161,8 @@ type entryValues struct {
 	baselines []Baseline
 	notJudged []NotJudgedValue
 	leftOut   []LeftOutValue
+	timings   []Timings
+	spec      []SpecTimings
 }
 
 // add decodes one report entry; entries of other names are not ours and are ignored.
@@ -198,6 +207,18 @@ func (v *entryValues) add(name, asJSON string) error {
 			return fmt.Errorf("entry %s: %w", name, err)
 		}
 		v.leftOut = append(v.leftOut, l)
+	case EntryTimings:
+		var t Timings
+		if err := decodeEntry(asJSON, &t); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		v.timings = append(v.timings, t)
+	case EntrySpecTimings:
+		var t SpecTimings
+		if err := decodeEntry(asJSON, &t); err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		v.spec = append(v.spec, t)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ func WithRun(r Run) Option { return func(o *buildOptions) { o.run = r } }
 type builder struct {
 	run       Run
 	baseline  *Baseline
+	timings   *Timings
+	processes int
 	behaviors map[string]*Behavior
 	order     []string
 }
@@ -60,6 +62,12 @@ func (b *builder) add(s spec) error {
 			b.baseline = &bl
 		}
 	}
+	for _, t := range s.entries.timings {
+		if b.timings == nil {
+			b.timings = &Timings{}
+		}
+		b.timings.merge(t)
+	}
 	switch {
 	case s.result == Skip && len(s.entries.notJudged) > 0:
 		s.result, s.message = NotJudged, s.entries.notJudged[0].String()
@@ -73,6 +81,9 @@ func (b *builder) add(s spec) error {
 		return nil
 	}
 	sr := SpecResult{Name: s.name, Result: s.result, Message: s.message, DurationSeconds: roundSeconds(s.seconds)}
+	if n := len(s.entries.spec); n > 0 && !s.entries.spec[n-1].Empty() {
+		sr.Timings = &s.entries.spec[n-1] // one per spec; a retried spec's last attempt
+	}
 	for _, id := range BehaviorIDs(s.labels) {
 		bh, ok := b.behaviors[id]
 		if !ok {
@@ -86,7 +97,10 @@ func (b *builder) add(s spec) error {
 }
 
 func (b *builder) report() Report {
-	r := Report{Run: b.run, Baseline: b.baseline}
+	r := Report{Run: b.run, Baseline: b.baseline, Timings: b.timings}
+	if r.Timings != nil && b.processes > 0 {
+		r.Timings.Processes = b.processes
+	}
 	if r.Run.Mode == "" {
 		r.Run.Mode = ModeSidecar
 	}
@@ -108,6 +122,7 @@ func FromGinkgo(reports []types.Report, opts ...Option) (Report, error) {
 		if err := b.run.mergeRun(Run{Date: suite.StartTime.UTC(), DryRun: suite.SuiteConfig.DryRun}); err != nil {
 			return Report{}, err
 		}
+		b.processes = max(b.processes, suite.SuiteConfig.ParallelTotal)
 		for _, sr := range suite.SpecReports {
 			s := spec{
 				name:       sr.FullText(),

@@ -33,6 +33,9 @@ type htmlCell struct {
 	Col                 int
 	Status, Text, Hover string
 	Key                 string
+	// Duration is shown beside the text when durations are on (CSS, not text: the cell's
+	// text stays its result word).
+	Duration string
 }
 
 type htmlRow struct {
@@ -66,6 +69,11 @@ type htmlPage struct {
 	Rows              []htmlRow
 	Runs              []htmlRun
 	Details           map[string]cellDetail
+	// ShowDurations ticks the durations box from the start; RunTimes is each column's run
+	// time ("—" when not measured), shown when any is (HasRunTimes).
+	ShowDurations bool
+	HasRunTimes   bool
+	RunTimes      []string
 }
 
 type htmlArea struct {
@@ -82,8 +90,12 @@ func (m Matrix) HTML(w io.Writer) error {
 		Summary:  m.Summary.Line(),
 		Columns:  m.Columns,
 		Details:  map[string]cellDetail{},
+
+		ShowDurations: m.Durations,
+		HasRunTimes:   m.HasRunTimes(),
 	}
 	for _, c := range m.Columns {
+		p.RunTimes = append(p.RunTimes, cmpOr(c.RunTime(), "—"))
 		if n := len(p.Groups); n > 0 && p.Groups[n-1].Istio == c.Istio() {
 			p.Groups[n-1].Span++
 		} else {
@@ -127,7 +139,7 @@ func (m Matrix) HTML(w io.Writer) error {
 					Evidence: cellEvidenceText(c),
 				}
 			}
-			hr.Cells = append(hr.Cells, htmlCell{Col: i, Status: st, Text: c.Text(), Hover: hover, Key: key})
+			hr.Cells = append(hr.Cells, htmlCell{Col: i, Status: st, Text: c.Text(), Hover: hover, Key: key, Duration: c.Duration()})
 		}
 		p.Rows = append(p.Rows, hr)
 	}

@@ -280,4 +280,30 @@ func TestMatrixPageInBrowser(t *testing.T) {
 			t.Errorf("only-notable shows %d of %d rows; the sample should make it filter", shown, len(m.Rows))
 		}
 	})
+
+	t.Run("each column's run time, and each cell's on request", func(t *testing.T) {
+		var runTimes string
+		eval(t, `[...document.querySelectorAll("#matrix tfoot td.runtime")].map(td => td.textContent).join("|")`, &runTimes)
+		var want []string
+		for _, c := range m.Columns {
+			want = append(want, c.RunTime())
+		}
+		if runTimes != strings.Join(want, "|") || want[0] == "" {
+			t.Errorf("run time row %q, want %q", runTimes, strings.Join(want, "|"))
+		}
+		// The pass cell of MTLS-001 on the first column: its duration shows only with the box ticked.
+		after := `getComputedStyle(document.querySelector('td[data-key="MTLS-001|0"]'), "::after").content`
+		var before, shown, text string
+		eval(t, after, &before)
+		run(t, "tick durations", chromedp.Click(chromedp.CSS(`#show-durations`)))
+		eval(t, after, &shown)
+		eval(t, `document.querySelector('td[data-key="MTLS-001|0"]').textContent`, &text)
+		if before != "none" || !strings.Contains(shown, "4.2s") || text != "pass" {
+			t.Errorf("MTLS-001's duration: %q before ticking, %q after (text %q); want none, then 4.2s beside the word", before, shown, text)
+		}
+		run(t, "untick durations", chromedp.Click(chromedp.CSS(`#show-durations`)))
+		if eval(t, after, &shown); shown != "none" {
+			t.Errorf("the duration still shows after unticking: %q", shown)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -82,8 +83,13 @@ func FromJUnit(data []byte, opts ...Option) (Report, error) {
 			run.Date = t.UTC()
 		}
 		for _, p := range suite.Properties.Properties {
-			if p.Name == "DryRun" && p.Value == "true" {
+			switch {
+			case p.Name == "DryRun" && p.Value == "true":
 				run.DryRun = true
+			case p.Name == "ParallelTotal":
+				if n, err := strconv.Atoi(p.Value); err == nil {
+					b.processes = max(b.processes, n)
+				}
 			}
 		}
 		if err := b.run.mergeRun(run); err != nil {

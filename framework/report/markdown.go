@@ -89,11 +89,27 @@ func (m Matrix) Markdown(w io.Writer) error {
 			case c.Present && c.Result == LeftOut:
 				icon = "⬜ left out" // the run could not exercise it (no mesh, no data plane)
 			}
+			if d := c.Duration(); m.Durations && d != "" {
+				icon += " " + d
+			}
 			fmt.Fprintf(&b, " %s |", icon)
 		}
 		b.WriteString("\n")
 	}
+	if m.HasRunTimes() {
+		b.WriteString("| | **run time** |")
+		for _, c := range m.Columns {
+			fmt.Fprintf(&b, " %s |", cmpOr(c.RunTime(), "—"))
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("\n✅ pass (documented outcome) · 🟨 pass with an equivalent outcome · 🟥 deviation · ❌ fail · ⬜ skip · — not run\n")
+	if m.Durations {
+		b.WriteString("\nBeside each cell: the time its specs took, setup to cleanup.\n")
+	}
+	if m.HasRunTimes() {
+		b.WriteString("\nRun time: each column's run from the start of preflight to the end of cleanup, as the run measured it.\n")
+	}
 
 	var notes strings.Builder
 	for _, r := range m.Rows {
@@ -144,6 +160,11 @@ func cellEvidenceText(c Cell) string {
 	}
 	for _, s := range c.Specs {
 		fmt.Fprintf(&b, "%s %s (%.3fs)\n", s.Result, s.Name, s.DurationSeconds)
+		if s.Timings != nil {
+			if p := s.Timings.parts(); len(p) > 0 {
+				fmt.Fprintf(&b, "  time: %s\n", strings.Join(p, ", "))
+			}
+		}
 		if s.Message != "" {
 			fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(strings.TrimSpace(s.Message), "\n", "\n  "))
 		}

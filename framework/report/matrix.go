@@ -18,6 +18,27 @@ type Column struct {
 	Strict            bool     `json:"strict,omitempty"`
 	Runs              []Run    `json:"runs"`
 	Sources           []string `json:"sources"`
+	// TotalSeconds adds up the totals of the column's runs that measured one (Timings); Timed
+	// counts them. Absent when none did (a report from before timings, or a run not ended by
+	// make e2e).
+	TotalSeconds *float64 `json:"totalSeconds,omitempty"`
+	Timed        int      `json:"timedRuns,omitempty"`
+}
+
+// RunTime is the column's run time for people ("" when none was measured): "10m40s", with how
+// many runs it adds up when not exactly one, or not all of the column's.
+func (c Column) RunTime() string {
+	if c.TotalSeconds == nil {
+		return ""
+	}
+	s := human(*c.TotalSeconds)
+	switch {
+	case c.Timed < len(c.Runs):
+		s += fmt.Sprintf(" (%d of %d runs)", c.Timed, len(c.Runs))
+	case c.Timed > 1:
+		s += fmt.Sprintf(" (%d runs)", c.Timed)
+	}
+	return s
 }
 
 // Istio is the column's Istio heading: "1.31.1", "1.31.1 rev canary", or the file it came from
@@ -136,6 +157,25 @@ type Matrix struct {
 	Areas   []string      `json:"areas"`
 	Rows    []Row         `json:"rows"`
 	Summary MatrixSummary `json:"summary"`
+	// Durations has the renderers show each cell's time beside it (Markdown; the HTML page
+	// carries them always and shows them from the start): `report merge -durations`.
+	Durations bool `json:"-"`
+}
+
+// HasRunTimes reports whether any column measured its run time (the matrix then ends with a
+// run time row).
+func (m Matrix) HasRunTimes() bool {
+	return slices.ContainsFunc(m.Columns, func(c Column) bool { return c.TotalSeconds != nil })
+}
+
+// Duration is the cell's time for people: its behaviour's specs' durations added up (Ginkgo's
+// run time of each, setup to cleanup); "" when it did not run (missing, skipped, left out, not
+// judged: the milliseconds of a skip say nothing) or took no measurable time.
+func (c Cell) Duration() string {
+	if !c.Present || (c.Result != Pass && c.Result != Fail) || c.DurationSeconds <= 0 {
+		return ""
+	}
+	return human(c.DurationSeconds)
 }
 
 // Merge lays runs out as a matrix. Columns are ordered newest Istio first, then newest
@@ -154,6 +194,10 @@ func Merge(reports ...Report) Matrix {
 		c := &m.Columns[cols[key]]
 		c.Runs = append(c.Runs, r.Run)
 		c.Sources = append(c.Sources, r.Run.Source)
+		if r.Timings != nil && r.Timings.TotalSeconds != nil {
+			c.TotalSeconds = new(roundSeconds(*r.Timings.TotalSeconds + deref(c.TotalSeconds)))
+			c.Timed++
+		}
 	}
 	slices.SortFunc(m.Columns, compareColumns)
 	for i := range m.Columns {
@@ -295,4 +339,11 @@ func compareVersions(a, b string) int {
 		}
 	}
 	return cmp.Compare(len(pa), len(pb))
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

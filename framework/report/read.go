@@ -209,6 +209,13 @@ func Combine(reports ...Report) (Report, error) {
 		if i > 0 && r.Run.Strict != reports[0].Run.Strict {
 			return Report{}, fmt.Errorf("strict and default runs cannot be combined")
 		}
+		if r.Timings != nil {
+			// The suites of one run share the driver's phases; the first report's stand.
+			if out.Timings == nil {
+				out.Timings = &Timings{}
+			}
+			out.Timings.merge(*r.Timings)
+		}
 		for _, b := range r.Behaviors {
 			j := slices.IndexFunc(out.Behaviors, func(x Behavior) bool { return x.ID == b.ID })
 			if j < 0 {

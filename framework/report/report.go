@@ -158,6 +158,9 @@ type SpecResult struct {
 	Result          Result  `json:"result"`
 	Message         string  `json:"message,omitempty"` // failure or skip message
 	DurationSeconds float64 `json:"durationSeconds"`
+	// Timings says where the spec's time went (absent: nothing measured, e.g. a spec left
+	// out before its body, or a report from before timings).
+	Timings *SpecTimings `json:"timings,omitempty"`
 }
 
 // Summary counts behaviours.
@@ -184,7 +187,10 @@ type Report struct {
 	Run        Run    `json:"run"`
 	// Baseline is the run's check of plain reachability without the mesh (nil: the suites
 	// recorded none, e.g. a report from before the baseline existed or a dry run).
-	Baseline  *Baseline  `json:"baseline,omitempty"`
+	Baseline *Baseline `json:"baseline,omitempty"`
+	// Timings is where the run's time went (nil: nothing recorded them, e.g. a report from
+	// before timings).
+	Timings   *Timings   `json:"timings,omitempty"`
 	Summary   Summary    `json:"summary"`
 	Behaviors []Behavior `json:"behaviors"`
 }

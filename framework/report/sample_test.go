@@ -23,7 +23,7 @@ func sampleRuns() []Report {
 				ID: "nightly-" + istio + "-" + img.Version, IstioVersion: istio, KubernetesVersion: img.Version,
 				NodeImage: img.Image, Mode: ModeSidecar, Cluster: ClusterCreated, Date: date,
 				Source: "cells/reports-istio-" + istio + "-k8s-" + img.Version + "/conformance.json",
-			}}
+			}, Timings: &Timings{TotalSeconds: new(float64(1290 + 73*ii + 41*ki))}}
 			for _, b := range catalog.All() {
 				if b.Area == catalog.AreaPosture {
 					continue

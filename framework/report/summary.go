@@ -6,7 +6,8 @@ import (
 )
 
 // SummaryText is the short table a run ends with: the baseline first (a failed one says the
-// cluster is at fault and nothing below was judged), then the behaviours, and how to rerun one.
+// cluster is at fault and nothing below was judged), then the behaviours, how to rerun one,
+// and where the time went (TimeText).
 func (r Report) SummaryText() string {
 	var sb strings.Builder
 	switch {
@@ -43,5 +44,6 @@ func (r Report) SummaryText() string {
 	if len(bad) > 0 {
 		fmt.Fprintf(&sb, "failed: %s\nrerun one: make e2e LABELS=%s REUSE_CLUSTER=1\n", strings.Join(bad, " "), bad[0])
 	}
+	sb.WriteString(r.TimeText())
 	return sb.String()
 }

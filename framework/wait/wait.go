@@ -2,6 +2,9 @@
 // observes something every Poll until an observation is met Consecutive times in a row, or the
 // deadline (or ctx) ends the wait, and keeps a bounded history of what it saw so that the
 // caller's error can show it. It imports neither Ginkgo nor Gomega, and never sleeps past ctx.
+//
+// Every wait tells the Meter of its context (WithMeter) how long it took and how much of that
+// the world was not yet as awaited: how the conformance report learns where a run's time goes.
 package wait
 
 import (
@@ -105,6 +108,9 @@ func Until[T any](ctx context.Context, cfg Config, observe func(context.Context)
 		return r, err
 	}
 	start := time.Now()
+	m := meterOf(ctx)
+	// Observations run without the meter: a wait inside one is part of this wait.
+	ctx = WithMeter(ctx, nil)
 	wctx, cancel := context.WithDeadline(ctx, start.Add(cfg.Timeout))
 	defer cancel()
 	deadline, _ := wctx.Deadline()
@@ -114,11 +120,14 @@ func Until[T any](ctx context.Context, cfg Config, observe func(context.Context)
 		under = ctx
 	}
 	keep := max(cfg.History, cfg.Consecutive)
+	// streakBegan is when the first observation of the current streak began.
+	var streakBegan time.Duration
 	for {
 		octx, ocancel := under, context.CancelFunc(func() {})
 		if cfg.ObserveTimeout > 0 {
 			octx, ocancel = context.WithTimeout(ctx, cfg.ObserveTimeout)
 		}
+		began := time.Since(start)
 		v, err := observe(octx)
 		ocancel()
 		at := time.Since(start)
@@ -133,10 +142,14 @@ func Until[T any](ctx context.Context, cfg Config, observe func(context.Context)
 				r.History = r.History[len(r.History)-keep:]
 			}
 			if err == nil && (met == nil || met(v)) {
+				if r.Streak == 0 {
+					streakBegan = began
+				}
 				r.Streak++
 				r.BestStreak = max(r.BestStreak, r.Streak)
 				if r.Streak >= cfg.Consecutive {
 					r.Elapsed = time.Since(start)
+					m.waited(Waited{Elapsed: r.Elapsed, Unmet: streakBegan})
 					return r, nil
 				}
 			} else {
@@ -145,6 +158,7 @@ func Until[T any](ctx context.Context, cfg Config, observe func(context.Context)
 		}
 		if !pause(wctx, cfg.Poll) {
 			r.Elapsed = time.Since(start)
+			m.waited(Waited{Elapsed: r.Elapsed, Unmet: r.Elapsed})
 			return r, context.Cause(wctx)
 		}
 	}
@@ -191,6 +205,10 @@ func Throughout(ctx context.Context, window, poll time.Duration, observe func(ct
 		return fmt.Errorf("wait: window %v and poll %v must be positive", window, poll)
 	}
 	start := time.Now()
+	m := meterOf(ctx)
+	ctx = WithMeter(ctx, nil) // a wait inside an observation is part of this one
+	// The window is the rule itself, not a wait for the world to change: none of it is unmet.
+	defer func() { m.waited(Waited{Elapsed: time.Since(start)}) }()
 	end := start.Add(window)
 	for n := 1; ; n++ {
 		if err := observe(ctx, n, time.Since(start)); err != nil {

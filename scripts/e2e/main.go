@@ -28,6 +28,7 @@ import (
 	"meshconform/framework/cluster"
 	"meshconform/framework/cluster/preflight"
 	"meshconform/framework/provision"
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
 )
 
@@ -151,9 +152,23 @@ func ginkgoExtra(args []string) []string {
 func run(ctx context.Context, s settings.Settings, extra []string, wd string, stdout, stderr io.Writer) int {
 	return provision.Session(ctx, s, stderr, func(ctx context.Context, st provision.State) int {
 		return suites(ctx, s, provision.StatePath(st.RunDir), extra, wd, stdout, stderr)
-	}, provision.AfterDown(func(provision.Outcome) {
+	}, provision.AfterDown(func(e provision.Ended) {
+		closingTable(filepath.Join(s.ReportsDir, report.ConformanceSuite), e, stdout, stderr)
 		fmt.Fprintf(stderr, "meshconform: reports in %s\n", s.ReportsDir)
 	}))
+}
+
+// closingTable ends a run's output: the cleanup's time and the run's total added to the
+// conformance report the suites wrote into dir (this run's only), then its closing table. The
+// suite leaves the table to the driver (provision.SuitesStartedEnv), so that it comes last and
+// counts the whole run.
+func closingTable(dir string, e provision.Ended, stdout, stderr io.Writer) {
+	rep, err := report.RecordEnd(dir, e.State.RunID, e.Cleanup, e.Total)
+	if err != nil {
+		fmt.Fprintf(stderr, "meshconform: closing table: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stdout, "\n%s\nconformance report: %s\n", rep.SummaryText(), dir)
 }
 
 // GinkgoArgs are the flags of `go tool ginkgo` for the settings: the e2e build tag, parallel
@@ -180,7 +195,8 @@ func GinkgoArgs(s settings.Settings, extra []string) []string {
 // suites runs Ginkgo in the module root with the state file exported; on interrupt Ginkgo gets
 // SIGINT (its own cleanup runs) and, past a grace period, is killed.
 func suites(ctx context.Context, s settings.Settings, statePath string, extra []string, wd string, stdout, stderr io.Writer) int {
-	return ginkgo(ctx, wd, GinkgoArgs(s, extra), []string{provision.StateEnv + "=" + statePath}, stdout, stderr)
+	return ginkgo(ctx, wd, GinkgoArgs(s, extra), []string{provision.StateEnv + "=" + statePath,
+		provision.SuitesStartedEnv + "=" + time.Now().Format(time.RFC3339Nano)}, stdout, stderr)
 }
 
 // ginkgo runs `go <args>` (go tool ginkgo …) in the module root with env added to the

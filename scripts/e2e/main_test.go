@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"meshconform/framework/provision"
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
 	"meshconform/internal/kindtest"
 )
@@ -174,5 +175,40 @@ func TestInterruptedWhileBringingUp(t *testing.T) {
 				t.Error("a state file was written")
 			}
 		})
+	}
+}
+
+// The end of make e2e: the closing table comes after the cleanup, with the cleanup's time and
+// the run's total added to the report the suites wrote; a report another run left there is
+// neither amended nor shown.
+func TestClosingTable(t *testing.T) {
+	dir := t.TempDir()
+	rep := report.Report{Run: report.Run{ID: "r1", IstioVersion: "1.31.4"},
+		Timings: &report.Timings{Phases: []report.Phase{report.Measured(report.PhaseCluster, 40*time.Second, 5*time.Second), {Name: report.PhaseSpecs, DurationSeconds: 60}}},
+		Behaviors: []report.Behavior{{ID: "MTLS-002", Result: report.Pass,
+			Specs: []report.SpecResult{{Name: "mtls MTLS-002: STRICT", Result: report.Pass, DurationSeconds: 50}}}}}
+	if err := rep.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	ended := func(id string) provision.Ended {
+		return provision.Ended{Outcome: provision.Passed, State: provision.State{RunID: id},
+			Cleanup: report.Measured(report.PhaseCleanup, 12*time.Second, 0), Total: 2 * time.Minute}
+	}
+	var out, errs strings.Builder
+	closingTable(dir, ended("r0"), &out, &errs)
+	if out.Len() != 0 || !strings.Contains(errs.String(), `is run "r1"'s, not this run's (r0)`) {
+		t.Errorf("another run's report: stdout %q, stderr %q", out.String(), errs.String())
+	}
+	errs.Reset()
+	closingTable(dir, ended("r1"), &out, &errs)
+	for _, want := range []string{"behaviours: 1 passed", "time: 2m0s, from preflight to cleanup",
+		"phases: cluster 40s · specs 1m0s · cleanup 12s", "50s  mtls MTLS-002: STRICT", "conformance report: " + dir} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("closing table lacks %q:\n%s%s", want, out.String(), errs.String())
+		}
+	}
+	back, err := report.Read(filepath.Join(dir, report.FileYAML))
+	if err != nil || back.Timings.TotalSeconds == nil || *back.Timings.TotalSeconds != 120 {
+		t.Errorf("the report was not amended: %v, %+v", err, back.Timings)
 	}
 }

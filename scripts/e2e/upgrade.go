@@ -23,7 +23,9 @@ import (
 	"meshconform/framework/gate"
 	"meshconform/framework/mesh"
 	"meshconform/framework/provision"
+	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/framework/wait"
 )
 
 // upgradeRun is one gate in progress.
@@ -68,9 +70,9 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 	},
 		provision.WithPreflight(preflight.Options{Charts: gate.BothVersions(plan.To)}),
 		provision.WithImages(toImages...),
-		provision.AfterDown(func(outcome provision.Outcome) {
+		provision.AfterDown(func(e provision.Ended) {
 			fmt.Fprintf(stderr, "meshconform: upgrade gate %s → %s ended after %s (%s); reports in %s\n",
-				plan.From, plan.To, provision.Elapsed(time.Since(start)), outcome, plan.Dir)
+				plan.From, plan.To, provision.Elapsed(time.Since(start)), e.Outcome, plan.Dir)
 		}))
 }
 
@@ -149,6 +151,9 @@ func exitErr(code int) error {
 // returns the phase's state.
 func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (provision.State, error) {
 	log := slog.New(slog.NewTextHandler(prefixWriter{u.stderr, "  "}, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+	start := time.Now()
+	var waits wait.Sum
+	ctx = wait.WithMeter(ctx, &waits)
 	switch ph.Action {
 	case gate.ActionUpgradeInPlace:
 		o := provision.MeshOptions(u.s, u.st) // the releases Up installed, at FROM
@@ -192,6 +197,10 @@ func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (pr
 	fmt.Fprintf(u.stderr, "  %s\n", cp)
 	st := ph.PhaseState(u.st)
 	st.Istio.Namespace, st.Istio.TrustDomain, st.Istio.RootNamespace = cp.Namespace, cp.TrustDomain, cp.RootNamespace
+	if ph.Action != gate.ActionInstall {
+		// The phase's istio phase is its own change of the control plane (Up's are base's).
+		st.Phases = append(st.Phases, report.Measured(report.PhaseIstio, time.Since(start), waits.Summed().Elapsed))
+	}
 	return st, nil
 }
 

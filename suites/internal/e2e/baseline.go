@@ -49,7 +49,9 @@ func runBaseline(ctx context.Context, st provision.State, skip bool) (b report.B
 		return setupFailed("creating the baseline namespace", err)
 	}
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		// Without ctx's end (the cleanup runs after an interrupt too), with its values: the
+		// deletion's wait counts in the baseline's phase.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		if err := workload.DeleteNamespaces(ctx, r.Kube, ns); err != nil {
 			fmt.Fprintf(GinkgoWriter, "baseline cleanup: %v\n", err)

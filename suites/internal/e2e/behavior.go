@@ -218,7 +218,7 @@ func Specs() bool {
 					}
 				}
 				Describe(name, append(decorators, func() {
-					BeforeAll(func(ctx SpecContext) { g.Setup(ctx) })
+					BeforeAll(func(ctx SpecContext) { g.Setup(record.Metered(ctx)) })
 					for _, b := range members {
 						declare(b, false)
 					}
@@ -266,6 +266,7 @@ func (r *Run) Facts() cases.RunFacts {
 
 func run(ctx context.Context, b Behavior) {
 	GinkgoHelper()
+	ctx = record.Metered(ctx) // the spec's waits count in its timings
 	t := &T{ID: b.ID, Run: Current}
 	if len(b.Namespaces) > 0 {
 		t.Scenario = Setup(ctx, Current, b.ID, b.Namespaces)

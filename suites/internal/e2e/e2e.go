@@ -27,6 +27,7 @@ import (
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/framework/wait"
 	"meshconform/internal/istiosrc"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/record"
@@ -65,9 +66,9 @@ var owned bool
 // and, for the behaviour suite, declare the registered behaviours with Specs.
 func Bootstrap(suite string) bool {
 	SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+		start := time.Now()
 		s, err := settings.FromEnvironment()
 		Expect(err).NotTo(HaveOccurred(), "settings")
-		start := time.Now()
 		st, own, err := provision.Acquire(ctx, s, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred(), "bringing up the run")
 		owned = own
@@ -76,11 +77,20 @@ func Bootstrap(suite string) bool {
 		AddReportEntry(report.EntryRun, runEntry(st), ReportEntryVisibilityNever)
 		// The baseline, before any behaviour: its failure does not fail this node (the specs
 		// must still be reported, as not judged); GateOnBaseline acts on it.
-		b := runBaseline(ctx, st, s.SkipBaseline || st.Settings.SkipBaseline)
+		skip := s.SkipBaseline || st.Settings.SkipBaseline
+		var waits wait.Sum
+		began := time.Now()
+		b := runBaseline(wait.WithMeter(ctx, &waits), st, skip)
+		phases := runPhases(st, start, os.Getenv(provision.SuitesStartedEnv))
+		if !skip {
+			phases = append(phases, report.Measured(report.PhaseBaseline, time.Since(began), waits.Summed().Elapsed))
+		}
 		record.Baseline(b)
+		AddReportEntry(report.EntryTimings, report.Timings{Phases: phases}, ReportEntryVisibilityNever)
 		fmt.Fprintln(GinkgoWriter, b.String())
 		data, err := json.Marshal(shared{State: mustMarshal(st), Baseline: b})
 		Expect(err).NotTo(HaveOccurred())
+		setUp = time.Now()
 		return data
 	}, func(ctx SpecContext, data []byte) {
 		var sh shared
@@ -112,24 +122,63 @@ func Bootstrap(suite string) bool {
 		return notApplicable(Current)
 	})
 
+	record.Timings()
+
 	ReportAfterSuite(suite+" conformance report", func(r Report) {
 		if Current == nil {
 			return
 		}
 		dir := filepath.Join(Current.ReportsDir, suite)
-		rep, err := record.WriteReport(dir, r)
+		var phases []report.Phase
+		if !setUp.IsZero() {
+			phases = append(phases, report.Phase{Name: report.PhaseSpecs, DurationSeconds: report.Seconds(time.Since(setUp))})
+		}
+		rep, err := record.WriteReport(dir, r, phases...)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "meshconform: writing the conformance report: %v\n", err)
-		} else {
-			fmt.Fprintf(os.Stdout, "\n%s\nconformance report: %s\n", summaryTable(rep), dir)
 		}
 		if owned {
 			// Ginkgo's reason for a signal: an interrupted run is cleaned up, as the driver's is.
 			interrupted := slices.Contains(r.SpecialSuiteFailureReasons, "Interrupted by User")
-			_ = provision.End(context.Background(), Current.State, provision.OutcomeOf(interrupted, !r.SuiteSucceeded), os.Stdout)
+			ended, _ := provision.End(context.Background(), Current.State, provision.OutcomeOf(interrupted, !r.SuiteSucceeded), os.Stdout)
+			if err == nil {
+				// This suite ended the run: the cleanup and the total are its to record.
+				if amended, aerr := report.RecordEnd(dir, Current.State.RunID, ended.Cleanup, ended.Total); aerr != nil {
+					fmt.Fprintf(os.Stderr, "meshconform: %v\n", aerr)
+				} else {
+					rep = amended
+				}
+			}
+		}
+		switch {
+		case err != nil:
+		case os.Getenv(provision.SuitesStartedEnv) != "" && !owned:
+			fmt.Fprintf(os.Stdout, "\nconformance report: %s (the closing table follows the cleanup)\n", dir)
+		default:
+			fmt.Fprintf(os.Stdout, "\n%s\nconformance report: %s\n", summaryTable(rep), dir)
 		}
 	})
 	return true
+}
+
+// setUp is when process 1's SynchronizedBeforeSuite ended: the specs phase starts there.
+var setUp time.Time
+
+// runPhases are the run's phases before the specs, as process 1 knows them at the end of its
+// setup: Up's (from the run state, whoever ran it), and the compile phase when a driver said
+// when it started go tool ginkgo (startedEnv, provision.SuitesStartedEnv): from then to this
+// suite's first node (began).
+func runPhases(st provision.State, began time.Time, startedEnv string) []report.Phase {
+	phases := slices.Clone(st.Phases)
+	if startedEnv == "" {
+		return phases
+	}
+	started, err := time.Parse(time.RFC3339Nano, startedEnv)
+	if err != nil || began.Before(started) {
+		fmt.Fprintf(GinkgoWriter, "meshconform: %s=%q is no start time before this suite's: no compile phase\n", provision.SuitesStartedEnv, startedEnv)
+		return phases
+	}
+	return append(phases, report.Phase{Name: report.PhaseCompile, DurationSeconds: report.Seconds(began.Sub(started))})
 }
 
 // shared is what process 1 hands every process: the run and its baseline.

@@ -15,6 +15,7 @@ import (
 	"meshconform/framework/probe"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
+	"meshconform/suites/internal/record"
 )
 
 // Timeouts of the steps a spec waits on besides probes (which use Run.Expect).
@@ -37,13 +38,15 @@ type Scenario struct {
 // are ready, and registers the cleanup and the failure diagnostics. Call it inside an It.
 func Setup(ctx context.Context, r *Run, id string, nss []cases.Namespace) *Scenario {
 	GinkgoHelper()
+	defer record.Timed(record.Setup)()
 	s := &Scenario{Run: r, Handles: map[cases.Role]map[workload.Sample]workload.Handle{},
 		applier: policy.NewApplier(r.Istio, r.State.RunID)}
 	s.Env = cases.Env{Namespaces: map[cases.Role]string{}, TrustDomain: r.State.Istio.TrustDomain,
 		RootNamespace: r.State.Istio.RootNamespace, Gateway: r.Gateway}
 	var created []string
 	DeferCleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer record.Timed(record.Teardown)()
+		ctx, cancel := context.WithTimeout(record.Metered(context.Background()), cleanupTimeout)
 		defer cancel()
 		if err := workload.DeleteNamespaces(ctx, r.Kube, created...); err != nil {
 			fmt.Fprintf(GinkgoWriter, "cleanup: %v\n", err)
@@ -74,6 +77,7 @@ func Setup(ctx context.Context, r *Run, id string, nss []cases.Namespace) *Scena
 // specs that then run read what the injector wrote, not traffic.
 func (s *Scenario) Deploy(ctx context.Context, role cases.Role, samples ...workload.Sample) []workload.Handle {
 	GinkgoHelper()
+	defer record.Timed(record.Setup)()
 	hs := s.DeployNoWait(ctx, role, samples...)
 	what := "their proxies"
 	if s.Run.State.Settings.NoDataPlane {
@@ -92,6 +96,7 @@ func (s *Scenario) Deploy(ctx context.Context, role cases.Role, samples ...workl
 // expected never to become ready).
 func (s *Scenario) DeployNoWait(ctx context.Context, role cases.Role, samples ...workload.Sample) []workload.Handle {
 	GinkgoHelper()
+	defer record.Timed(record.Setup)()
 	ns := s.Env.NS(role)
 	hs, err := workload.Deploy(ctx, s.Run.Kube, ns, samples...)
 	must(err, "deploying %v into %s", samples, ns)
@@ -118,7 +123,8 @@ func (s *Scenario) dumpOnFailure() {
 	if !rep.Failed() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), diagTimeout)
+	defer record.Timed(record.Diagnostics)()
+	ctx, cancel := context.WithTimeout(record.Metered(context.Background()), diagTimeout)
 	defer cancel()
 	dir := filepath.Join(s.Run.ReportsDir, "diag", diag.Slug(rep.FullText()))
 	sum, err := diag.Dump(ctx, diag.DumpOptions{Kube: s.Run.Kube, Istio: s.Run.Istio, RestConfig: s.Run.Config,
@@ -227,7 +233,8 @@ func (s *Scenario) ProtectRootNamespace(ctx context.Context) {
 	snap, err := s.applier.Snapshot(ctx, s.Env.RootNamespace)
 	must(err, "snapshot of %s's policies", s.Env.RootNamespace)
 	DeferCleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer record.Timed(record.Teardown)()
+		ctx, cancel := context.WithTimeout(record.Metered(context.Background()), cleanupTimeout)
 		defer cancel()
 		rep, err := s.applier.Restore(ctx, snap)
 		if err != nil {

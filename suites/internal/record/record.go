@@ -126,11 +126,18 @@ func add(id string, class expect.Classification, reason string, ev report.Eviden
 }
 
 // WriteReport builds the conformance report from a suite's Ginkgo report (in its
-// ReportAfterSuite) and writes conformance.json and .yaml into dir.
-func WriteReport(dir string, r types.Report) (report.Report, error) {
+// ReportAfterSuite), adds the phases the suite measured outside any spec's entries (the specs
+// phase), and writes conformance.json and .yaml into dir.
+func WriteReport(dir string, r types.Report, phases ...report.Phase) (report.Report, error) {
 	rep, err := report.FromGinkgo([]types.Report{r})
 	if err != nil {
 		return rep, fmt.Errorf("building the conformance report: %w", err)
+	}
+	if len(phases) > 0 {
+		if rep.Timings == nil {
+			rep.Timings = &report.Timings{Processes: r.SuiteConfig.ParallelTotal}
+		}
+		rep.Timings.Add(phases...)
 	}
 	if err := rep.WriteFiles(dir); err != nil {
 		return rep, fmt.Errorf("writing the conformance report into %s: %w", dir, err)

@@ -25,6 +25,7 @@ import (
 	"meshconform/framework/expect"
 	"meshconform/framework/posture"
 	"meshconform/framework/probe"
+	"meshconform/framework/wait"
 	"meshconform/suites/behaviors"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/record"
@@ -106,9 +107,54 @@ func probeSpec(id string, e catalog.Expectation, check func(cases.Env, probe.Out
 		p := cases.Probe{Name: "client to server", Expect: e, Check: check}
 		ex := &scripted{cycle: cycle, shapes: shapes}
 		req := probe.HTTPRequest{URL: "http://httpbin.rec:8000/get", Timeout: time.Second, Attempts: 1}
-		record.Probe(ctx, fast, expect.Default, id, p, cases.Env{}, ex, req)
+		record.Probe(record.Metered(ctx), fast, expect.Default, id, p, cases.Env{}, ex, req)
 	})
 }
+
+// window is an observation window of the waiter (wait.Throughout) that always holds.
+func window(ctx context.Context, d time.Duration) {
+	if err := wait.Throughout(ctx, d, 5*time.Millisecond, func(context.Context, int, time.Duration) error { return nil }); err != nil {
+		Fail(err.Error())
+	}
+}
+
+// timedSpec is a spec with every part the runner times, as the runner times them: a setup
+// that waits 60ms inside the waiter (its workloads getting ready) and spends 20ms outside it,
+// a probe that converges after two unmet observations, a teardown that waits 40ms and
+// sleeps 10ms; failing, also diagnostics that take 15ms.
+func timedSpec(id string, fail bool) {
+	It(id+": timed parts", Label("recording", id), func(ctx SpecContext) {
+		ctx2 := record.Metered(ctx)
+		func() {
+			defer record.Timed(record.Setup)()
+			window(ctx2, 60*time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
+		}()
+		DeferCleanup(func() {
+			defer record.Timed(record.Teardown)()
+			window(record.Metered(context.Background()), 40*time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
+		})
+		DeferCleanup(func() {
+			if !CurrentSpecReport().Failed() {
+				return
+			}
+			defer record.Timed(record.Diagnostics)()
+			time.Sleep(15 * time.Millisecond)
+		})
+		p := cases.Probe{Name: "client to server", Expect: catalog.PlaintextRejected}
+		ex := &scripted{shapes: []shape{ok, ok, reset}}
+		req := probe.HTTPRequest{URL: "http://httpbin.rec:8000/get", Timeout: time.Second, Attempts: 1}
+		slow := fast
+		slow.Poll = 20 * time.Millisecond
+		record.Probe(ctx2, slow, expect.Default, id, p, cases.Env{}, ex, req)
+		if fail {
+			Fail("failing on purpose, after converging")
+		}
+	})
+}
+
+var _ = record.Timings()
 
 // istiodLogs serves istiod's log through a loopback API server: two TLS handshake errors,
 // and with grow one more on every read (errors that persist).
@@ -189,12 +235,15 @@ var _ = Describe("recording", func() {
 
 	It("CP-001: errors that settle", Label("recording", "CP-001"), func(ctx SpecContext) {
 		kube := apiServer(&istiodLogs{})
-		behaviors.TLSErrors(ctx, kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
+		behaviors.TLSErrors(record.Metered(ctx), kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
 	})
 	It("CP-001: errors that persist", Label("recording", "CP-001"), func(ctx SpecContext) {
 		kube := apiServer(&istiodLogs{grow: true})
-		behaviors.TLSErrors(ctx, kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
+		behaviors.TLSErrors(record.Metered(ctx), kube, "istio-system", "", time.Time{}, 200*time.Millisecond, 20*time.Millisecond)
 	})
+
+	timedSpec("REC-009", false)
+	timedSpec("REC-010", true)
 })
 
 var _ = ReportAfterSuite("recording conformance report", func(r Report) {

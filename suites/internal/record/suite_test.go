@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -218,10 +219,98 @@ func TestRecordedReport(t *testing.T) {
 		t.Errorf("CP-001 settled: %s %q; want pass/documented with the window's reason", sb.State(), sb.Reason)
 	}
 
+	// Timings: each spec that did something records where its time went, measured; a part
+	// that did not happen is absent, and a spec that neither set up nor waited has none.
+	timings := func(id string) report.SpecTimings {
+		t.Helper()
+		st := get(id).Specs[0].Timings
+		if st == nil {
+			t.Fatalf("%s: no timings recorded", id)
+		}
+		return *st
+	}
+	val := func(p *float64) float64 {
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	atLeast := func(id, what string, p *float64, min float64) {
+		t.Helper()
+		if val(p) < min {
+			t.Errorf("%s: %s = %v, want at least %v", id, what, val(p), min)
+		}
+	}
+	absent := func(id, what string, p *float64) {
+		t.Helper()
+		if p != nil {
+			t.Errorf("%s: %s = %v, want absent (it did not happen)", id, what, *p)
+		}
+	}
+	// Converged at once: all convergence, no waiting for the mesh, no setup or teardown.
+	tm := timings("REC-001")
+	atLeast("REC-001", "convergence", tm.ConvergenceSeconds, 0.01) // three probes, two 5ms pauses
+	if m := val(tm.MeshWaitSeconds); m < 0 || m > 0.004 {
+		t.Errorf("REC-001: waited %vs for the mesh, want (almost) none: the first probe showed the outcome", m)
+	}
+	if val(tm.WaitSeconds) != val(tm.ConvergenceSeconds) {
+		t.Errorf("REC-001: waits %v, convergence %v: the only wait was the probe's", val(tm.WaitSeconds), val(tm.ConvergenceSeconds))
+	}
+	absent("REC-001", "setup", tm.SetupSeconds)
+	absent("REC-001", "teardown", tm.TeardownSeconds)
+	absent("REC-001", "diagnostics", tm.DiagnosticsSeconds)
+	// Never converged: the whole 500ms wait was spent waiting for the mesh.
+	tm = timings("REC-003")
+	atLeast("REC-003", "convergence", tm.ConvergenceSeconds, 0.5)
+	if val(tm.MeshWaitSeconds) != val(tm.ConvergenceSeconds) {
+		t.Errorf("REC-003: waited %v for the mesh of %v: a probe that never converged waited all along", val(tm.MeshWaitSeconds), val(tm.ConvergenceSeconds))
+	}
+	// No wait and no setup: no timings at all.
+	for _, id := range []string{"REC-007", "REC-008"} {
+		if st := get(id).Specs[0].Timings; st != nil {
+			t.Errorf("%s: timings %+v, want none: nothing was timed", id, *st)
+		}
+	}
+	// Every part, as the runner times them.
+	for _, id := range []string{"REC-009", "REC-010"} {
+		tm := timings(id)
+		atLeast(id, "setup", tm.SetupSeconds, 0.08)
+		atLeast(id, "waiting for the mesh", tm.MeshWaitSeconds, 0.04) // two unmet probes, 20ms apart
+		if streak := val(tm.ConvergenceSeconds) - val(tm.MeshWaitSeconds); streak < 0.04 {
+			t.Errorf("%s: convergence %v, of which %v waiting for the mesh: the final streak (two 20ms pauses) took %v", id, val(tm.ConvergenceSeconds), val(tm.MeshWaitSeconds), streak)
+		}
+		atLeast(id, "teardown", tm.TeardownSeconds, 0.05)
+		// Waits: the setup's 60ms window, the convergence, the teardown's 40ms window; not the
+		// sleeps around them.
+		waits := val(tm.WaitSeconds)
+		if lo, hi := val(tm.ConvergenceSeconds)+0.1, val(tm.SetupSeconds)+val(tm.ConvergenceSeconds)+val(tm.TeardownSeconds)-0.03; waits < lo || waits > hi {
+			t.Errorf("%s: waits %v, want between %v and %v", id, waits, lo, hi)
+		}
+		if parts := val(tm.SetupSeconds) + val(tm.ConvergenceSeconds) + val(tm.TeardownSeconds); get(id).Specs[0].DurationSeconds < parts {
+			t.Errorf("%s: the spec took %vs, less than its parts' %vs", id, get(id).Specs[0].DurationSeconds, parts)
+		}
+	}
+	absent("REC-009", "diagnostics", timings("REC-009").DiagnosticsSeconds)
+	atLeast("REC-010", "diagnostics", timings("REC-010").DiagnosticsSeconds, 0.015)
+	expect("REC-010", "state", get("REC-010").State(), "fail/documented")
+	// CP-001's window is the rule, not a wait for the mesh.
+	for _, sp := range get("CP-001").Specs {
+		if sp.Timings == nil || val(sp.Timings.ConvergenceSeconds) <= 0 || val(sp.Timings.MeshWaitSeconds) != 0 {
+			t.Errorf("CP-001 %q: timings %+v, want its window as convergence, none of it waiting for the mesh", sp.Name, sp.Timings)
+		}
+	}
+
 	// The Ginkgo JSON report reads to the same conformance report.
 	fromJSON, err := report.Read(filepath.Join(dir, "ginkgo.json"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, id := range []string{"REC-001", "REC-009", "REC-010"} {
+		a, _ := rep.Behavior(id)
+		c, _ := fromJSON.Behavior(id)
+		if !reflect.DeepEqual(a.Specs[0].Timings, c.Specs[0].Timings) {
+			t.Errorf("%s: conformance.json's timings %+v, the Ginkgo JSON report's %+v", id, a.Specs[0].Timings, c.Specs[0].Timings)
+		}
 	}
 	for _, id := range []string{"REC-001", "REC-002", "REC-003", "REC-007", "CP-001"} {
 		a, _ := rep.Behavior(id)
