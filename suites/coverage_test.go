@@ -3,6 +3,7 @@
 package suites
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"meshconform/framework/baseline"
 	"meshconform/framework/catalog"
+	"meshconform/framework/suitebin"
 )
 
 var idLabel = regexp.MustCompile(`^[A-Z]+-[0-9]{3}$`)
@@ -109,12 +111,14 @@ func dryRun(t *testing.T) []types.Report {
 			return
 		}
 		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "suites.test")
-		if out, err := exec.Command("go", "test", "-c", "-tags", "e2e", "-o", bin, ".").CombinedOutput(); err != nil {
-			dryRunErr = fmt.Errorf("compiling the e2e suite failed: %v\n%s", err, out)
+		// The binary make e2e runs, from the same cache: linked here once per source, so the
+		// runs after make test (the live tier's) find it.
+		b, err := suitebin.Suite{Root: "..", Package: "./suites", Tags: []string{"e2e"}}.Binary(context.Background())
+		if err != nil {
+			dryRunErr = err
 			return
 		}
-		cmd := exec.Command(bin, "-ginkgo.dry-run", "-ginkgo.no-color", "-ginkgo.json-report="+filepath.Join(dir, "dry.json"))
+		cmd := exec.Command(b.Path, "-ginkgo.dry-run", "-ginkgo.no-color", "-ginkgo.json-report="+filepath.Join(dir, "dry.json"))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			dryRunErr = fmt.Errorf("the suite's dry run failed: %v\n%s", err, out)
 			return

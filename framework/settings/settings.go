@@ -214,8 +214,15 @@ func FromEnvironment() (Settings, error) {
 		fs = flag.CommandLine
 	}
 	wd, _ := os.Getwd()
+	if d := os.Getenv(WorkDirEnv); d != "" {
+		wd = d
+	}
 	return Load(os.LookupEnv, fs, wd)
 }
+
+// WorkDirEnv is the directory relative settings are resolved from when set: the driver's, given
+// to a suite binary that Ginkgo runs in the binary's own (cached, outside the tree) directory.
+const WorkDirEnv = "MESHCONFORM_WORKDIR"
 
 // Load reads every variable from env, overridden by flags set on fs (nil: none), and parses
 // them. Relative paths are resolved against the module root found from workDir upwards (Ginkgo

@@ -380,3 +380,20 @@ func TestValidIstioVersionAcceptsSourceBuilds(t *testing.T) {
 		}
 	}
 }
+
+// A suite binary run outside the tree resolves relative settings from the driver's directory.
+func TestFromEnvironmentWorkDir(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module meshconform\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(WorkDirEnv, root)
+	t.Setenv("REPORTS_DIR", "out")
+	s, err := FromEnvironment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, "out"); s.ReportsDir != want {
+		t.Errorf("REPORTS_DIR=out from %s=%s: %s, want %s", WorkDirEnv, root, s.ReportsDir, want)
+	}
+}

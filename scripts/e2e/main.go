@@ -30,6 +30,7 @@ import (
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
 	"meshconform/framework/settings"
+	"meshconform/framework/suitebin"
 )
 
 func main() {
@@ -200,12 +201,30 @@ func suites(ctx context.Context, s settings.Settings, statePath string, extra []
 }
 
 // ginkgo runs `go <args>` (go tool ginkgo …) in the module root with env added to the
-// driver's environment, and returns its exit code (1 when it could not run).
+// driver's environment, and returns its exit code (1 when it could not run). The suite package
+// the args end with is run as its precompiled binary (Precompiled), linked only when its source
+// changed.
 func ginkgo(ctx context.Context, wd string, args, env []string, stdout, stderr io.Writer) int {
 	root, ok := settings.ModuleRoot(wd)
 	if !ok {
 		fmt.Fprintf(stderr, "meshconform: run from inside the meshconform checkout (no go.mod of module meshconform above %s)\n", wd)
 		return 1
+	}
+	args, suite, ok := Precompiled(args)
+	if ok {
+		suite.Root = root
+		b, err := suite.Binary(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "meshconform: %v\n", err)
+			return 1
+		}
+		how := "linked"
+		if b.Cached {
+			how = "cached"
+		}
+		fmt.Fprintf(stderr, "meshconform: suite %s: %s binary (key %s) in %s\n", suite.Package, how, b.Key[:12], provision.Elapsed(b.Took))
+		args = append(args, b.Path)
+		env = append(env, settings.WorkDirEnv+"="+wd)
 	}
 	fmt.Fprintf(stderr, "meshconform: suites: go %s\n", joinArgs(args))
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -226,6 +245,24 @@ func ginkgo(ctx context.Context, wd string, args, env []string, stdout, stderr i
 	}
 	fmt.Fprintf(stderr, "meshconform: suites: %v\n", err)
 	return 1
+}
+
+// Precompiled splits `go tool ginkgo` args that build a suite (--tags=…, the package last) into
+// the args that run its binary instead (the package dropped: the caller appends the binary) and
+// the suite to build; ok is false when the args name no package.
+func Precompiled(args []string) (out []string, s suitebin.Suite, ok bool) {
+	if len(args) == 0 || !strings.HasPrefix(args[len(args)-1], "./") {
+		return args, s, false
+	}
+	s.Package = args[len(args)-1]
+	for _, a := range args[:len(args)-1] {
+		if tags, isTags := strings.CutPrefix(a, "--tags="); isTags {
+			s.Tags = strings.Split(tags, ",")
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, s, true
 }
 
 // joinArgs writes args as a shell would need them, quoting only what needs it.

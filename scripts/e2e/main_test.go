@@ -212,3 +212,20 @@ func TestClosingTable(t *testing.T) {
 		t.Errorf("the report was not amended: %v, %+v", err, back.Timings)
 	}
 }
+
+// The suite is run as its cached binary: the build's flags and package come out of the args,
+// every other flag stays in order; args without a package are left alone.
+func TestPrecompiled(t *testing.T) {
+	s := settings.Settings{ReportsDir: "/r", Labels: "a || b"}
+	args, suite, ok := Precompiled(GinkgoArgs(s, []string{"-v"}))
+	if !ok || suite.Package != "./suites" || strings.Join(suite.Tags, ",") != "e2e" {
+		t.Fatalf("suite = %+v, ok = %v; want ./suites with tag e2e", suite, ok)
+	}
+	want := "tool ginkgo -p --label-filter=a || b --junit-report=junit.xml --json-report=report.json --output-dir=/r --poll-progress-after=2m --poll-progress-interval=1m --timeout=2h -v"
+	if got := strings.Join(args, " "); got != want {
+		t.Errorf("run args:\n got %s\nwant %s", got, want)
+	}
+	if _, _, ok := Precompiled([]string{"tool", "ginkgo", "/abs/suites.test"}); ok {
+		t.Error("args ending in a binary were taken for a package")
+	}
+}

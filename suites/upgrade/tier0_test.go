@@ -24,6 +24,7 @@ import (
 	"meshconform/framework/istionames"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
+	"meshconform/framework/suitebin"
 	"meshconform/framework/workload"
 	"meshconform/internal/istiosrc"
 )
@@ -283,10 +284,12 @@ func TestSuiteDryRun(t *testing.T) {
 		t.Skip("compiles the e2e suite")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "upgrade.test")
-	if out, err := exec.Command("go", "test", "-c", "-tags", "e2e", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("compiling the upgrade suite failed: %v\n%s", err, out)
+	// The binary the gate runs, from the same cache (linked once per source).
+	b, err := suitebin.Suite{Root: "../..", Package: "./suites/upgrade", Tags: []string{"e2e"}}.Binary(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
+	bin := b.Path
 	dry := func(t *testing.T, phase string) []types.SpecReport {
 		t.Helper()
 		out := filepath.Join(dir, "dry-"+phase+".json")
