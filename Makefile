@@ -22,7 +22,7 @@ help:
 E2E_VARS := ISTIO_VERSION ISTIO_REVISION ISTIO_CHART_REPO ISTIO_CHART_DIR ISTIO_HUB ISTIO_INSTALL ISTIO_GATEWAY DATAPLANE IMAGE_PULL \
 	ISTIO_INSTALL_TIMEOUT K8S_NODE_IMAGE KIND_CONFIG CLUSTER_NAME REUSE_CLUSTER KEEP_CLUSTER \
 	KUBE_CONTEXT KUBECONFIG ALLOW_DISRUPTIVE STRICT BASELINE LABELS PROCS REPORTS_DIR \
-	MESHCONFORM_TIMEOUT MESHCONFORM_POLL MESHCONFORM_CONSECUTIVE FROM TO
+	MESHCONFORM_TIMEOUT MESHCONFORM_POLL MESHCONFORM_CONSECUTIVE FROM TO PHASES
 export $(E2E_VARS)
 
 # make e2e: preflight (seconds; every problem at once), kind cluster, images, Istio, the
@@ -34,6 +34,7 @@ e2e:
 # make e2e-upgrade FROM=1.30.8 TO=1.31.4: the upgrade gate. Istio FROM on a fresh kind cluster
 # and the suites; in-place upgrade to TO and the suites; TO as revision "canary" and the suites;
 # then a report diff of base against each (exit 1 on any regression). Reports: $(REPORTS_DIR)/upgrade/.
+# PHASES=inplace runs base and the in-place upgrade only (canary needs inplace before it).
 .PHONY: e2e-upgrade
 e2e-upgrade:
 	$(GO) run ./scripts/e2e upgrade

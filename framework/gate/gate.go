@@ -29,6 +29,8 @@ const (
 	// FromEnv and ToEnv are make e2e-upgrade's variables.
 	FromEnv = "FROM"
 	ToEnv   = "TO"
+	// PhasesEnv narrows the gate to some of its later phases (UpgradePlan.Only).
+	PhasesEnv = "PHASES"
 	// CanaryRevision is the revision TO is installed as beside the upgraded control plane.
 	CanaryRevision = "canary"
 	// UpgradeDir holds the gate's reports under REPORTS_DIR, one directory per phase; the
@@ -104,6 +106,39 @@ func PlanUpgrade(s settings.Settings, from, to string) (UpgradePlan, error) {
 		p.Phases = append(p.Phases, ph)
 	}
 	return p, nil
+}
+
+// Only narrows the plan to the later phases named in phases (PHASES: comma- or space-separated
+// names, e.g. "inplace"); base always runs, being what the others are compared with. Empty keeps
+// every phase. The phases keep their order, and canary needs inplace: the upgrade suite's canary
+// checks use the workloads the in-place phase makes.
+func (p UpgradePlan) Only(phases string) (UpgradePlan, error) {
+	names := strings.FieldsFunc(phases, func(r rune) bool { return r == ',' || r == ' ' })
+	if len(names) == 0 {
+		return p, nil
+	}
+	var valid []string
+	for _, ph := range p.Phases {
+		valid = append(valid, ph.Name)
+	}
+	want := map[string]bool{p.Phases[0].Name: true}
+	for _, n := range names {
+		if !slices.Contains(valid, n) {
+			return p, fmt.Errorf("%s=%s: no phase %q; the phases are %s (base always runs)", PhasesEnv, phases, n, strings.Join(valid, ", "))
+		}
+		want[n] = true
+	}
+	if want["canary"] && !want["inplace"] {
+		return p, fmt.Errorf("%s=%s: the canary phase runs after the in-place one (its checks use the workloads made there): use %s=inplace or %s=inplace,canary", PhasesEnv, phases, PhasesEnv, PhasesEnv)
+	}
+	out := p
+	out.Phases = nil
+	for _, ph := range p.Phases {
+		if want[ph.Name] {
+			out.Phases = append(out.Phases, ph)
+		}
+	}
+	return out, nil
 }
 
 // UpgradeSettings are the settings Up runs with: Istio FROM, always installed.

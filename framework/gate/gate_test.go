@@ -333,3 +333,36 @@ func localCharts(t *testing.T) string {
 	}
 	return dir
 }
+
+// PHASES narrows the gate to one flow: base always, the others in order; an unknown phase and
+// canary without inplace are refused with the fix.
+func TestPlanOnly(t *testing.T) {
+	p, err := PlanUpgrade(settings.Settings{ReportsDir: "/r"}, "1.30.5", "1.31.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(p UpgradePlan) string {
+		var n []string
+		for _, ph := range p.Phases {
+			n = append(n, ph.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	for in, want := range map[string]string{"": "base,inplace,canary", "inplace": "base,inplace", "canary inplace": "base,inplace,canary", "base,inplace": "base,inplace"} {
+		got, err := p.Only(in)
+		if err != nil || names(got) != want {
+			t.Errorf("PHASES=%q: %s %v, want %s", in, names(got), err, want)
+		}
+		if d := got.Diffs(); len(d) != len(got.Phases)-1 || d[len(d)-1].Candidate != got.Phases[len(got.Phases)-1].Dir {
+			t.Errorf("PHASES=%q: diffs %+v", in, d)
+		}
+	}
+	for in, want := range map[string]string{
+		"inplce": `PHASES=inplce: no phase "inplce"; the phases are base, inplace, canary`,
+		"canary": "PHASES=canary: the canary phase runs after the in-place one",
+	} {
+		if _, err := p.Only(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("PHASES=%q: %v, want %q", in, err, want)
+		}
+	}
+}

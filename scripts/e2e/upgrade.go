@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -44,13 +45,20 @@ type upgradeRun struct {
 // not (Up, the upgrade, the canary install); 2 on bad FROM/TO or settings; 130 on interrupt.
 func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd string, stdout, stderr io.Writer) int {
 	plan, err := gate.PlanUpgrade(s, os.Getenv(gate.FromEnv), os.Getenv(gate.ToEnv))
+	if err == nil {
+		plan, err = plan.Only(os.Getenv(gate.PhasesEnv))
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "meshconform: upgrade:\n%s\n(make e2e-upgrade FROM=<istio> TO=<istio>; see `go run ./scripts/e2e help`)\n", indentLines(err.Error()))
 		return 2
 	}
 	u := &upgradeRun{plan: plan, s: plan.UpgradeSettings(s), extra: extra, wd: wd, stdout: stdout, stderr: stderr}
 	start := time.Now()
-	fmt.Fprintf(stderr, "meshconform: upgrade gate: Istio %s → %s (in place, and as revision %s); reports in %s\n", plan.From, plan.To, gate.CanaryRevision, plan.Dir)
+	var names []string
+	for _, ph := range plan.Phases {
+		names = append(names, ph.Name)
+	}
+	fmt.Fprintf(stderr, "meshconform: upgrade gate: Istio %s → %s, phases %s (canary: TO as revision %s); reports in %s\n", plan.From, plan.To, strings.Join(names, ", "), gate.CanaryRevision, plan.Dir)
 	// Reports of an earlier gate would stand in for a phase that wrote none.
 	if err := os.RemoveAll(plan.Dir); err != nil {
 		fmt.Fprintf(stderr, "meshconform: upgrade: clearing %s: %v\n", plan.Dir, err)
