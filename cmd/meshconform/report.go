@@ -12,12 +12,13 @@ import (
 	"meshconform/framework/report"
 )
 
-const reportUsage = `Usage: meshconform report <merge|diff|build|check> [flags] [arguments]
+const reportUsage = `Usage: meshconform report <merge|diff|build|check|timings> [flags] [arguments]
 
   merge RUN...              many runs into one matrix (Markdown, HTML)
   diff BASE CANDIDATE       behaviours that got worse; exit 1 if any
   build GINKGO_REPORT       a conformance report from Ginkgo's JSON report or JUnit XML
   check REPORT WANT...      does the run show exactly these states? exit 1 if not
+  timings REPORT...         min, median and max of each phase and spec over repeated runs
 `
 
 func reportCmd(args []string, stdout, stderr io.Writer) int {
@@ -37,6 +38,8 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 		return buildCmd(args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(args[1:], stdout, stderr)
+	case "timings":
+		return timingsCmd(args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "meshconform report: unknown subcommand %q\n\n%s", args[0], reportUsage)
 		return exitUsage
@@ -302,5 +305,46 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return exitFinding
 	}
 	fmt.Fprintf(stdout, "%s: all %d expectations hold (%s)\n", rest[0], len(wants), r.Run.Describe())
+	return exitOK
+}
+
+const timingsUsage = `Usage: meshconform report timings REPORT...
+
+Lays the timings of repeated runs of the same thing side by side (scripts/bench.sh, make bench):
+for each phase of the run (preflight, cluster, images, istio, compile, baseline, specs, cleanup),
+the run's total, and each spec with its measured parts (setup, convergence, mesh wait,
+teardown), how many runs measured it and the minimum, median and maximum in seconds. A REPORT is
+a conformance report (conformance.json or .yaml) written by make e2e.
+
+Exit status: 0 printed, 2 bad arguments, unreadable input or no timings in any report.
+`
+
+func timingsCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("meshconform report timings", timingsUsage, stdout, stderr)
+	if helpRequested(args) {
+		fs.SetOutput(stdout)
+	}
+	rest, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(rest) == 0 {
+		return usageError(fs, stderr, "needs at least one REPORT")
+	}
+	var runs []report.Report
+	for _, path := range rest {
+		r, err := report.Read(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "meshconform report timings: %v\n", err)
+			return exitUsage
+		}
+		runs = append(runs, r)
+	}
+	rows := report.TimingSpreads(runs)
+	if len(rows) == 0 {
+		fmt.Fprintf(stderr, "meshconform report timings: no timings in %d report(s): they predate timings, or were not written by make e2e\n", len(runs))
+		return exitUsage
+	}
+	report.WriteSpreads(stdout, len(runs), rows)
 	return exitOK
 }
