@@ -16,6 +16,7 @@ help:
 	@echo "make e2e-upgrade FROM=<istio> TO=<istio>   the upgrade gate"
 	@echo "make assets      obtain kube-apiserver, etcd, kube-controller-manager for tier 1"
 	@echo "make live        the live tier: kind cluster from offline images, suites run for real (root, Debian)"
+	@echo "make bench       the live tier's istio run BENCH_RUNS times; min/median/max per phase and spec"
 	@echo "See README.md for the variables."
 
 # The run's settings: empty means the driver's default (`go run ./scripts/e2e help` lists them).
@@ -53,6 +54,12 @@ e2e-delete:
 .PHONY: live
 live:
 	@scripts/live.sh
+
+# The benchmark: the live tier's istio run end to end BENCH_RUNS times (default 3) on fresh
+# clusters, then the min/median/max of each phase and spec (meshconform report timings).
+.PHONY: bench
+bench:
+	@LIVE_PHASES=bench scripts/live.sh
 
 .PHONY: vet
 vet:

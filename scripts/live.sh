@@ -60,6 +60,7 @@
 #   LIVE_PHASES     the phases after engine and images to run (default: all, in the order above;
 #                   reuse, broken, existing and delete need run before them), e.g. LIVE_PHASES=istio
 #   LIVE_ISTIO_BRANCH  the pinned branch the istio and existing phases install (default release-1.31)
+#   BENCH_RUNS, BENCH_LABELS  the bench phase (make bench): runs, and their label filter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -444,6 +445,27 @@ run_upgrade_broken() {
   log "broken upgrade: exit 1, PROBE-001 regressed in place and by canary"
 }
 
+# The benchmark (make bench; not among the default phases): the istio phase's run, end to end
+# on a fresh cluster each time, BENCH_RUNS times (default 3), then the min, median and max of
+# each phase of the run (preflight, cluster, images, istio, compile, baseline, specs, cleanup),
+# its total and each spec's parts, read from the runs' own reports (meshconform report
+# timings). BENCH_LABELS narrows the specs (default: all, as the istio phase; here that is the
+# control-plane specs and the baseline, a real probe table from a plain client to httpbin;
+# BENCH_LABELS=MTLS-002 times one probe-table behaviour where a data plane runs).
+run_bench() {
+  local n="${BENCH_RUNS:-3}" i reports=()
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS=$n is not a positive count"
+  rm -rf "$REPORTS/bench"
+  for ((i = 1; i <= n; i++)); do
+    no_cluster
+    log "bench run $i/$n"
+    e2e ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0 \
+      KEEP_CLUSTER=never LABELS="${BENCH_LABELS:-}" REPORTS_DIR="$REPORTS/bench/$i" >"$CACHE/bench-$i.log"
+    reports+=("$REPORTS/bench/$i/conformance/conformance.json")
+  done
+  go run ./cmd/meshconform report timings "${reports[@]}" | tee "$REPORTS/bench/timings.txt"
+}
+
 mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
@@ -459,6 +481,7 @@ for p in $PHASES; do
     istio) phase istio run_istio ;;
     upgrade) phase upgrade run_upgrade ;;
     upgrade-broken) phase upgrade-broken run_upgrade_broken ;;
-    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, delete, interrupt, istio, upgrade, upgrade-broken)" ;;
+    bench) phase bench run_bench ;;
+    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, delete, interrupt, istio, upgrade, upgrade-broken, bench)" ;;
   esac
 done
