@@ -39,6 +39,10 @@ func TestParseErrors(t *testing.T) {
 		{"no header", "## mTLS\n\n| MTLS-001 | t | s | e | 001 |  |  |\n", "line 3: MTLS-001 comes before its table's header row"},
 		{"unknown column", "## mTLS\n\n| ID | behaviour | colour | expected | source |\n", `line 3: unknown column "colour"`},
 		{"no rows", "# nothing\n", "no behaviour rows"},
+		{"bad ambient cell", "## mTLS\n\n| ID | behaviour | expected | source | ambient |\n|---|---|---|---|---|\n| MTLS-001 | t | e | 001 | same: 200 |\n",
+			"line 5: MTLS-001: ambient cell: same outcome has no citation"},
+		{"empty ambient cell", "## mTLS\n\n| ID | behaviour | expected | source | ambient |\n| MTLS-001 | t | e | 001 |  |\n",
+			"line 4: MTLS-001: ambient cell: empty"},
 	} {
 		_, err := Parse([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -49,5 +53,11 @@ func TestParseErrors(t *testing.T) {
 	bs, err := Parse([]byte(head + "| MTLS-001 | t | s | e | 001 | slow, dataplane | Allowed, RBACDenied |\n"))
 	if err != nil || len(bs) != 1 || strings.Join(bs[0].Labels, ",") != "slow,dataplane" || len(bs[0].Expectations) != 2 {
 		t.Errorf("valid row: %+v, %v", bs, err)
+	}
+	// With an ambient column, the cell is read into Ambient.
+	bs, err = Parse([]byte("## Security posture\n\n| ID | check | pass when | source | labels | ambient |\n|---|---|---|---|---|---|\n" +
+		"| POSTURE-006 | c | p | 003 | disruptive | left out: no injected pods |\n"))
+	if err != nil || len(bs) != 1 || !bs[0].Ambient.LeftOut() || bs[0].Ambient.Reason != "no injected pods" {
+		t.Errorf("row with an ambient cell: %+v, %v", bs, err)
 	}
 }
