@@ -66,6 +66,36 @@ func TestCatalogShape(t *testing.T) {
 		}
 	}
 
+	// Every behaviour states its ambient outcome with a citation, or why it has none.
+	for _, b := range All() {
+		a := b.Ambient
+		switch {
+		case a.Verdict == "":
+			t.Errorf("%s has no ambient verdict", b.ID)
+		case a.LeftOut() && a.Reason == "":
+			t.Errorf("%s is left out of ambient without a reason", b.ID)
+		case !a.LeftOut() && (a.Expected == "" || a.Source == ""):
+			t.Errorf("%s: ambient %s without an outcome or a citation: %+v", b.ID, a.Verdict, a)
+		}
+	}
+	// Issue 22's facts, pinned: no ambient meaning without a proxy container or a rewrite to
+	// turn off; L7 outcomes need a waypoint; the sidecar-only knobs are inert in ambient.
+	for id, want := range map[string]string{
+		"MTLS-002": "sidecar, ambient", "MTLS-003": "sidecar", "PROBE-002": "sidecar",
+		"AUTHZ-002": "sidecar, ambient (waypoint)", "AUTHZ-006": "sidecar, ambient (waypoint)",
+		"JWT-001": "sidecar, ambient (waypoint)", "CERT-001": "sidecar, ambient (differs, waypoint)",
+		"MTLS-008": "sidecar, ambient (differs)", "MTLS-010": "sidecar, ambient (differs)",
+		"AUTHZ-001": "sidecar, ambient (differs)", "PROBE-001": "sidecar, ambient (differs)",
+		"CERT-004": "sidecar, ambient (differs)", "EGRESS-001": "sidecar",
+	} {
+		if got := MustLookup(id).Modes(); got != want {
+			t.Errorf("%s runs in %q, want %q", id, got, want)
+		}
+	}
+	if a := MustLookup("AUTHZ-006").Ambient; !strings.Contains(a.Expected, "never matches") || !strings.Contains(a.Expected, "istio/istio#61126") {
+		t.Errorf("AUTHZ-006's ambient cell must say that an HTTP-only DENY never matches at ztunnel (istio/istio#61126): %q", a.Expected)
+	}
+
 	// All returns copies: a caller appending labels must not change the catalog.
 	all := All()
 	all[0].Labels = append(all[0].Labels, "mutated")

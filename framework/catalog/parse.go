@@ -45,10 +45,10 @@ const (
 
 // Parse reads a catalog in docs/behaviors.md's form: "## " headings name the area (by
 // prefix), each table's header row (`| ID | behaviour | setup | expected | source | labels |
-// outcomes |`, or for checks `| ID | check | pass when | source | labels |`) names its columns,
-// and each row `| MTLS-001 | … |` is one behaviour. Cells are kept verbatim (Markdown
-// included); an `ambient` column is read by ParseAmbient. Every problem is an error naming
-// the line.
+// outcomes | ambient |`, or for checks `| ID | check | pass when | source | labels | ambient
+// |`) names its columns, and each row `| MTLS-001 | … |` is one behaviour. Cells are kept
+// verbatim (Markdown included); the `ambient` cell, which every table must have, is read by
+// ParseAmbient. Every problem is an error naming the line.
 func Parse(data []byte) ([]Behavior, error) {
 	var (
 		out     []Behavior
@@ -175,6 +175,9 @@ func checkHeader(h []string) error {
 	}
 	if !has(colTitle, colCheck) || !has(colExpected, colPassWhen) || !has(colSource) {
 		return fmt.Errorf("header %s lacks a title (behaviour or check), expected (or pass when) or source column", strings.Join(h, " | "))
+	}
+	if !has(colAmbient) {
+		return fmt.Errorf("header %s lacks the %s column (each behaviour's outcome in ambient mode, or why it has none)", strings.Join(h, " | "), colAmbient)
 	}
 	return nil
 }
