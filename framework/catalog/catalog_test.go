@@ -146,26 +146,31 @@ func TestShapeMatches(t *testing.T) {
 }
 
 // TestReadmeListsEveryBehaviour: the README's behaviour table has a row for every catalog ID,
-// with the catalog's title, so a new behaviour cannot be left out of what users read first.
+// with the catalog's title and the modes it has a meaning in (sidecar, and ambient as the
+// catalog's ambient column says), so a new behaviour, or a change of its ambient verdict,
+// cannot be left out of what users read first.
 func TestReadmeListsEveryBehaviour(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := map[string]string{}
+	type row struct{ title, modes string }
+	rows := map[string]row{}
 	for _, line := range strings.Split(string(data), "\n") {
 		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
-		if len(cells) == 4 && rowID.MatchString("| "+strings.TrimSpace(cells[1])+" |") {
-			rows[strings.TrimSpace(cells[1])] = strings.TrimSpace(cells[2])
+		if len(cells) == 5 && rowID.MatchString("| "+strings.TrimSpace(cells[1])+" |") {
+			rows[strings.TrimSpace(cells[1])] = row{strings.TrimSpace(cells[2]), strings.TrimSpace(cells[4])}
 		}
 	}
 	for _, b := range All() {
-		title, ok := rows[b.ID]
+		r, ok := rows[b.ID]
 		switch {
 		case !ok:
-			t.Errorf("README.md's behaviour table has no row for %s (%s)", b.ID, b.Title)
-		case title != b.Title:
-			t.Errorf("README.md lists %s as %q; the catalog says %q", b.ID, title, b.Title)
+			t.Errorf("README.md's behaviour table has no row for %s (%s) with five cells (area, ID, behaviour, labels, modes)", b.ID, b.Title)
+		case r.title != b.Title:
+			t.Errorf("README.md lists %s as %q; the catalog says %q", b.ID, r.title, b.Title)
+		case r.modes != b.Modes():
+			t.Errorf("README.md gives %s the modes %q; the catalog's ambient column says %q", b.ID, r.modes, b.Modes())
 		}
 	}
 }
