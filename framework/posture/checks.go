@@ -51,8 +51,12 @@ var checks = []check{
 		return fmt.Sprintf("create an AuthorizationPolicy in %s with spec: {} (no selector, no rules: deny all), remove mesh-wide allow-all rules, and allow per workload (posture.Hardened)", s.rootNS)
 	}},
 	{SidecarsEverywhere, checkSidecars, remedyInMesh},
-	{NoCaptureBypass, checkCaptureBypass, func(*snapshot) string {
-		return "remove the traffic.sidecar.istio.io/exclude* annotations, or allow-list the workload and confine those ports with a NetworkPolicy"
+	{NoCaptureBypass, checkCaptureBypass, func(s *snapshot) string {
+		annotations := "the traffic.sidecar.istio.io/exclude* annotations"
+		if s.anyAmbientBypass() {
+			annotations = fmt.Sprintf("the traffic.sidecar.istio.io/exclude* and %s annotations", istionames.AmbientBypassInboundCaptureAnnotation)
+		}
+		return "remove " + annotations + ", or allow-list the workload and confine those ports with a NetworkPolicy"
 	}},
 	{NoPrivilegedInit, checkPrivilegedInit, func(*snapshot) string {
 		return "install Istio CNI (istio-cni chart, istiod value pilot.cni.enabled=true) so injected pods need no NET_ADMIN/NET_RAW, then restart them"
@@ -359,7 +363,10 @@ func remedyInMesh(s *snapshot) string {
 	return strings.Join(parts, "; ") + ", or allow-list the workload with its reason"
 }
 
-// POSTURE-005: no pod excludes ports or IP ranges from sidecar capture.
+// POSTURE-005: no pod excludes ports or IP ranges from sidecar capture, nor its inbound
+// traffic from ambient capture (ambient.istio.io/bypass-inbound-capture: the CNI node agent
+// then installs no inbound redirect, so plaintext reaches the app past ztunnel, STRICT and
+// ztunnel's AuthorizationPolicies: cni/pkg/nodeagent/net.go, cni/pkg/iptables/iptables.go).
 func checkCaptureBypass(s *snapshot) outcome {
 	if s.podErr != nil {
 		return outcome{err: s.podErr}
@@ -372,6 +379,18 @@ func checkCaptureBypass(s *snapshot) outcome {
 			continue
 		}
 		n++
+		if v, ok := p.Annotations[istionames.AmbientBypassInboundCaptureAnnotation]; ok {
+			switch bypass, err := strconv.ParseBool(v); {
+			case err != nil:
+				o.notes = append(o.notes, fmt.Sprintf("Pod %s/%s has %s=%q, not a boolean: Istio's CNI ignores it (cni/pkg/util/podutil.go CheckBooleanAnnotation)",
+					p.Namespace, p.Name, istionames.AmbientBypassInboundCaptureAnnotation, v))
+			case bypass:
+				o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
+					Field: fmt.Sprintf("metadata.annotations['%s']", istionames.AmbientBypassInboundCaptureAnnotation), Value: v,
+					Message: "inbound traffic is not captured in ambient: plaintext reaches the app past ztunnel (no STRICT, no AuthorizationPolicy)",
+					subject: podSubject(p)})
+			}
+		}
 		for _, key := range []string{istionames.ExcludeInboundPortsAnnotation, istionames.ExcludeOutboundPortsAnnotation, istionames.ExcludeOutboundIPRangesAnnotation} {
 			v, ok := p.Annotations[key]
 			if !ok || strings.TrimSpace(v) == "" {
@@ -395,6 +414,17 @@ func checkCaptureBypass(s *snapshot) outcome {
 	}
 	o.examined = fmt.Sprintf("%d pod(s)", n)
 	return o
+}
+
+// anyAmbientBypass: a pod in scope asks ambient not to capture its inbound traffic.
+func (s *snapshot) anyAmbientBypass() bool {
+	for i := range s.pods {
+		p := &s.pods[i]
+		if b, err := strconv.ParseBool(p.Annotations[istionames.AmbientBypassInboundCaptureAnnotation]); err == nil && b && s.inScope(p.Namespace) {
+			return true
+		}
+	}
+	return false
 }
 
 const debugPortFlag = "--debug-port="

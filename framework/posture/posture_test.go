@@ -360,6 +360,39 @@ func TestNoMeshedNamespaceFails(t *testing.T) {
 	}
 }
 
+// POSTURE-005 reads ambient's bypass as Istio's CNI does: a boolean (strconv.ParseBool);
+// "false" is no bypass, a value that is not a boolean is ignored by the CNI and noted here.
+func TestAmbientBypassInboundCapture(t *testing.T) {
+	pod := func(name, v string) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "amb", Name: name,
+			Annotations: map[string]string{"ambient.istio.io/bypass-inbound-capture": v}}}
+	}
+	s := &snapshot{pods: []corev1.Pod{pod("ingress", "true"), pod("legacy", "1"), pod("off", "false"), pod("typo", "yes")}}
+	o := checkCaptureBypass(s)
+	var got []string
+	for _, f := range o.findings {
+		got = append(got, f.Name+" "+f.Field+"="+f.Value)
+	}
+	want := []string{"ingress metadata.annotations['ambient.istio.io/bypass-inbound-capture']=true", "legacy metadata.annotations['ambient.istio.io/bypass-inbound-capture']=1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("findings\n  got  %q\n  want %q", got, want)
+	}
+	if !strings.Contains(o.findings[0].Message, "plaintext reaches the app past ztunnel") {
+		t.Errorf("message %q", o.findings[0].Message)
+	}
+	if len(o.notes) != 1 || !strings.Contains(o.notes[0], `Pod amb/typo has ambient.istio.io/bypass-inbound-capture="yes", not a boolean: Istio's CNI ignores it`) {
+		t.Errorf("notes %q", o.notes)
+	}
+	r := evaluate(s, AllowList{})
+	if c, _ := r.Check(NoCaptureBypass); !strings.Contains(c.Remedy, "traffic.sidecar.istio.io/exclude* and ambient.istio.io/bypass-inbound-capture annotations") {
+		t.Errorf("remedy %q should name the ambient annotation", c.Remedy)
+	}
+	s.pods = s.pods[2:]
+	if c, _ := evaluate(s, AllowList{}).Check(NoCaptureBypass); c.Result != Pass || strings.Contains(c.Remedy, "ambient") {
+		t.Errorf("without a bypass: %s, remedy %q", c.Result, c.Remedy)
+	}
+}
+
 // sampleReport has one check of each kind: pass, fail with an allowed finding, error.
 func sampleReport() Report {
 	f := Finding{Kind: "Pod", Namespace: "shop", Name: "web-1", Field: "metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts']",

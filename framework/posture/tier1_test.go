@@ -534,6 +534,30 @@ func TestTier1Posture005NoCaptureBypass(t *testing.T) {
 		fmt.Sprintf("Pod %s/metrics metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts']=9100", apps))
 }
 
+// POSTURE-005 on an ambient mesh: enrolled pods pass; one annotated
+// ambient.istio.io/bypass-inbound-capture: "true" fails, one with "false" does not.
+func TestTier1Posture005AmbientBypass(t *testing.T) {
+	f := newFixture(t)
+	amb := f.ns(t, "amb", map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient})
+	f.pod(t, amb, "web", enrolledAmbient)
+	f.pod(t, amb, "captured", enrolledAmbient, annotate(istionames.AmbientBypassInboundCaptureAnnotation, "false"))
+	mustCheck(t, f.run(t), NoCaptureBypass, Pass)
+
+	f.pod(t, amb, "nginx-ingress", enrolledAmbient, annotate(istionames.AmbientBypassInboundCaptureAnnotation, "true"))
+	r := f.run(t)
+	c := mustCheck(t, r, NoCaptureBypass, Fail)
+	wantFindings(t, c, fmt.Sprintf("Pod %s/nginx-ingress metadata.annotations['ambient.istio.io/bypass-inbound-capture']=true", amb))
+	if !strings.Contains(c.Remedy, istionames.AmbientBypassInboundCaptureAnnotation) {
+		t.Errorf("remedy %q should name the annotation", c.Remedy)
+	}
+	mustCheck(t, r, SidecarsEverywhere, Pass) // enrolled: in the mesh, its inbound bypass is 005's business
+
+	r = f.run(t, AllowEntry{Workload: amb + "/nginx-ingress", Checks: []string{NoCaptureBypass}, Reason: "third-party ingress receives only out-of-mesh traffic"})
+	if c := mustCheck(t, r, NoCaptureBypass, Pass); len(c.Allowed) != 1 {
+		t.Errorf("allowed %v", findingKeys(c.Allowed))
+	}
+}
+
 func TestTier1Posture006NoPrivilegedInit(t *testing.T) {
 	f := newFixture(t)
 	apps := f.ns(t, "apps", map[string]string{"istio-injection": "enabled"})
