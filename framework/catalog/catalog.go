@@ -51,6 +51,9 @@ type Behavior struct {
 	// Expectations are the outcome shapes the behaviour's probes are checked against
 	// (empty when the behaviour is not checked with curl, e.g. certificates or logs).
 	Expectations []Expectation
+	// Ambient is the behaviour's expected outcome in ambient mode, or why it has none (the
+	// catalog's ambient column). The other fields are the sidecar's.
+	Ambient Ambient
 }
 
 // HasLabel reports whether the behaviour carries label l.

@@ -66,6 +66,36 @@ func TestCatalogShape(t *testing.T) {
 		}
 	}
 
+	// Every behaviour states its ambient outcome with a citation, or why it has none.
+	for _, b := range All() {
+		a := b.Ambient
+		switch {
+		case a.Verdict == "":
+			t.Errorf("%s has no ambient verdict", b.ID)
+		case a.LeftOut() && a.Reason == "":
+			t.Errorf("%s is left out of ambient without a reason", b.ID)
+		case !a.LeftOut() && (a.Expected == "" || a.Source == ""):
+			t.Errorf("%s: ambient %s without an outcome or a citation: %+v", b.ID, a.Verdict, a)
+		}
+	}
+	// Issue 22's facts, pinned: no ambient meaning without a proxy container or a rewrite to
+	// turn off; L7 outcomes need a waypoint; the sidecar-only knobs are inert in ambient.
+	for id, want := range map[string]string{
+		"MTLS-002": "sidecar, ambient", "MTLS-003": "sidecar", "PROBE-002": "sidecar",
+		"AUTHZ-002": "sidecar, ambient (waypoint)", "AUTHZ-006": "sidecar, ambient (waypoint)",
+		"JWT-001": "sidecar, ambient (waypoint)", "CERT-001": "sidecar, ambient (differs, waypoint)",
+		"MTLS-008": "sidecar, ambient (differs)", "MTLS-010": "sidecar, ambient (differs)",
+		"AUTHZ-001": "sidecar, ambient (differs)", "PROBE-001": "sidecar, ambient (differs)",
+		"CERT-004": "sidecar, ambient (differs)", "EGRESS-001": "sidecar",
+	} {
+		if got := MustLookup(id).Modes(); got != want {
+			t.Errorf("%s runs in %q, want %q", id, got, want)
+		}
+	}
+	if a := MustLookup("AUTHZ-006").Ambient; !strings.Contains(a.Expected, "never matches") || !strings.Contains(a.Expected, "istio/istio#61126") {
+		t.Errorf("AUTHZ-006's ambient cell must say that an HTTP-only DENY never matches at ztunnel (istio/istio#61126): %q", a.Expected)
+	}
+
 	// All returns copies: a caller appending labels must not change the catalog.
 	all := All()
 	all[0].Labels = append(all[0].Labels, "mutated")
@@ -116,26 +146,31 @@ func TestShapeMatches(t *testing.T) {
 }
 
 // TestReadmeListsEveryBehaviour: the README's behaviour table has a row for every catalog ID,
-// with the catalog's title, so a new behaviour cannot be left out of what users read first.
+// with the catalog's title and the modes it has a meaning in (sidecar, and ambient as the
+// catalog's ambient column says), so a new behaviour, or a change of its ambient verdict,
+// cannot be left out of what users read first.
 func TestReadmeListsEveryBehaviour(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := map[string]string{}
+	type row struct{ title, modes string }
+	rows := map[string]row{}
 	for _, line := range strings.Split(string(data), "\n") {
 		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
-		if len(cells) == 4 && rowID.MatchString("| "+strings.TrimSpace(cells[1])+" |") {
-			rows[strings.TrimSpace(cells[1])] = strings.TrimSpace(cells[2])
+		if len(cells) == 5 && rowID.MatchString("| "+strings.TrimSpace(cells[1])+" |") {
+			rows[strings.TrimSpace(cells[1])] = row{strings.TrimSpace(cells[2]), strings.TrimSpace(cells[4])}
 		}
 	}
 	for _, b := range All() {
-		title, ok := rows[b.ID]
+		r, ok := rows[b.ID]
 		switch {
 		case !ok:
-			t.Errorf("README.md's behaviour table has no row for %s (%s)", b.ID, b.Title)
-		case title != b.Title:
-			t.Errorf("README.md lists %s as %q; the catalog says %q", b.ID, title, b.Title)
+			t.Errorf("README.md's behaviour table has no row for %s (%s) with five cells (area, ID, behaviour, labels, modes)", b.ID, b.Title)
+		case r.title != b.Title:
+			t.Errorf("README.md lists %s as %q; the catalog says %q", b.ID, r.title, b.Title)
+		case r.modes != b.Modes():
+			t.Errorf("README.md gives %s the modes %q; the catalog's ambient column says %q", b.ID, r.modes, b.Modes())
 		}
 	}
 }

@@ -40,13 +40,15 @@ const (
 	colSource   = "source"
 	colLabels   = "labels"
 	colOutcomes = "outcomes"
+	colAmbient  = "ambient"
 )
 
 // Parse reads a catalog in docs/behaviors.md's form: "## " headings name the area (by
 // prefix), each table's header row (`| ID | behaviour | setup | expected | source | labels |
-// outcomes |`, or for checks `| ID | check | pass when | source | labels |`) names its columns,
-// and each row `| MTLS-001 | … |` is one behaviour. Cells are kept verbatim (Markdown
-// included). Every problem is an error naming the line.
+// outcomes | ambient |`, or for checks `| ID | check | pass when | source | labels | ambient
+// |`) names its columns, and each row `| MTLS-001 | … |` is one behaviour. Cells are kept
+// verbatim (Markdown included); the `ambient` cell, which every table must have, is read by
+// ParseAmbient. Every problem is an error naming the line.
 func Parse(data []byte) ([]Behavior, error) {
 	var (
 		out     []Behavior
@@ -122,6 +124,12 @@ func Parse(data []byte) ([]Behavior, error) {
 					}
 					b.Expectations = append(b.Expectations, e)
 				}
+			case colAmbient:
+				a, err := ParseAmbient(v)
+				if err != nil {
+					bad(n, "%s: ambient cell: %v", b.ID, err)
+				}
+				b.Ambient = a
 			}
 		}
 		if b.Title == "" || b.Expected == "" || b.Source == "" {
@@ -156,7 +164,7 @@ func splitRow(line string) []string {
 }
 
 func checkHeader(h []string) error {
-	known := []string{colID, colTitle, colCheck, colSetup, colExpected, colPassWhen, colSource, colLabels, colOutcomes}
+	known := []string{colID, colTitle, colCheck, colSetup, colExpected, colPassWhen, colSource, colLabels, colOutcomes, colAmbient}
 	for _, c := range h {
 		if !slices.Contains(known, c) {
 			return fmt.Errorf("unknown column %q (known: %s)", c, strings.Join(known, ", "))
@@ -167,6 +175,9 @@ func checkHeader(h []string) error {
 	}
 	if !has(colTitle, colCheck) || !has(colExpected, colPassWhen) || !has(colSource) {
 		return fmt.Errorf("header %s lacks a title (behaviour or check), expected (or pass when) or source column", strings.Join(h, " | "))
+	}
+	if !has(colAmbient) {
+		return fmt.Errorf("header %s lacks the %s column (each behaviour's outcome in ambient mode, or why it has none)", strings.Join(h, " | "), colAmbient)
 	}
 	return nil
 }

@@ -79,6 +79,25 @@ const (
 	CanonicalNameLabel = "service.istio.io/canonical-name"
 )
 
+// Ambient mode: how a namespace or pod is enrolled, what Istio's CNI node agent writes on a
+// pod it has enrolled, and the pod annotation that takes inbound traffic out of capture.
+const (
+	// DataplaneModeLabel enrols a namespace or pod in ambient mode ("ambient") or keeps a pod out ("none"): istio.io/api label/labels.yaml, the istio-cni chart's ambient.enablementSelectors (manifests/charts/istio-cni/values.yaml).
+	DataplaneModeLabel = "istio.io/dataplane-mode"
+	// DataplaneModeAmbient is DataplaneModeLabel's value that enrols: pkg/config/constants/constants.go DataplaneModeAmbient.
+	DataplaneModeAmbient = "ambient"
+	// DataplaneModeNone is DataplaneModeLabel's value that keeps a pod of an enrolled namespace out: pkg/config/constants/constants.go DataplaneModeNone.
+	DataplaneModeNone = "none"
+	// AmbientRedirectionAnnotation is written by the CNI node agent on a pod whose traffic it redirected to ztunnel: istio.io/api annotation/annotations.yaml, written by cni/pkg/util/podutil.go.
+	AmbientRedirectionAnnotation = "ambient.istio.io/redirection"
+	// AmbientRedirectionEnabled is the annotation's value once ztunnel took the pod (fully enrolled): pkg/config/constants/constants.go AmbientRedirectionEnabled, read by cni/pkg/util/podutil.go PodFullyEnrolled.
+	AmbientRedirectionEnabled = "enabled"
+	// AmbientRedirectionPending is its value while the pod's rules are set but no ztunnel took it (its traffic is blocked): pkg/config/constants/constants.go AmbientRedirectionPending.
+	AmbientRedirectionPending = "pending"
+	// AmbientBypassInboundCaptureAnnotation, "true" on a pod, leaves its inbound traffic uncaptured (ztunnel, STRICT and AuthorizationPolicy bypassed): istio.io/api annotation/annotations.yaml, read by cni/pkg/nodeagent/net.go.
+	AmbientBypassInboundCaptureAnnotation = "ambient.istio.io/bypass-inbound-capture"
+)
+
 // Per-pod annotations that tune injection.
 const (
 	// ProxyConfigAnnotation overrides the mesh's ProxyConfig for the pod: istio.io/api annotation/annotations.yaml, read by pkg/kube/inject/webhook.go.

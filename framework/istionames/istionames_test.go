@@ -34,6 +34,9 @@ func TestIstioAPI(t *testing.T) {
 		{"ExcludeInboundPortsAnnotation", istionames.ExcludeInboundPortsAnnotation, annotation.SidecarTrafficExcludeInboundPorts.Name},
 		{"ExcludeOutboundPortsAnnotation", istionames.ExcludeOutboundPortsAnnotation, annotation.SidecarTrafficExcludeOutboundPorts.Name},
 		{"ExcludeOutboundIPRangesAnnotation", istionames.ExcludeOutboundIPRangesAnnotation, annotation.SidecarTrafficExcludeOutboundIPRanges.Name},
+		{"DataplaneModeLabel", istionames.DataplaneModeLabel, label.IoIstioDataplaneMode.Name},
+		{"AmbientRedirectionAnnotation", istionames.AmbientRedirectionAnnotation, annotation.AmbientRedirection.Name},
+		{"AmbientBypassInboundCaptureAnnotation", istionames.AmbientBypassInboundCaptureAnnotation, annotation.AmbientBypassInboundCapture.Name},
 	} {
 		if c.got != c.want {
 			t.Errorf("istionames.%s = %q, istio.io/api has %q", c.name, c.got, c.want)
@@ -106,6 +109,17 @@ func TestIstioSource(t *testing.T) {
 		{file: "pilot/pkg/features/experimental.go", want: fmt.Sprintf(`env.Register("PILOT_CA_CERT_CONFIGMAP", %q,`, istionames.RootCertConfigMap)},
 		{file: "pilot/cmd/pilot-agent/status/server.go", want: fmt.Sprintf(`fmt.Sprintf("%s%%v/readyz", container)`, istionames.AppHealthPathPrefix)},
 		{file: "operator/pkg/manifest/name.go", want: fmt.Sprintf("OperatorVersionLabel = %q", istionames.OperatorVersionLabel)},
+
+		// Ambient: the values, the CNI's enablement selectors that read the label, the annotation
+		// the node agent writes on an enrolled pod and the one it reads to leave inbound uncaptured.
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`DataplaneModeAmbient\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.DataplaneModeAmbient))), regexp: true},
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`DataplaneModeNone\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.DataplaneModeNone))), regexp: true},
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`AmbientRedirectionEnabled\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.AmbientRedirectionEnabled))), regexp: true},
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`AmbientRedirectionPending\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.AmbientRedirectionPending))), regexp: true},
+		{file: "manifests/charts/istio-cni/values.yaml", want: fmt.Sprintf("namespaceSelector:\n        matchLabels: {%s: %s}", istionames.DataplaneModeLabel, istionames.DataplaneModeAmbient)},
+		{file: "manifests/charts/istio-cni/values.yaml", want: fmt.Sprintf("{ key: %s, operator: NotIn, values: [%s] }", istionames.DataplaneModeLabel, istionames.DataplaneModeNone)},
+		{file: "cni/pkg/util/podutil.go", want: "return pod.GetAnnotations()[annotation.AmbientRedirection.Name] == constants.AmbientRedirectionEnabled"},
+		{file: "cni/pkg/nodeagent/net.go", want: "util.CheckBooleanAnnotation(pod, annotation.AmbientBypassInboundCapture.Name)"},
 	}
 	files := map[string]string{}
 	for _, c := range checks {

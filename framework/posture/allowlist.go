@@ -157,9 +157,14 @@ type subject struct {
 	workload    string // the pod's owning workload name, when known
 	labels      map[string]string
 	annotations map[string]string
+	// unlistable: no entry covers the finding (an audit that found nothing to check).
+	unlistable bool
 }
 
 func (e AllowEntry) matches(check string, s subject) bool {
+	if s.unlistable {
+		return false
+	}
 	if len(e.Checks) > 0 && !slices.Contains(e.Checks, check) {
 		return false
 	}

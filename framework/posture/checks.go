@@ -2,6 +2,7 @@ package posture
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,11 +50,13 @@ var checks = []check{
 	{MeshWideDefaultDeny, checkDefaultDeny, func(s *snapshot) string {
 		return fmt.Sprintf("create an AuthorizationPolicy in %s with spec: {} (no selector, no rules: deny all), remove mesh-wide allow-all rules, and allow per workload (posture.Hardened)", s.rootNS)
 	}},
-	{SidecarsEverywhere, checkSidecars, func(*snapshot) string {
-		return "restart pods created before injection was enabled, remove sidecar.istio.io/inject=\"false\", or allow-list the workload with its reason"
-	}},
-	{NoCaptureBypass, checkCaptureBypass, func(*snapshot) string {
-		return "remove the traffic.sidecar.istio.io/exclude* annotations, or allow-list the workload and confine those ports with a NetworkPolicy"
+	{SidecarsEverywhere, checkSidecars, remedyInMesh},
+	{NoCaptureBypass, checkCaptureBypass, func(s *snapshot) string {
+		annotations := "the traffic.sidecar.istio.io/exclude* annotations"
+		if s.anyAmbientBypass() {
+			annotations = fmt.Sprintf("the traffic.sidecar.istio.io/exclude* and %s annotations", istionames.AmbientBypassInboundCaptureAnnotation)
+		}
+		return "remove " + annotations + ", or allow-list the workload and confine those ports with a NetworkPolicy"
 	}},
 	{NoPrivilegedInit, checkPrivilegedInit, func(*snapshot) string {
 		return "install Istio CNI (istio-cni chart, istiod value pilot.cni.enabled=true) so injected pods need no NET_ADMIN/NET_RAW, then restart them"
@@ -68,7 +71,7 @@ func evaluate(s *snapshot, allow AllowList) Report {
 	r := Report{
 		RootNamespace: s.rootNS, RootNamespaceSource: s.rootNSSource,
 		SystemNamespace: s.systemNS, SystemNamespaceSource: s.systemNSSource,
-		MeshedNamespaces: s.meshedNamespaces(),
+		MeshedNamespaces: s.meshedNamespaces(), AmbientNamespaces: s.ambientNamespaces(),
 	}
 	if s.rootErr != nil {
 		r.RootNamespaceSource = "unknown: " + s.rootErr.Error()
@@ -215,17 +218,26 @@ func checkDefaultDeny(s *snapshot) outcome {
 	return o
 }
 
-// POSTURE-004: every pod in a meshed namespace has a proxy; none opts out of injection.
+// POSTURE-004: every pod in a meshed namespace is in the mesh, by either mode: it has a proxy
+// (sidecar injection), or Istio's CNI agent enrolled it in ambient (it wrote
+// ambient.istio.io/redirection: enabled on the pod); none opts out. An audit that finds no
+// meshed namespace fails: it could check no pod, and a mesh whose namespaces carry none of
+// Istio's labels is more likely misread (or a wrong --namespaces) than secure.
 func checkSidecars(s *snapshot) outcome {
 	if err := firstErr(s.nsErr, s.podErr); err != nil {
 		return outcome{err: err}
 	}
-	meshed := s.meshedNamespaces()
+	modes := s.namespaceModes()
+	if len(modes) == 0 {
+		return outcome{examined: "no pod: " + noMeshedNamespace, findings: []Finding{{Kind: "Namespace", Name: noneName,
+			Field: "metadata.labels", Value: absent, Message: s.noMeshedNamespaceMessage(), subject: subject{unlistable: true}}}}
+	}
 	var o outcome
-	n, finished := 0, 0
+	n, finished, ambient := 0, 0, 0
 	for i := range s.pods {
 		p := &s.pods[i]
-		if !slices.Contains(meshed, p.Namespace) {
+		mode, meshed := modes[p.Namespace]
+		if !meshed {
 			continue
 		}
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
@@ -233,10 +245,14 @@ func checkSidecars(s *snapshot) outcome {
 			continue
 		}
 		n++
-		if hasProxy(p) {
+		if hasProxy(p) || ambientEnrolled(p) {
 			continue
 		}
 		sub := podSubject(p)
+		if mode == modeAmbient {
+			o.findings = append(o.findings, notEnrolled(p, sub))
+			continue
+		}
 		switch {
 		case p.Labels[istionames.InjectLabel] == "false":
 			o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
@@ -252,14 +268,105 @@ func checkSidecars(s *snapshot) outcome {
 				Message: "no istio-proxy container: created before injection was enabled, or injection failed", subject: sub})
 		}
 	}
-	o.examined = fmt.Sprintf("%d running pod(s) in %d meshed namespace(s)", n, len(meshed))
+	for _, m := range modes {
+		if m == modeAmbient {
+			ambient++
+		}
+	}
+	o.examined = fmt.Sprintf("%d running pod(s) in %d meshed namespace(s)", n, len(modes))
+	if ambient > 0 {
+		o.examined += fmt.Sprintf(", %d of them ambient", ambient)
+	}
 	if finished > 0 {
 		o.notes = append(o.notes, fmt.Sprintf("%d finished pod(s) (Succeeded/Failed) not examined", finished))
+	}
+	for _, ns := range s.namespaces {
+		if modes[ns.Name] == modeSidecar && ns.Labels[istionames.DataplaneModeLabel] == istionames.DataplaneModeAmbient {
+			o.notes = append(o.notes, fmt.Sprintf("namespace %s is labelled for sidecar injection and %s=%s: injection takes precedence, so its pods were judged as sidecar pods (an un-injected pod there still passes if ambient enrolled it)",
+				ns.Name, istionames.DataplaneModeLabel, istionames.DataplaneModeAmbient))
+		}
 	}
 	return o
 }
 
-// POSTURE-005: no pod excludes ports or IP ranges from sidecar capture.
+// noMeshedNamespace is what the report says when no namespace is in the mesh.
+const noMeshedNamespace = "no meshed namespace found"
+
+// noMeshedNamespaceMessage says which labels were looked for, and where.
+func (s *snapshot) noMeshedNamespaceMessage() string {
+	where := "no namespace"
+	if len(s.scope) > 0 {
+		where = "none of the namespaces audited (" + strings.Join(s.scope, ", ") + ")"
+	}
+	return fmt.Sprintf("%s: %s is labelled %s=%s, %s=<revision> or %s=%s, so there is no pod to check; "+
+		"a mesh nothing is labelled into protects nothing, and a mesh labelled otherwise is not what this audit can vouch for",
+		noMeshedNamespace, where, istionames.InjectionLabel, istionames.InjectionEnabled, istionames.RevisionLabel,
+		istionames.DataplaneModeLabel, istionames.DataplaneModeAmbient)
+}
+
+// ambientEnrolled: Istio's CNI node agent redirected the pod's traffic to ztunnel and ztunnel
+// took it (cni/pkg/util/podutil.go PodFullyEnrolled). The annotation is the CNI's record of
+// the fact, not the user's intent (the label).
+func ambientEnrolled(p *corev1.Pod) bool {
+	return p.Annotations[istionames.AmbientRedirectionAnnotation] == istionames.AmbientRedirectionEnabled
+}
+
+// notEnrolled says why a pod of an ambient namespace is not in the mesh, most specific first:
+// it opted out, it cannot be captured (host network: cni/pkg/util/enablement_selector.go),
+// ztunnel has not taken it yet (pending), or the CNI agent never redirected it.
+func notEnrolled(p *corev1.Pod, sub subject) Finding {
+	f := Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name, subject: sub}
+	annotation := fmt.Sprintf("metadata.annotations['%s']", istionames.AmbientRedirectionAnnotation)
+	node := p.Spec.NodeName
+	if node == "" {
+		node = "(not scheduled)"
+	}
+	switch v, ok := p.Annotations[istionames.AmbientRedirectionAnnotation]; {
+	case p.Labels[istionames.DataplaneModeLabel] == istionames.DataplaneModeNone:
+		f.Field, f.Value = fmt.Sprintf("metadata.labels['%s']", istionames.DataplaneModeLabel), istionames.DataplaneModeNone
+		f.Message = "opted out of ambient in a meshed namespace: its traffic bypasses ztunnel (no mTLS, no AuthorizationPolicy)"
+	case p.Spec.HostNetwork:
+		f.Field, f.Value = "spec.hostNetwork", "true"
+		f.Message = "host-network pod in an ambient namespace: Istio's CNI never enrols it, its traffic bypasses ztunnel"
+	case v == istionames.AmbientRedirectionPending:
+		f.Field, f.Value = annotation, v
+		f.Message = fmt.Sprintf("redirected, but no ztunnel has taken it: its traffic is blocked until one does (is ztunnel running on node %s?)", node)
+	default:
+		f.Field, f.Value = annotation, absent
+		if ok {
+			f.Value = v
+		}
+		f.Message = fmt.Sprintf("not enrolled in ambient: Istio's CNI agent has not redirected it to ztunnel (is istio-cni-node running on node %s?)", node)
+	}
+	return f
+}
+
+// remedyInMesh is POSTURE-004's remedy for the modes the audit found.
+func remedyInMesh(s *snapshot) string {
+	modes := s.namespaceModes()
+	if len(modes) == 0 {
+		return fmt.Sprintf("label the namespaces that belong in the mesh (%s=%s or %s=<revision> for sidecars, %s=%s for ambient), or point --namespaces at them",
+			istionames.InjectionLabel, istionames.InjectionEnabled, istionames.RevisionLabel, istionames.DataplaneModeLabel, istionames.DataplaneModeAmbient)
+	}
+	var sidecar, ambient bool
+	for _, m := range modes {
+		sidecar = sidecar || m == modeSidecar
+		ambient = ambient || m == modeAmbient
+	}
+	var parts []string
+	if sidecar {
+		parts = append(parts, "restart pods created before injection was enabled, remove sidecar.istio.io/inject=\"false\"")
+	}
+	if ambient {
+		parts = append(parts, fmt.Sprintf("remove %s=%s from ambient pods, check istio-cni-node and ztunnel on the pod's node", istionames.DataplaneModeLabel, istionames.DataplaneModeNone))
+	}
+	return strings.Join(parts, "; ") + ", or allow-list the workload with its reason"
+}
+
+// POSTURE-005: no pod excludes ports or IP ranges from sidecar capture, nor its inbound
+// traffic from ambient capture (ambient.istio.io/bypass-inbound-capture: the CNI node agent
+// then installs no inbound redirect, so plaintext reaches the app past ztunnel, STRICT and
+// ztunnel's AuthorizationPolicies: cni/pkg/nodeagent/net.go, cni/pkg/iptables/iptables.go).
 func checkCaptureBypass(s *snapshot) outcome {
 	if s.podErr != nil {
 		return outcome{err: s.podErr}
@@ -272,6 +379,18 @@ func checkCaptureBypass(s *snapshot) outcome {
 			continue
 		}
 		n++
+		if v, ok := p.Annotations[istionames.AmbientBypassInboundCaptureAnnotation]; ok {
+			switch bypass, err := strconv.ParseBool(v); {
+			case err != nil:
+				o.notes = append(o.notes, fmt.Sprintf("Pod %s/%s has %s=%q, not a boolean: Istio's CNI ignores it (cni/pkg/util/podutil.go CheckBooleanAnnotation)",
+					p.Namespace, p.Name, istionames.AmbientBypassInboundCaptureAnnotation, v))
+			case bypass:
+				o.findings = append(o.findings, Finding{Kind: "Pod", Namespace: p.Namespace, Name: p.Name,
+					Field: fmt.Sprintf("metadata.annotations['%s']", istionames.AmbientBypassInboundCaptureAnnotation), Value: v,
+					Message: "inbound traffic is not captured in ambient: plaintext reaches the app past ztunnel (no STRICT, no AuthorizationPolicy)",
+					subject: podSubject(p)})
+			}
+		}
 		for _, key := range []string{istionames.ExcludeInboundPortsAnnotation, istionames.ExcludeOutboundPortsAnnotation, istionames.ExcludeOutboundIPRangesAnnotation} {
 			v, ok := p.Annotations[key]
 			if !ok || strings.TrimSpace(v) == "" {
@@ -295,6 +414,17 @@ func checkCaptureBypass(s *snapshot) outcome {
 	}
 	o.examined = fmt.Sprintf("%d pod(s)", n)
 	return o
+}
+
+// anyAmbientBypass: a pod in scope asks ambient not to capture its inbound traffic.
+func (s *snapshot) anyAmbientBypass() bool {
+	for i := range s.pods {
+		p := &s.pods[i]
+		if b, err := strconv.ParseBool(p.Annotations[istionames.AmbientBypassInboundCaptureAnnotation]); err == nil && b && s.inScope(p.Namespace) {
+			return true
+		}
+	}
+	return false
 }
 
 const debugPortFlag = "--debug-port="
@@ -433,18 +563,50 @@ func isolates(np *networkingv1.NetworkPolicy, target labels.Set) string {
 	return ""
 }
 
-// meshedNamespaces: label istio-injection=enabled, or istio.io/rev set (unless
-// istio-injection=disabled, which Istio's webhooks honour over the revision).
-func (s *snapshot) meshedNamespaces() []string {
-	var out []string
+// meshMode is how a namespace joins the mesh.
+type meshMode string
+
+const (
+	modeSidecar meshMode = "sidecar"
+	modeAmbient meshMode = "ambient"
+)
+
+// namespaceModes maps each meshed namespace in scope to how it is meshed. Sidecar: label
+// istio-injection=enabled, or istio.io/rev set (unless istio-injection=disabled, which Istio's
+// webhooks honour over the revision). Ambient: label istio.io/dataplane-mode=ambient (the
+// istio-cni chart's enablement selector). A namespace labelled both is the sidecar's: the
+// injector adds a proxy, and the CNI leaves injected pods alone (enablement_selector.go).
+func (s *snapshot) namespaceModes() map[string]meshMode {
+	out := map[string]meshMode{}
 	for _, ns := range s.namespaces {
 		if !s.inScope(ns.Name) {
 			continue
 		}
 		inj := ns.Labels[istionames.InjectionLabel]
 		_, rev := ns.Labels[istionames.RevisionLabel]
-		if inj == istionames.InjectionEnabled || (rev && inj != istionames.InjectionDisabled) {
-			out = append(out, ns.Name)
+		switch {
+		case inj == istionames.InjectionEnabled || (rev && inj != istionames.InjectionDisabled):
+			out[ns.Name] = modeSidecar
+		case ns.Labels[istionames.DataplaneModeLabel] == istionames.DataplaneModeAmbient:
+			out[ns.Name] = modeAmbient
+		}
+	}
+	return out
+}
+
+// meshedNamespaces lists the meshed namespaces in scope, by either mode, sorted.
+func (s *snapshot) meshedNamespaces() []string {
+	out := slices.Collect(maps.Keys(s.namespaceModes()))
+	slices.Sort(out)
+	return out
+}
+
+// ambientNamespaces lists those meshed by ambient enrolment, sorted.
+func (s *snapshot) ambientNamespaces() []string {
+	var out []string
+	for ns, m := range s.namespaceModes() {
+		if m == modeAmbient {
+			out = append(out, ns)
 		}
 	}
 	slices.Sort(out)

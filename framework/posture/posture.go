@@ -117,10 +117,14 @@ type Report struct {
 	RootNamespace       string `json:"rootNamespace"`
 	RootNamespaceSource string `json:"rootNamespaceSource"`
 	// SystemNamespace is where istiod runs (its mesh config and NetworkPolicy live there).
-	SystemNamespace       string        `json:"systemNamespace"`
-	SystemNamespaceSource string        `json:"systemNamespaceSource"`
-	MeshedNamespaces      []string      `json:"meshedNamespaces"`
-	Checks                []CheckResult `json:"checks"`
+	SystemNamespace       string `json:"systemNamespace"`
+	SystemNamespaceSource string `json:"systemNamespaceSource"`
+	// MeshedNamespaces are the namespaces in the mesh by either mode (sidecar injection or
+	// ambient enrolment), AmbientNamespaces those of them in ambient mode. None is a finding
+	// of POSTURE-004: the audit then had no workload to check.
+	MeshedNamespaces  []string      `json:"meshedNamespaces"`
+	AmbientNamespaces []string      `json:"ambientNamespaces,omitempty"`
+	Checks            []CheckResult `json:"checks"`
 	// MissingPermissions and Error are set when the audit could not run at all.
 	MissingPermissions []string `json:"missingPermissions,omitempty"`
 	Error              string   `json:"error,omitempty"`

@@ -243,6 +243,156 @@ func TestSidecarRecognisesNativeSidecars(t *testing.T) {
 	}
 }
 
+// POSTURE-004 by either mode: a pod of an ambient namespace is in the mesh when Istio's CNI
+// enrolled it (ambient.istio.io/redirection: enabled), whatever sidecar.istio.io/inject says;
+// a waypoint (its own istio-proxy, labelled dataplane-mode none) is a proxy; each way of
+// staying out is named with its field.
+func TestInMeshByEitherMode(t *testing.T) {
+	ns := func(name string, labels map[string]string) corev1.Namespace {
+		return corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	}
+	pod := func(ns, name string, mutate ...func(*corev1.Pod)) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{}, Annotations: map[string]string{}},
+			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "app"}}}}
+		for _, m := range mutate {
+			m(&p)
+		}
+		return p
+	}
+	enrolled := func(p *corev1.Pod) { p.Annotations["ambient.istio.io/redirection"] = "enabled" }
+	s := &snapshot{rootNS: "istio-system", systemNS: "istio-system",
+		namespaces: []corev1.Namespace{
+			ns("amb", map[string]string{"istio.io/dataplane-mode": "ambient"}),
+			ns("side", map[string]string{"istio-injection": "enabled"}),
+			ns("both", map[string]string{"istio-injection": "enabled", "istio.io/dataplane-mode": "ambient"}),
+			ns("plain", nil),
+			ns("off", map[string]string{"istio.io/dataplane-mode": "none"}),
+		},
+		pods: []corev1.Pod{
+			pod("amb", "web", enrolled),
+			pod("amb", "inject-false", enrolled, func(p *corev1.Pod) { p.Labels["sidecar.istio.io/inject"] = "false" }),
+			pod("amb", "waypoint", func(p *corev1.Pod) {
+				p.Labels["istio.io/dataplane-mode"] = "none"
+				p.Spec.Containers = []corev1.Container{{Name: "istio-proxy"}}
+			}),
+			pod("amb", "opted-out", func(p *corev1.Pod) { p.Labels["istio.io/dataplane-mode"] = "none" }),
+			pod("amb", "host", func(p *corev1.Pod) { p.Spec.HostNetwork = true }),
+			pod("amb", "pending", func(p *corev1.Pod) { p.Annotations["ambient.istio.io/redirection"] = "pending" }),
+			pod("amb", "never", func(p *corev1.Pod) { p.Spec.NodeName = "node-7" }),
+			pod("side", "sidecar", func(p *corev1.Pod) {
+				p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy"})
+			}),
+			pod("both", "injected", func(p *corev1.Pod) {
+				p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy"})
+			}),
+			pod("both", "ambient-instead", enrolled, func(p *corev1.Pod) { p.Labels["sidecar.istio.io/inject"] = "false" }),
+			pod("plain", "outside"),
+			pod("off", "outside-too"),
+		},
+	}
+	o := checkSidecars(s)
+	var got []string
+	for _, f := range o.findings {
+		got = append(got, fmt.Sprintf("%s %s=%s", f.Name, f.Field, f.Value))
+	}
+	want := []string{
+		"opted-out metadata.labels['istio.io/dataplane-mode']=none",
+		"host spec.hostNetwork=true",
+		"pending metadata.annotations['ambient.istio.io/redirection']=pending",
+		"never metadata.annotations['ambient.istio.io/redirection']=(absent)",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("findings\n  got  %q\n  want %q", got, want)
+	}
+	if m := o.findings[3].Message; !strings.Contains(m, "not enrolled in ambient") || !strings.Contains(m, "istio-cni-node running on node node-7") {
+		t.Errorf("message %q should say the pod is not enrolled and name its node", m)
+	}
+	if o.examined != "10 running pod(s) in 3 meshed namespace(s), 1 of them ambient" {
+		t.Errorf("examined %q", o.examined)
+	}
+	if len(o.notes) != 1 || !strings.Contains(o.notes[0], "namespace both is labelled for sidecar injection and istio.io/dataplane-mode=ambient") {
+		t.Errorf("notes %q should name the namespace labelled for both modes", o.notes)
+	}
+	r := evaluate(s, AllowList{})
+	if !reflect.DeepEqual(r.MeshedNamespaces, []string{"amb", "both", "side"}) || !reflect.DeepEqual(r.AmbientNamespaces, []string{"amb"}) {
+		t.Errorf("meshed %v, ambient %v", r.MeshedNamespaces, r.AmbientNamespaces)
+	}
+	c, _ := r.Check(SidecarsEverywhere)
+	if !strings.Contains(c.Remedy, "restart pods created before injection") || !strings.Contains(c.Remedy, "remove istio.io/dataplane-mode=none from ambient pods") {
+		t.Errorf("remedy %q should cover both modes", c.Remedy)
+	}
+	var b bytes.Buffer
+	if err := WriteText(&b, r); err != nil || !strings.Contains(b.String(), "meshed namespaces: 3 (amb, both, side; ambient: amb)") {
+		t.Errorf("text header should list the meshed namespaces and which are ambient:\n%s", b.String())
+	}
+}
+
+// An audit that finds no meshed namespace fails POSTURE-004, says so, and no allow-list
+// entry covers it: it vouched for no pod.
+func TestNoMeshedNamespaceFails(t *testing.T) {
+	s := &snapshot{rootNS: "istio-system", systemNS: "istio-system", namespaces: []corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"istio-injection": "disabled"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "bank", Labels: map[string]string{"istio.io/dataplane-mode": "none"}}},
+	}, pods: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}}}
+	allowAll := AllowList{Entries: []AllowEntry{{Selector: "!nothing", Reason: "matches every object"}}}
+	r := evaluate(s, allowAll)
+	c, _ := r.Check(SidecarsEverywhere)
+	if c.Result != Fail || len(c.Findings) != 1 || len(c.Allowed) != 0 {
+		t.Fatalf("POSTURE-004 %s with findings %v, allowed %v: want one finding no entry covers", c.Result, c.Findings, c.Allowed)
+	}
+	if m := c.Findings[0].Message; !strings.HasPrefix(m, "no meshed namespace found: no namespace is labelled istio-injection=enabled, istio.io/rev=<revision> or istio.io/dataplane-mode=ambient") {
+		t.Errorf("message %q", m)
+	}
+	if !strings.Contains(c.Remedy, "label the namespaces that belong in the mesh") || c.Examined != "no pod: no meshed namespace found" {
+		t.Errorf("remedy %q, examined %q", c.Remedy, c.Examined)
+	}
+	var b bytes.Buffer
+	if err := WriteText(&b, r); err != nil || !strings.Contains(b.String(), "meshed namespaces: 0 (no meshed namespace found: nothing is labelled into the mesh, see POSTURE-004)") {
+		t.Errorf("the text header must say no meshed namespace was found:\n%s", b.String())
+	}
+	if r.ExitCode() != ExitFindings {
+		t.Errorf("exit %d, want 1", r.ExitCode())
+	}
+
+	s.scope = []string{"shop"}
+	if o := checkSidecars(s); len(o.findings) != 1 || !strings.Contains(o.findings[0].Message, "none of the namespaces audited (shop) is labelled") {
+		t.Errorf("scoped: %v", o.findings)
+	}
+}
+
+// POSTURE-005 reads ambient's bypass as Istio's CNI does: a boolean (strconv.ParseBool);
+// "false" is no bypass, a value that is not a boolean is ignored by the CNI and noted here.
+func TestAmbientBypassInboundCapture(t *testing.T) {
+	pod := func(name, v string) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "amb", Name: name,
+			Annotations: map[string]string{"ambient.istio.io/bypass-inbound-capture": v}}}
+	}
+	s := &snapshot{pods: []corev1.Pod{pod("ingress", "true"), pod("legacy", "1"), pod("off", "false"), pod("typo", "yes")}}
+	o := checkCaptureBypass(s)
+	var got []string
+	for _, f := range o.findings {
+		got = append(got, f.Name+" "+f.Field+"="+f.Value)
+	}
+	want := []string{"ingress metadata.annotations['ambient.istio.io/bypass-inbound-capture']=true", "legacy metadata.annotations['ambient.istio.io/bypass-inbound-capture']=1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("findings\n  got  %q\n  want %q", got, want)
+	}
+	if !strings.Contains(o.findings[0].Message, "plaintext reaches the app past ztunnel") {
+		t.Errorf("message %q", o.findings[0].Message)
+	}
+	if len(o.notes) != 1 || !strings.Contains(o.notes[0], `Pod amb/typo has ambient.istio.io/bypass-inbound-capture="yes", not a boolean: Istio's CNI ignores it`) {
+		t.Errorf("notes %q", o.notes)
+	}
+	r := evaluate(s, AllowList{})
+	if c, _ := r.Check(NoCaptureBypass); !strings.Contains(c.Remedy, "traffic.sidecar.istio.io/exclude* and ambient.istio.io/bypass-inbound-capture annotations") {
+		t.Errorf("remedy %q should name the ambient annotation", c.Remedy)
+	}
+	s.pods = s.pods[2:]
+	if c, _ := evaluate(s, AllowList{}).Check(NoCaptureBypass); c.Result != Pass || strings.Contains(c.Remedy, "ambient") {
+		t.Errorf("without a bypass: %s, remedy %q", c.Result, c.Remedy)
+	}
+}
+
 // sampleReport has one check of each kind: pass, fail with an allowed finding, error.
 func sampleReport() Report {
 	f := Finding{Kind: "Pod", Namespace: "shop", Name: "web-1", Field: "metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts']",

@@ -56,7 +56,12 @@ func WriteText(w io.Writer, r Report) error {
 		fmt.Fprintf(&b, "root namespace:    %s (%s)\n", orDash(r.RootNamespace), r.RootNamespaceSource)
 		fmt.Fprintf(&b, "istio namespace:   %s (%s)\n", orDash(r.SystemNamespace), r.SystemNamespaceSource)
 		fmt.Fprintf(&b, "meshed namespaces: %d", len(r.MeshedNamespaces))
-		if len(r.MeshedNamespaces) > 0 {
+		switch {
+		case len(r.MeshedNamespaces) == 0 && len(r.Checks) > 0:
+			fmt.Fprintf(&b, " (%s: nothing is labelled into the mesh, see %s)", noMeshedNamespace, SidecarsEverywhere)
+		case len(r.AmbientNamespaces) > 0:
+			fmt.Fprintf(&b, " (%s; ambient: %s)", strings.Join(r.MeshedNamespaces, ", "), strings.Join(r.AmbientNamespaces, ", "))
+		case len(r.MeshedNamespaces) > 0:
 			fmt.Fprintf(&b, " (%s)", strings.Join(r.MeshedNamespaces, ", "))
 		}
 		b.WriteString("\n")
@@ -161,6 +166,7 @@ func WriteJUnit(w io.Writer, r Report) error {
 			{"context", r.Context}, {"server", r.Server},
 			{"rootNamespace", r.RootNamespace}, {"rootNamespaceSource", r.RootNamespaceSource},
 			{"systemNamespace", r.SystemNamespace}, {"meshedNamespaces", strings.Join(r.MeshedNamespaces, ",")},
+			{"ambientNamespaces", strings.Join(r.AmbientNamespaces, ",")},
 		}}
 	if !r.Started.IsZero() {
 		suite.Timestamp = r.Started.UTC().Format(time.RFC3339)

@@ -457,6 +457,67 @@ func TestTier1Posture004SidecarsEverywhere(t *testing.T) {
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
+// enrolledAmbient marks a pod as Istio's CNI node agent does once ztunnel took it
+// (cni/pkg/util/podutil.go); no CNI runs against this API server, so the test writes it.
+func enrolledAmbient(p *corev1.Pod) {
+	annotate(istionames.AmbientRedirectionAnnotation, istionames.AmbientRedirectionEnabled)(p)
+}
+
+// waypointShaped is a waypoint's pod as istiod's waypoint template labels it
+// (istio-discovery/files/waypoint.yaml): opted out of ambient, its own istio-proxy.
+func waypointShaped(p *corev1.Pod) {
+	p.Labels[istionames.DataplaneModeLabel] = istionames.DataplaneModeNone
+	p.Labels[istionames.InjectLabel] = "false"
+	p.Labels["gateway.networking.k8s.io/gateway-name"] = "waypoint"
+	p.Spec.Containers = []corev1.Container{{Name: istionames.ProxyContainerName, Image: pauseImage}}
+}
+
+// POSTURE-004 on an ambient mesh: a namespace is meshed by istio.io/dataplane-mode=ambient and
+// a pod is in the mesh when Istio's CNI enrolled it. An audit of namespaces none of which is
+// enrolled fails (no meshed namespace found); an enrolled one passes; a pod opted out, never
+// redirected, waiting for ztunnel or on the host network fails, each named.
+func TestTier1Posture004AmbientEnrolment(t *testing.T) {
+	f := newFixture(t)
+	unenrolled := f.ns(t, "unenrolled", nil)
+	f.pod(t, unenrolled, "web")
+	c := mustCheck(t, f.run(t), SidecarsEverywhere, Fail)
+	wantFindings(t, c, "Namespace (none) metadata.labels=(absent)")
+	if want := "no meshed namespace found: none of the namespaces audited (" + strings.Join(f.scope, ", ") + ") is labelled"; !strings.HasPrefix(c.Findings[0].Message, want) {
+		t.Errorf("message %q, want it to start %q", c.Findings[0].Message, want)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main(f.args(), &stdout, &stderr); code != ExitFindings || !strings.Contains(stdout.String(), "meshed namespaces: 0 (no meshed namespace found") {
+		t.Errorf("an audit that finds no meshed namespace must say so and exit 1; exit %d:\n%s%s", code, stdout.String(), stderr.String())
+	}
+
+	amb := f.ns(t, "amb", map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient})
+	f.pod(t, amb, "web", enrolledAmbient)
+	f.pod(t, amb, "reviews", enrolledAmbient, label(istionames.InjectLabel, "false")) // no opt-out in ambient
+	f.pod(t, amb, "waypoint", waypointShaped)
+	r := f.run(t)
+	mustCheck(t, r, SidecarsEverywhere, Pass)
+	if !slices.Equal(r.MeshedNamespaces, []string{amb}) || !slices.Equal(r.AmbientNamespaces, []string{amb}) {
+		t.Errorf("meshed %v, ambient %v; want [%s] for both", r.MeshedNamespaces, r.AmbientNamespaces, amb)
+	}
+
+	f.pod(t, amb, "opted-out", label(istionames.DataplaneModeLabel, istionames.DataplaneModeNone))
+	f.pod(t, amb, "never-redirected")
+	f.pod(t, amb, "waiting", annotate(istionames.AmbientRedirectionAnnotation, istionames.AmbientRedirectionPending))
+	f.pod(t, amb, "host", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
+	c = mustCheck(t, f.run(t), SidecarsEverywhere, Fail)
+	wantFindings(t, c,
+		fmt.Sprintf("Pod %s/opted-out metadata.labels['istio.io/dataplane-mode']=none", amb),
+		fmt.Sprintf("Pod %s/never-redirected metadata.annotations['ambient.istio.io/redirection']=(absent)", amb),
+		fmt.Sprintf("Pod %s/waiting metadata.annotations['ambient.istio.io/redirection']=pending", amb),
+		fmt.Sprintf("Pod %s/host spec.hostNetwork=true", amb))
+
+	// The exceptions a platform team writes cover them like any other finding.
+	r = f.run(t, AllowEntry{Namespace: amb, Checks: []string{SidecarsEverywhere}, Reason: "ambient rollout, OPS-12"})
+	if c := mustCheck(t, r, SidecarsEverywhere, Pass); len(c.Allowed) != 4 {
+		t.Errorf("allowed %v, want the 4 findings", findingKeys(c.Allowed))
+	}
+}
+
 func TestTier1Posture005NoCaptureBypass(t *testing.T) {
 	f := newFixture(t)
 	apps := f.ns(t, "apps", map[string]string{"istio-injection": "enabled"})
@@ -471,6 +532,30 @@ func TestTier1Posture005NoCaptureBypass(t *testing.T) {
 		fmt.Sprintf("Pod %s/db-client metadata.annotations['traffic.sidecar.istio.io/excludeOutboundPorts']=5432", apps),
 		fmt.Sprintf("Pod %s/db-client metadata.annotations['traffic.sidecar.istio.io/excludeOutboundIPRanges']=10.0.0.0/8", apps),
 		fmt.Sprintf("Pod %s/metrics metadata.annotations['traffic.sidecar.istio.io/excludeInboundPorts']=9100", apps))
+}
+
+// POSTURE-005 on an ambient mesh: enrolled pods pass; one annotated
+// ambient.istio.io/bypass-inbound-capture: "true" fails, one with "false" does not.
+func TestTier1Posture005AmbientBypass(t *testing.T) {
+	f := newFixture(t)
+	amb := f.ns(t, "amb", map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient})
+	f.pod(t, amb, "web", enrolledAmbient)
+	f.pod(t, amb, "captured", enrolledAmbient, annotate(istionames.AmbientBypassInboundCaptureAnnotation, "false"))
+	mustCheck(t, f.run(t), NoCaptureBypass, Pass)
+
+	f.pod(t, amb, "nginx-ingress", enrolledAmbient, annotate(istionames.AmbientBypassInboundCaptureAnnotation, "true"))
+	r := f.run(t)
+	c := mustCheck(t, r, NoCaptureBypass, Fail)
+	wantFindings(t, c, fmt.Sprintf("Pod %s/nginx-ingress metadata.annotations['ambient.istio.io/bypass-inbound-capture']=true", amb))
+	if !strings.Contains(c.Remedy, istionames.AmbientBypassInboundCaptureAnnotation) {
+		t.Errorf("remedy %q should name the annotation", c.Remedy)
+	}
+	mustCheck(t, r, SidecarsEverywhere, Pass) // enrolled: in the mesh, its inbound bypass is 005's business
+
+	r = f.run(t, AllowEntry{Workload: amb + "/nginx-ingress", Checks: []string{NoCaptureBypass}, Reason: "third-party ingress receives only out-of-mesh traffic"})
+	if c := mustCheck(t, r, NoCaptureBypass, Pass); len(c.Allowed) != 1 {
+		t.Errorf("allowed %v", findingKeys(c.Allowed))
+	}
 }
 
 func TestTier1Posture006NoPrivilegedInit(t *testing.T) {
@@ -511,10 +596,12 @@ func TestTier1Posture007ControlPlaneIsolated(t *testing.T) {
 	mustCheck(t, f.run(t), ControlPlaneIsolated, Pass)
 }
 
-// The hardened configuration makes a cluster without workloads pass everything, and the
-// objects' cleanup leaves nothing behind.
+// The hardened configuration makes a cluster whose one workload is enrolled in ambient pass
+// everything, and the objects' cleanup leaves nothing behind.
 func TestTier1HardenedPassesAllAndDeletes(t *testing.T) {
 	f := newFixture(t)
+	amb := f.ns(t, "amb", map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient})
+	f.pod(t, amb, "web", enrolledAmbient)
 	before := f.run(t)
 	for _, id := range []string{MeshWideStrict, MeshWideDefaultDeny, ControlPlaneIsolated} {
 		mustCheck(t, before, id, Fail)
