@@ -38,10 +38,13 @@ var _ = e2e.Register(e2e.Behavior{
 	Objects: func(e cases.Env) []policy.Object {
 		return []policy.Object{tlsGateway(e), tlsVirtualService(e)}
 	},
-	// The Secret, created before the Gateway and deleted after the spec; its certificate is
-	// made when the spec runs.
+	// The Secret, created before the Gateway and deleted after the spec.
 	Writes: func(e cases.Env) []cases.Write {
-		return []cases.Write{{Object: tlsSecret(e, nil, []byte{}, []byte{}), Verbs: []cases.Verb{cases.Create, cases.Delete}}}
+		_, _, certPEM, keyPEM, err := tlsMaterial(tlsIngressHost)
+		if err != nil {
+			panic(fmt.Sprintf("making the certificates: %v", err))
+		}
+		return []cases.Write{{Object: tlsSecret(e, nil, certPEM, keyPEM), Verbs: []cases.Verb{cases.Create, cases.Delete}}}
 	},
 	Run: func(ctx context.Context, t *e2e.T) {
 		ca, other, certPEM, keyPEM, err := tlsMaterial(tlsIngressHost)
