@@ -17,6 +17,7 @@ import (
 
 	"meshconform/framework/expect"
 	"meshconform/framework/mesh"
+	"meshconform/suites/cases"
 	"meshconform/suites/internal/e2e"
 )
 
@@ -28,6 +29,12 @@ import (
 // for it to come back, and checks that istiod's pods are the same incarnations.
 var _ = e2e.Register(e2e.Behavior{
 	ID: "CERT-005", Name: "istiod patches a blanked injector CA bundle back in without a restart",
+	// The injector's configuration, read and updated to blank the bundles, and again by the
+	// cleanup to put back what istiod did not (named here as in a default install).
+	Writes: func(cases.Env) []cases.Write {
+		return []cases.Write{{Object: &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: mesh.Options{}.InjectorWebhookName()}},
+			Verbs: []cases.Verb{cases.Get, cases.Update}}}
+	},
 	Run: func(ctx context.Context, t *e2e.T) {
 		is := t.Run.State.Istio
 		kube := t.Run.Kube

@@ -38,15 +38,21 @@ var _ = e2e.Register(e2e.Behavior{
 	Objects: func(e cases.Env) []policy.Object {
 		return []policy.Object{tlsGateway(e), tlsVirtualService(e)}
 	},
+	// The Secret, created before the Gateway and deleted after the spec.
+	Writes: func(e cases.Env) []cases.Write {
+		_, _, certPEM, keyPEM, err := tlsMaterial(tlsIngressHost)
+		if err != nil {
+			panic(fmt.Sprintf("making the certificates: %v", err))
+		}
+		return []cases.Write{{Object: tlsSecret(e, nil, certPEM, keyPEM), Verbs: []cases.Verb{cases.Create, cases.Delete}}}
+	},
 	Run: func(ctx context.Context, t *e2e.T) {
 		ca, other, certPEM, keyPEM, err := tlsMaterial(tlsIngressHost)
 		if err != nil {
 			t.Unjudged(fmt.Errorf("making the certificates: %w", err), nil)
 		}
 		gw := t.Env.Gateway
-		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tlsSecretName(t.Env), Namespace: gw.Namespace,
-			Labels: ownership.Labels(t.Run.State.RunID)},
-			Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}}
+		secret := tlsSecret(t.Env, ownership.Labels(t.Run.State.RunID), certPEM, keyPEM)
 		By(fmt.Sprintf("Secret %s/%s with the server certificate for %s", secret.Namespace, secret.Name, tlsIngressHost))
 		if _, err := t.Run.Kube.CoreV1().Secrets(gw.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 			t.Unjudged(fmt.Errorf("creating Secret %s/%s: %w", secret.Namespace, secret.Name, err), nil)
@@ -67,6 +73,13 @@ var _ = e2e.Register(e2e.Behavior{
 		}
 	},
 })
+
+// tlsSecret is the kubernetes.io/tls Secret the Gateway's credentialName names, in the
+// gateway's namespace, holding the server certificate chain and key.
+func tlsSecret(e cases.Env, labels map[string]string, certPEM, keyPEM []byte) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tlsSecretName(e), Namespace: e.Gateway.Namespace, Labels: labels},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}}
+}
 
 // tlsSecretName is unique per spec: the gateway's namespace is shared.
 func tlsSecretName(e cases.Env) string { return "ingress-002-" + e.NS(cases.Server) }

@@ -143,6 +143,7 @@ var _ = e2e.Register(e2e.Behavior{
 		{Role: cases.Client, Meshed: true, Samples: []workload.Sample{workload.MySQLClient}},
 	},
 	Objects: func(e cases.Env) []policy.Object { return append(mysqlPlaintext(e), namespaceStrict(e)...) },
+	Writes:  func(e cases.Env) []cases.Write { return deleted(mysqlPlaintext(e)) },
 	Run: func(ctx context.Context, t *e2e.T) {
 		ex := t.Executor(ctx, cases.Source{Role: cases.Client, Sample: workload.MySQLClient})
 		h := t.Handles[cases.Server][workload.MySQL]

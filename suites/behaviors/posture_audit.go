@@ -31,7 +31,7 @@ const postureAudit = "posture audit"
 // audited is the group's two reports, set by its setup.
 var audited struct{ before, after posture.Report }
 
-var _ = e2e.RegisterGroup(e2e.Group{Name: postureAudit, Setup: func(ctx context.Context) {
+var _ = e2e.RegisterGroup(e2e.Group{Name: postureAudit, Writes: hardeningWrites, Setup: func(ctx context.Context) {
 	r := e2e.Current
 	s := e2e.Setup(ctx, r, "posture", []cases.Namespace{{Role: cases.Server, Meshed: true,
 		Samples: []workload.Sample{workload.Sleep, workload.PlainClient, workload.HttpbinExcluded}}})
@@ -59,6 +59,17 @@ var _ = e2e.RegisterGroup(e2e.Group{Name: postureAudit, Setup: func(ctx context.
 	audited.after, err = posture.Run(ctx, clients, cfg)
 	Expect(err).NotTo(HaveOccurred(), "audit after hardening")
 }})
+
+// hardeningWrites are the hardening's objects, created after the first audit and deleted after
+// the group (the NetworkPolicy goes to istiod's namespace, here the root namespace).
+func hardeningWrites(e cases.Env) []cases.Write {
+	h := posture.Hardened(e.RootNamespace)
+	var ws []cases.Write
+	for _, o := range []cases.Object{h.PeerAuthentication, h.AuthorizationPolicy, h.NetworkPolicy} {
+		ws = append(ws, cases.Write{Object: o, Verbs: []cases.Verb{cases.Create, cases.Delete}})
+	}
+	return ws
+}
 
 // registerPosture registers the POSTURE behaviour w judges, in the audit's group.
 func registerPosture(w Want, extra ...func(*e2e.Behavior)) bool {

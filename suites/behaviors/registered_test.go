@@ -1,6 +1,7 @@
 package behaviors
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,6 +63,14 @@ func TestRegisteredBehaviors(t *testing.T) {
 					}
 				}
 			})
+			if b.Writes != nil {
+				mustNotPanic(t, "writes", func() { checkWrites(t, b.Writes(e)) })
+			}
+			if b.Group != "" {
+				if g, ok := e2e.RegisteredGroup(b.Group); ok && g.Writes != nil {
+					mustNotPanic(t, "group writes", func() { checkWrites(t, g.Writes(e)) })
+				}
+			}
 			for _, s := range b.Steps {
 				if s.Apply == nil && s.Delete == nil && len(s.Probes) == 0 {
 					t.Errorf("step %q does nothing", s.Name)
@@ -107,6 +116,25 @@ func TestValidateRefusesMalformedValues(t *testing.T) {
 	dup := e2e.Behavior{ID: "MTLS-001", Name: "x", Steps: steps}
 	if errs := e2e.Validate([]e2e.Behavior{dup, dup}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "two specs") {
 		t.Errorf("duplicate text: %v", errs)
+	}
+}
+
+// checkWrites: each write names an object and verbs the tier-1 proof knows.
+func checkWrites(t *testing.T, ws []cases.Write) {
+	t.Helper()
+	for _, w := range ws {
+		if w.Object == nil || w.Object.GetName() == "" {
+			t.Errorf("a write without an object or a name: %+v", w)
+			continue
+		}
+		if len(w.Verbs) == 0 {
+			t.Errorf("write of %s names no verb", w.Object.GetName())
+		}
+		for _, v := range w.Verbs {
+			if !slices.Contains([]cases.Verb{cases.Create, cases.Get, cases.Update, cases.Delete}, v) {
+				t.Errorf("write of %s: verb %q is none of create, get, update, delete", w.Object.GetName(), v)
+			}
+		}
 	}
 }
 

@@ -2,73 +2,82 @@ package behaviors
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"meshconform/framework/policy"
-	"meshconform/framework/workload"
 	"meshconform/internal/apitest"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/e2e"
 )
 
-// TestBehaviorsDryRunOnRealAPIServer applies every behaviour's workloads and every object it
-// applies (its steps' and its Objects) to a real API server with Istio's CRDs, as a server-side dry-run: a schema or CEL
-// error in case data (a typo'd mode, portLevelMtls without selector, a bad host) fails here.
+// TestBehaviorsDryRunOnRealAPIServer makes every behaviour's writes on a real API server with
+// Istio's CRDs, as a ServiceAccount bound only to the suite's ClusterRole
+// (manifests/rbac/suite-clusterrole.yaml), each as a server-side dry run: its workloads, every
+// object it applies (its steps' and its Objects) and deletes, what its Run writes itself
+// (Writes: INGRESS-002's Secret, CERT-005's webhook configuration), the root-namespace
+// snapshot and restore of a disruptive spec, and its group's writes (the posture hardening).
+// A schema or CEL error in case data (a typo'd mode, portLevelMtls without selector, a bad
+// host) fails here, and so does a verb the role lacks, naming the behaviour, the verb and the
+// object: what would otherwise fail only on an existing cluster bound to that role.
 func TestBehaviorsDryRunOnRealAPIServer(t *testing.T) {
 	env := apitest.Env(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-
-	root := "istio-system"
-	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: root}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	applier := policy.NewApplier(env.Istio, env.RunID)
-	// A dry-run stores nothing, so one namespace per role serves every case (creating and
-	// deleting namespaces per case would make this test mostly waiting).
-	e := cases.Env{Namespaces: map[cases.Role]string{}, TrustDomain: "cluster.local", RootNamespace: root,
-		Gateway: cases.GatewayRef{Namespace: "istio-ingress", Service: "istio-ingressgateway", Port: 80,
-			Selector: map[string]string{"istio": "ingressgateway"}}}
-	for _, r := range []cases.Role{cases.Server, cases.Client, cases.Other} {
-		ns, err := workload.Namespace(ctx, env.Kube, workload.NamespaceSpec{Prefix: "dry-" + string(r), RunID: env.RunID, Injection: workload.InjectionOn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = env.DeleteNamespace(context.Background(), ns) })
-		e.Namespaces[r] = ns
-	}
-	for _, c := range e2e.Registered() {
-		t.Run(c.Text(), func(t *testing.T) {
-			for _, n := range c.Namespaces {
-				if len(n.Samples) == 0 {
-					continue
-				}
-				if err := workload.DryRun(ctx, env.Kube, e.NS(n.Role), n.Samples...); err != nil {
-					t.Errorf("workloads of role %s: %v", n.Role, err)
-				}
-			}
-			objs := c.AllObjects(e)
-			for _, o := range objs {
-				if err := applier.DryRun(ctx, o); err != nil {
-					t.Errorf("%s %s/%s: %v", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
-				}
-			}
-			// The dry-run stored nothing.
-			for _, ns := range append(mapValues(e.Namespaces), root) {
-				pas, err := env.Istio.SecurityV1().PeerAuthentications(ns).List(ctx, metav1.ListOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(pas.Items) != 0 {
-					t.Errorf("dry-run stored %d PeerAuthentications in %s", len(pas.Items), ns)
-				}
+	ctx := apitest.Context(t, 5*time.Minute)
+	as := bindSuiteRole(t, env, ctx, "suite", nil)
+	admin := adminActor(env)
+	e, mapper := replayWorld(t, env, ctx, as)
+	bs := e2e.Registered()
+	for _, b := range bs {
+		t.Run(b.Text(), func(t *testing.T) {
+			for _, err := range replayBehavior(ctx, as, admin, mapper, e, b) {
+				t.Error(err)
 			}
 		})
+	}
+	names, members := groupsOf(bs)
+	for _, name := range names {
+		g, ok := e2e.RegisteredGroup(name)
+		if !ok || g.Writes == nil {
+			continue
+		}
+		t.Run("group "+name, func(t *testing.T) {
+			for _, err := range replayGroup(ctx, as, admin, mapper, e, groupWho(name, members[name]), g) {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestSuiteRoleRefusalsNameBehaviourVerbAndObject proves the test above can fail on the role:
+// with update on Sidecars and delete on Secrets taken out of it, EGRESS-001 (its second step
+// applies the client's Sidecar over the first's) and INGRESS-002 (its Secret goes after the
+// spec) fail with that one refusal each, naming the behaviour, the verb and the object.
+func TestSuiteRoleRefusalsNameBehaviourVerbAndObject(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := apitest.Context(t, 2*time.Minute)
+	as := bindSuiteRole(t, env, ctx, "suite-less", func(cr *rbacv1.ClusterRole) {
+		without("networking.istio.io", "sidecars", "update")(cr)
+		without("", "secrets", "delete")(cr)
+	})
+	e, mapper := replayWorld(t, env, ctx, as)
+	want := map[string]string{
+		"EGRESS-001":  "EGRESS-001: update Sidecar " + e.NS(cases.Client) + "/default: ",
+		"INGRESS-002": "INGRESS-002: delete Secret " + e.Gateway.Namespace + "/" + tlsSecretName(e) + ": ",
+	}
+	for _, b := range e2e.Registered() {
+		w, ok := want[b.ID]
+		if !ok {
+			continue
+		}
+		errs := replayBehavior(ctx, as, adminActor(env), mapper, e, b)
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), w) || !strings.Contains(errs[0].Error(), "forbidden") {
+			t.Errorf("%s: got %v, want one refusal starting %q", b.ID, errs, w)
+			continue
+		}
+		t.Logf("refused as expected: %v", errs[0])
 	}
 }
 
@@ -85,12 +94,4 @@ func TestDryRunCatchesBrokenCaseData(t *testing.T) {
 		t.Fatal("dry-run accepted portLevelMtls without a selector")
 	}
 	t.Logf("rejected as expected: %v", err)
-}
-
-func mapValues(m map[cases.Role]string) []string {
-	var out []string
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }

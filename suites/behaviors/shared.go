@@ -66,3 +66,12 @@ func nginxAllowGET(e cases.Env) []policy.Object {
 func denyAll(e cases.Env) []policy.Object {
 	return []policy.Object{policy.AuthorizationPolicy(e.NS(cases.Server), "deny-authz-ns")}
 }
+
+// deleted is the Writes of a Run that deletes objs through the Applier.
+func deleted(objs []policy.Object) []cases.Write {
+	ws := make([]cases.Write, len(objs))
+	for i, o := range objs {
+		ws[i] = cases.Write{Object: o, Verbs: []cases.Verb{cases.Delete}}
+	}
+	return ws
+}

@@ -7,6 +7,9 @@ package cases
 import (
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
 	"meshconform/framework/catalog"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
@@ -127,4 +130,33 @@ type Step struct {
 	Apply  func(e Env) []policy.Object
 	Delete func(e Env) []policy.Object
 	Probes []Probe
+}
+
+// Object is any API object a behaviour writes: a policy.Object, a Secret, a webhook
+// configuration.
+type Object interface {
+	metav1.Object
+	runtime.Object
+}
+
+// Verb is an API verb a behaviour uses on an object, as RBAC names it.
+type Verb string
+
+// The verbs a Write may name.
+const (
+	Create Verb = "create"
+	Get    Verb = "get"
+	Update Verb = "update"
+	Delete Verb = "delete"
+)
+
+// Write is what a behaviour writes outside its steps and the objects it applies: an object
+// and the verbs it uses on it, in order (a Secret it creates, then deletes; the webhook
+// configuration it gets, then updates; a policy it deletes through the Applier). The tier-1
+// proof makes each as a ServiceAccount bound only to the suite's ClusterRole
+// (manifests/rbac/suite-clusterrole.yaml), so that a verb the role lacks fails there rather
+// than on someone's cluster.
+type Write struct {
+	Object Object
+	Verbs  []Verb
 }

@@ -45,6 +45,10 @@ type Behavior struct {
 	Run   func(ctx context.Context, t *T)
 	// Objects lists what Run applies, for the tier-1 dry run (Steps' objects are found alone).
 	Objects func(e cases.Env) []policy.Object
+	// Writes lists Run's other writes, in order: the objects it writes with the Kubernetes API
+	// itself and the Objects it deletes, for the tier-1 proof that the suite's ClusterRole
+	// allows them (Steps' deletes are found alone).
+	Writes func(e cases.Env) []cases.Write
 	// Group names an ordered group of specs that share one setup (RegisterGroup).
 	Group string
 }
@@ -96,6 +100,9 @@ type Group struct {
 	Name string
 	// Setup runs once (BeforeAll); what it registers with DeferCleanup runs after the group.
 	Setup func(ctx context.Context)
+	// Writes lists what Setup and its cleanup write besides namespaces and workloads (the
+	// posture hardening), for the tier-1 proof that the suite's ClusterRole allows it.
+	Writes func(e cases.Env) []cases.Write
 }
 
 var (
@@ -120,6 +127,14 @@ func RegisterGroup(g Group) bool {
 	defer mu.Unlock()
 	groups[g.Name] = g
 	return true
+}
+
+// RegisteredGroup is the group registered as name.
+func RegisteredGroup(name string) (Group, bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	g, ok := groups[name]
+	return g, ok
 }
 
 // Registered is every registered spec, by catalog order of ID, then Part.
@@ -229,6 +244,12 @@ func Specs() bool {
 	return true
 }
 
+// ProtectsRootNamespace: the runner snapshots the root namespace's policies after setting up
+// the spec's namespaces and restores them after the spec (a disruptive spec with namespaces).
+func (b Behavior) ProtectsRootNamespace() bool {
+	return len(b.Namespaces) > 0 && b.requires().Disruptive
+}
+
 // serial: the spec runs alone, after the parallel ones (disruptive ones always do).
 func (b Behavior) serial() bool { return b.Serial || b.requires().Disruptive }
 
@@ -270,9 +291,9 @@ func run(ctx context.Context, b Behavior) {
 	t := &T{ID: b.ID, Run: Current}
 	if len(b.Namespaces) > 0 {
 		t.Scenario = Setup(ctx, Current, b.ID, b.Namespaces)
-		if b.requires().Disruptive {
-			t.ProtectRootNamespace(ctx)
-		}
+	}
+	if b.ProtectsRootNamespace() {
+		t.ProtectRootNamespace(ctx)
 	}
 	if b.Run != nil {
 		b.Run(ctx, t)
