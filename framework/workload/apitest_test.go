@@ -452,7 +452,7 @@ func TestTier1WaitReadyTimesOutNamingImagePullBackOff(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"not ready after 1.5",
+		" of at most 1.5s (context deadline exceeded)",
 		"pod " + pod.Name + ": phase Pending, not Running (httpbin: ImagePullBackOff, istio-proxy: PodInitializing)",
 		"deployment httpbin: condition Available is not True",
 		"container httpbin (docker.io/mccutchen/go-httpbin:v2.15.0): ready=false restarts=0 waiting: ImagePullBackOff " + pullMsg,

@@ -121,7 +121,7 @@ func WaitReady(ctx context.Context, kube kubernetes.Interface, ns, selector stri
 		return nil
 	}
 	return &NotReadyError{
-		Namespace: ns, Selector: selector, Waited: res.Elapsed.Round(time.Millisecond),
+		Namespace: ns, Selector: selector, Waited: res.Elapsed.Round(time.Millisecond), Bound: cfg.timeout,
 		Cause: err, Streak: res.Streak, Consecutive: cfg.consecutive,
 		Observations: completed, Last: last, LastError: res.Last().Err,
 		Events: warningEvents(kube, ns, last.Pods),
@@ -336,7 +336,9 @@ func orUnknown(s string) string {
 // NotReadyError is WaitReady's timeout: the last observation in full.
 type NotReadyError struct {
 	Namespace, Selector string
-	Waited              time.Duration
+	// Waited is how long the wait ran (measured: the last observation can overrun the bound);
+	// Bound is the timeout it was given (ctx's own deadline may have come first).
+	Waited, Bound       time.Duration
 	Cause               error
 	Streak, Consecutive int
 	// Observations counts the complete observations; Last is the latest of them.
@@ -351,8 +353,12 @@ func (e *NotReadyError) Unwrap() error { return e.Cause }
 
 func (e *NotReadyError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "workload: %s in namespace %s not ready after %s (%v); %d observation(s), the last %d ready in a row of %d needed",
-		e.Selector, e.Namespace, e.Waited, e.Cause, e.Observations, e.Streak, e.Consecutive)
+	fmt.Fprintf(&b, "workload: %s in namespace %s not ready after %s", e.Selector, e.Namespace, e.Waited)
+	if e.Bound > 0 {
+		fmt.Fprintf(&b, " of at most %s", e.Bound)
+	}
+	fmt.Fprintf(&b, " (%v); %d observation(s), the last %d ready in a row of %d needed",
+		e.Cause, e.Observations, e.Streak, e.Consecutive)
 	if e.Observations == 0 {
 		b.WriteString("\nno complete observation: the API server did not answer")
 	}

@@ -189,12 +189,12 @@ func TestNotReadyErrorNamesWhatWasSeen(t *testing.T) {
 	d.Status.Conditions[0].Status = corev1.ConditionFalse
 	obs := Observation{Deployments: []appsv1.Deployment{d}, Pods: []corev1.Pod{*crash}}
 	obs.Reasons = Evaluate(injected, obs.Deployments, obs.Pods, ProxyAuto)
-	err := error(&NotReadyError{Namespace: "mtls-abc", Selector: "app=httpbin", Waited: 3 * time.Minute, Cause: errors.New("context deadline exceeded"),
+	err := error(&NotReadyError{Namespace: "mtls-abc", Selector: "app=httpbin", Waited: 3*time.Minute + 120*time.Millisecond, Bound: 3 * time.Minute, Cause: errors.New("context deadline exceeded"),
 		Streak: 0, Consecutive: 3, Observations: 360, Last: obs,
 		Events: []string{"Pod/httpbin-7d9-x2x BackOff (x12): Back-off restarting failed container httpbin"}})
 	msg := err.Error()
 	for _, want := range []string{
-		"app=httpbin in namespace mtls-abc not ready after 3m0s (context deadline exceeded)",
+		"app=httpbin in namespace mtls-abc not ready after 3m0.12s of at most 3m0s (context deadline exceeded)",
 		"360 observation(s), the last 0 ready in a row of 3 needed",
 		"pod httpbin-7d9-x2x: condition Ready is not True (ContainersNotReady: containers with unready status: [httpbin]) (httpbin: CrashLoopBackOff)",
 		"pod httpbin-7d9-x2x: phase Running on kind-worker",
