@@ -221,8 +221,8 @@ var _ = Describe("recording", func() {
 		return errors.New("XFCC names spiffe://cluster.local/ns/rec/sa/other, want sa/client")
 	}, false, ok)
 	probeSpec("REC-006", catalog.PlaintextRejected, nil, false, down)
-	probeSpec("REC-009", catalog.DisableVsStrict, nil, false, termination)
-	probeSpec("REC-010", catalog.DisableVsStrict, nil, false, remoteReset)
+	probeSpec("REC-011", catalog.DisableVsStrict, nil, false, termination)
+	probeSpec("REC-012", catalog.DisableVsStrict, nil, false, remoteReset)
 
 	It("REC-007: posture check that fails", Label("recording", "REC-007"), func() {
 		w := behaviors.Want{ID: "REC-007", Before: posture.Fail, After: posture.Pass, FindingIn: "plain-client", Why: "hardening fixes it"}

@@ -168,12 +168,12 @@ func TestRecordedReport(t *testing.T) {
 
 	// A 503 keeps its body in the evidence, whichever wording converged: MTLS-008's body rests
 	// on Envoy's code alone, so the report must show what a real run saw.
-	b = get("REC-009")
+	b = get("REC-011")
 	ev = one(b)
 	expect(b.ID, "state", b.State(), "pass/documented")
 	expect(b.ID, "HTTP code", code(ev.HTTPCode), "503")
 	expect(b.ID, "body", ev.Body, "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
-	b = get("REC-010")
+	b = get("REC-012")
 	ev = one(b)
 	expect(b.ID, "state", b.State(), "pass/equivalent")
 	expect(b.ID, "body", ev.Body, "upstream connect error or disconnect/reset before headers. reset reason: remote reset")
