@@ -62,6 +62,20 @@ const (
 // Charts is the install order; uninstall runs it backwards.
 var Charts = []Chart{ChartBase, ChartIstiod, ChartGateway}
 
+// The ambient data plane's charts, named as Istio's chart repository names them (`helm install
+// istio-cni istio/cni`, `helm install ztunnel istio/ztunnel`). They are not in Charts: Install,
+// Upgrade, CheckVersion and Uninstall handle base, istiod and gateway only, so far; these are
+// rendered (Render, RenderedImages) with Options.Ambient.
+const (
+	ChartCNI     Chart = "cni"
+	ChartZtunnel Chart = "ztunnel"
+)
+
+// AmbientCharts are the charts of an ambient install in Istio's documented order (base →
+// Gateway API CRDs, which are not a chart → istiod → cni → ztunnel), each with profile=ambient
+// but base (Options.Ambient).
+var AmbientCharts = []Chart{ChartBase, ChartIstiod, ChartCNI, ChartZtunnel}
+
 // Options say which Istio to install and where. The zero value plus a Version is usable:
 // New fills in the defaults.
 type Options struct {
@@ -88,6 +102,12 @@ type Options struct {
 	GatewayNamespace string
 	// NoGateway leaves the gateway chart out of Install and Upgrade (base and istiod only).
 	NoGateway bool
+	// Ambient renders istiod, cni and ztunnel with Istio's ambient profile (`profile: ambient`,
+	// the charts' files/profile-ambient.yaml: PILOT_ENABLE_AMBIENT on istiod, ambient.enabled
+	// on the node agent, and global.variant distroless, so every image gets a -distroless tag;
+	// RenderedImages lists them, Images refuses). Not yet a user setting: Install does not
+	// install cni or ztunnel.
+	Ambient bool
 	// Values are merged over DefaultValues per chart (maps merge key by key; anything else,
 	// lists included, replaces).
 	Values map[Chart]map[string]any
@@ -156,7 +176,7 @@ func (o Options) validate() error {
 	}
 	for c := range o.Values {
 		if !knownChart(c) {
-			return fmt.Errorf("values for unknown chart %q: use %s, %s or %s", c, ChartBase, ChartIstiod, ChartGateway)
+			return fmt.Errorf("values for unknown chart %q: use %s, %s, %s, %s or %s", c, ChartBase, ChartIstiod, ChartGateway, ChartCNI, ChartZtunnel)
 		}
 	}
 	return nil
@@ -168,7 +188,7 @@ func knownChart(c Chart) bool {
 			return true
 		}
 	}
-	return false
+	return c == ChartCNI || c == ChartZtunnel
 }
 
 // Release names, as Istio's Helm docs use them; a revision suffixes istiod and the gateway
@@ -181,11 +201,21 @@ func (o Options) ReleaseName(c Chart) string {
 		return suffix("istiod", o.Revision)
 	case ChartGateway:
 		return suffix("istio-ingressgateway", o.Revision)
+	case ChartCNI:
+		return "istio-cni"
+	case ChartZtunnel:
+		// Not suffixed, ever: istiod trusts the node proxy by this name in its own namespace
+		// (istio-discovery/templates/deployment.yaml, CA_TRUSTED_NODE_ACCOUNTS =
+		// <trustedZtunnelNamespace or release namespace>/<trustedZtunnelName or "ztunnel">), and
+		// the chart names its objects `resourceName | default "ztunnel"` (ztunnel/templates/
+		// _helpers.tpl), not after the release; the name keeps the two telling the same story.
+		return "ztunnel"
 	}
 	return string(c)
 }
 
-// ReleaseNamespace is where the release of c lives.
+// ReleaseNamespace is where the release of c lives: istiod's namespace for all but the gateway
+// (cni and ztunnel included: istiod trusts ztunnel in its own namespace, see ReleaseName).
 func (o Options) ReleaseNamespace(c Chart) string {
 	if c == ChartGateway {
 		return o.GatewayNamespace

@@ -62,6 +62,25 @@ func (o Options) ChartValues(c Chart) (map[string]any, error) {
 		// (manifests/charts/istio-control/istio-discovery/values.yaml, release-1.30 and
 		// release-1.31), so only an explicit tag makes the images run the images preloaded.
 		setPath(vals, o.Version, "global", "tag")
+		if o.Ambient {
+			vals["profile"] = ambientProfile
+		}
+	case ChartCNI, ChartZtunnel:
+		// Always, as for istiod: the source charts default to registry.istio.io/testing and
+		// `latest` (istio-cni/values.yaml and ztunnel/values.yaml, global.hub and global.tag,
+		// release-1.30 and release-1.31). ztunnel's chart copies global.* to its top level
+		// ("Flatten globals", ztunnel/templates/zzz_profile.yaml); cni's reads
+		// `.Values.hub | default .Values.global.hub` and the same for tag and variant.
+		setPath(vals, o.Hub, "global", "hub")
+		setPath(vals, o.Version, "global", "tag")
+		if c == ChartZtunnel {
+			// Where ztunnel finds istiod (CA and xDS: istiod.<istioNamespace>.svc:15012,
+			// ztunnel/templates/daemonset.yaml); the chart's default is istio-system.
+			vals["istioNamespace"] = o.Namespace
+		}
+		if o.Ambient {
+			vals["profile"] = ambientProfile
+		}
 	case ChartGateway:
 		if o.Revision != "" {
 			vals["revision"] = o.Revision
@@ -89,7 +108,13 @@ func (o Options) ChartValues(c Chart) (map[string]any, error) {
 // ProxyImage: "{{ .Values.global.hub }}/{{ .Values.global.proxy.image }}:{{ .Values.global.tag }}").
 // The tag is global.tag (the version, unless Values override it); global.variant (e.g.
 // distroless) is appended as the charts do.
+//
+// With Ambient it refuses: the profile sets global.variant inside the charts, which these
+// values do not show; use Installer.RenderedImages, which reads the rendered manifests.
 func (o Options) Images() ([]string, error) {
+	if o.Ambient {
+		return nil, fmt.Errorf("with the ambient profile the charts choose the image variant themselves (global.variant: distroless in their files/profile-ambient.yaml): list the images with Installer.RenderedImages")
+	}
 	vals, err := o.ChartValues(ChartIstiod)
 	if err != nil {
 		return nil, err
@@ -108,6 +133,10 @@ func (o Options) Images() ([]string, error) {
 	}
 	return []string{h + "/pilot:" + tag, h + "/proxyv2:" + tag}, nil
 }
+
+// ambientProfile is Istio's profile for ambient mode (files/profile-ambient.yaml in the istiod,
+// cni and ztunnel charts, copies of manifests/helm-profiles/ambient.yaml).
+const ambientProfile = "ambient"
 
 // MergeValues returns base with over merged in: maps merge key by key, recursively; any other
 // value in over (lists included, and nil) replaces base's. Neither input is changed.

@@ -61,6 +61,9 @@ type Environment struct {
 	// Timings says how long Start took, by phase.
 	Timings Timings
 
+	gwMu        sync.Mutex // InstallGatewayAPI
+	gwInstalled bool
+
 	plane   *envtest.ControlPlane
 	kcm     *controllerManager
 	kcmHint string

@@ -63,6 +63,8 @@ type Options struct {
 // Timings records how long the phases of Start took.
 type Timings struct {
 	ControlPlane, CRDs, ControllerManager, Total time.Duration
+	// GatewayAPI is how long InstallGatewayAPI took (after Start, and only when a test asked).
+	GatewayAPI time.Duration
 }
 
 func (t Timings) String() string {

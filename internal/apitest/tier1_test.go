@@ -2,6 +2,7 @@ package apitest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,8 @@ import (
 	securityapi "istio.io/api/security/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -153,5 +156,80 @@ func poll(ctx context.Context, timeout time.Duration, f func() error) error {
 			return err
 		case <-tick.C:
 		}
+	}
+}
+
+// TestGatewayAPIStandardChannel: InstallGatewayAPI installs every CRD of Gateway API v1.6.0's
+// standard channel (each established, annotated with its bundle version and channel) and its
+// safe-upgrades admission policy, which the API server then enforces: installing an
+// experimental-channel CRD over a standard one is refused with the policy's message. A second
+// call is free.
+func TestGatewayAPIStandardChannel(t *testing.T) {
+	env := Env(t)
+	ctx := Context(t, 2*time.Minute)
+	if err := env.InstallGatewayAPI(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Gateway API %s installed in %s", GatewayAPIVersion, env.Timings.GatewayAPI.Round(time.Millisecond))
+	began := time.Now()
+	if err := env.InstallGatewayAPI(ctx); err != nil || time.Since(began) > time.Second {
+		t.Errorf("second InstallGatewayAPI: %v after %s; want nil at once", err, time.Since(began))
+	}
+	ext, err := apiextensions.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, plural := range []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants",
+		"backendtlspolicies", "listenersets", "tcproutes", "tlsroutes", "udproutes"} {
+		name := plural + ".gateway.networking.k8s.io"
+		crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("CRD %s: %v", name, err)
+			continue
+		}
+		a := crd.Annotations
+		if a["gateway.networking.k8s.io/bundle-version"] != GatewayAPIVersion || a["gateway.networking.k8s.io/channel"] != "standard" {
+			t.Errorf("CRD %s: bundle-version %q, channel %q; want %s, standard", name, a["gateway.networking.k8s.io/bundle-version"], a["gateway.networking.k8s.io/channel"], GatewayAPIVersion)
+		}
+		established := false
+		for _, c := range crd.Status.Conditions {
+			established = established || (c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue)
+		}
+		if !established {
+			t.Errorf("CRD %s not established: %v", name, crd.Status.Conditions)
+		}
+	}
+	for _, gvr := range []schema.GroupVersionResource{
+		{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"},
+		{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"},
+		{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gatewayclasses"},
+	} {
+		if _, err := env.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+			t.Errorf("listing %s: %v", gvr, err)
+		}
+	}
+	// The policy is enforced once the API server's admission has loaded it (an informer):
+	// poll until the experimental-channel update is refused.
+	const policy = "safe-upgrades.gateway.networking.k8s.io"
+	if _, err := env.Kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, policy, metav1.GetOptions{}); err != nil {
+		t.Fatalf("binding %s: %v", policy, err)
+	}
+	err = poll(ctx, 30*time.Second, func() error {
+		crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, "gateways.gateway.networking.k8s.io", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		crd.Annotations["gateway.networking.k8s.io/channel"] = "experimental"
+		_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, crd, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			return fmt.Errorf("an experimental-channel update of the standard Gateway CRD was accepted")
+		}
+		if !strings.Contains(err.Error(), "prohibited by default") {
+			return fmt.Errorf("refused, but not by %s: %v", policy, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }

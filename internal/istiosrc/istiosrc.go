@@ -2,7 +2,7 @@
 // release branch's pseudo-version, fetched with `go mod download` into the Go module cache
 // (GOMODCACHE, outside the tree, cached in CI like the envtest assets), and from it
 //
-//   - Istio's Helm charts base, istiod and gateway, copied into a cache directory
+//   - Istio's Helm charts base, istiod, gateway, cni and ztunnel, copied into a cache directory
 //     (${XDG_CACHE_HOME:-~/.cache}/meshconform/istio-src/<branch>@<pseudo-version>/) laid out as
 //     framework/mesh's ChartDir expects, with their placeholder chart version replaced by
 //     Branch.Version;
@@ -135,12 +135,16 @@ func ModuleDir(ctx context.Context, b Branch) (string, error) {
 }
 
 // chartPaths maps the chart directories framework/mesh expects to where Istio keeps them
-// (manifests/charts/ in the module; istiod's chart is istio-control/istio-discovery, whose
-// Chart.yaml says name: istiod).
+// (manifests/charts/ in the module). Each is named as its Chart.yaml names it, which is how
+// Istio's chart repository lists it: istiod's chart is istio-control/istio-discovery (name:
+// istiod), the ambient node agent's is istio-cni (name: cni; `helm install istio-cni
+// istio/cni`), ztunnel's is ztunnel.
 var chartPaths = map[string]string{
 	"base":    "manifests/charts/base",
 	"istiod":  "manifests/charts/istio-control/istio-discovery",
 	"gateway": "manifests/charts/gateway",
+	"cni":     "manifests/charts/istio-cni",
+	"ztunnel": "manifests/charts/ztunnel",
 }
 
 // EnvCacheDir overrides where the charts are copied to.
@@ -160,14 +164,14 @@ func CacheDir() (string, error) {
 }
 
 // layout names what a cache directory holds; a directory of another layout is rebuilt.
-const layout = "layout 2 (base istiod gateway inject)"
+const layout = "layout 3 (base istiod gateway cni ztunnel inject)"
 
 // goldenPath is where Istio keeps the injector's golden files.
 const goldenPath = "pkg/kube/inject/testdata/inject"
 
-// ChartDir returns a directory holding b's charts as base/, istiod/ and gateway/, each with
-// version and appVersion b.Version, ready for framework/mesh's Options.ChartDir (and the
-// injector's goldens in inject/). It is built once per pinned commit (a complete directory is
+// ChartDir returns a directory holding b's charts as base/, istiod/, gateway/, cni/ and
+// ztunnel/, each with version and appVersion b.Version, ready for framework/mesh's
+// Options.ChartDir (and the injector's goldens in inject/). It is built once per pinned commit (a complete directory is
 // renamed into place) and reused afterwards.
 func ChartDir(ctx context.Context, b Branch) (string, error) {
 	root, err := CacheDir()

@@ -54,7 +54,7 @@ func TestBranchVersions(t *testing.T) {
 	}
 }
 
-// TestChartDir: the three charts, named as framework/mesh expects, at the branch's version.
+// TestChartDir: the five charts, named as framework/mesh expects, at the branch's version.
 func TestChartDir(t *testing.T) {
 	t.Setenv(EnvCacheDir, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -64,7 +64,7 @@ func TestChartDir(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range mesh.Charts {
+		for _, c := range append(slices.Clone(mesh.Charts), mesh.ChartCNI, mesh.ChartZtunnel) {
 			md, err := chartutil.LoadChartfile(filepath.Join(dir, string(c), "Chart.yaml"))
 			if err != nil {
 				t.Fatal(err)
