@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
@@ -19,6 +16,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"meshconform/internal/moddownload"
 )
 
 const (
@@ -51,31 +50,13 @@ func GatewayAPICRDDir(ctx context.Context) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "apitest-gwapi-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
 	ref := GatewayAPIModule + "@" + GatewayAPIVersion
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", ref)
-	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, runErr := cmd.Output()
-	var res struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &res); err != nil || res.Error != "" || res.Dir == "" || runErr != nil {
-		why := res.Error
-		if why == "" {
-			why = strings.TrimSpace(stderr.String())
-		}
-		if why == "" && runErr != nil {
-			why = runErr.Error()
-		}
-		return "", fmt.Errorf("apitest: go mod download %s: %s. It needs the Go module proxy (GOPROXY) or a module cache that holds it; or set %s to a copy of its %s",
-			ref, why, GatewayAPIDirEnv, gatewayAPIStandard)
+	modDir, err := moddownload.Dir(ctx, GatewayAPIModule, GatewayAPIVersion)
+	if err != nil {
+		return "", fmt.Errorf("apitest: go mod download %s: %v. It needs the Go module proxy (GOPROXY) or a module cache that holds it; or set %s to a copy of its %s",
+			ref, err, GatewayAPIDirEnv, gatewayAPIStandard)
 	}
-	dir := filepath.Join(res.Dir, gatewayAPIStandard)
+	dir := filepath.Join(modDir, gatewayAPIStandard)
 	if _, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("apitest: %s has no %s: %w", ref, gatewayAPIStandard, err)
 	}

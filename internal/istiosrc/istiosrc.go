@@ -16,14 +16,11 @@
 package istiosrc
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -34,6 +31,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"meshconform/internal/moddownload"
 )
 
 // Module is Istio's Go module.
@@ -108,30 +107,12 @@ func ByVersion(v string) (Branch, bool) {
 func ModuleDir(ctx context.Context, b Branch) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "istiosrc-")
+	dir, err := moddownload.Dir(ctx, Module, b.Pseudo)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("istiosrc: go mod download %s@%s (%s): %v. It needs the Go module proxy (GOPROXY) or a module cache that holds it",
+			Module, b.Pseudo, b.Name, err)
 	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", Module+"@"+b.Pseudo)
-	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, runErr := cmd.Output()
-	var res struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &res); err != nil || res.Error != "" || res.Dir == "" || runErr != nil {
-		why := res.Error
-		if why == "" {
-			why = strings.TrimSpace(stderr.String())
-		}
-		if why == "" && runErr != nil {
-			why = runErr.Error()
-		}
-		return "", fmt.Errorf("istiosrc: go mod download %s@%s (%s): %s. It needs the Go module proxy (GOPROXY) or a module cache that holds it",
-			Module, b.Pseudo, b.Name, why)
-	}
-	return res.Dir, nil
+	return dir, nil
 }
 
 // chartPaths maps the chart directories framework/mesh expects to where Istio keeps them
