@@ -224,7 +224,7 @@ func phase(ctx context.Context, log io.Writer, st *State, name string, fn func(c
 	var waits wait.Sum
 	start := time.Now()
 	err := fn(wait.WithMeter(ctx, &waits))
-	st.Phases = append(st.Phases, report.Measured(name, time.Since(start), waits.Summed().Elapsed))
+	st.Phases = append(st.Phases, report.Measured(name, time.Since(start), waits.Summed().Wall))
 	took := Elapsed(time.Since(start))
 	if err != nil {
 		fmt.Fprintf(log, "meshconform: %s failed after %s\n", name, took)

@@ -108,7 +108,7 @@ func End(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ...
 	if err != nil {
 		fmt.Fprintf(log, "meshconform: cleanup: %v\n", err)
 	}
-	ended := Ended{Outcome: outcome, State: st, Cleanup: report.Measured(report.PhaseCleanup, end.Sub(start), waits.Summed().Elapsed)}
+	ended := Ended{Outcome: outcome, State: st, Cleanup: report.Measured(report.PhaseCleanup, end.Sub(start), waits.Summed().Wall)}
 	if !st.Started.IsZero() {
 		ended.Total = end.Sub(st.Started)
 	}

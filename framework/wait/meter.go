@@ -24,7 +24,7 @@ type Waited struct {
 // (WithMeter), once it ends, from the waiting goroutine. A wait started inside another wait's
 // observation is part of that wait and is not reported on its own, so nested waits are not
 // counted twice. Waits that run at the same time in several goroutines under one Meter are
-// each reported (the suites run none).
+// each reported (Sum's Wall counts their overlap once).
 type Meter interface {
 	Waited(Waited)
 }
@@ -54,9 +54,13 @@ func (b meterBox) waited(w Waited) {
 // Sum is a Meter that adds up the waits it is told about; safe for concurrent use. Its zero
 // value is ready.
 type Sum struct {
-	mu sync.Mutex
-	s  Summed
+	mu   sync.Mutex
+	s    Summed
+	busy []interval // the waits' spans, merged where they overlap
+	now  func() time.Time
 }
+
+type interval struct{ from, to time.Time }
 
 // Summed is what a Sum has added up.
 type Summed struct {
@@ -64,15 +68,57 @@ type Summed struct {
 	Waits int
 	// Elapsed and Unmet add up the waits' Waited fields.
 	Elapsed, Unmet time.Duration
+	// Wall is the wall time during which at least one wait ran: Elapsed, less the overlap of
+	// waits that ran at the same time in several goroutines (the baseline's probes do). It is
+	// what a phase spent inside the waiter, never more than the phase itself.
+	Wall time.Duration
 }
 
-// Waited adds one wait.
+// Waited adds one wait, which ends now.
 func (s *Sum) Waited(w Waited) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	end := now()
 	s.s.Waits++
 	s.s.Elapsed += w.Elapsed
 	s.s.Unmet += w.Unmet
+	s.busy = merge(s.busy, interval{end.Add(-w.Elapsed), end})
+	s.s.Wall = 0
+	for _, iv := range s.busy {
+		s.s.Wall += iv.to.Sub(iv.from)
+	}
+}
+
+// merge adds iv to the sorted, disjoint spans, joining those it overlaps.
+func merge(spans []interval, iv interval) []interval {
+	var out []interval
+	placed := false
+	for _, sp := range spans {
+		switch {
+		case sp.to.Before(iv.from):
+			out = append(out, sp)
+		case iv.to.Before(sp.from):
+			if !placed {
+				out, placed = append(out, iv), true
+			}
+			out = append(out, sp)
+		default: // overlapping: iv grows to cover both
+			if sp.from.Before(iv.from) {
+				iv.from = sp.from
+			}
+			if sp.to.After(iv.to) {
+				iv.to = sp.to
+			}
+		}
+	}
+	if !placed {
+		out = append(out, iv)
+	}
+	return out
 }
 
 // Summed returns what has been added up so far.

@@ -97,3 +97,26 @@ func TestMeterCountsEachWaitOnce(t *testing.T) {
 		t.Errorf("no meter: %v", err)
 	}
 }
+
+// Waits that overlap in time (concurrent goroutines under one meter) count once in Wall, as
+// the phase's time inside the waiter; Elapsed still adds them up. Without the merge, the
+// baseline's concurrent probes made a phase wait longer than it lasted (47.1s in 39.5s).
+func TestSumWallCountsOverlapOnce(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var s Sum
+	at := func(sec float64) {
+		s.now = func() time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
+	}
+	at(10)
+	s.Waited(Waited{Elapsed: 10 * time.Second}) // 0..10
+	at(8)
+	s.Waited(Waited{Elapsed: 6 * time.Second}) // 2..8, inside the first
+	at(15)
+	s.Waited(Waited{Elapsed: 7 * time.Second}) // 8..15, overlapping its end
+	at(30)
+	s.Waited(Waited{Elapsed: 5 * time.Second}) // 25..30, apart
+	got := s.Summed()
+	if got.Elapsed != 28*time.Second || got.Wall != 20*time.Second || got.Waits != 4 {
+		t.Errorf("Summed = %+v, want Elapsed 28s, Wall 20s (0-15 and 25-30), 4 waits", got)
+	}
+}

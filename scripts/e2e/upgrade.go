@@ -207,7 +207,7 @@ func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (pr
 	st.Istio.Namespace, st.Istio.TrustDomain, st.Istio.RootNamespace = cp.Namespace, cp.TrustDomain, cp.RootNamespace
 	if ph.Action != gate.ActionInstall {
 		// The phase's istio phase is its own change of the control plane (Up's are base's).
-		st.Phases = append(st.Phases, report.Measured(report.PhaseIstio, time.Since(start), waits.Summed().Elapsed))
+		st.Phases = append(st.Phases, report.Measured(report.PhaseIstio, time.Since(start), waits.Summed().Wall))
 	}
 	return st, nil
 }

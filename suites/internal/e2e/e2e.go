@@ -83,7 +83,7 @@ func Bootstrap(suite string) bool {
 		b := runBaseline(wait.WithMeter(ctx, &waits), st, skip)
 		phases := runPhases(st, start, os.Getenv(provision.SuitesStartedEnv))
 		if !skip {
-			phases = append(phases, report.Measured(report.PhaseBaseline, time.Since(began), waits.Summed().Elapsed))
+			phases = append(phases, report.Measured(report.PhaseBaseline, time.Since(began), waits.Summed().Wall))
 		}
 		record.Baseline(b)
 		AddReportEntry(report.EntryTimings, report.Timings{Phases: phases}, ReportEntryVisibilityNever)
