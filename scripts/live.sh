@@ -469,8 +469,9 @@ run_bench() {
 mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
-PHASES="${LIVE_PHASES:-run reuse broken existing delete interrupt istio upgrade upgrade-broken}"
-for p in $PHASES; do
+# Not PHASES: make exports that one (the gate's phase filter, empty) and children would inherit it.
+phase_list="${LIVE_PHASES:-run reuse broken existing delete interrupt istio upgrade upgrade-broken}"
+for p in $phase_list; do
   case "$p" in
     run) phase run run_fresh ;;
     reuse) phase reuse run_reuse ;;
