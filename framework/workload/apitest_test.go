@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"meshconform/framework/istionames"
@@ -161,6 +162,12 @@ func TestTier1DryRunAndDeployEverySample(t *testing.T) {
 	if err := DeleteNamespaces(ctx, env.Kube, unlabelled.Name); err == nil || !strings.Contains(err.Error(), "refusing") {
 		t.Errorf("DeleteNamespaces of a namespace meshconform did not make: %v", err)
 	}
+	if err := StartDeletion(ctx, env.Kube, unlabelled.Name); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Errorf("StartDeletion of a namespace meshconform did not make: %v", err)
+	}
+	if ns, err := env.Kube.CoreV1().Namespaces().Get(ctx, unlabelled.Name, metav1.GetOptions{}); err != nil || ns.DeletionTimestamp != nil {
+		t.Errorf("the refused namespace %s: %v, deletion timestamp %v; want it untouched", unlabelled.Name, err, ns.GetDeletionTimestamp())
+	}
 	if _, err := Deploy(ctx, env.Kube, "no-such-namespace", Httpbin); err == nil {
 		t.Error("Deploy into a missing namespace succeeded")
 	}
@@ -206,6 +213,74 @@ func TestTier1CleanupDeletesTheRunsNamespacesAndWaits(t *testing.T) {
 	}
 	if err := Cleanup(ctx, env.Kube, ""); err == nil {
 		t.Error("Cleanup with an empty run id would select every run")
+	}
+}
+
+// StartDeletion returns while the namespaces are still there; WaitTerminating waits for exactly
+// the run's namespaces being deleted, leaving the run's others and other runs' alone.
+func TestTier1StartDeletionThenWaitTerminating(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := apitest.Context(t, 2*time.Minute)
+	run := ownership.NewRunID()
+	var made []string
+	for range 3 {
+		ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "async", RunID: run, Injection: InjectionOff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, ns)
+	}
+	t.Cleanup(func() { _ = Cleanup(context.Background(), env.Kube, run) })
+	hs, err := Deploy(ctx, env.Kube, made[0], Httpbin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createPod(ctx, t, env.Kube, hs[0], "a", false)
+	// A finalizer of the test's holds made[0] Terminating: StartDeletion must return anyway.
+	const hold = "meshconform.test/hold"
+	held, err := env.Kube.CoreV1().Namespaces().Get(ctx, made[0], metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Finalizers = append(held.Finalizers, hold)
+	if _, err := env.Kube.CoreV1().Namespaces().Update(ctx, held, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := env.Namespace(t, "async-other", nil)
+	if err := StartDeletion(ctx, env.Kube, made[0], made[1]); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := env.Kube.CoreV1().Namespaces().Get(ctx, made[0], metav1.GetOptions{})
+	if err != nil || ns.DeletionTimestamp == nil {
+		t.Fatalf("namespace %s right after StartDeletion: %v, deletion timestamp %v; want it there, terminating", made[0], err, ns.GetDeletionTimestamp())
+	}
+	if !slices.Contains(ns.Finalizers, hold) {
+		t.Fatalf("namespace %s lost the test's finalizer: %v", made[0], ns.Finalizers)
+	}
+	// Released (a merge patch: the namespace controller may have written the object since).
+	if _, err := env.Kube.CoreV1().Namespaces().Patch(ctx, made[0], types.MergePatchType,
+		[]byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := WaitTerminating(ctx, env.Kube, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("WaitTerminating waited for %d namespaces, want 2", n)
+	}
+	for _, name := range made[:2] {
+		if _, err := env.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("namespace %s after WaitTerminating: %v, want NotFound", name, err)
+		}
+	}
+	for _, name := range []string{made[2], other} {
+		if ns, err := env.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{}); err != nil || ns.DeletionTimestamp != nil {
+			t.Errorf("namespace %s, which nobody deleted: %v, deletion timestamp %v; want it left alone", name, err, ns.GetDeletionTimestamp())
+		}
+	}
+	if _, err := WaitTerminating(ctx, env.Kube, ""); err == nil {
+		t.Error("WaitTerminating with an empty run id would select every run")
 	}
 }
 

@@ -131,6 +131,44 @@ const DefaultDeleteTimeout = 3 * time.Minute
 // namespace meshconform did not make (no app.kubernetes.io/managed-by=meshconform): on a
 // shared cluster, deleting someone else's namespace is the worst thing the suite could do.
 func DeleteNamespaces(ctx context.Context, kube kubernetes.Interface, names ...string) error {
+	if err := refuseUnowned(ctx, kube, names); err != nil {
+		return err
+	}
+	return deleteAndWait(ctx, kube, names)
+}
+
+// StartDeletion deletes the named namespaces, refusing one meshconform did not make (as
+// DeleteNamespaces does), without waiting until they are gone: the namespace controller
+// removes their content while the caller goes on. WaitTerminating, or DeleteNamespaces on the
+// same names, waits for the end.
+func StartDeletion(ctx context.Context, kube kubernetes.Interface, names ...string) error {
+	if err := refuseUnowned(ctx, kube, names); err != nil {
+		return err
+	}
+	return deleteAll(ctx, kube, names)
+}
+
+// WaitTerminating waits until every namespace of run runID that is being deleted (a
+// deletion timestamp set, by StartDeletion or anyone) is gone, and returns how many it waited
+// for. Namespaces of the run that nobody deletes are left alone.
+func WaitTerminating(ctx context.Context, kube kubernetes.Interface, runID string) (int, error) {
+	if err := ownership.ValidRunID(runID); err != nil {
+		return 0, fmt.Errorf("workload: waiting for namespaces: %w", err)
+	}
+	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ownership.Selector(runID)})
+	if err != nil {
+		return 0, fmt.Errorf("workload: listing namespaces of run %s: %w", runID, err)
+	}
+	var names []string
+	for _, ns := range list.Items {
+		if ns.DeletionTimestamp != nil {
+			names = append(names, ns.Name)
+		}
+	}
+	return len(names), deleteAndWait(ctx, kube, names)
+}
+
+func refuseUnowned(ctx context.Context, kube kubernetes.Interface, names []string) error {
 	for _, n := range names {
 		ns, err := kube.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -144,7 +182,7 @@ func DeleteNamespaces(ctx context.Context, kube kubernetes.Interface, names ...s
 				n, ownership.ManagedByKey, ownership.ManagedByValue)
 		}
 	}
-	return deleteAndWait(ctx, kube, names)
+	return nil
 }
 
 // Cleanup deletes every namespace labelled with runID's ownership labels and waits until
@@ -173,12 +211,8 @@ func deleteAndWait(ctx context.Context, kube kubernetes.Interface, names []strin
 		ctx, cancel = context.WithTimeout(ctx, DefaultDeleteTimeout)
 		defer cancel()
 	}
-	bg := metav1.DeletePropagationBackground
-	for _, n := range names {
-		err := kube.CoreV1().Namespaces().Delete(ctx, n, metav1.DeleteOptions{PropagationPolicy: &bg})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("workload: deleting namespace %s: %w", n, err)
-		}
+	if err := deleteAll(ctx, kube, names); err != nil {
+		return err
 	}
 	left := slices.Clone(names)
 	last := map[string]*corev1.Namespace{}
@@ -210,6 +244,17 @@ func deleteAndWait(ctx context.Context, kube kubernetes.Interface, names []strin
 	b.WriteString("\n  (the namespace controller removes content first; a finalizer left by a " +
 		"controller that no longer runs keeps a namespace Terminating: look at the conditions above)")
 	return fmt.Errorf("%s", b.String())
+}
+
+func deleteAll(ctx context.Context, kube kubernetes.Interface, names []string) error {
+	bg := metav1.DeletePropagationBackground
+	for _, n := range names {
+		err := kube.CoreV1().Namespaces().Delete(ctx, n, metav1.DeleteOptions{PropagationPolicy: &bg})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("workload: deleting namespace %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 func describeNamespace(ns *corev1.Namespace) string {
