@@ -192,3 +192,32 @@ func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
 }
+
+// ReuseEnv names a conformance report whose passed baseline a suite takes as its own instead of
+// judging the cluster again: the upgrade gate sets it for a phase's behaviour suites to the
+// report of the upgrade suite that ran just before them on the same cluster, against the same
+// control plane. A baseline that did not pass is never reused: the suite judges its own.
+const ReuseEnv = "MESHCONFORM_BASELINE_FROM"
+
+// Reuse is the baseline section of a suite that takes b, judged by the suite whose report is
+// at from, age before: the same status and probes (their evidence is what was observed), and a
+// verdict that says where they come from. ok is false, with the reason, when b cannot stand
+// for this suite: it did not pass, or it is older than MaxReuseAge.
+func Reuse(b *report.Baseline, from string, age time.Duration) (reused report.Baseline, ok bool, why string) {
+	switch {
+	case b == nil:
+		return report.Baseline{}, false, from + " has no baseline"
+	case b.Status != report.BaselinePassed:
+		return report.Baseline{}, false, fmt.Sprintf("the baseline of %s is %s, not passed", from, b.Status)
+	case age > MaxReuseAge || age < -time.Minute:
+		return report.Baseline{}, false, fmt.Sprintf("the baseline of %s was judged %s ago (at most %s is reused)", from, age.Round(time.Second), MaxReuseAge)
+	}
+	reused = *b
+	reused.Verdict = fmt.Sprintf("judged %s earlier on the same cluster by the suite of %s (%s): %s",
+		age.Round(time.Second), from, ReuseEnv, b.Verdict)
+	return reused, true, ""
+}
+
+// MaxReuseAge bounds how old a reused baseline may be: a gate phase's upgrade suite runs for
+// about a minute before the behaviour suites.
+const MaxReuseAge = 15 * time.Minute

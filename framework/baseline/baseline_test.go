@@ -160,3 +160,37 @@ func TestTargetsValidateNamesTheFix(t *testing.T) {
 		}
 	}
 }
+
+func TestReuseOnlyAPassedRecentBaseline(t *testing.T) {
+	passed := baseline.Judge([]report.BaselineProbe{{Name: "plain client to plain server", Result: report.Pass,
+		Evidence: report.Evidence{Text: "200"}}})
+	failed := baseline.Judge([]report.BaselineProbe{{Name: "plain client to plain server", Result: report.Fail, Reason: "exit 6"}})
+	from := "reports/upgrade/inplace/upgrade/conformance.json"
+
+	got, ok, why := baseline.Reuse(&passed, from, 70*time.Second)
+	if !ok || why != "" {
+		t.Fatalf("Reuse(passed, 70s) = ok %t, %q; want reused", ok, why)
+	}
+	if got.Status != report.BaselinePassed || len(got.Probes) != 1 || got.Probes[0].Evidence.Text != "200" {
+		t.Errorf("reused baseline %+v: want the same status and probes", got)
+	}
+	for _, want := range []string{"judged 1m10s earlier on the same cluster", from, baseline.ReuseEnv, passed.Verdict} {
+		if !strings.Contains(got.Verdict, want) {
+			t.Errorf("verdict %q lacks %q", got.Verdict, want)
+		}
+	}
+
+	for name, c := range map[string]struct {
+		b    *report.Baseline
+		age  time.Duration
+		want string
+	}{
+		"failed":  {&failed, time.Second, "is failed, not passed"},
+		"missing": {nil, time.Second, "has no baseline"},
+		"old":     {&passed, baseline.MaxReuseAge + time.Second, "judged 15m1s ago"},
+	} {
+		if _, ok, why := baseline.Reuse(c.b, from, c.age); ok || !strings.Contains(why, c.want) {
+			t.Errorf("%s: Reuse = ok %t, %q; want refused with %q", name, ok, why, c.want)
+		}
+	}
+}

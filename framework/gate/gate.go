@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"meshconform/framework/baseline"
 	"meshconform/framework/cluster/preflight"
 	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
@@ -208,6 +209,15 @@ func (ph UpgradePhase) SkewArgs(extra []string) []string {
 		"--timeout=" + SkewTimeout.String()}
 	args = append(args, extra...)
 	return append(args, "./suites/upgrade")
+}
+
+// BehaviorEnv is the environment of the behaviour suites in this phase: the phase's state, and
+// the upgrade suite's conformance report, whose baseline they take when it passed
+// (baseline.ReuseEnv): the upgrade suite judged the same cluster against the same control plane
+// moments before, so a second baseline (~20s) would only repeat it.
+func (ph UpgradePhase) BehaviorEnv(statePath string) []string {
+	return []string{provision.StateEnv + "=" + statePath,
+		baseline.ReuseEnv + "=" + filepath.Join(ph.Dir, ReportsSubdir, report.FileJSON)}
 }
 
 // SkewEnv is the environment of the upgrade suite in this phase.

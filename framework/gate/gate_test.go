@@ -158,6 +158,11 @@ func TestPhaseSettingsAndState(t *testing.T) {
 	if env != "MESHCONFORM_STATE=/r/run/state-canary.json MESHCONFORM_UPGRADE_PHASE=after-canary MESHCONFORM_UPGRADE_FROM=1.30.5 MESHCONFORM_UPGRADE_TO=1.31.1" {
 		t.Errorf("upgrade suite env: %s", env)
 	}
+	// The behaviour suites take the baseline from the report the upgrade suite just wrote.
+	env = strings.Join(p.Phases[1].BehaviorEnv("/r/run/state-inplace.json"), " ")
+	if env != "MESHCONFORM_STATE=/r/run/state-inplace.json MESHCONFORM_BASELINE_FROM=/r/upgrade/inplace/upgrade/conformance.json" {
+		t.Errorf("behaviour suites env: %s", env)
+	}
 }
 
 // The upgrade-gate workflow diffs $REPORTS_DIR/upgrade/base against every other directory

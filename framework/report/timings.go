@@ -28,10 +28,12 @@ const (
 	// starting its processes. Only a driver measures it.
 	PhaseCompile = "compile"
 	// PhaseBaseline: the cluster baseline (its namespace, plain workloads ready, its probes
-	// converged, its namespace deleted), in process 1 before any spec (absent with BASELINE=0).
+	// converged, its namespace's deletion started), in process 1 before any spec (absent with
+	// BASELINE=0).
 	PhaseBaseline = "baseline"
 	// PhaseSpecs: from the end of the suite's setup (process 1's SynchronizedBeforeSuite) to
-	// its conformance report: every spec on every process, and the after-suite nodes.
+	// its conformance report: every spec on every process, and the after-suite nodes, among
+	// them the wait until every namespace the baseline and the specs deleted is gone.
 	PhaseSpecs = "specs"
 	// PhaseCleanup: provision.Down (KEEP_CLUSTER: the kind cluster deleted; the Istio a run
 	// installed on an existing cluster uninstalled), measured by whoever ends the run.
@@ -84,8 +86,9 @@ type SpecTimings struct {
 	// the mesh not yet showing the expected outcome (all of a wait that did not converge). The
 	// rest of ConvergenceSeconds confirmed it: the N probes in a row, and windows.
 	MeshWaitSeconds *float64 `json:"meshWaitSeconds,omitempty"`
-	// TeardownSeconds: the spec's cleanup, wall time: its namespaces deleted until gone, the
-	// root namespace's policies restored.
+	// TeardownSeconds: the spec's cleanup, wall time: the root namespace's policies restored,
+	// its namespaces' deletion requested (the suite waits once, at its end, until they are
+	// gone: the next spec need not wait for the namespace controller).
 	TeardownSeconds *float64 `json:"teardownSeconds,omitempty"`
 	// DiagnosticsSeconds: the failure dump, wall time (failed specs only).
 	DiagnosticsSeconds *float64 `json:"diagnosticsSeconds,omitempty"`

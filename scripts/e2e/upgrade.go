@@ -142,7 +142,7 @@ func (u *upgradeRun) phases(ctx context.Context) int {
 		// The behaviour suites' failures are the diff's to judge (a behaviour failing on FROM
 		// and TO alike is no regression), so their exit code is only reported.
 		_ = u.step(label+": behaviour suites", func() error {
-			return exitErr(ginkgo(ctx, u.wd, GinkgoArgs(ph.PhaseSettings(u.s), u.extra), []string{provision.StateEnv + "=" + path}, u.stdout, u.stderr))
+			return exitErr(ginkgo(ctx, u.wd, GinkgoArgs(ph.PhaseSettings(u.s), u.extra), ph.BehaviorEnv(path), u.stdout, u.stderr))
 		})
 	}
 	return 0

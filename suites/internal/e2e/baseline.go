@@ -49,11 +49,12 @@ func runBaseline(ctx context.Context, st provision.State, skip bool) (b report.B
 		return setupFailed("creating the baseline namespace", err)
 	}
 	defer func() {
-		// Without ctx's end (the cleanup runs after an interrupt too), with its values: the
-		// deletion's wait counts in the baseline's phase.
+		// Without ctx's end (the cleanup runs after an interrupt too). Deleted, not waited
+		// for: the specs start meanwhile, and the suite waits for it at its end
+		// (awaitNamespaces); the posture audits, which read namespaces, read only their own.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		if err := workload.DeleteNamespaces(ctx, r.Kube, ns); err != nil {
+		if err := workload.StartDeletion(ctx, r.Kube, ns); err != nil {
 			fmt.Fprintf(GinkgoWriter, "baseline cleanup: %v\n", err)
 		}
 	}()

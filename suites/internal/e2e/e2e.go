@@ -28,6 +28,7 @@ import (
 	"meshconform/framework/report"
 	"meshconform/framework/settings"
 	"meshconform/framework/wait"
+	"meshconform/framework/workload"
 	"meshconform/internal/istiosrc"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/record"
@@ -72,6 +73,11 @@ func Bootstrap(suite string) bool {
 		st, own, err := provision.Acquire(ctx, s, GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred(), "bringing up the run")
 		owned = own
+		// Specs and the baseline only start deleting their namespaces (the namespace
+		// controller empties them while later specs run); once every process is done, this
+		// waits until they are gone, so the run leaves nothing behind. It runs as process 1's
+		// SynchronizedAfterSuite would: after every process, before the report is written.
+		DeferCleanup(func() { awaitNamespaces(st.RunID) })
 		fmt.Fprintf(GinkgoWriter, "run ready in %s: %s\n", provision.Elapsed(time.Since(start)), st.Summary())
 		// Once per run (process 1), so the report holds one description of what was tested.
 		AddReportEntry(report.EntryRun, runEntry(st), ReportEntryVisibilityNever)
@@ -80,9 +86,12 @@ func Bootstrap(suite string) bool {
 		skip := s.SkipBaseline || st.Settings.SkipBaseline
 		var waits wait.Sum
 		began := time.Now()
-		b := runBaseline(wait.WithMeter(ctx, &waits), st, skip)
+		b, reused := reuseBaseline(os.Getenv(baseline.ReuseEnv), began)
+		if !reused {
+			b = runBaseline(wait.WithMeter(ctx, &waits), st, skip)
+		}
 		phases := runPhases(st, start, os.Getenv(provision.SuitesStartedEnv))
-		if !skip {
+		if !skip && !reused {
 			phases = append(phases, report.Measured(report.PhaseBaseline, time.Since(began), waits.Summed().Wall))
 		}
 		record.Baseline(b)
@@ -159,6 +168,60 @@ func Bootstrap(suite string) bool {
 		}
 	})
 	return true
+}
+
+// reuseBaseline is the passed baseline of the report at from (baseline.ReuseEnv), when the
+// driver named one and it may stand for this suite's; otherwise the suite judges its own, and
+// says why it did not reuse.
+func reuseBaseline(from string, now time.Time) (report.Baseline, bool) {
+	if from == "" {
+		return report.Baseline{}, false
+	}
+	// The baseline section only: the report of a suite with every spec skipped holds no
+	// behaviour, which report.Read refuses.
+	var rep struct {
+		APIVersion string           `json:"apiVersion"`
+		Kind       string           `json:"kind"`
+		Baseline   *report.Baseline `json:"baseline"`
+	}
+	info, err := os.Stat(from)
+	if err == nil {
+		var data []byte
+		if data, err = os.ReadFile(from); err == nil {
+			err = json.Unmarshal(data, &rep)
+		}
+	}
+	if err == nil && (rep.APIVersion != report.APIVersion || rep.Kind != report.Kind) {
+		err = fmt.Errorf("not a conformance report (apiVersion %q, kind %q)", rep.APIVersion, rep.Kind)
+	}
+	if err != nil {
+		fmt.Fprintf(GinkgoWriter, "baseline: not reusing %s (%v): judging the cluster again\n", from, err)
+		return report.Baseline{}, false
+	}
+	b, ok, why := baseline.Reuse(rep.Baseline, from, now.Sub(info.ModTime()))
+	if !ok {
+		fmt.Fprintf(GinkgoWriter, "baseline: not reusing it: %s; judging the cluster again\n", why)
+	}
+	return b, ok
+}
+
+// awaitNamespaces waits until every namespace of run runID that specs started deleting is
+// gone (the specs phase counts the wait). A namespace left behind is said on stderr, with
+// what holds it: the run must not leave a cluster changed.
+func awaitNamespaces(runID string) {
+	if Current == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	began := time.Now()
+	n, err := workload.WaitTerminating(ctx, Current.Kube, runID)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "meshconform: cleanup: %v\n", err)
+		return
+	}
+	fmt.Fprintf(GinkgoWriter, "cleanup: %d namespace(s) still being deleted when the specs ended, gone %s later\n",
+		n, provision.Elapsed(time.Since(began)))
 }
 
 // setUp is when process 1's SynchronizedBeforeSuite ended: the specs phase starts there.

@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"meshconform/framework/baseline"
 	"meshconform/framework/provision"
 	"meshconform/framework/report"
 )
@@ -36,5 +39,29 @@ func TestRunPhases(t *testing.T) {
 	}
 	if len(st.Phases) != 2 {
 		t.Error("runPhases changed the state's phases")
+	}
+}
+
+// A gate phase's behaviour suites take the upgrade suite's baseline from its report only when
+// it passed; a failed one, or a report that cannot be read, makes the suite judge its own.
+func TestReuseBaselineFromAReport(t *testing.T) {
+	write := func(b report.Baseline) string {
+		dir := t.TempDir()
+		r := report.Report{APIVersion: report.APIVersion, Kind: report.Kind, Baseline: &b}
+		if err := r.WriteFiles(dir); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(dir, report.FileJSON)
+	}
+	passed := write(baseline.Judge([]report.BaselineProbe{{Name: "plain client to plain server", Result: report.Pass}}))
+	b, ok := reuseBaseline(passed, time.Now().Add(30*time.Second))
+	if !ok || b.Status != report.BaselinePassed || !strings.Contains(b.Verdict, "judged 30s earlier on the same cluster by the suite of "+passed) {
+		t.Errorf("reuse of a passed baseline: ok %t, %+v", ok, b)
+	}
+	failed := write(baseline.Judge([]report.BaselineProbe{{Name: "plain client to plain server", Result: report.Fail, Reason: "exit 6"}}))
+	for _, from := range []string{"", failed, filepath.Join(t.TempDir(), "missing.json")} {
+		if b, ok := reuseBaseline(from, time.Now()); ok {
+			t.Errorf("reuseBaseline(%q) reused %+v; want the suite to judge its own", from, b)
+		}
 	}
 }

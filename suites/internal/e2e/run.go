@@ -48,7 +48,9 @@ func Setup(ctx context.Context, r *Run, id string, nss []cases.Namespace) *Scena
 		defer record.Timed(record.Teardown)()
 		ctx, cancel := context.WithTimeout(record.Metered(context.Background()), cleanupTimeout)
 		defer cancel()
-		if err := workload.DeleteNamespaces(ctx, r.Kube, created...); err != nil {
+		// Deleted, not waited for: the suite waits once for every spec's namespaces at its end
+		// (awaitNamespaces), while here the next spec can start.
+		if err := workload.StartDeletion(ctx, r.Kube, created...); err != nil {
 			fmt.Fprintf(GinkgoWriter, "cleanup: %v\n", err)
 		}
 	})

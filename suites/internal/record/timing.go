@@ -19,7 +19,8 @@ const (
 	body Part = iota
 	// Setup: namespaces created, sample workloads deployed and waited for.
 	Setup
-	// Teardown: the spec's cleanup (its namespaces deleted until gone, policies restored).
+	// Teardown: the spec's cleanup (policies restored, its namespaces' deletion requested; the
+	// suite waits for them once, at its end).
 	Teardown
 	// Diagnostics: the failure dump.
 	Diagnostics
