@@ -6,6 +6,12 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 GO          ?= go
+# Every go command the targets run builds path-independent (-trimpath) and without DWARF
+# (-ldflags=-w): a clean clone (CI) then finds its compiled packages and linked test binaries in
+# the build cache instead of rebuilding every meshconform package, whose cache keys otherwise
+# include the checkout's directory; and the ~45 test binaries link about a third faster
+# (framework/mesh's: 16.6s → 10.4s wall, measured with `go test -c`).
+export GOFLAGS := $(strip $(GOFLAGS) -trimpath -ldflags=-w)
 GOTESTFLAGS ?=
 REPORTS_DIR ?= reports
 

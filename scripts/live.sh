@@ -65,6 +65,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# As the Makefile builds (make live passes its GOFLAGS down): run directly, the same flags, so
+# `go run` finds what make test compiled instead of compiling every dependency again.
+export GOFLAGS="${GOFLAGS:--trimpath -ldflags=-w}"
 PROG=live
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/meshconform/live"
 # shellcheck source=lib/cached-step.sh
