@@ -67,6 +67,9 @@ type tier1 struct {
 	log *recorder
 	ns  string // control-plane namespace
 	gw  string // gateway namespace
+	// revs are the revisions installers were made for: cleanup uninstalls those only (an
+	// uninstall of a revision never installed still costs ~5s of checks and waits).
+	revs map[string]bool
 }
 
 func newTier1(t *testing.T) *tier1 {
@@ -102,6 +105,10 @@ func (s *tier1) installer(o Options) *Installer {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	if s.revs == nil {
+		s.revs = map[string]bool{}
+	}
+	s.revs[o.Revision] = true
 	return in
 }
 
@@ -117,13 +124,16 @@ func (s *tier1) srcOptions(b istiosrc.Branch, mod func(*Options)) Options {
 	})
 }
 
-// cleanup removes whatever a test left: its releases (every revision it may have used) and
+// cleanup removes whatever a test left: its releases (each revision it made an installer for) and
 // its namespaces. Istio's CRDs stay (the package's other tests use them); any that are missing
 // are put back.
 func (s *tier1) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for _, rev := range []string{"canary", ""} {
+		if !s.revs[rev] {
+			continue
+		}
 		in, err := New(s.options(istiosrc.Release131.Version, func(o *Options) { o.Revision = rev; o.Timeout = 60 * time.Second }))
 		if err == nil {
 			err = in.Uninstall(ctx)
