@@ -350,7 +350,7 @@ run_istio() {
   docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete validatingwebhookconfiguration \
     istio-validator-istio-system istiod-default-validator
   rm -rf "$REPORTS/istio-broken"
-  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || VALID-001 || POSTURE-001 || PROBE-001 || CERT-005' REPORTS_DIR="$REPORTS/istio-broken" MESHCONFORM_TIMEOUT=30s || rc=$?
+  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || VALID-001 || POSTURE-001 || PROBE-001 || CERT-005' REPORTS_DIR="$REPORTS/istio-broken" MESHCONFORM_TIMEOUT=20s || rc=$?
   [ $rc != 0 ] || die "a run with istiod's RBAC and validating webhooks removed, STRICT applied beforehand and the probe rewrite off exited 0"
   check "$REPORTS/istio-broken" baseline=passed CP-002=fail/deviation VALID-001=fail/deviation POSTURE-001=fail/deviation PROBE-001=fail \
     'PROBE-001[injected spec]=fail' CERT-005=fail/deviation '*=skip'
