@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +112,48 @@ func TestCheckIssuedLifetime(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// The files a real pilot-agent wrote after istiod's CA (release-1.31 source build) signed its
+// CSR, recorded live once (2026-12-06; the agent logged "generated new workload certificate …
+// ttl=23h59m59.4s"), with the namespace's istio-ca-root-cert: the judges pass on them as issued,
+// and fail on them when a condition is broken (SECRET_TTL ignored, another identity wanted, a
+// wrong root).
+func TestJudgesOnRealIstiodCertificates(t *testing.T) {
+	read := func(name string) probe.Chain {
+		b, err := os.ReadFile(filepath.Join("testdata", "agent-certs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := probe.ParseChain(string(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	const id = "spiffe://cluster.local/ns/meshconform-cp003-control/sa/grpc-agent"
+	real := AgentFiles{Chain: read("cert-chain.pem"), Root: read("root-cert.pem"), ConfigMapRoot: read("istio-ca-root-cert.pem")}
+	if len(real.Chain.Certs) != 2 {
+		t.Fatalf("cert-chain.pem holds %d certificates, want the leaf and istiod's root", len(real.Chain.Certs))
+	}
+	if err := CheckIssuedIdentity(real, id); err != nil {
+		t.Errorf("as issued: %v", err)
+	}
+	leaf, _ := real.Chain.Leaf()
+	if err := CheckIssuedLifetime(leaf, 24*time.Hour); err != nil {
+		t.Errorf("as issued: %v", err)
+	}
+	if err := CheckIssuedLifetime(leaf, 48*time.Hour); err == nil || !strings.Contains(err.Error(), "did not take SECRET_TTL=48h0m0s") {
+		t.Errorf("SECRET_TTL=48h ignored: %v", err)
+	}
+	if err := CheckIssuedIdentity(real, "spiffe://cluster.local/ns/meshconform-cp003-control/sa/default"); err == nil || !strings.Contains(err.Error(), "want exactly") {
+		t.Errorf("another identity wanted: %v", err)
+	}
+	wrong := real
+	wrong.ConfigMapRoot = pemOf(t, newCA(t, pkix.Name{Organization: []string{td}}, nil).cert)
+	if err := CheckIssuedIdentity(wrong, id); err == nil || !strings.Contains(err.Error(), "is not the istio-ca-root-cert ConfigMap's root") ||
+		!strings.Contains(err.Error(), "does not verify up to") {
+		t.Errorf("a wrong root: %v", err)
 	}
 }
