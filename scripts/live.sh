@@ -356,8 +356,9 @@ run_istio() {
   # first CSRs, while istiod still has its RBAC, must be logged as refused for that audience (the
   # line CP-003's golden test holds); it is started again just before the broken run, so that
   # its retried CSRs (a backoff from 0.5s) fall inside that run's log window.
-  local kc="$REPORTS/istio/run/kubeconfig" line
-  line=$(go run ./scripts/cp003control -kubeconfig "$kc" -name bad-token-1 -image "$ISTIO_AGENT_IMAGE_LOCAL" -await 2m)
+  local kc="$REPORTS/istio/run/kubeconfig" line control="$CACHE/cp003control"
+  go build -o "$control" ./scripts/cp003control
+  line=$("$control" -kubeconfig "$kc" -name bad-token-1 -image "$ISTIO_AGENT_IMAGE_LOCAL" -await 2m)
   grep -q 'token audiences \["meshconform-not-istio-ca"\] is invalid for the target audiences \["istio-ca"\]' <<<"$line" ||
     die "istiod refused CP-003's control for another reason than its token's audience: $line"
   printf '%s\n' "$line" >"$CACHE/cp003-control.line"
@@ -368,7 +369,7 @@ run_istio() {
   docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete validatingwebhookconfiguration \
     istio-validator-istio-system istiod-default-validator
   node_kubectl -n meshconform-cp003-control delete pod bad-token-1 --wait=false
-  go run ./scripts/cp003control -kubeconfig "$kc" -name bad-token-2 -image "$ISTIO_AGENT_IMAGE_LOCAL"
+  "$control" -kubeconfig "$kc" -name bad-token-2 -image "$ISTIO_AGENT_IMAGE_LOCAL"
   rm -rf "$REPORTS/istio-broken"
   e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || VALID-001 || POSTURE-001 || PROBE-001 || CERT-005 || CP-003' REPORTS_DIR="$REPORTS/istio-broken" MESHCONFORM_TIMEOUT=30s || rc=$?
   [ $rc != 0 ] || die "a run with istiod's RBAC and validating webhooks removed, STRICT applied beforehand, the probe rewrite off and a pod with a refused token exited 0"

@@ -4,7 +4,9 @@
 // audience changed to one istiod refuses (behaviors.BadTokenControl). Its pilot-agent's CSRs
 // make istiod log "Failed to authenticate client from …", which CP-003 must then report.
 //
-//	go run ./scripts/cp003control -kubeconfig K -namespace N -name P -image IMG
+//	go run ./scripts/cp003control -kubeconfig K -namespace N -name P -image IMG [-await 2m]
+//
+// With -await it waits (framework/wait) until istiod logs the rejection and prints that line.
 package main
 
 import (
@@ -30,14 +32,15 @@ func main() {
 	ns := flag.String("namespace", "meshconform-cp003-control", "namespace (created, labelled for injection)")
 	name := flag.String("name", "bad-token", "the control pod's name")
 	image := flag.String("image", "", "pilot-agent image (sidecar.istio.io/proxyImage); empty: the chart's proxy image")
+	await := flag.Duration("await", 0, "wait this long for istiod to log the rejection, and print the line")
 	flag.Parse()
-	if err := run(*kubeconfig, *ns, *name, *image); err != nil {
+	if err := run(*kubeconfig, *ns, *name, *image, *await); err != nil {
 		fmt.Fprintln(os.Stderr, "cp003control:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, ns, name, image string) error {
+func run(kubeconfig, ns, name, image string, await time.Duration) error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return err
@@ -46,7 +49,7 @@ func run(kubeconfig, ns, name, image string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+await)
 	defer cancel()
 	labels := ownership.Stamp(map[string]string{istionames.InjectionLabel: istionames.InjectionEnabled}, "cp003-control")
 	_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{})
@@ -58,10 +61,19 @@ func run(kubeconfig, ns, name, image string) error {
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
+	started := time.Now()
 	p, err := behaviors.StartBadTokenControl(ctx, kube, ns, sa, name, image)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s/%s\n", p.Namespace, p.Name)
+	fmt.Fprintf(os.Stderr, "cp003control: started %s/%s\n", p.Namespace, p.Name)
+	if await <= 0 {
+		return nil
+	}
+	line, err := behaviors.AwaitCAAuthFailure(ctx, kube, istionames.IstioSystemNamespace, started.Add(-time.Second), await)
+	if err != nil {
+		return err
+	}
+	fmt.Println(line)
 	return nil
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"meshconform/framework/istionames"
+	"meshconform/framework/wait"
 	"meshconform/framework/workload"
 	"meshconform/suites/internal/e2e"
 )
@@ -105,4 +107,19 @@ func StartBadTokenControl(ctx context.Context, kube kubernetes.Interface, ns, sa
 		return nil, err
 	}
 	return kube.CoreV1().Pods(ns).Create(ctx, control, metav1.CreateOptions{})
+}
+
+// AwaitCAAuthFailure waits until istiod's logs since since show a rejected CSR (CP-003's pattern)
+// and returns the most recent such line: the proof that a control was refused.
+func AwaitCAAuthFailure(ctx context.Context, kube kubernetes.Interface, istioNamespace string, since time.Time, timeout time.Duration) (string, error) {
+	res, err := wait.Until(ctx, wait.Config{Timeout: timeout, Poll: time.Second, Consecutive: 1},
+		func(ctx context.Context) (Finding, error) {
+			text, err := IstiodLogs(ctx, kube, istioNamespace, "", since)
+			return ScanIstiodLog(text).CAAuthFailed, err
+		}, func(f Finding) bool { return f.Count > 0 })
+	if err != nil {
+		return "", fmt.Errorf("CP-003 control: istiod logged no line matching %q within %v: %w", PatternCAAuthFailed, timeout, err)
+	}
+	ex := res.Last().Value.Examples
+	return ex[len(ex)-1], nil
 }
