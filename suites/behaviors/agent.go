@@ -171,6 +171,22 @@ func agentCerts(ctx context.Context, t *e2e.T, role cases.Role, sample workload.
 	return f, err
 }
 
+// agentImage is the image the sample's injected istio-proxy container runs pilot-agent from
+// (ISTIO_AGENT_IMAGE, or the chart's proxy image), for the evidence.
+func agentImage(ctx context.Context, t *e2e.T, role cases.Role, sample workload.Sample) string {
+	pod, _ := t.Pod(ctx, role, sample)
+	name, _, ok := workload.ProxyContainer(pod)
+	if !ok {
+		return "none (no istio-proxy container)"
+	}
+	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+		if c.Name == name {
+			return c.Image
+		}
+	}
+	return ""
+}
+
 func readAgentFiles(ctx context.Context, t *e2e.T, ex probe.Executor, ns string) (AgentFiles, error) {
 	var f AgentFiles
 	for _, file := range []struct {

@@ -23,6 +23,7 @@ var _ = e2e.Register(e2e.Behavior{
 		f, err := agentCerts(ctx, t, cases.Client, workload.GRPCAgent, func(f AgentFiles) error { return CheckIssuedIdentity(f, want) })
 		fields := agentFields(f)
 		fields["want"] = want
+		fields["agent image"] = agentImage(ctx, t, cases.Client, workload.GRPCAgent)
 		t.Check(err, "leaf "+want+" from istiod's CA, root = "+"istio-ca-root-cert", fields)
 	},
 })

@@ -38,6 +38,7 @@ var _ = e2e.Register(e2e.Behavior{
 				fields[string(tc.sample)+" validity"] = leaf.NotBefore.UTC().Format(time.RFC3339) + " .. " + leaf.NotAfter.UTC().Format(time.RFC3339)
 			}
 			fields[string(tc.sample)+" want"] = (tc.ttl + IstioBackdate).String()
+			fields[string(tc.sample)+" agent image"] = agentImage(ctx, t, cases.Client, tc.sample)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s (SECRET_TTL %v): %w", tc.sample, tc.ttl, err))
 			}
