@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Builds istiod images from Istio's source for every branch internal/istiosrc pins, without
-# pulling any image: pilot-discovery is built from istio.io/istio@<pseudo-version> (in the
+# Builds istiod and pilot-agent images from Istio's source for every branch internal/istiosrc pins,
+# without pulling any image: pilot-discovery (and pilot-agent) is built from istio.io/istio@<pseudo-version> (in the
 # branch's build module, internal/istiosrc/build/<branch>.mod and .sum, which substitutes the
 # dependencies the Go module proxy refuses and hashes every module; modules from the proxy) and
 # `docker import`ed as
 # a one-binary image named as the charts expect, <ISTIO_HUB>/pilot:<version>, the version being the
-# branch's chart version from internal/istiosrc (e.g. 1.31.0-dev.20260827124520). These are source
-# builds of a release branch at a commit, not Istio releases. Prints one line per branch built on
-# stdout, "<branch> <version> <image>"; timings per step go to stderr. A branch that fails (e.g. the
+# branch's chart version from internal/istiosrc (e.g. 1.31.0-dev.20260827124520), and pilot-agent
+# likewise as <ISTIO_HUB>/pilot-agent:<version>: an image of its own name, not proxyv2 (it holds no
+# Envoy), for pods that select it with sidecar.istio.io/proxyImage (the grpc-agent template,
+# DISABLE_ENVOY=true; ISTIO_AGENT_IMAGE), so that sidecar-template pods still never start under
+# DATAPLANE=0. These are source builds of a release branch at a commit, not Istio releases. Prints
+# one line per branch built on stdout, "<branch> <version> <istiod image> <agent image>"; timings
+# per step go to stderr. A branch that fails (e.g. the
 # module proxy does not serve one of its dependencies) does not stop the others; the exit status is
 # 1 then, naming it.
 #
@@ -26,8 +30,8 @@
 #     /tmp), as the chart's istiod Deployment (templates/deployment.yaml) passes args "discovery ..."
 #     and mounts everything else it reads (/var/run/secrets/..., /etc/cacerts, /etc/istio/config).
 #
-# Every binary is cached under CACHE/artifacts/pilot/<pseudo-version>-<hub hash>-<RECIPE>; an image
-# missing from the engine (or of another build) is re-imported from it.
+# Every binary is cached under CACHE/artifacts/{pilot,agent}/<pseudo-version>-<hub hash>-<RECIPE>; an
+# image missing from the engine (or of another build) is re-imported from it.
 #
 # Environment:
 #   ISTIO_HUB                   image repository prefix (default meshconform.local/istio)
@@ -46,7 +50,8 @@ STEP_CONTINUE=1 # a branch that fails must not stop the other
 . "$(dirname "$0")/lib/cached-step.sh"
 
 HUB="${ISTIO_HUB:-meshconform.local/istio}"
-TAGS=vtprotobuf,disable_pgv
+TAGS=vtprotobuf,disable_pgv                          # Makefile.core.mk STANDARD_TAGS
+AGENT_TAGS=agent,disable_pgv,grpcnotrace,retrynotrace # Makefile.core.mk AGENT_TAGS
 RECIPE=r2 # bump when the build or the image's layout changes (r2: the committed build module)
 
 
@@ -55,11 +60,12 @@ command -v go >/dev/null || die "go is not on PATH"
 docker version --format '{{.Server.Version}}' >/dev/null || die "no engine answers at $DOCKER_HOST"
 
 
-# build_pilot OUT: pilot-discovery of istio.io/istio@$PSEUDO, stamped with $VERSION, built in the
-# branch's build module (internal/istiosrc/build/<branch>.mod and .sum): -mod=readonly, so every
-# module is checked against the committed go.sum and the build cannot change what it builds with.
-build_pilot() {
-  local out=$1 src="$CACHE/build/$NAME@$PSEUDO"
+# build_binary OUT NAME PKG TAGS: NAME, built from PKG of istio.io/istio@$PSEUDO with TAGS and
+# stamped with $VERSION, in the branch's build module (internal/istiosrc/build/<branch>.mod and
+# .sum): -mod=readonly, so every module is checked against the committed go.sum and the build
+# cannot change what it builds with.
+build_binary() {
+  local out=$1 bin=$2 pkg=$3 tags=$4 src="$CACHE/build/$NAME@$PSEUDO"
   rm -rf "$src"
   (cd "$ROOT" && go run ./internal/istiosrc/cmd/branches -module "$NAME" -dir "$src") ||
     die "$NAME: no build module (internal/istiosrc/build/$NAME.mod)"
@@ -69,16 +75,20 @@ build_pilot() {
   (
     cd "$src"
     export GOFLAGS=-mod=readonly GOWORK=off CGO_ENABLED=0 GOOS=linux
-    nice -n 19 ionice -c3 go build -trimpath -tags "$TAGS" -ldflags "$ldflags" -o "$out/pilot-discovery" \
-      istio.io/istio/pilot/cmd/pilot-discovery
+    nice -n 19 ionice -c3 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out/$bin" "$pkg"
   )
-  "$out/pilot-discovery" version --short >"$out/version" # "client version: <buildVersion>"
-  [ "$(sed 's/^client version: //' "$out/version")" = "$VERSION" ] || die "pilot-discovery reports $(cat "$out/version"), not $VERSION"
+  "$out/$bin" version --short >"$out/version" # "client version: <buildVersion>"
+  [ "$(sed 's/^client version: //' "$out/version")" = "$VERSION" ] || die "$bin reports $(cat "$out/version"), not $VERSION"
 }
 
-# import_image DIR REF: DIR's pilot-discovery as Dockerfile.pilot lays it out, on a minimal layer.
+build_pilot() { build_binary "$1" pilot-discovery istio.io/istio/pilot/cmd/pilot-discovery "$TAGS"; }
+build_agent() { build_binary "$1" pilot-agent istio.io/istio/pilot/cmd/pilot-agent "$AGENT_TAGS"; }
+
+# import_image BIN REF USER: BIN on a minimal layer (passwd/group with 1337 istio-proxy, CA
+# certificates, /tmp), as its Dockerfile lays it out: /usr/local/bin/<name>, the entrypoint, run
+# as USER ("" for none).
 import_image() {
-  local bin=$1/pilot-discovery ref=$2 ctx
+  local bin=$1 ref=$2 user=$3 ctx
   ctx=$(mktemp -d "$CACHE/ctx.XXXX")
   mkdir -p "$ctx/usr/local/bin" "$ctx/etc" "$ctx/tmp" "$ctx/var/run" "$ctx/home/istio-proxy"
   chmod 1777 "$ctx/tmp"
@@ -86,11 +96,26 @@ import_image() {
   printf 'root:x:0:0:root:/root:/sbin/nologin\nistio-proxy:x:1337:1337:istio-proxy:/home/istio-proxy:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n' >"$ctx/etc/passwd"
   printf 'root:x:0:\nistio-proxy:x:1337:\nnobody:x:65534:\n' >"$ctx/etc/group"
   [ -d /etc/ssl/certs ] && mkdir -p "$ctx/etc/ssl" && cp -rL /etc/ssl/certs "$ctx/etc/ssl/"
-  tar -C "$ctx" --owner=0 --group=0 -c . | docker import \
-    --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' --change 'USER 1337:1337' \
-    --change 'ENTRYPOINT ["/usr/local/bin/pilot-discovery"]' \
+  local changes=(--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin')
+  [ -z "$user" ] || changes+=(--change "USER $user")
+  tar -C "$ctx" --owner=0 --group=0 -c . | docker import "${changes[@]}" \
+    --change "ENTRYPOINT [\"/usr/local/bin/$(basename "$bin")\"]" \
     --change "LABEL io.meshconform.source=istio.io/istio@$PSEUDO io.meshconform.recipe=$RECIPE" - "$ref" >/dev/null
   rm -rf "$ctx"
+}
+
+# image BIN REF USER: imports BIN as REF unless the engine has REF of this build (source and
+# recipe); an image of another build under this name is replaced.
+image() {
+  local have t
+  have=$(docker image inspect -f '{{index .Config.Labels "io.meshconform.source"}} {{index .Config.Labels "io.meshconform.recipe"}}' "$2" 2>/dev/null || true)
+  if [ "$have" != "istio.io/istio@$PSEUDO $RECIPE" ]; then
+    t=$(now)
+    import_image "$@"
+    log "$2: imported in $(took "$t")"
+  else
+    log "$2: present"
+  fi
 }
 
 if [ -n "${MESHCONFORM_ISTIOD_BRANCHES:-}" ]; then
@@ -107,21 +132,17 @@ while read -r NAME PSEUDO VERSION; do
   # build module (a changed substitute or go.sum rebuilds), beside the recipe.
   sum=$(cat <(printf %s "$HUB") "$ROOT/internal/istiosrc/build/$NAME".{mod,sum} 2>/dev/null | md5sum | cut -c1-8)
   step pilot "$PSEUDO-$sum-$RECIPE" build_pilot
+  pilot=$OUT
+  [ -n "$FAILED" ] || step agent "$PSEUDO-$sum-$RECIPE" build_agent
   if [ -n "$FAILED" ]; then
     failed+=("$NAME ($PSEUDO)")
     continue
   fi
-  ref="$HUB/pilot:$VERSION"
-  # An image of another build (source or recipe) under this name is replaced.
-  have=$(docker image inspect -f '{{index .Config.Labels "io.meshconform.source"}} {{index .Config.Labels "io.meshconform.recipe"}}' "$ref" 2>/dev/null || true)
-  if [ "$have" != "istio.io/istio@$PSEUDO $RECIPE" ]; then
-    t=$(now)
-    import_image "$OUT" "$ref"
-    log "$ref: imported in $(took "$t")"
-  else
-    log "$ref: present"
-  fi
-  echo "$NAME $VERSION $ref"
+  agent=$OUT
+  ref="$HUB/pilot:$VERSION" agent_ref="$HUB/pilot-agent:$VERSION"
+  image "$pilot/pilot-discovery" "$ref" 1337:1337
+  image "$agent/pilot-agent" "$agent_ref" ""
+  echo "$NAME $VERSION $ref $agent_ref"
 done <<<"$branches"
 log "total $(took "$t0")"
 [ ${#failed[@]} -eq 0 ] || die "not built: ${failed[*]}"

@@ -147,12 +147,14 @@ build_images() {
   ISTIO_SRC_VERSION=$(awk -v b="$ISTIO_BRANCH" '$1 == b {print $3}' <<<"$branches")
   [ -n "$ISTIO_SRC_VERSION" ] || die "no pinned branch $ISTIO_BRANCH (go run ./internal/istiosrc/cmd/branches lists them)"
   ISTIO_CHARTS=$(go run ./internal/istiosrc/cmd/branches -charts "$ISTIO_BRANCH")
+  # pilot-agent of the same branch, under its own name (not proxyv2): the grpc-agent pods' image.
+  ISTIO_AGENT_IMAGE_LOCAL="$ISTIO_HUB_LOCAL/pilot-agent:$ISTIO_SRC_VERSION"
   # The gate goes from the oldest pinned branch to the newest.
   UPGRADE_FROM=$(head -1 <<<"$branches" | awk '{print $3}')
   UPGRADE_TO=$(tail -1 <<<"$branches" | awk '{print $3}')
   rm -rf "$CACHE/charts"
   UPGRADE_CHARTS=$(go run ./internal/istiosrc/cmd/branches -archives "$CACHE/charts")
-  log "node image $NODE_IMAGE; istiod $ISTIO_HUB_LOCAL/pilot:{$UPGRADE_FROM,$UPGRADE_TO}; charts $ISTIO_CHARTS, for upgrades $UPGRADE_CHARTS"
+  log "node image $NODE_IMAGE; istiod $ISTIO_HUB_LOCAL/pilot:{$UPGRADE_FROM,$UPGRADE_TO}; pilot-agent $ISTIO_HUB_LOCAL/pilot-agent:{$UPGRADE_FROM,$UPGRADE_TO}; charts $ISTIO_CHARTS, for upgrades $UPGRADE_CHARTS"
 }
 
 # e2e ENV...: one `make e2e` run of the driver with the offline cluster's settings; its output
@@ -311,12 +313,17 @@ CONTROL_PLANE_PASSES=(CERT-003=pass CERT-005=pass/documented CP-001=pass CP-002=
   POSTURE-001=pass/documented POSTURE-002=pass/documented POSTURE-003=pass/documented
   POSTURE-004=pass/documented POSTURE-005=pass/documented POSTURE-006=pass/documented
   POSTURE-007=pass/documented 'PROBE-001[injected spec]=pass' 'PROBE-004[injected spec]=pass')
+# What passes where pilot-agent runs without Envoy (ISTIO_AGENT_IMAGE): istiod's CA issuing over CSR.
+AGENT_PASSES=(CERT-006=pass/documented CERT-007=pass/documented)
 
 # The control plane from source, the real charts, the specs that need no proxy. Posture runs:
 # the cluster is the run's own, so its disruptive hardening is allowed.
 run_istio() {
   rm -rf "$REPORTS/istio"
-  local istio=(ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0)
+  # ISTIO_AGENT_IMAGE: the grpc-agent pods run pilot-agent built from the same branch, so CERT-006
+  # and CERT-007 see istiod's CA issue real certificates although no Envoy runs.
+  local istio=(ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0
+    ISTIO_AGENT_IMAGE="$ISTIO_AGENT_IMAGE_LOCAL")
   if [ -n "$RUN_CLUSTER" ] && [ -n "$(cluster_nodes)" ]; then
     # The run phase's cluster, left as found by the existing phase: reused (a new cluster and
     # its image loads cost ~50s here; run and interrupt prove cluster creation). Reused, it is
@@ -327,7 +334,7 @@ run_istio() {
     no_cluster
     e2e "${istio[@]}" KEEP_CLUSTER=always REPORTS_DIR="$REPORTS/istio"
   fi
-  check "$REPORTS/istio" baseline=passed "${CONTROL_PLANE_PASSES[@]}" '*=left-out'
+  check "$REPORTS/istio" baseline=passed "${CONTROL_PLANE_PASSES[@]}" "${AGENT_PASSES[@]}" '*=left-out'
   grep -q "source build of $ISTIO_BRANCH" "$REPORTS/istio/conformance/conformance.json" ||
     die "the report does not say the Istio tested is a source build"
 
@@ -344,16 +351,33 @@ run_istio() {
       sed "s/\\\\\"rewriteAppHTTPProbe\\\\\": true/\\\\\"rewriteAppHTTPProbe\\\\\": false/" | $k apply -f -
     $k get configmap istio-sidecar-injector -o jsonpath="{.data.values}" | grep -q "\"rewriteAppHTTPProbe\": false"
     $k rollout restart deployment istiod && $k rollout status deployment istiod --timeout=180s'
+  # CP-003's negative control (scripts/cp003control): a pod of the grpc-agent template's
+  # containers, environment and volumes whose projected token has an audience istiod refuses. Its
+  # first CSRs, while istiod still has its RBAC, must be logged as refused for that audience (the
+  # line CP-003's golden test holds); it is started again just before the broken run, so that
+  # its retried CSRs (a backoff from 0.5s) fall inside that run's log window.
+  local kc="$REPORTS/istio/run/kubeconfig" line control="$CACHE/cp003control"
+  go build -o "$control" ./scripts/cp003control
+  line=$("$control" -kubeconfig "$kc" -name bad-token-1 -image "$ISTIO_AGENT_IMAGE_LOCAL" -await 2m)
+  grep -q 'token audiences \["meshconform-not-istio-ca"\] is invalid for the target audiences \["istio-ca"\]' <<<"$line" ||
+    die "istiod refused CP-003's control for another reason than its token's audience: $line"
+  printf '%s\n' "$line" >"$CACHE/cp003-control.line"
+  log "CP-003's control refused by istiod: $line"
   # Last, once the restarted istiod has synced: its RBAC removed under it, and its validating
   # webhooks (the revision's, and the base chart's default validator, which selects every object).
   docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete clusterrolebinding -l app=istiod
   docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf delete validatingwebhookconfiguration \
     istio-validator-istio-system istiod-default-validator
+  node_kubectl -n meshconform-cp003-control delete pod bad-token-1 --wait=false
+  "$control" -kubeconfig "$kc" -name bad-token-2 -image "$ISTIO_AGENT_IMAGE_LOCAL"
   rm -rf "$REPORTS/istio-broken"
-  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || VALID-001 || POSTURE-001 || PROBE-001 || CERT-005' REPORTS_DIR="$REPORTS/istio-broken" MESHCONFORM_TIMEOUT=20s || rc=$?
-  [ $rc != 0 ] || die "a run with istiod's RBAC and validating webhooks removed, STRICT applied beforehand and the probe rewrite off exited 0"
+  e2e "${istio[@]}" REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1 LABELS='CP-002 || VALID-001 || POSTURE-001 || PROBE-001 || CERT-005 || CP-003' REPORTS_DIR="$REPORTS/istio-broken" MESHCONFORM_TIMEOUT=20s || rc=$?
+  [ $rc != 0 ] || die "a run with istiod's RBAC and validating webhooks removed, STRICT applied beforehand, the probe rewrite off and a pod with a refused token exited 0"
   check "$REPORTS/istio-broken" baseline=passed CP-002=fail/deviation VALID-001=fail/deviation POSTURE-001=fail/deviation PROBE-001=fail \
-    'PROBE-001[injected spec]=fail' CERT-005=fail/deviation '*=skip'
+    'PROBE-001[injected spec]=fail' CERT-005=fail/deviation CP-003=fail/deviation '*=skip'
+  # CP-003 names the refused CSR (istiod without its RBAC cannot even ask for a TokenReview now).
+  grep -q 'Failed to authenticate client from .*KubeJWTAuthenticator: failed to validate the JWT' "$REPORTS/istio-broken/conformance/conformance.json" ||
+    die "CP-003's failure does not show istiod's refused CSR"
   # istiod without its RBAC cannot patch the bundle back: CERT-005 fails, and its cleanup put the
   # bundle back, so the cluster is not left without one.
   node_kubectl get mutatingwebhookconfiguration istio-sidecar-injector \
@@ -367,7 +391,7 @@ run_istio() {
     die "PROBE-001's failure does not say which rewrite it missed"
   grep -q "accepted: the dry run of an AuthorizationPolicy with action DENY and no rules succeeded" "$REPORTS/istio-broken/conformance/conformance.json" ||
     die "VALID-001's failure does not say the policy was accepted"
-  log "broken control plane: exit $rc, CP-002, VALID-001, POSTURE-001, CERT-005 and PROBE-001's injected spec failed with their evidence"
+  log "broken control plane: exit $rc, CP-002, VALID-001, POSTURE-001, CERT-005, CP-003 and PROBE-001's injected spec failed with their evidence"
 
   # The injector's caBundle blanked with istiod stopped (a running istiod writes it back within
   # seconds): the run must stop before any behaviour, naming the missing bundle. CERT-003 checks
@@ -396,7 +420,8 @@ run_istio() {
 }
 
 # gate DIR CHARTS ENV...: make e2e-upgrade from UPGRADE_FROM to UPGRADE_TO on a new kind cluster,
-# without gateway and data plane; its exit code is returned, its output kept in DIR.log. A gate
+# without gateway and data plane, with FROM's pilot-agent image (each phase gets its own
+# version's: gate.AgentImageFor); its exit code is returned, its output kept in DIR.log. A gate
 # that passed leaves no cluster (one that failed keeps it for inspection unless KEEP_CLUSTER=never).
 gate() {
   local dir=$1 charts=$2 rc=0
@@ -405,6 +430,7 @@ gate() {
   rm -rf "$dir"
   env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" IMAGE_PULL=0 \
     ISTIO_CHART_DIR="$charts" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0 \
+    ISTIO_AGENT_IMAGE="$ISTIO_HUB_LOCAL/pilot-agent:$UPGRADE_FROM" \
     FROM="$UPGRADE_FROM" TO="$UPGRADE_TO" REPORTS_DIR="$dir" "$@" go run ./scripts/e2e upgrade 2>&1 | tee "$dir.log" || rc=$?
   no_pull "$dir.log"
   [ $rc != 0 ] || [ -z "$(cluster_nodes)" ] || die "the upgrade gate passed but left $(cluster_nodes)"
@@ -418,7 +444,7 @@ run_upgrade() {
   gate "$d" "$UPGRADE_CHARTS" || rc=$?
   [ $rc = 0 ] || die "the upgrade gate $UPGRADE_FROM → $UPGRADE_TO exited $rc (log $d.log)"
   for ph in base inplace canary; do
-    check "$d/upgrade/$ph" baseline=passed "${CONTROL_PLANE_PASSES[@]}" MTLS-012=skip '*=left-out'
+    check "$d/upgrade/$ph" baseline=passed "${CONTROL_PLANE_PASSES[@]}" "${AGENT_PASSES[@]}" MTLS-012=skip '*=left-out'
     # The upgrade suite: the skew workloads' injected specs (FROM's proxy before; after the
     # in-place upgrade, TO's for a new pod and FROM's still for the old one; after the move to
     # the canary, TO's from the canary); its traffic specs need a data plane.

@@ -36,6 +36,10 @@ const (
 	// that starts and carries traffic); DATAPLANE=0 leaves them out, e.g. where only istiod
 	// can run (istiod built from source, no proxy image).
 	LabelDataPlane = "dataplane"
+	// LabelAgent marks specs that need a running pilot-agent but no Envoy (Istio's injection
+	// template grpc-agent): they run where a data plane runs, or where ISTIO_AGENT_IMAGE gives
+	// an image holding pilot-agent (DATAPLANE=0 with istiod built from source).
+	LabelAgent = "agent"
 )
 
 // Behavior is one row of BEHAVIORS.md. Title, Setup, Expected and Source are the file's

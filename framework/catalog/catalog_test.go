@@ -14,7 +14,7 @@ var rowID = regexp.MustCompile(`^\|\s*([A-Z]+-\d{3})\s*\|`)
 
 func TestCatalogShape(t *testing.T) {
 	seen := map[string]bool{}
-	known := []string{LabelSlow, LabelDisruptive, LabelDataPlane}
+	known := []string{LabelSlow, LabelDisruptive, LabelDataPlane, LabelAgent}
 	for _, b := range All() {
 		if seen[b.ID] {
 			t.Errorf("duplicate ID %s", b.ID)
@@ -41,6 +41,12 @@ func TestCatalogShape(t *testing.T) {
 	for id, want := range map[string]bool{"CERT-003": false, "CP-001": false, "POSTURE-004": false, "MTLS-001": true, "CERT-001": true, "PROBE-001": true, "INGRESS-001": true} {
 		if got := MustLookup(id).HasLabel(LabelDataPlane); got != want {
 			t.Errorf("%s labelled %q: %t, want %t", id, LabelDataPlane, got, want)
+		}
+	}
+	// What needs pilot-agent but no Envoy runs where an agent image is given, data plane or not.
+	for _, id := range []string{"CERT-006", "CERT-007"} {
+		if b := MustLookup(id); !b.HasLabel(LabelAgent) || b.HasLabel(LabelDataPlane) {
+			t.Errorf("%s labels %v, want %q and not %q", id, b.Labels, LabelAgent, LabelDataPlane)
 		}
 	}
 	if b := MustLookup("MTLS-007"); !b.HasLabel(LabelDisruptive) || b.GinkgoLabels()[0] != "MTLS-007" {

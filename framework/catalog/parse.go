@@ -25,7 +25,7 @@ var sectionAreas = []struct {
 }
 
 // knownLabels are the labels a row may carry.
-var knownLabels = []string{LabelSlow, LabelDisruptive, LabelDataPlane}
+var knownLabels = []string{LabelSlow, LabelDisruptive, LabelDataPlane, LabelAgent}
 
 var rowRE = regexp.MustCompile(`^\|\s*[A-Z]+-[0-9]{3}\s*\|`)
 

@@ -173,9 +173,22 @@ func ConformanceLabels(labels string) string {
 	return "!slow"
 }
 
-// PhaseSettings are the settings the phase's behaviour suites run with.
+// AgentImageFor is the pilot-agent image (ISTIO_AGENT_IMAGE) of a phase on Istio version: an
+// image tagged with FROM's version follows the phase's version, as the images of ISTIO_HUB do
+// (<repo>:<FROM> → <repo>:<version>), so each control plane's grpc-agent pods run its own
+// agent; any other image (or none) is every phase's.
+func AgentImageFor(img, from, version string) string {
+	if repo, ok := strings.CutSuffix(img, ":"+from); ok && repo != "" && !strings.Contains(repo, "@") {
+		return repo + ":" + version
+	}
+	return img
+}
+
+// PhaseSettings are the settings the phase's behaviour suites run with; s's IstioVersion is
+// FROM (UpgradeSettings).
 func (ph UpgradePhase) PhaseSettings(s settings.Settings) settings.Settings {
 	s.ReportsDir = ph.Dir
+	s.AgentImage = AgentImageFor(s.AgentImage, s.IstioVersion, ph.Version)
 	s.IstioVersion, s.IstioRevision = ph.Version, ph.Revision
 	s.Labels = ConformanceLabels(s.Labels)
 	return s

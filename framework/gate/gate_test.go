@@ -145,6 +145,24 @@ func TestPhaseSettingsAndState(t *testing.T) {
 		t.Errorf("state path %s", got)
 	}
 
+	// ISTIO_AGENT_IMAGE tagged with FROM's version follows each phase's version; another stays.
+	sa := loadSettings(t, map[string]string{"ISTIO_AGENT_IMAGE": "hub.test/istio/pilot-agent:1.30.5"})
+	pa, err := PlanUpgrade(sa, "1.30.5", "1.31.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sta := provision.State{Settings: pa.UpgradeSettings(sa)}
+	for i, want := range []string{"hub.test/istio/pilot-agent:1.30.5", "hub.test/istio/pilot-agent:1.31.1", "hub.test/istio/pilot-agent:1.31.1"} {
+		if got := pa.Phases[i].PhaseState(sta).Settings.AgentImage; got != want {
+			t.Errorf("phase %s: agent image %s, want %s", pa.Phases[i].Name, got, want)
+		}
+	}
+	for _, c := range [][2]string{{"hub.test/istio/pilot-agent:custom", "hub.test/istio/pilot-agent:custom"}, {"", ""}, {"hub.test/a@sha256:1.30.5", "hub.test/a@sha256:1.30.5"}} {
+		if got := AgentImageFor(c[0], "1.30.5", "1.31.1"); got != c[1] {
+			t.Errorf("AgentImageFor(%q) = %q, want %q", c[0], got, c[1])
+		}
+	}
+
 	if l := ConformanceLabels("MTLS-002 || slow"); l != "MTLS-002 || slow" {
 		t.Errorf("LABELS not respected: %s", l)
 	}

@@ -112,6 +112,18 @@ const (
 	ExcludeOutboundPortsAnnotation = "traffic.sidecar.istio.io/excludeOutboundPorts"
 	// ExcludeOutboundIPRangesAnnotation lists outbound CIDRs not captured: istio-discovery/files/injection-template.yaml.
 	ExcludeOutboundIPRangesAnnotation = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
+	// InjectTemplatesAnnotation names the injection templates a pod gets instead of the default (sidecar): istio.io/api annotation/annotations.yaml, read by pkg/kube/inject/inject.go selectTemplates.
+	InjectTemplatesAnnotation = "inject.istio.io/templates"
+	// ProxyImageAnnotation is the image of the injected istio-proxy container (taken only when it holds a "/"): istio.io/api annotation/annotations.yaml, read by istio-discovery/files/grpc-agent.yaml.
+	ProxyImageAnnotation = "sidecar.istio.io/proxyImage"
+)
+
+// Istio's injection template that runs pilot-agent without Envoy, for proxyless gRPC.
+const (
+	// GRPCAgentTemplate is its name in the injector's templates: istio-discovery/templates/istiod-injector-configmap.yaml.
+	GRPCAgentTemplate = "grpc-agent"
+	// AgentCertsDir is where its pilot-agent writes the workload's key.pem, cert-chain.pem and root-cert.pem (OUTPUT_CERTS), mounted into the app containers too: istio-discovery/files/grpc-agent.yaml.
+	AgentCertsDir = "/var/lib/istio/data"
 )
 
 // The proxy's status server, where rewritten probes point.

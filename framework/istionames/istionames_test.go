@@ -37,6 +37,8 @@ func TestIstioAPI(t *testing.T) {
 		{"DataplaneModeLabel", istionames.DataplaneModeLabel, label.IoIstioDataplaneMode.Name},
 		{"AmbientRedirectionAnnotation", istionames.AmbientRedirectionAnnotation, annotation.AmbientRedirection.Name},
 		{"AmbientBypassInboundCaptureAnnotation", istionames.AmbientBypassInboundCaptureAnnotation, annotation.AmbientBypassInboundCapture.Name},
+		{"InjectTemplatesAnnotation", istionames.InjectTemplatesAnnotation, annotation.InjectTemplates.Name},
+		{"ProxyImageAnnotation", istionames.ProxyImageAnnotation, annotation.SidecarProxyImage.Name},
 	} {
 		if c.got != c.want {
 			t.Errorf("istionames.%s = %q, istio.io/api has %q", c.name, c.got, c.want)
@@ -62,6 +64,7 @@ func TestIstioSource(t *testing.T) {
 		revSuffix   = `{{- if not (eq .Values.revision "") }}-{{ .Values.revision }}{{- end }}`
 		annotated   = "annotation .ObjectMeta `%s`"
 		goldenHello = "pkg/kube/inject/testdata/inject/hello.yaml.injected"
+		grpcAgent   = discovery + "files/grpc-agent.yaml"
 	)
 	defaultRev := strconv.Quote(istionames.DefaultRevision)
 	checks := []struct {
@@ -120,6 +123,12 @@ func TestIstioSource(t *testing.T) {
 		{file: "manifests/charts/istio-cni/values.yaml", want: fmt.Sprintf("{ key: %s, operator: NotIn, values: [%s] }", istionames.DataplaneModeLabel, istionames.DataplaneModeNone)},
 		{file: "cni/pkg/util/podutil.go", want: "return pod.GetAnnotations()[annotation.AmbientRedirection.Name] == constants.AmbientRedirectionEnabled"},
 		{file: "cni/pkg/nodeagent/net.go", want: "util.CheckBooleanAnnotation(pod, annotation.AmbientBypassInboundCapture.Name)"},
+
+		// The grpc-agent template: its name, the image annotation it reads, where it writes certificates.
+		{file: discovery + "templates/istiod-injector-configmap.yaml", want: "      " + istionames.GRPCAgentTemplate + ": |\n{{ .Files.Get \"files/" + istionames.GRPCAgentTemplate + ".yaml\" | trim | indent 8 }}"},
+		{file: grpcAgent, want: "{{- if contains \"/\" (annotation .ObjectMeta `" + istionames.ProxyImageAnnotation + "` .Values.global.proxy.image) }}"},
+		{file: grpcAgent, want: "- name: OUTPUT_CERTS\n      value: " + istionames.AgentCertsDir + "\n"},
+		{file: grpcAgent, want: "- mountPath: " + istionames.AgentCertsDir + "\n        name: istio-data\n"},
 	}
 	files := map[string]string{}
 	for _, c := range checks {

@@ -412,6 +412,10 @@ func Images(s settings.Settings, extra ...string) ([]string, error) {
 		imgs = append(imgs, core...)
 	default:
 		imgs = append(imgs, workload.Images()...)
+		if s.AgentImage != "" {
+			// The grpc-agent pods' pilot-agent (ISTIO_AGENT_IMAGE): required, as istiod's is.
+			imgs = append(imgs, s.AgentImage)
+		}
 	}
 	imgs = append(imgs, extra...)
 	slices.Sort(imgs)

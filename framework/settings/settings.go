@@ -103,6 +103,11 @@ type Settings struct {
 	// labelled dataplane: those that need a running sidecar, gateway or ztunnel (e.g. with an
 	// istiod built from source, where no proxy image exists).
 	NoDataPlane bool `json:"noDataPlane,omitempty"`
+	// AgentImage (ISTIO_AGENT_IMAGE) is the image the suite's grpc-agent pods run pilot-agent
+	// from (annotation sidecar.istio.io/proxyImage); "" leaves the chart's proxy image, which
+	// holds pilot-agent on a real release. Set, the specs that need a running pilot-agent
+	// without Envoy (catalog label agent) run even under DATAPLANE=0.
+	AgentImage string `json:"agentImage,omitempty"`
 	// NoPull (IMAGE_PULL=0): the host never pulls an image for the preload; what it lacks is
 	// reported, not fetched (air-gapped hosts, and the live tier, which must send nothing
 	// off the machine).
@@ -160,6 +165,7 @@ func Variables() []Variable {
 		{"ISTIO_GATEWAY", "istio-gateway", "1", "0: install base and istiod only, without the ingress gateway chart (istiod built from source: no proxyv2 image exists); specs needing the gateway cannot pass"},
 		{"IMAGE_PULL", "image-pull", "1", "0: the image preload never pulls on the host: images must be there (docker load, scripts/workload-images.sh); a missing one is named, not fetched"},
 		{"DATAPLANE", "dataplane", "1", "0: leave out the specs labelled dataplane (they need a running sidecar, gateway or ztunnel), e.g. with istiod built from source and no proxy image; the report counts them as left out, with the reason"},
+		{"ISTIO_AGENT_IMAGE", "istio-agent-image", "", "image holding pilot-agent for the suite's grpc-agent pods (Istio's injection template grpc-agent: pilot-agent without Envoy), given as their annotation sidecar.istio.io/proxyImage and preloaded into kind; empty: the chart's proxy image (on a release, proxyv2 holds pilot-agent). Set, the specs labelled agent run even with DATAPLANE=0, e.g. scripts/istiod-image.sh's meshconform.local/istio/pilot-agent:<version>"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness) and of the wait for an istiod found in the cluster, a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
@@ -423,6 +429,15 @@ func (p *parser) parse() Settings {
 	s.NoGateway = !p.boolean("ISTIO_GATEWAY", true)
 	s.NoDataPlane = !p.boolean("DATAPLANE", true)
 	s.NoPull = !p.boolean("IMAGE_PULL", true)
+	s.AgentImage = p.str("ISTIO_AGENT_IMAGE", "")
+	if s.AgentImage != "" {
+		// The grpc-agent template takes the annotation only when it holds a "/"
+		// (files/grpc-agent.yaml: contains "/" (annotation … sidecar.istio.io/proxyImage …)),
+		// else it falls back to the chart's proxy image.
+		if r, err := cluster.ParseImageRef(s.AgentImage); err != nil || !r.Pinned() || !strings.Contains(s.AgentImage, "/") {
+			p.bad("ISTIO_AGENT_IMAGE", "is not a pinned image with a repository path", "use <registry>/<path>:<tag>, like meshconform.local/istio/pilot-agent:1.31.0-dev.20260827124520 (Istio's grpc-agent template ignores a name without '/')")
+		}
+	}
 	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {

@@ -84,6 +84,10 @@ func TestParseValues(t *testing.T) {
 		{"dataplane default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoDataPlane, false) }},
 		{"no dataplane", map[string]string{"DATAPLANE": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoDataPlane, true) }},
 		{"pull default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoPull, false) }},
+		{"agent image default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.AgentImage, "") }},
+		{"agent image", map[string]string{"ISTIO_AGENT_IMAGE": " meshconform.local/istio/pilot-agent:1.31.0-dev.20260827124520 "}, func(t *testing.T, s Settings) {
+			eq(t, s.AgentImage, "meshconform.local/istio/pilot-agent:1.31.0-dev.20260827124520")
+		}},
 		{"no pull", map[string]string{"IMAGE_PULL": "0"}, func(t *testing.T, s Settings) { eq(t, s.NoPull, true) }},
 		{"prerelease version", map[string]string{"ISTIO_VERSION": "1.32.0-beta.0"}, func(t *testing.T, s Settings) { eq(t, s.IstioVersion, "1.32.0-beta.0") }},
 		{"gateway default", map[string]string{}, func(t *testing.T, s Settings) { eq(t, s.NoGateway, false) }},
@@ -173,6 +177,9 @@ func TestMalformed(t *testing.T) {
 		{map[string]string{"ISTIO_HUB": "https://docker.io/istio"}, `ISTIO_HUB="https://docker.io/istio" is not an image registry path: use a registry and path without scheme or tag, like docker.io/istio`},
 		{map[string]string{"ISTIO_INSTALL": "maybe"}, `ISTIO_INSTALL="maybe" is not an install policy: use auto, yes (or 1), no (or 0), or none (no Istio: check the cluster alone)`},
 		{map[string]string{"DATAPLANE": "sometimes"}, `DATAPLANE="sometimes" is not a boolean: use 1 or 0`},
+		// Istio's grpc-agent template ignores an image without "/" and uses the chart's proxy.
+		{map[string]string{"ISTIO_AGENT_IMAGE": "pilot-agent:1.31.0"}, `ISTIO_AGENT_IMAGE="pilot-agent:1.31.0" is not a pinned image with a repository path: use <registry>/<path>:<tag>`},
+		{map[string]string{"ISTIO_AGENT_IMAGE": "meshconform.local/istio/pilot-agent"}, `ISTIO_AGENT_IMAGE="meshconform.local/istio/pilot-agent" is not a pinned image with a repository path`},
 		// The waiter's variables are checked where every other setting is, before anything runs.
 		{map[string]string{"MESHCONFORM_TIMEOUT": "60"}, `MESHCONFORM_TIMEOUT="60": want a positive Go duration (example: MESHCONFORM_TIMEOUT=90s)`},
 		{map[string]string{"K8S_NODE_IMAGE": "kindest/node"}, `K8S_NODE_IMAGE="kindest/node" is not a pinned image: use an image with a tag (and digest), like kindest/node:v1.37.0@sha256:`},

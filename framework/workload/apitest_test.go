@@ -570,3 +570,33 @@ func TestTier1ImagesAreWhatTheDeploymentsRun(t *testing.T) {
 		t.Errorf("stored deployments run %v; Images() preloads %v", stored, Images())
 	}
 }
+
+// DeployWith's AgentImage reaches the stored pod template of the grpc-agent samples only, and a
+// second apply with another image replaces it (server-side apply owns the annotation).
+func TestTier1DeployWithAgentImage(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := apitest.Context(t, time.Minute)
+	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "agent", RunID: newRun(t, env.Kube), Injection: InjectionOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []string{"hub.test/istio/pilot-agent:1.30.0", "hub.test/istio/pilot-agent:1.31.0"} {
+		hs, err := DeployWith(ctx, env.Kube, ns, DeployOptions{AgentImage: img}, GRPCAgent, Curl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hs {
+			d, err := env.Kube.AppsV1().Deployments(ns).Get(ctx, h.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want := d.Spec.Template.Annotations["sidecar.istio.io/proxyImage"], ""
+			if h.Sample == GRPCAgent {
+				want = img
+			}
+			if got != want {
+				t.Errorf("%s after applying with %s: proxyImage %q, want %q", h.Sample, img, got, want)
+			}
+		}
+	}
+}

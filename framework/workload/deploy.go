@@ -62,17 +62,29 @@ func (h Handle) URL(path string) string {
 // the sample's name. ns must have been made by Namespace (it carries the run id). Deploy does
 // not wait: call WaitReady with each handle's Selector.
 func Deploy(ctx context.Context, kube kubernetes.Interface, ns string, samples ...Sample) ([]Handle, error) {
-	return apply(ctx, kube, ns, false, samples)
+	return apply(ctx, kube, ns, false, DeployOptions{}, samples)
+}
+
+// DeployOptions are what a run changes in the samples it deploys.
+type DeployOptions struct {
+	// AgentImage is given to the pods of Istio's grpc-agent template (Manifest.UseAgentImage;
+	// ISTIO_AGENT_IMAGE); "" leaves them the chart's proxy image.
+	AgentImage string
+}
+
+// DeployWith is Deploy with the run's options.
+func DeployWith(ctx context.Context, kube kubernetes.Interface, ns string, opts DeployOptions, samples ...Sample) ([]Handle, error) {
+	return apply(ctx, kube, ns, false, opts, samples)
 }
 
 // DryRun applies the samples to ns as Deploy would, with server-side dry-run: the API server
 // validates and admits every object and stores nothing.
 func DryRun(ctx context.Context, kube kubernetes.Interface, ns string, samples ...Sample) error {
-	_, err := apply(ctx, kube, ns, true, samples)
+	_, err := apply(ctx, kube, ns, true, DeployOptions{}, samples)
 	return err
 }
 
-func apply(ctx context.Context, kube kubernetes.Interface, ns string, dryRun bool, samples []Sample) ([]Handle, error) {
+func apply(ctx context.Context, kube kubernetes.Interface, ns string, dryRun bool, dopts DeployOptions, samples []Sample) ([]Handle, error) {
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("workload: deploy to %s: no samples named; known samples: %s", ns, joinSamples(Samples()))
 	}
@@ -96,6 +108,7 @@ func apply(ctx context.Context, kube kubernetes.Interface, ns string, dryRun boo
 			return nil, err
 		}
 		m.Render(ns, runID)
+		m.UseAgentImage(dopts.AgentImage)
 		for _, o := range m.ServiceAccounts {
 			if err := patch(ctx, o, corev1.SchemeGroupVersion.WithKind("ServiceAccount"), func(b []byte) error {
 				_, err := kube.CoreV1().ServiceAccounts(ns).Patch(ctx, o.Name, types.ApplyPatchType, b, opts)

@@ -20,6 +20,7 @@ import (
 var allSamples = []Sample{
 	Httpbin, Nginx, Frontend, Sleep, Curl, TestClient, PlainClient, ProductCatalog, MySQL, MySQLClient,
 	ProbeServer, ProbeTCP, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort, HttpbinTTL, HttpbinTCP,
+	GRPCAgent, GRPCAgentTTL,
 }
 
 func loadAll(t *testing.T) map[Sample]*Manifest {
@@ -402,6 +403,34 @@ func TestProbeAndCaptureVariants(t *testing.T) {
 	}
 	if svc := ms[MultiPort].Services[0]; len(svc.Spec.Ports) != 2 {
 		t.Errorf("multiport: %d Service ports, want 2", len(svc.Spec.Ports))
+	}
+}
+
+// The grpc-agent samples select Istio's grpc-agent template and hold the app until the agent is
+// ready; only they get ISTIO_AGENT_IMAGE, and an empty one changes nothing.
+func TestAgentSamplesAndAgentImage(t *testing.T) {
+	const img = "meshconform.local/istio/pilot-agent:1.31.0-dev.20260827124520"
+	for s, m := range loadAll(t) {
+		tmpl := m.Deployments[0].Spec.Template
+		agent := s == GRPCAgent || s == GRPCAgentTTL
+		if UsesAgentTemplate(tmpl.Annotations) != agent {
+			t.Errorf("%s: uses the grpc-agent template = %t, want %t", s, !agent, agent)
+		}
+		if agent && !strings.Contains(tmpl.Annotations["proxy.istio.io/config"], `"holdApplicationUntilProxyStarts":true`) {
+			t.Errorf("%s: proxy.istio.io/config %q does not hold the app until the agent is ready", s, tmpl.Annotations["proxy.istio.io/config"])
+		}
+		if m.UseAgentImage("") {
+			t.Errorf("%s: an empty agent image changed the manifest", s)
+		}
+		if got := m.UseAgentImage(img); got != agent || (tmpl.Annotations["sidecar.istio.io/proxyImage"] == img) != agent {
+			t.Errorf("%s: UseAgentImage = %t, annotation %q; want the image only on grpc-agent pods", s, got, tmpl.Annotations["sidecar.istio.io/proxyImage"])
+		}
+	}
+	if !strings.Contains(loadAll(t)[GRPCAgentTTL].Deployments[0].Spec.Template.Annotations["proxy.istio.io/config"], `"SECRET_TTL":"48h"`) {
+		t.Error("grpc-agent-ttl does not ask for 48h certificates")
+	}
+	if !UsesAgentTemplate(map[string]string{"inject.istio.io/templates": "sidecar, grpc-agent"}) || UsesAgentTemplate(map[string]string{"inject.istio.io/templates": "grpc-agentx"}) {
+		t.Error("UsesAgentTemplate does not read the comma-separated list")
 	}
 }
 

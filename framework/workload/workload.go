@@ -28,6 +28,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"meshconform/framework/istionames"
 	"meshconform/manifests"
 )
 
@@ -74,6 +75,11 @@ const (
 	MultiPort Sample = "multiport"
 	// HttpbinTTL is httpbin whose proxy requests 48h certificates (SECRET_TTL, CERT-004).
 	HttpbinTTL Sample = "httpbin-ttl"
+	// GRPCAgent is a client injected with Istio's grpc-agent template (pilot-agent, no Envoy),
+	// holding the app until the agent wrote its workload certificate (CERT-006, CERT-007).
+	GRPCAgent Sample = "grpc-agent"
+	// GRPCAgentTTL is GRPCAgent asking for 48h certificates (SECRET_TTL, CERT-007).
+	GRPCAgentTTL Sample = "grpc-agent-ttl"
 )
 
 const (
@@ -257,6 +263,36 @@ func (m *Manifest) Render(ns, runID string) {
 		stamp(&o.ObjectMeta)
 		o.Spec.Template.Labels = stampLabels(o.Spec.Template.Labels, runID, extra)
 	}
+}
+
+// UseAgentImage gives img to every pod template that selects Istio's grpc-agent injection
+// template (annotation inject.istio.io/templates), as its annotation sidecar.istio.io/proxyImage:
+// the image the injected istio-proxy container runs pilot-agent from. Other pods keep the
+// chart's proxy image. It reports whether any template was changed; img "" changes nothing.
+func (m *Manifest) UseAgentImage(img string) bool {
+	changed := false
+	for _, d := range m.Deployments {
+		if img == "" || !UsesAgentTemplate(d.Spec.Template.Annotations) {
+			continue
+		}
+		if d.Spec.Template.Annotations == nil {
+			d.Spec.Template.Annotations = map[string]string{}
+		}
+		d.Spec.Template.Annotations[istionames.ProxyImageAnnotation] = img
+		changed = true
+	}
+	return changed
+}
+
+// UsesAgentTemplate reports whether pod annotations select Istio's grpc-agent injection
+// template (inject.istio.io/templates, a comma-separated list: pkg/kube/inject/inject.go).
+func UsesAgentTemplate(podAnnotations map[string]string) bool {
+	for _, t := range strings.Split(podAnnotations[istionames.InjectTemplatesAnnotation], ",") {
+		if strings.TrimSpace(t) == istionames.GRPCAgentTemplate {
+			return true
+		}
+	}
+	return false
 }
 
 // Images returns every image the samples use, sorted and without duplicates: what a kind

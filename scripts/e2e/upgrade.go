@@ -72,6 +72,9 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 		fmt.Fprintf(stderr, "meshconform: %v\n", err)
 		return 1
 	}
+	if a := gate.AgentImageFor(u.s.AgentImage, plan.From, plan.To); a != "" && a != u.s.AgentImage {
+		toImages = append(toImages, a) // TO's pilot-agent, for its grpc-agent pods
+	}
 	return provision.Session(ctx, u.s, stderr, func(ctx context.Context, st provision.State) int {
 		u.st = st
 		return u.phasesThenGate(ctx)

@@ -39,8 +39,9 @@ func TestRefusesWithoutDockerHost(t *testing.T) {
 }
 
 // Every pinned branch is built under a key naming its pseudo-version; a failing build does not
-// stop the next branch. Once every key's directory is complete, a run builds nothing and imports
-// each binary as <hub>/pilot:<branch version>.
+// stop the next branch. Once every key's directory is complete (pilot-discovery and pilot-agent),
+// a run builds nothing and imports each binary under its own name: <hub>/pilot:<branch version>
+// and <hub>/pilot-agent:<branch version>, the agent as Dockerfile.proxyv2 runs it (no USER).
 func TestBranchesFromIstiosrcAndWarmCache(t *testing.T) {
 	bin, calls := fakes(t)
 	cache := t.TempDir()
@@ -57,13 +58,15 @@ func TestBranchesFromIstiosrcAndWarmCache(t *testing.T) {
 		if !strings.Contains(stderr, b.Name+" ("+b.Pseudo+")") {
 			t.Errorf("failure of %s not named: %s", b.Name, stderr)
 		}
-		dir := filepath.Join(cache, "artifacts", "pilot", keys[i][1])
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range []string{".done", "pilot-discovery"} {
-			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+		for step, bin := range map[string]string{"pilot": "pilot-discovery", "agent": "pilot-agent"} {
+			dir := filepath.Join(cache, "artifacts", step, keys[i][1])
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
+			}
+			for _, f := range []string{".done", bin} {
+				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
@@ -78,10 +81,19 @@ func TestBranchesFromIstiosrcAndWarmCache(t *testing.T) {
 	}
 	var want string
 	for _, b := range istiosrc.Branches {
-		ref := "example.test/istio/pilot:" + b.Version
-		want += b.Name + " " + b.Version + " " + ref + "\n"
-		if !strings.Contains(string(got), "import ") || !strings.Contains(string(got), " - "+ref+"\n") {
-			t.Errorf("%s not imported; calls:\n%s", ref, got)
+		ref, agent := "example.test/istio/pilot:"+b.Version, "example.test/istio/pilot-agent:"+b.Version
+		want += b.Name + " " + b.Version + " " + ref + " " + agent + "\n"
+		imports := map[string]*regexp.Regexp{
+			ref:   regexp.MustCompile(`(?m)^docker import .*USER 1337:1337.*ENTRYPOINT \["/usr/local/bin/pilot-discovery"\].* - ` + regexp.QuoteMeta(ref) + `$`),
+			agent: regexp.MustCompile(`(?m)^docker import .*ENTRYPOINT \["/usr/local/bin/pilot-agent"\].* - ` + regexp.QuoteMeta(agent) + `$`),
+		}
+		for r, re := range imports {
+			if !re.Match(got) {
+				t.Errorf("%s not imported as wanted (%s); calls:\n%s", r, re, got)
+			}
+		}
+		if m := regexp.MustCompile(`(?m)^docker import .* - ` + regexp.QuoteMeta(agent) + `$`).Find(got); strings.Contains(string(m), "USER") {
+			t.Errorf("the agent image sets a USER (Dockerfile.proxyv2 sets none): %s", m)
 		}
 	}
 	if stdout != want {

@@ -49,10 +49,12 @@ var (
 	defaultIstiodSelectors = labels.Set{istionames.AppLabel: istionames.IstiodApp}
 )
 
-// MaxExamples bounds the example lines a Finding keeps; MaxExampleLen bounds each line.
+// MaxExamples bounds the example lines a Finding keeps; MaxExampleLen bounds each line. A
+// rejected CSR as istiod logged it live (istiod_test.go's logCAGolden) is 424 bytes, its reason
+// (kube-apiserver's TokenReview error) at the end: 600 keeps such a line whole.
 const (
 	MaxExamples   = 5
-	MaxExampleLen = 400
+	MaxExampleLen = 600
 )
 
 // Finding is what one behaviour's pattern matched in a log.

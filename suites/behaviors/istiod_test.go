@@ -22,17 +22,22 @@ const (
 	logCANoJWT      = "2024-05-01T10:00:06.000000Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.9:51236: Authenticator ClientCertAuthenticator: no verified chain is found"
 )
 
-// logCAGolden is a rejected CSR exactly as istiod 1.30 and 1.31 write it: pkg/log's console
-// encoder (config.go:82-94, 160: zap's, tab-separated) prints formatDate's UTC time with
-// microseconds (config.go:200), the lowercase level, the scope (scope.go:104), then
-// security.Authenticate's message (pkg/security/authentication.go:60) with each
-// authenticator's failure in istiod's order, client certificate first (pilot/pkg/bootstrap
-// server.go:390-412; security.go:410): a workload asking for its first certificate presents
-// none (cert_authenticator.go:69: "no verified chain is found"), and the API server rejected its
-// token (kubeauth/kube_jwt.go:132, tokenreview/k8sauthn.go:88).
-const logCAGolden = "2024-05-01T10:00:04.000000Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.9:51234: " +
+// logCAGolden is a rejected CSR as istiod wrote it, recorded live once (2026-12-06: istiod built
+// from release-1.31 @eed52ebb66ad, kind with Kubernetes 1.37.2, scripts/live.sh's broken istio
+// run): CP-003's control (BadTokenControl: the grpc-agent template's pod with its projected
+// token's audience changed) sending its CSR. pkg/log's console encoder (config.go:82-94, 160:
+// zap's, tab-separated) prints formatDate's UTC time with microseconds (config.go:200), the
+// lowercase level, the scope (scope.go:104), then security.Authenticate's message
+// (pkg/security/authentication.go:60) with each authenticator's failure in istiod's order,
+// client certificate first (pilot/pkg/bootstrap server.go:390-412; security.go:410): the agent
+// presents no client certificate (cert_authenticator.go:69: "no verified chain is found"), and
+// the API server's TokenReview refused the token's audience (kubeauth/kube_jwt.go:132,
+// tokenreview/k8sauthn.go: "the service account authentication returns an error: " and
+// kube-apiserver's status.error).
+const logCAGolden = "2026-12-06T13:51:49.387257Z\terror\tsecurity\tFailed to authenticate client from 10.244.0.10:54720: " +
 	"Authenticator ClientCertAuthenticator: no verified chain is found; " +
-	"Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"Kubernetes\": the token is not authenticated"
+	"Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster \"Kubernetes\": the service account authentication returns an error: " +
+	"[invalid bearer token, token audiences [\"meshconform-not-istio-ca\"] is invalid for the target audiences [\"istio-ca\"]]"
 
 // The golden line has the shape istiod's logger gives it, and the scanner reports which
 // pattern found it: today's for the golden line, the seed's (older) for the seed's line, so
@@ -41,6 +46,12 @@ func TestCAAuthFailedGoldenLine(t *testing.T) {
 	shape := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\terror\tsecurity\tFailed to authenticate client from [0-9.]+:\d+: Authenticator ClientCertAuthenticator: [^;]+; Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster "[^"]+": .+$`)
 	if !shape.MatchString(logCAGolden) {
 		t.Fatalf("the golden line is not in istiod's shape:\n%q", logCAGolden)
+	}
+	if !strings.Contains(logCAGolden, `token audiences ["`+WrongAudience+`"] is invalid for the target audiences ["istio-ca"]`) {
+		t.Errorf("the golden line is not the one CP-003's control (audience %s) makes", WrongAudience)
+	}
+	if f := ScanIstiodLog(logCAGolden).CAAuthFailed; len(f.Examples) != 1 || f.Examples[0] != logCAGolden {
+		t.Errorf("the evidence does not keep the whole line (with the TokenReview's reason): %q", f.Examples)
 	}
 	for _, c := range []struct {
 		line, matched string

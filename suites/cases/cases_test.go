@@ -23,6 +23,8 @@ func TestUnmet(t *testing.T) {
 		{"nothing required", Requires{}, RunFacts{Mode: "sidecar", NoDataPlane: true, NoGateway: "none found"}, ""},
 		{"everything met", Requires{DataPlane: true, Disruptive: true, IngressGateway: true, Mode: "sidecar"}, all, ""},
 		{"no data plane", Requires{DataPlane: true}, RunFacts{Mode: "sidecar", NoDataPlane: true}, "DATAPLANE=0"},
+		{"no agent", Requires{Agent: true}, RunFacts{Mode: "sidecar", NoDataPlane: true, NoAgent: true}, "needs a running pilot-agent (Istio's grpc-agent template, no Envoy); this run has no data plane (DATAPLANE=0) and no ISTIO_AGENT_IMAGE"},
+		{"agent image without a data plane", Requires{Agent: true}, RunFacts{Mode: "sidecar", NoDataPlane: true}, ""},
 		{"disruptive on a cluster it did not create", Requires{Disruptive: true}, RunFacts{Mode: "sidecar"}, "ALLOW_DISRUPTIVE=1"},
 		{"no gateway", Requires{IngressGateway: true}, RunFacts{Mode: "sidecar", NoGateway: "no Service of release istio-ingressgateway"}, "needs an ingress gateway: no Service of release istio-ingressgateway"},
 		{"other mode", Requires{Mode: "sidecar", DataPlane: true}, RunFacts{Mode: "ambient", NoDataPlane: true}, "written for the sidecar data plane; this run's is ambient"},

@@ -13,6 +13,9 @@ type Requires struct {
 	Disruptive bool
 	// IngressGateway: an ingress gateway of the control plane under test.
 	IngressGateway bool
+	// Agent: a running pilot-agent without Envoy (the catalog's agent label; Istio's
+	// grpc-agent injection template).
+	Agent bool
 	// Mode is the data-plane mode the behaviour is written for ("" for any): what it asserts
 	// (a proxy container, the injector's probe rewrite) exists only there.
 	Mode string
@@ -24,6 +27,8 @@ type RunFacts struct {
 	Mode string
 	// NoDataPlane: nothing runs a proxy (DATAPLANE=0).
 	NoDataPlane bool
+	// NoAgent: no pod can run pilot-agent: no data plane (DATAPLANE=0) and no ISTIO_AGENT_IMAGE.
+	NoAgent bool
 	// DisruptiveAllowed: the suite created the cluster, or ALLOW_DISRUPTIVE=1.
 	DisruptiveAllowed bool
 	// NoGateway says why the run has no ingress gateway ("" when it has one).
@@ -38,6 +43,8 @@ func (r Requires) Unmet(f RunFacts) string {
 		return fmt.Sprintf("written for the %s data plane; this run's is %s", r.Mode, f.Mode)
 	case r.DataPlane && f.NoDataPlane:
 		return "needs a running data plane (sidecar, gateway or ztunnel); this run has none (DATAPLANE=0)"
+	case r.Agent && f.NoAgent:
+		return "needs a running pilot-agent (Istio's grpc-agent template, no Envoy); this run has no data plane (DATAPLANE=0) and no ISTIO_AGENT_IMAGE (an image holding pilot-agent, e.g. scripts/istiod-image.sh's <hub>/pilot-agent:<version>)"
 	case r.Disruptive && !f.DisruptiveAllowed:
 		return "changes the whole mesh: it runs only on a cluster the suite created, or with ALLOW_DISRUPTIVE=1"
 	case r.IngressGateway && f.NoGateway != "":

@@ -91,6 +91,7 @@ func (b Behavior) requires() cases.Requires {
 	c := catalog.MustLookup(b.ID)
 	r.DataPlane = r.DataPlane || (c.HasLabel(catalog.LabelDataPlane) && !b.InjectedSpec)
 	r.Disruptive = r.Disruptive || c.HasLabel(catalog.LabelDisruptive)
+	r.Agent = r.Agent || c.HasLabel(catalog.LabelAgent)
 	return r
 }
 
@@ -275,6 +276,7 @@ func notApplicable(r *Run) string {
 // Facts is what requirements are judged against.
 func (r *Run) Facts() cases.RunFacts {
 	f := cases.RunFacts{Mode: r.DataPlane.Mode(), NoDataPlane: r.State.Settings.NoDataPlane,
+		NoAgent:           r.State.Settings.NoDataPlane && r.State.Settings.AgentImage == "",
 		DisruptiveAllowed: r.State.DisruptiveAllowed}
 	if r.Gateway.Service == "" {
 		f.NoGateway = "no ingress gateway"

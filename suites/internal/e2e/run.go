@@ -100,7 +100,7 @@ func (s *Scenario) DeployNoWait(ctx context.Context, role cases.Role, samples ..
 	GinkgoHelper()
 	defer record.Timed(record.Setup)()
 	ns := s.Env.NS(role)
-	hs, err := workload.Deploy(ctx, s.Run.Kube, ns, samples...)
+	hs, err := workload.DeployWith(ctx, s.Run.Kube, ns, workload.DeployOptions{AgentImage: s.Run.State.Settings.AgentImage}, samples...)
 	must(err, "deploying %v into %s", samples, ns)
 	if s.Handles[role] == nil {
 		s.Handles[role] = map[workload.Sample]workload.Handle{}
