@@ -7,9 +7,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"meshconform/framework/expect"
@@ -215,3 +217,85 @@ func readAgentFiles(ctx context.Context, t *e2e.T, ex probe.Executor, ns string)
 // RootCertKey is the key of the istio-ca-root-cert ConfigMap that holds the root
 // (pkg/config/constants/constants.go:93 CACertNamespaceConfigMapDataName).
 const RootCertKey = "root-cert.pem"
+
+// ClaimedServiceAccount is the identity CERT-006's claiming pod asks for in its CSR: a service
+// account that does not exist, so no token could ever carry it.
+const ClaimedServiceAccount = "meshconform-claimed"
+
+// claimingPodName names CERT-006's claiming pod.
+const claimingPodName = "cert-006-claims"
+
+// ClaimingPod turns a pod the injector gave the grpc-agent template into one whose pilot-agent
+// asks, in its CSR, for another identity while sending its own token: the agent builds the CSR's
+// SAN from its SERVICE_ACCOUNT variable (pilot/cmd/pilot-agent/options/options.go:42,
+// security.go:45; security/pkg/nodeagent/cache/secretcache.go:788-795), the template fills it
+// from the pod's spec.serviceAccountName, and istiod signs the token's identity whatever the CSR
+// asks (security/pkg/server/ca/server.go:87, `sans := caller.Identities`). The copy is
+// hand-built (not injected again), labelled app=name so that nothing of the sample selects it,
+// and its agent's SERVICE_ACCOUNT is claimed; an error when the injected pod's agent has none.
+func ClaimingPod(injected *corev1.Pod, name, claimed string) (*corev1.Pod, error) {
+	p := handBuilt(injected, name)
+	p.Labels["app"] = name
+	proxy, _, ok := workload.ProxyContainer(p)
+	if !ok {
+		return nil, fmt.Errorf("CERT-006: pod %s/%s has no istio-proxy container (was it injected with the %s template?)",
+			injected.Namespace, injected.Name, istionames.GRPCAgentTemplate)
+	}
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name != proxy {
+				continue
+			}
+			for j := range cs[i].Env {
+				if cs[i].Env[j].Name == "SERVICE_ACCOUNT" {
+					cs[i].Env[j] = corev1.EnvVar{Name: "SERVICE_ACCOUNT", Value: claimed}
+					return p, nil
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("CERT-006: the %s container of pod %s/%s has no SERVICE_ACCOUNT variable to claim another identity with",
+		proxy, injected.Namespace, injected.Name)
+}
+
+// claimedIdentity runs CERT-006's second case in role's namespace: a copy of the grpc-agent
+// sample's injected pod whose agent's CSR claims ClaimedServiceAccount must still get
+// wantSPIFFE, its token's identity. It returns the files read and the evidence.
+func claimedIdentity(ctx context.Context, t *e2e.T, role cases.Role, wantSPIFFE string) (map[string]string, error) {
+	h := t.Handles[role][workload.GRPCAgent]
+	const name = claimingPodName
+	fields := map[string]string{"CSR's SERVICE_ACCOUNT": ClaimedServiceAccount, "token's service account": h.ServiceAccount}
+	injected, err := injectedGRPCAgent(ctx, t.Run.Kube, h.Namespace, h.ServiceAccount, name, t.Run.State.Settings.AgentImage)
+	if err != nil {
+		return fields, fmt.Errorf("CERT-006 (claimed identity): %w", err)
+	}
+	pod, err := ClaimingPod(injected, name, ClaimedServiceAccount)
+	if err != nil {
+		return fields, err
+	}
+	if _, err := t.Run.Kube.CoreV1().Pods(h.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fields, fmt.Errorf("CERT-006 (claimed identity): creating pod %s/%s: %w", h.Namespace, name, err)
+	}
+	// Deleted with the spec's namespace.
+	if err := workload.WaitReady(ctx, t.Run.Kube, h.Namespace, "app="+name, workload.Consecutive(t.Run.Expect.Consecutive),
+		workload.Timeout(3*time.Minute), workload.Proxy(workload.ProxyRequired)); err != nil {
+		return fields, fmt.Errorf("CERT-006 (claimed identity): pod %s did not become ready (istiod refused to sign what it claims?): %w", name, err)
+	}
+	ex, err := probe.NewPodExecutor(t.Run.Config, h.Namespace, name, h.Container)
+	if err != nil {
+		return fields, err
+	}
+	var f AgentFiles
+	err = expect.ConvergeFunc(ctx, t.Run.Expect, func(ctx context.Context) error {
+		var err error
+		if f, err = readAgentFiles(ctx, t, ex, h.Namespace); err != nil {
+			return err
+		}
+		return CheckIssuedIdentity(f, wantSPIFFE)
+	})
+	maps.Copy(fields, agentFields(f))
+	if err != nil {
+		return fields, fmt.Errorf("a CSR claiming sa/%s: %w", ClaimedServiceAccount, err)
+	}
+	return fields, nil
+}

@@ -42,23 +42,7 @@ const WrongAudience = "meshconform-not-istio-ca"
 // "Failed to authenticate client from …" (pkg/security/authentication.go:60). The pod is a copy,
 // named name, ready to create; an error when the injected pod has no projected istio-token.
 func BadTokenControl(injected *corev1.Pod, name string) (*corev1.Pod, error) {
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: injected.Namespace,
-			Labels:      maps.Clone(injected.Labels),
-			Annotations: maps.Clone(injected.Annotations),
-		},
-		Spec: *injected.Spec.DeepCopy(),
-	}
-	if p.Labels == nil {
-		p.Labels = map[string]string{}
-	}
-	if p.Annotations == nil {
-		p.Annotations = map[string]string{}
-	}
-	p.Labels[istionames.InjectLabel] = "false"
-	p.Annotations[istionames.InjectLabel] = "false"
-	p.Spec.NodeName = ""
+	p := handBuilt(injected, name)
 	found := false
 	for i := range p.Spec.Volumes {
 		v := &p.Spec.Volumes[i]
@@ -79,6 +63,29 @@ func BadTokenControl(injected *corev1.Pod, name string) (*corev1.Pod, error) {
 	return p, nil
 }
 
+// handBuilt is a copy of a pod the injector made, named name, marked not to be injected again
+// (a hand-built pod: the injector leaves it alone) and not bound to the injected pod's node.
+func handBuilt(injected *corev1.Pod, name string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: injected.Namespace,
+			Labels:      maps.Clone(injected.Labels),
+			Annotations: maps.Clone(injected.Annotations),
+		},
+		Spec: *injected.Spec.DeepCopy(),
+	}
+	if p.Labels == nil {
+		p.Labels = map[string]string{}
+	}
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Labels[istionames.InjectLabel] = "false"
+	p.Annotations[istionames.InjectLabel] = "false"
+	p.Spec.NodeName = ""
+	return p
+}
+
 // AgentTokenVolume is the injected pod's projected token volume that the agent sends to the CA
 // (istio-discovery/files/grpc-agent.yaml, mounted at /var/run/secrets/tokens).
 const AgentTokenVolume = "istio-token"
@@ -88,6 +95,21 @@ const AgentTokenVolume = "istio-token"
 // agentImage gives the injector's pod, which BadTokenControl turns into the control, created as
 // name. It returns the created pod.
 func StartBadTokenControl(ctx context.Context, kube kubernetes.Interface, ns, sa, name, agentImage string) (*corev1.Pod, error) {
+	injected, err := injectedGRPCAgent(ctx, kube, ns, sa, name, agentImage)
+	if err != nil {
+		return nil, fmt.Errorf("CP-003 control: %w", err)
+	}
+	control, err := BadTokenControl(injected, name)
+	if err != nil {
+		return nil, err
+	}
+	return kube.CoreV1().Pods(ns).Create(ctx, control, metav1.CreateOptions{})
+}
+
+// injectedGRPCAgent is what the injector in ns makes of the grpc-agent sample's pod named name,
+// with service account sa (and pilot-agent from agentImage when set): a server-side dry run,
+// nothing created.
+func injectedGRPCAgent(ctx context.Context, kube kubernetes.Interface, ns, sa, name, agentImage string) (*corev1.Pod, error) {
 	m, err := workload.Load(workload.GRPCAgent)
 	if err != nil {
 		return nil, err
@@ -100,13 +122,9 @@ func StartBadTokenControl(ctx context.Context, kube kubernetes.Interface, ns, sa
 	}
 	injected, err := kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
-		return nil, fmt.Errorf("CP-003 control: dry run of a %s pod in %s: %w", istionames.GRPCAgentTemplate, ns, err)
+		return nil, fmt.Errorf("dry run of a %s pod in %s: %w", istionames.GRPCAgentTemplate, ns, err)
 	}
-	control, err := BadTokenControl(injected, name)
-	if err != nil {
-		return nil, err
-	}
-	return kube.CoreV1().Pods(ns).Create(ctx, control, metav1.CreateOptions{})
+	return injected, nil
 }
 
 // AwaitCAAuthFailure waits until istiod's logs since since show a rejected CSR (CP-003's pattern)
