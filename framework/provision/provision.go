@@ -267,6 +267,7 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		ChartDir:   s.ChartDir,
 		Hub:        s.Hub,
 		NoGateway:  s.NoGateway,
+		Ambient:    s.Ambient(),
 		Timeout:    s.InstallTimeout,
 		Kubeconfig: st.Kubeconfig,
 		Context:    st.Context,
@@ -278,6 +279,15 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		// templates/deployment.yaml and files/injection-template.yaml at release-1.30 and
 		// release-1.31), so a missing image is ErrImageNeverPull, never a registry lookup.
 		o.Values = map[mesh.Chart]map[string]any{mesh.ChartIstiod: {"global": map[string]any{"imagePullPolicy": "Never"}}}
+		if o.Ambient {
+			// The node agents' charts read the same value: istio-cni/templates/daemonset.yaml:98-99
+			// (`.Values.pullPolicy | default .Values.global.imagePullPolicy`) and
+			// ztunnel/templates/daemonset.yaml:78-79 (`.Values.imagePullPolicy`, global.* being
+			// flattened to the top level by templates/zzz_profile.yaml), release-1.31.
+			for _, c := range []mesh.Chart{mesh.ChartCNI, mesh.ChartZtunnel} {
+				o.Values[c] = map[string]any{"global": map[string]any{"imagePullPolicy": "Never"}}
+			}
+		}
 	}
 	return o
 }
@@ -361,10 +371,22 @@ func preloaderFor(s settings.Settings, st State, log io.Writer) cluster.Preloade
 
 // IstioImages are the images an Istio install at the settings' version runs: istiod (pilot)
 // and the proxy (sidecars and the gateway), derived by framework/mesh from the global.hub it
-// gives the istiod chart, so that the images preloaded are the images pulled. Without a data
-// plane (DATAPLANE=0) no proxy runs, so only istiod's image is wanted.
-func IstioImages(s settings.Settings) ([]string, error) {
-	imgs, err := MeshOptions(s, State{}).Images()
+// gives the istiod chart, so that the images preloaded are the images pulled. With
+// DATAPLANE_MODE=ambient they are read from what the charts render (mesh.RenderedImages of
+// istiod, cni and ztunnel: the ambient profile's -distroless variant, install-cni and ztunnel
+// besides pilot and proxyv2), which loads the charts from their source. Without a data plane
+// (DATAPLANE=0) no proxy runs, so the proxy image is not wanted.
+func IstioImages(ctx context.Context, s settings.Settings) ([]string, error) {
+	var imgs []string
+	var err error
+	if o := MeshOptions(s, State{}); o.Ambient {
+		var in *mesh.Installer
+		if in, err = mesh.New(o); err == nil {
+			imgs, err = in.RenderedImages(ctx, mesh.ChartIstiod, mesh.ChartCNI, mesh.ChartZtunnel)
+		}
+	} else {
+		imgs, err = o.Images()
+	}
 	if err != nil || !s.NoDataPlane {
 		return imgs, err
 	}
@@ -392,13 +414,13 @@ func OptionalImages() []string {
 }
 
 // Images is every image to preload into kind nodes for the settings.
-func Images(s settings.Settings, extra ...string) ([]string, error) {
+func Images(ctx context.Context, s settings.Settings, extra ...string) ([]string, error) {
 	var imgs []string
 	// ISTIO_INSTALL=no and none install nothing, so Istio's images would be preloaded for no one
 	// (and an air-gapped host that lacks them would stop the run for nothing).
 	if s.Install != settings.InstallNo && !s.NoMesh() {
 		var err error
-		if imgs, err = IstioImages(s); err != nil {
+		if imgs, err = IstioImages(ctx, s); err != nil {
 			return nil, err
 		}
 	}
@@ -419,7 +441,7 @@ func Images(s settings.Settings, extra ...string) ([]string, error) {
 }
 
 func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c config, log io.Writer) error {
-	imgs, err := Images(s, c.images...)
+	imgs, err := Images(ctx, s, c.images...)
 	if err != nil {
 		return err
 	}

@@ -159,7 +159,7 @@ func TestStateRoundTrip(t *testing.T) {
 
 func TestImages(t *testing.T) {
 	s := load(t, nil)
-	imgs, err := Images(s, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
+	imgs, err := Images(context.Background(), s, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,14 +180,14 @@ func TestImages(t *testing.T) {
 		}
 	}
 	// ISTIO_INSTALL=no installs no Istio, so none of its images is preloaded.
-	none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "no"}))
+	none, err := Images(context.Background(), load(t, map[string]string{"ISTIO_INSTALL": "no"}))
 	if err != nil || slices.ContainsFunc(none, func(img string) bool { return strings.Contains(img, "/istio/") }) || len(none) != len(workload.Images()) {
 		t.Errorf("ISTIO_INSTALL=no preloads %v (%v); want the samples' images only", none, err)
 	}
 	// Without Istio only the baseline runs: its two samples' images are all that is preloaded.
 	baselineImgs, _ := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
 	slices.Sort(baselineImgs)
-	if none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "none"})); err != nil || !slices.Equal(none, slices.Compact(baselineImgs)) {
+	if none, err := Images(context.Background(), load(t, map[string]string{"ISTIO_INSTALL": "none"})); err != nil || !slices.Equal(none, slices.Compact(baselineImgs)) {
 		t.Errorf("ISTIO_INSTALL=none preloads %v (%v); want the baseline's images only, %v", none, err, baselineImgs)
 	}
 	// The baseline's two samples are required; the others (mysql among them) optional.
@@ -198,7 +198,7 @@ func TestImages(t *testing.T) {
 		t.Errorf("optional images %v, core %v: want every sample image but the baseline's, mysql among them", opt, core)
 	}
 	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
-	if got, err := IstioImages(hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
+	if got, err := IstioImages(context.Background(), hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
 		t.Errorf("hub not used: %v", got)
 	}
 }
@@ -411,7 +411,7 @@ func TestNoPullAndNoDataPlaneOnIstio(t *testing.T) {
 	if !strings.Contains(out, `"imagePullPolicy": "Never"`) {
 		t.Errorf("the sidecar injector's values do not carry global.imagePullPolicy Never")
 	}
-	imgs, err := IstioImages(s)
+	imgs, err := IstioImages(context.Background(), s)
 	if err != nil || !slices.Equal(imgs, []string{"meshconform.local/istio/pilot:" + b.Version}) {
 		t.Errorf("DATAPLANE=0 preloads %v (%v), want istiod's image alone", imgs, err)
 	}
@@ -426,5 +426,48 @@ func TestNoPullAndNoDataPlaneOnIstio(t *testing.T) {
 	}
 	if o := MeshOptions(pull, State{}); o.Values != nil {
 		t.Errorf("with pulls allowed the run sets values %v", o.Values)
+	}
+}
+
+// DATAPLANE_MODE=ambient reaches the installer, and the preload lists what Istio's own
+// release-1.31 charts render with the ambient profile: pilot, proxyv2, install-cni and ztunnel,
+// each -distroless; with IMAGE_PULL=0 the node agents' DaemonSets never pull either.
+func TestAmbientImagesAndNoPull(t *testing.T) {
+	b := istiosrc.Release131
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := istiosrc.ChartDir(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := load(t, map[string]string{"ISTIO_VERSION": b.Version, "ISTIO_CHART_DIR": dir, "ISTIO_HUB": "h.local/istio",
+		"DATAPLANE_MODE": "ambient", "IMAGE_PULL": "0"})
+	o := MeshOptions(s, State{})
+	if !o.Ambient {
+		t.Fatal("DATAPLANE_MODE=ambient does not reach mesh.Options.Ambient")
+	}
+	imgs, err := IstioImages(ctx, s)
+	var want []string
+	for _, n := range []string{"install-cni", "pilot", "proxyv2", "ztunnel"} {
+		want = append(want, "h.local/istio/"+n+":"+b.Version+"-distroless")
+	}
+	if err != nil || !slices.Equal(imgs, want) {
+		t.Errorf("ambient preloads %v (%v), want %v", imgs, err, want)
+	}
+	in, err := mesh.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []mesh.Chart{mesh.ChartCNI, mesh.ChartZtunnel} {
+		out, err := in.Render(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out, "imagePullPolicy: Never"); n != 1 {
+			t.Errorf("IMAGE_PULL=0: chart %s renders imagePullPolicy: Never %d times, want once", c, n)
+		}
+	}
+	if MeshOptions(load(t, nil), State{}).Ambient {
+		t.Error("the default mode installs ambient")
 	}
 }
