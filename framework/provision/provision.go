@@ -5,6 +5,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,8 +206,8 @@ func (s State) Summary() string {
 	if s.Istio.InstalledByRun {
 		how = "installed"
 	}
-	return fmt.Sprintf("%s, Kubernetes %s, Istio %s (revision %s, %s), trust domain %s, run %s",
-		where, s.KubernetesVersion, s.Istio.Version, rev, how, s.Istio.TrustDomain, s.RunID)
+	return fmt.Sprintf("%s, Kubernetes %s, Istio %s (revision %s, %s, %s data plane), trust domain %s, run %s",
+		where, s.KubernetesVersion, s.Istio.Version, rev, how, s.Mode(), s.Istio.TrustDomain, s.RunID)
 }
 
 // Elapsed rounds d for people: milliseconds under a second, tenths above.
@@ -505,6 +506,31 @@ func PlanIstio(s settings.Settings, found []mesh.ControlPlane) (IstioPlan, *mesh
 	return UseFound, match, nil
 }
 
+// PlanMode settles the data-plane mode against what DetectDataPlane found where an istiod
+// was found (plan UseFound). Where the run only detects (KUBE_CONTEXT, ISTIO_INSTALL=no) the
+// found mode is the run's, and a DATAPLANE_MODE the user gave that disagrees is an error,
+// never a run of the other mode under its name. Where the run may install (a kind cluster
+// reused with that Istio already there), the found mode must be the one asked for: ambient
+// asked of a sidecar mesh installs (istio-cni and ztunnel join it), sidecar asked of an
+// ambient mesh is an error (meshconform does not remove a data plane it finds).
+func PlanMode(s settings.Settings, plan IstioPlan, found mesh.DataPlaneFound) (IstioPlan, string, error) {
+	detectOnly := s.Install == settings.InstallNo || (s.Install == settings.InstallAuto && s.Existing())
+	if plan != UseFound || found.Mode == s.Mode() {
+		return plan, cmp.Or(found.Mode, s.Mode()), nil
+	}
+	if detectOnly && !s.ModeGiven() {
+		return plan, found.Mode, nil
+	}
+	if !detectOnly && s.Ambient() {
+		return Install, s.Mode(), nil
+	}
+	fix := "unset DATAPLANE_MODE to test the mode found, or point KUBE_CONTEXT at a mesh of that mode"
+	if !s.Existing() {
+		fix = "set DATAPLANE_MODE=" + found.Mode + ", or delete the cluster (make e2e-delete) to install the other mode"
+	}
+	return "", "", fmt.Errorf("the cluster's mesh runs the %s data plane (%s) but DATAPLANE_MODE=%s: %s", found.Mode, found, s.Mode(), fix)
+}
+
 func matchRevision(found []mesh.ControlPlane, rev string) *mesh.ControlPlane {
 	for i := range found {
 		if found[i].Revision == rev {
@@ -561,6 +587,17 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 	if err != nil {
 		return err
 	}
+	mode := s.Mode()
+	if plan == UseFound {
+		dp, err := mesh.DetectDataPlane(ctx, kube, cp.Namespace)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "  found %s\n", dp)
+		if plan, mode, err = PlanMode(s, plan, dp); err != nil {
+			return err
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(indent{log}, &slog.HandlerOptions{ReplaceAttr: dropTime}))
 	switch plan {
 	case Install:
@@ -585,16 +622,30 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 		if cp = matchRevision(found, s.IstioRevision); cp == nil {
 			return fmt.Errorf("installed Istio %s, but no istiod of revision %q is found (label %s)", s.IstioVersion, s.IstioRevision, istionames.IstiodSelector)
 		}
+		// What was installed is read back like a found mesh's: the mode must be the one asked.
+		dp, err := mesh.DetectDataPlane(ctx, kube, cp.Namespace)
+		if err != nil {
+			return err
+		}
+		if dp.Mode != mode {
+			return fmt.Errorf("installed Istio %s with DATAPLANE_MODE=%s, but the cluster shows the %s data plane (%s): a ztunnel DaemonSet decides it; remove the one left from an earlier install, or set DATAPLANE_MODE=%s", s.IstioVersion, mode, dp.Mode, dp, dp.Mode)
+		}
 	case UseFound:
 		fmt.Fprintf(log, "  using %s\n", cp)
 		webhook := cp.InjectorWebhookName()
+		checks := []mesh.Check{mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment), mesh.WebhookHasCABundle(kube, webhook)}
+		what := "istiod"
+		if mode == settings.ModeAmbient {
+			// The node proxy found beside istiod must serve before any ambient pod can.
+			checks = append(checks, mesh.DaemonSetRolledOut(kube, cp.Namespace, mesh.ZtunnelDaemonSet))
+			what = "istiod and ztunnel"
+		}
 		// ISTIO_INSTALL_TIMEOUT bounds it, as it bounds each install step's readiness.
-		if err := mesh.WaitFor(ctx, s.InstallTimeout, "istiod", logger,
-			mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment),
-			mesh.WebhookHasCABundle(kube, webhook)); err != nil {
+		if err := mesh.WaitFor(ctx, s.InstallTimeout, what, logger, checks...); err != nil {
 			return err
 		}
 	}
+	st.Istio.DataplaneMode = mode
 	st.Istio.Version, st.Istio.Revision, st.Istio.Namespace = cp.Version, cp.Revision, cp.Namespace
 	st.Istio.TrustDomain, st.Istio.RootNamespace = cp.TrustDomain, cp.RootNamespace
 	return nil

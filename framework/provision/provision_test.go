@@ -471,3 +471,59 @@ func TestAmbientImagesAndNoPull(t *testing.T) {
 		t.Error("the default mode installs ambient")
 	}
 }
+
+// The data-plane mode is read from the cluster, never assumed: on an existing cluster the
+// found mode is the run's, and a DATAPLANE_MODE given that disagrees is an error naming what
+// was found; on kind, ambient asked of a found sidecar mesh installs, sidecar asked of a found
+// ambient mesh is an error.
+func TestPlanMode(t *testing.T) {
+	ambient := mesh.DataPlaneFound{Mode: mesh.ModeAmbient, Ztunnel: "istio-system/ztunnel", AmbientNamespaces: []string{"shop"}}
+	sidecar := mesh.DataPlaneFound{Mode: mesh.ModeSidecar}
+	existing := map[string]string{"KUBE_CONTEXT": "prod"}
+	with := func(extra map[string]string, kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range extra {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		found    mesh.DataPlaneFound
+		plan     IstioPlan
+		mode     string
+		errParts []string
+	}{
+		{"existing ambient, mode not given", existing, ambient, UseFound, "ambient", nil},
+		{"existing sidecar, mode not given", existing, sidecar, UseFound, "sidecar", nil},
+		{"existing ambient, ambient given", with(existing, "DATAPLANE_MODE", "ambient"), ambient, UseFound, "ambient", nil},
+		{"existing ambient, sidecar given", with(existing, "DATAPLANE_MODE", "sidecar"), ambient, "", "",
+			[]string{"runs the ambient data plane (data plane ambient (DaemonSet istio-system/ztunnel, 1 namespace(s) labelled istio.io/dataplane-mode=ambient: shop)) but DATAPLANE_MODE=sidecar", "unset DATAPLANE_MODE"}},
+		{"existing sidecar, ambient given", with(existing, "DATAPLANE_MODE", "ambient"), sidecar, "", "",
+			[]string{"runs the sidecar data plane (data plane sidecar (no ztunnel DaemonSet)) but DATAPLANE_MODE=ambient"}},
+		{"kind reused sidecar, ambient asked", map[string]string{"DATAPLANE_MODE": "ambient"}, sidecar, Install, "ambient", nil},
+		{"kind reused ambient, sidecar default", nil, ambient, "", "", []string{"but DATAPLANE_MODE=sidecar", "set DATAPLANE_MODE=ambient, or delete the cluster"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, mode, err := PlanMode(load(t, tc.env), UseFound, tc.found)
+			if len(tc.errParts) > 0 {
+				for _, p := range tc.errParts {
+					if err == nil || !strings.Contains(err.Error(), p) {
+						t.Errorf("err %v, want it to say %q", err, p)
+					}
+				}
+				return
+			}
+			if err != nil || plan != tc.plan || mode != tc.mode {
+				t.Errorf("PlanMode = %s, %s, %v; want %s, %s", plan, mode, err, tc.plan, tc.mode)
+			}
+		})
+	}
+	if (State{}).Mode() != "sidecar" {
+		t.Error("a state from before the mode must read as sidecar")
+	}
+}

@@ -517,8 +517,8 @@ func (p *parser) install() InstallPolicy {
 // The data-plane modes of DATAPLANE_MODE, named as reports name them (framework/report).
 const (
 	EnvDataplaneMode = "DATAPLANE_MODE"
-	ModeSidecar      = "sidecar"
-	ModeAmbient      = "ambient"
+	ModeSidecar      = mesh.ModeSidecar
+	ModeAmbient      = mesh.ModeAmbient
 )
 
 func (p *parser) dataplaneMode() string {
