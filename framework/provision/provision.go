@@ -259,7 +259,9 @@ func MeshChartCheck(ctx context.Context, s settings.Settings) error {
 	return inst.CheckVersion(ctx, s.IstioVersion)
 }
 
-// MeshOptions are framework/mesh's options for the settings, on the state's cluster.
+// MeshOptions are framework/mesh's options for the settings, on the state's cluster. The mode
+// is DATAPLANE_MODE's, or ambient where the state found an ambient mesh (the gate's in-place
+// upgrade then moves istio-cni and ztunnel too).
 func MeshOptions(s settings.Settings, st State) mesh.Options {
 	o := mesh.Options{
 		Version:    s.IstioVersion,
@@ -268,7 +270,7 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		ChartDir:   s.ChartDir,
 		Hub:        s.Hub,
 		NoGateway:  s.NoGateway,
-		Ambient:    s.Ambient(),
+		Ambient:    s.Ambient() || st.Istio.DataplaneMode == settings.ModeAmbient,
 		Timeout:    s.InstallTimeout,
 		Kubeconfig: st.Kubeconfig,
 		Context:    st.Context,
