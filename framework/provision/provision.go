@@ -779,6 +779,10 @@ func istioCRDsPresent(kube kubernetes.Interface) bool {
 func removeCommands(st State) []string {
 	o := mesh.Options{Revision: st.Istio.Revision}
 	releases := o.ReleaseName(mesh.ChartIstiod)
+	if st.Mode() == settings.ModeAmbient && st.Istio.Revision == "" {
+		// ztunnel and istio-cni before istiod, as Uninstall removes them.
+		releases = o.ReleaseName(mesh.ChartZtunnel) + " " + o.ReleaseName(mesh.ChartCNI) + " " + releases
+	}
 	if st.Istio.Revision == "" {
 		releases += " " + o.ReleaseName(mesh.ChartBase) // a revision shares base with the default
 	}

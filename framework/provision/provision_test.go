@@ -527,3 +527,16 @@ func TestPlanMode(t *testing.T) {
 		t.Error("a state from before the mode must read as sidecar")
 	}
 }
+
+// What a failed uninstall prints removes ztunnel and istio-cni before istiod on an ambient mesh.
+func TestRemoveCommandsAmbient(t *testing.T) {
+	st := State{Context: "prod"}
+	st.Istio.DataplaneMode = settings.ModeAmbient
+	if got := strings.Join(removeCommands(st), "\n"); !strings.Contains(got, "uninstall ztunnel istio-cni istiod istio-base") {
+		t.Errorf("ambient: %s", got)
+	}
+	st.Istio.DataplaneMode = ""
+	if got := strings.Join(removeCommands(st), "\n"); strings.Contains(got, "ztunnel") {
+		t.Errorf("sidecar: %s", got)
+	}
+}
