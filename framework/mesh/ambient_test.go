@@ -232,3 +232,33 @@ func TestDaemonSetGap(t *testing.T) {
 		}
 	}
 }
+
+// With Ambient, the version check (preflight's, and Install's before anything touches the
+// cluster) needs cni and ztunnel at the version too, and names them when they are missing.
+func TestAmbientCheckVersionNeedsNodeAgentCharts(t *testing.T) {
+	ctx := context.Background()
+	dir := chartDir(t, allCharts("1.31.1"))
+	in, err := New(Options{Version: "1.31.1", ChartDir: dir, Ambient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.CheckVersion(ctx, "1.31.1"); err == nil || !strings.Contains(err.Error(), "has no cni, ztunnel chart at that version") {
+		t.Errorf("ambient without cni and ztunnel charts: %v", err)
+	}
+	side, err := New(Options{Version: "1.31.1", ChartDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := side.CheckVersion(ctx, "1.31.1"); err != nil {
+		t.Errorf("sidecar needs no cni or ztunnel chart: %v", err)
+	}
+	full := allCharts("1.31.1")
+	full[ChartCNI], full[ChartZtunnel] = []string{"1.31.1"}, []string{"1.31.1"}
+	in, err = New(Options{Version: "1.31.1", ChartDir: chartDir(t, full), Ambient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.CheckVersion(ctx, "1.31.1"); err != nil {
+		t.Errorf("ambient with every chart: %v", err)
+	}
+}

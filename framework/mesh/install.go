@@ -66,11 +66,12 @@ func (i *Installer) Options() Options {
 	return i.opts
 }
 
-// CheckVersion confirms that the chart source holds base, istiod and gateway at version. A
+// CheckVersion confirms that the chart source holds base, istiod and gateway at version (and
+// cni and ztunnel with Ambient). A
 // malformed version fails before any network access; a missing one fails with a *VersionError
 // that lists the nearest versions that exist.
 func (i *Installer) CheckVersion(ctx context.Context, version string) error {
-	_, err := checkVersion(ctx, i.src, version)
+	_, err := checkVersion(ctx, i.src, version, i.Options().allCharts()...)
 	return err
 }
 
@@ -262,7 +263,7 @@ func (o Options) allCharts() []Chart {
 // loadAll checks the version and loads every chart of o (o.allCharts) before anything touches
 // the cluster.
 func (i *Installer) loadAll(ctx context.Context, o Options, version string) (map[Chart]*chart.Chart, error) {
-	v, err := checkVersion(ctx, i.src, version)
+	v, err := checkVersion(ctx, i.src, version, o.allCharts()...)
 	if err != nil {
 		return nil, err
 	}
