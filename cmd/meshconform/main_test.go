@@ -67,6 +67,9 @@ var goldenCases = []struct {
 	{"diff-xml-not-junit", []string{"report", "diff", "testdata/base.json", "testdata/bad/not-junit.html"}, 2},
 	{"diff-no-ids", []string{"report", "diff", "testdata/base.json", "testdata/bad/no-ids.junit.xml"}, 2},
 	{"diff-bad-result", []string{"report", "diff", "testdata/bad/bad-result.json", "testdata/base.json"}, 2},
+	// two data-plane modes are refused, never compared as one; a report without a mode ran sidecars
+	{"diff-two-modes", []string{"report", "diff", "testdata/base.json", "testdata/ambient.json"}, 2},
+	{"diff-no-mode-is-sidecar", []string{"report", "diff", "testdata/no-mode.json", "testdata/candidate.json"}, 1},
 	{"diff-dir-with-many-runs", []string{"report", "diff", "testdata/runs", "testdata/base.json"}, 2},
 
 	// check: the expectations hold, do not hold (each mismatch with what was seen), are malformed

@@ -114,7 +114,11 @@ every behaviour that got worse:
 
 and, without gating, improvements, behaviours new in CANDIDATE and the unchanged ones.
 
-Exit status: 0 nothing got worse, 1 something did, 2 bad arguments or unreadable input.
+Both must be runs of the same data-plane mode (sidecar or ambient; a report that records none
+ran sidecars): two modes are refused with exit status 2, never compared as one.
+
+Exit status: 0 nothing got worse, 1 something did, 2 bad arguments, unreadable input, or
+reports of two data-plane modes.
 `
 
 func diffCmd(args []string, stdout, stderr io.Writer) int {
@@ -147,6 +151,10 @@ func diffCmd(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		sides[i] = r
+	}
+	if err := report.Comparable(sides[0].Run, sides[1].Run); err != nil {
+		fmt.Fprintf(stderr, "meshconform report diff: %s vs %s: %v\n", paths[0], paths[1], err)
+		return exitUsage
 	}
 	d := report.Diff(sides[0], sides[1])
 	if err := render(d, stdout); err != nil {

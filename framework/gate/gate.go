@@ -273,6 +273,11 @@ func RunGate(pairs []DiffPair) []GateResult {
 			g.Err = errors.Join(g.Err, fmt.Errorf("candidate: %w", cerr))
 		}
 		if g.Err == nil {
+			// Every phase runs the mode Up found or installed; a report of another mode
+			// would be a different mesh, never a regression of this one.
+			g.Err = report.Comparable(base.Run, cand.Run)
+		}
+		if g.Err == nil {
 			g.Diff = report.Diff(base, cand)
 		}
 		out = append(out, g)

@@ -389,3 +389,31 @@ func TestPlanOnly(t *testing.T) {
 		}
 	}
 }
+
+// The gate carries the mode: every phase's state and settings keep the run's data-plane mode,
+// and a phase whose report is of another mode is refused (exit 2), never diffed.
+func TestGateModes(t *testing.T) {
+	s := loadSettings(t, map[string]string{"REPORTS_DIR": t.TempDir(), "DATAPLANE_MODE": "ambient"})
+	p, err := PlanUpgrade(s, "1.30.5", "1.31.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := provision.State{Settings: p.UpgradeSettings(s)}
+	st.Istio.DataplaneMode = "ambient"
+	for _, ph := range p.Phases {
+		if got := ph.PhaseState(st); got.Mode() != "ambient" || !got.Settings.Ambient() {
+			t.Errorf("phase %s runs mode %q (settings %q)", ph.Name, got.Mode(), got.Settings.Mode())
+		}
+	}
+	base, cand := t.TempDir(), t.TempDir()
+	writeRun(t, base, "1.30.5", "MTLS-002=pass/documented")
+	r := report.Report{Run: report.Run{ID: "run2", IstioVersion: "1.31.1", KubernetesVersion: "v1.35.0", Mode: report.ModeAmbient},
+		Behaviors: []report.Behavior{{ID: "MTLS-002", Result: report.Pass, Specs: []report.SpecResult{{Name: "MTLS-002 spec", Result: report.Pass}}}}}
+	if err := r.WriteFiles(cand); err != nil {
+		t.Fatal(err)
+	}
+	res := RunGate([]DiffPair{{Name: "inplace", Base: base, Candidate: cand}})
+	if res[0].Code() != 2 || res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "results of two modes are never compared as one") {
+		t.Errorf("gate over two modes: code %d, %v", res[0].Code(), res[0].Err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"meshconform/internal/istiosrc"
 )
 
@@ -201,5 +203,62 @@ func TestProxyImageFromMeshConfig(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("proxyImage with mesh config %q = %q, %v; want %q", mesh, got, err, want)
 		}
+	}
+}
+
+// daemonSetGap says what a node agent's DaemonSet lacks, as `kubectl rollout status` judges a
+// DaemonSet, and a DaemonSet on no node is not ready.
+func TestDaemonSetGap(t *testing.T) {
+	ds := func(gen, observed int64, desired, updated, ready, available int32) *appsv1.DaemonSet {
+		d := &appsv1.DaemonSet{}
+		d.Namespace, d.Name, d.Generation = "istio-system", "ztunnel", gen
+		d.Status = appsv1.DaemonSetStatus{ObservedGeneration: observed, DesiredNumberScheduled: desired,
+			UpdatedNumberScheduled: updated, NumberReady: ready, NumberAvailable: available}
+		return d
+	}
+	for _, tc := range []struct {
+		d    *appsv1.DaemonSet
+		want string
+	}{
+		{ds(2, 2, 3, 3, 3, 3), ""},
+		{ds(2, 1, 3, 3, 3, 3), "DaemonSet istio-system/ztunnel: generation 2 not yet observed by its controller (observed 1)"},
+		{ds(1, 1, 0, 0, 0, 0), "DaemonSet istio-system/ztunnel: no node scheduled a pod"},
+		{ds(1, 1, 2, 2, 1, 1), "DaemonSet istio-system/ztunnel: 1/2 pods ready, 1/2 available, 2/2 updated"},
+		// An update rolling out: every pod ready, one still the old one.
+		{ds(2, 2, 2, 1, 2, 2), "DaemonSet istio-system/ztunnel: 2/2 pods ready, 2/2 available, 1/2 updated"},
+	} {
+		if got := daemonSetGap(tc.d); got != tc.want {
+			t.Errorf("got  %q\nwant %q", got, tc.want)
+		}
+	}
+}
+
+// With Ambient, the version check (preflight's, and Install's before anything touches the
+// cluster) needs cni and ztunnel at the version too, and names them when they are missing.
+func TestAmbientCheckVersionNeedsNodeAgentCharts(t *testing.T) {
+	ctx := context.Background()
+	dir := chartDir(t, allCharts("1.31.1"))
+	in, err := New(Options{Version: "1.31.1", ChartDir: dir, Ambient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.CheckVersion(ctx, "1.31.1"); err == nil || !strings.Contains(err.Error(), "has no cni, ztunnel chart at that version") {
+		t.Errorf("ambient without cni and ztunnel charts: %v", err)
+	}
+	side, err := New(Options{Version: "1.31.1", ChartDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := side.CheckVersion(ctx, "1.31.1"); err != nil {
+		t.Errorf("sidecar needs no cni or ztunnel chart: %v", err)
+	}
+	full := allCharts("1.31.1")
+	full[ChartCNI], full[ChartZtunnel] = []string{"1.31.1"}, []string{"1.31.1"}
+	in, err = New(Options{Version: "1.31.1", ChartDir: chartDir(t, full), Ambient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.CheckVersion(ctx, "1.31.1"); err != nil {
+		t.Errorf("ambient with every chart: %v", err)
 	}
 }

@@ -285,16 +285,19 @@ func (e *VersionError) Error() string {
 // nearestLimit is how many alternatives an error lists.
 const nearestLimit = 6
 
-// checkVersion parses version (before any network access) and confirms that src holds all
-// three charts at it.
-func checkVersion(ctx context.Context, src chartSource, version string) (Version, error) {
+// checkVersion parses version (before any network access) and confirms that src holds every
+// one of charts (default: the three of Charts) at it.
+func checkVersion(ctx context.Context, src chartSource, version string, charts ...Chart) (Version, error) {
+	if len(charts) == 0 {
+		charts = Charts
+	}
 	want, err := ParseVersion(version)
 	if err != nil {
 		return Version{}, err
 	}
 	counts := map[Version]int{}
 	var missing []Chart
-	for _, c := range Charts {
+	for _, c := range charts {
 		vs, err := src.versions(ctx, c)
 		if err != nil {
 			return want, err
@@ -319,7 +322,7 @@ func checkVersion(ctx context.Context, src chartSource, version string) (Version
 	}
 	var complete []Version
 	for v, n := range counts {
-		if n == len(Charts) {
+		if n == len(charts) {
 			complete = append(complete, v)
 		}
 	}

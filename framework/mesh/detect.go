@@ -180,3 +180,64 @@ func parseMesh(cm *corev1.ConfigMap, cp *ControlPlane) error {
 	}
 	return nil
 }
+
+// The data-plane modes, as DataPlaneFound, settings (DATAPLANE_MODE) and reports name them.
+const (
+	ModeSidecar = "sidecar"
+	ModeAmbient = "ambient"
+)
+
+// DataPlaneFound is what a cluster shows of its data plane, read, never assumed.
+type DataPlaneFound struct {
+	// Mode is ModeAmbient when a ztunnel DaemonSet runs in the control plane's namespace (the
+	// node proxy every ambient pod's traffic goes through, which istiod trusts there under
+	// that name: istio-discovery/templates/deployment.yaml:179-184, CA_TRUSTED_NODE_ACCOUNTS),
+	// else ModeSidecar.
+	Mode string
+	// Ztunnel is the ztunnel DaemonSet found, "<namespace>/ztunnel", or "".
+	Ztunnel string
+	// AmbientNamespaces are the namespaces labelled istio.io/dataplane-mode=ambient (enrolled).
+	AmbientNamespaces []string
+}
+
+func (d DataPlaneFound) String() string {
+	s := "data plane " + d.Mode
+	switch {
+	case d.Ztunnel != "":
+		s += " (DaemonSet " + d.Ztunnel
+	default:
+		s += " (no ztunnel DaemonSet"
+	}
+	if n := len(d.AmbientNamespaces); n > 0 {
+		s += fmt.Sprintf(", %d namespace(s) labelled %s=%s: %s", n, istionames.DataplaneModeLabel, istionames.DataplaneModeAmbient, strings.Join(d.AmbientNamespaces, ", "))
+	}
+	return s + ")"
+}
+
+// DetectDataPlane reads the data-plane mode of the mesh whose istiod runs in namespace ns: a
+// DaemonSet named ztunnel there (ZtunnelDaemonSet) means ambient, and the namespaces labelled
+// for ambient are listed as the evidence beside it. Namespaces so labelled without a ztunnel
+// stay sidecar (nothing would redirect their pods' traffic); the caller sees them in
+// AmbientNamespaces. When namespaces may not be listed, the ztunnel alone decides.
+func DetectDataPlane(ctx context.Context, k kubernetes.Interface, ns string) (DataPlaneFound, error) {
+	out := DataPlaneFound{Mode: ModeSidecar}
+	_, err := k.AppsV1().DaemonSets(ns).Get(ctx, ZtunnelDaemonSet, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		out.Mode, out.Ztunnel = ModeAmbient, ns+"/"+ZtunnelDaemonSet
+	case !apierrors.IsNotFound(err):
+		return out, fmt.Errorf("look for the ztunnel DaemonSet %s/%s (ambient's node proxy): %w", ns, ZtunnelDaemonSet, err)
+	}
+	list, err := k.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: istionames.DataplaneModeLabel + "=" + istionames.DataplaneModeAmbient})
+	switch {
+	case apierrors.IsForbidden(err):
+		return out, nil
+	case err != nil:
+		return out, fmt.Errorf("list namespaces labelled %s=%s: %w", istionames.DataplaneModeLabel, istionames.DataplaneModeAmbient, err)
+	}
+	for _, n := range list.Items {
+		out.AmbientNamespaces = append(out.AmbientNamespaces, n.Name)
+	}
+	sort.Strings(out.AmbientNamespaces)
+	return out, nil
+}

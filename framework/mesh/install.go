@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,11 +66,12 @@ func (i *Installer) Options() Options {
 	return i.opts
 }
 
-// CheckVersion confirms that the chart source holds base, istiod and gateway at version. A
+// CheckVersion confirms that the chart source holds base, istiod and gateway at version (and
+// cni and ztunnel with Ambient). A
 // malformed version fails before any network access; a missing one fails with a *VersionError
 // that lists the nearest versions that exist.
 func (i *Installer) CheckVersion(ctx context.Context, version string) error {
-	_, err := checkVersion(ctx, i.src, version)
+	_, err := checkVersion(ctx, i.src, version, i.Options().allCharts()...)
 	return err
 }
 
@@ -152,7 +154,7 @@ func (i *Installer) Render(ctx context.Context, c Chart) (string, error) {
 func (i *Installer) Install(ctx context.Context) error {
 	o := i.Options()
 	start := time.Now()
-	charts, err := i.loadAll(ctx, o.Version)
+	charts, err := i.loadAll(ctx, o, o.Version)
 	if err != nil {
 		return err
 	}
@@ -166,6 +168,17 @@ func (i *Installer) Install(ctx context.Context) error {
 		vals, err := o.ChartValues(c)
 		if err != nil {
 			return err
+		}
+		if o.Revision != "" && (c == ChartCNI || c == ChartZtunnel) {
+			// One istio-cni and one ztunnel serve every revision of the node (they are
+			// never suffixed, see ReleaseName): a canary leaves existing ones alone, their
+			// in-place move being Upgrade's, and installs them only where none exists.
+			if exists, err := i.releaseExists(o, c); err != nil {
+				return err
+			} else if exists {
+				i.log.Info("left as it is: shared by every revision", "release", o.ReleaseName(c), "namespace", o.ReleaseNamespace(c))
+				continue
+			}
 		}
 		if err := i.installOrUpgrade(ctx, o, c, charts[c], vals, false); err != nil {
 			return err
@@ -185,7 +198,7 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 	o := i.Options()
 	o.Version = version
 	start := time.Now()
-	charts, err := i.loadAll(ctx, version)
+	charts, err := i.loadAll(ctx, o, version)
 	if err != nil {
 		return err
 	}
@@ -222,23 +235,40 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 	return nil
 }
 
-// controlCharts are the charts Install and Upgrade apply after base: istiod, then the gateway
-// unless NoGateway.
+// controlCharts are the charts Install and Upgrade apply after base: istiod, with Ambient the
+// node agents istio-cni and ztunnel in Istio's documented order (istio.io
+// docs/ambient/install/helm: base → istiod → cni → ztunnel, all with profile=ambient; the same
+// four in Istio's manifests/sample-charts/ambient/Chart.yaml), then the gateway unless NoGateway.
+// The order matters: ztunnel turns ready only once istiod has served its config and the node's
+// CNI agent has connected (research/ambient.md §1.1, readiness).
 func (o Options) controlCharts() []Chart {
-	if o.NoGateway {
-		return []Chart{ChartIstiod}
+	out := []Chart{ChartIstiod}
+	if o.Ambient {
+		out = append(out, ChartCNI, ChartZtunnel)
 	}
-	return []Chart{ChartIstiod, ChartGateway}
+	if !o.NoGateway {
+		out = append(out, ChartGateway)
+	}
+	return out
 }
 
-// loadAll checks the version and loads all three charts before anything touches the cluster.
-func (i *Installer) loadAll(ctx context.Context, version string) (map[Chart]*chart.Chart, error) {
-	v, err := checkVersion(ctx, i.src, version)
+// allCharts are the charts an install with o loads: Charts, and cni and ztunnel with Ambient.
+func (o Options) allCharts() []Chart {
+	if o.Ambient {
+		return append(slices.Clone(Charts), ChartCNI, ChartZtunnel)
+	}
+	return Charts
+}
+
+// loadAll checks the version and loads every chart of o (o.allCharts) before anything touches
+// the cluster.
+func (i *Installer) loadAll(ctx context.Context, o Options, version string) (map[Chart]*chart.Chart, error) {
+	v, err := checkVersion(ctx, i.src, version, o.allCharts()...)
 	if err != nil {
 		return nil, err
 	}
 	out := map[Chart]*chart.Chart{}
-	for _, c := range Charts {
+	for _, c := range o.allCharts() {
 		ch, err := i.src.load(ctx, c, v)
 		if err != nil {
 			return nil, err
@@ -246,6 +276,16 @@ func (i *Installer) loadAll(ctx context.Context, version string) (map[Chart]*cha
 		out[c] = ch
 	}
 	return out, nil
+}
+
+// releaseExists reports whether chart c's release has a deployed revision.
+func (i *Installer) releaseExists(o Options, c Chart) (bool, error) {
+	cfg, err := i.helmConfig(o.ReleaseNamespace(c))
+	if err != nil {
+		return false, err
+	}
+	_, deployed, err := releaseState(cfg, o.ReleaseName(c))
+	return deployed != nil, err
 }
 
 // applyBase installs istio-base, or upgrades it. Upgrading keeps the values it was installed

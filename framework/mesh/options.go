@@ -63,12 +63,20 @@ const (
 var Charts = []Chart{ChartBase, ChartIstiod, ChartGateway}
 
 // The ambient data plane's charts, named as Istio's chart repository names them (`helm install
-// istio-cni istio/cni`, `helm install ztunnel istio/ztunnel`). They are not in Charts: Install,
-// Upgrade, CheckVersion and Uninstall handle base, istiod and gateway only, so far; these are
-// rendered (Render, RenderedImages) with Options.Ambient.
+// istio-cni istio/cni`, `helm install ztunnel istio/ztunnel`). They are not in Charts (which
+// every install needs): with Options.Ambient, Install and Upgrade apply them after istiod, and
+// Uninstall removes them before it.
 const (
 	ChartCNI     Chart = "cni"
 	ChartZtunnel Chart = "ztunnel"
+)
+
+// DaemonSet names the charts give the node agents (their readiness): the cni chart's
+// `istio-cni-node` (istio-cni/templates/daemonset.yaml:22, release-1.31) and ztunnel's
+// `resourceName | default "ztunnel"` (ztunnel/templates/_helpers.tpl).
+const (
+	CNIDaemonSet     = "istio-cni-node"
+	ZtunnelDaemonSet = "ztunnel"
 )
 
 // AmbientCharts are the charts of an ambient install in Istio's documented order (base →
@@ -105,8 +113,8 @@ type Options struct {
 	// Ambient renders istiod, cni and ztunnel with Istio's ambient profile (`profile: ambient`,
 	// the charts' files/profile-ambient.yaml: PILOT_ENABLE_AMBIENT on istiod, ambient.enabled
 	// on the node agent, and global.variant distroless, so every image gets a -distroless tag;
-	// RenderedImages lists them, Images refuses). Not yet a user setting: Install does not
-	// install cni or ztunnel.
+	// RenderedImages lists them, Images refuses), and Install and Upgrade install cni and
+	// ztunnel after istiod (DATAPLANE_MODE=ambient).
 	Ambient bool
 	// Values are merged over DefaultValues per chart (maps merge key by key; anything else,
 	// lists included, replaces).

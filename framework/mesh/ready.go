@@ -35,6 +35,10 @@ func (i *Installer) checks(o Options, c Chart) []Check {
 		}
 	case ChartGateway:
 		return []Check{DeploymentRolledOut(k, o.GatewayNamespace, o.GatewayDeploymentName())}
+	case ChartCNI:
+		return []Check{DaemonSetRolledOut(k, o.Namespace, CNIDaemonSet)}
+	case ChartZtunnel:
+		return []Check{DaemonSetRolledOut(k, o.Namespace, ZtunnelDaemonSet)}
 	}
 	return nil
 }
@@ -157,6 +161,46 @@ func rolloutGap(d *appsv1.Deployment) string {
 		}
 	}
 	return msg
+}
+
+// DaemonSetRolledOut holds when the DaemonSet's controller has seen its latest spec and every
+// node it wants a pod on runs an updated, ready and available one: `kubectl rollout status` for
+// a DaemonSet. For istio-cni-node a pod is ready when its agent answers :8000/readyz, for ztunnel
+// when :15021/healthz/ready does, which it does only after istiod's first config and the node's
+// CNI agent's connection (research/ambient.md §1.1: istio-cni/templates/daemonset.yaml:105-108,
+// ztunnel/templates/daemonset.yaml:102-105, ztunnel src/app.rs:52-59).
+func DaemonSetRolledOut(k kubernetes.Interface, ns, name string) Check {
+	return func(ctx context.Context) string {
+		d, err := k.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("DaemonSet %s/%s: not found", ns, name)
+		}
+		if err != nil {
+			return fmt.Sprintf("DaemonSet %s/%s: %v", ns, name, err)
+		}
+		return daemonSetGap(d)
+	}
+}
+
+// daemonSetGap is "" for a rolled-out DaemonSet, else what is missing. A DaemonSet that wants
+// no pod at all (no node scheduled yet) is not ready: a mesh with no node agent runs nothing.
+func daemonSetGap(d *appsv1.DaemonSet) string {
+	st := d.Status
+	var gaps []string
+	if st.ObservedGeneration < d.Generation {
+		gaps = append(gaps, fmt.Sprintf("generation %d not yet observed by its controller (observed %d)", d.Generation, st.ObservedGeneration))
+	}
+	want := st.DesiredNumberScheduled
+	switch {
+	case want == 0:
+		gaps = append(gaps, "no node scheduled a pod")
+	case st.UpdatedNumberScheduled < want || st.NumberReady < want || st.NumberAvailable < want:
+		gaps = append(gaps, fmt.Sprintf("%d/%d pods ready, %d/%d available, %d/%d updated", st.NumberReady, want, st.NumberAvailable, want, st.UpdatedNumberScheduled, want))
+	}
+	if len(gaps) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("DaemonSet %s/%s: %s", d.Namespace, d.Name, strings.Join(gaps, ", "))
 }
 
 // WebhookHasCABundle holds when the MutatingWebhookConfiguration exists, has webhooks, and

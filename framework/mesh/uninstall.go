@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +33,9 @@ func RemoveCRDs() UninstallOption { return func(c *uninstallConfig) { c.crds = t
 // keepPolicy is Helm's annotation that makes uninstall leave an object alone.
 const keepPolicy = "helm.sh/resource-policy"
 
-// Uninstall removes what Install made, in reverse order: the gateway, istiod, then — when no
+// Uninstall removes what Install made, in reverse order: the gateway, ztunnel and istio-cni
+// (ambient; only when no other istiod is left, as istio.io's ambient Helm uninstall removes
+// ztunnel, istio-cni, istiod, then base), istiod, then — when no
 // other istiod is left in the cluster — istio-base, the istio-ca-root-cert ConfigMaps istiod
 // spread into every namespace, and the namespaces Install created. Each Helm uninstall waits
 // until its objects are gone. Releases that do not exist are skipped, so it is safe to call
@@ -44,7 +47,17 @@ func (i *Installer) Uninstall(ctx context.Context, opts ...UninstallOption) erro
 	}
 	o := i.Options()
 	start := time.Now()
-	for _, c := range []Chart{ChartGateway, ChartIstiod} {
+	// Reverse of Install: the gateway, then ztunnel and istio-cni (when this is the last
+	// control plane: one pair serves every revision), then istiod. They are looked for
+	// whatever the mode, so an ambient install is removed by any Installer of its namespace.
+	steps := []Chart{ChartGateway}
+	if others, err := i.remainingIstiods(ctx); err != nil {
+		return err
+	} else if self := o.Namespace + "/" + o.IstiodDeploymentName(); len(slices.DeleteFunc(others, func(s string) bool { return s == self })) == 0 {
+		steps = append(steps, ChartZtunnel, ChartCNI)
+	}
+	steps = append(steps, ChartIstiod)
+	for _, c := range steps {
 		if err := i.uninstallRelease(ctx, o, c); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,8 +206,8 @@ func (s State) Summary() string {
 	if s.Istio.InstalledByRun {
 		how = "installed"
 	}
-	return fmt.Sprintf("%s, Kubernetes %s, Istio %s (revision %s, %s), trust domain %s, run %s",
-		where, s.KubernetesVersion, s.Istio.Version, rev, how, s.Istio.TrustDomain, s.RunID)
+	return fmt.Sprintf("%s, Kubernetes %s, Istio %s (revision %s, %s, %s data plane), trust domain %s, run %s",
+		where, s.KubernetesVersion, s.Istio.Version, rev, how, s.Mode(), s.Istio.TrustDomain, s.RunID)
 }
 
 // Elapsed rounds d for people: milliseconds under a second, tenths above.
@@ -258,7 +259,9 @@ func MeshChartCheck(ctx context.Context, s settings.Settings) error {
 	return inst.CheckVersion(ctx, s.IstioVersion)
 }
 
-// MeshOptions are framework/mesh's options for the settings, on the state's cluster.
+// MeshOptions are framework/mesh's options for the settings, on the state's cluster. The mode
+// is DATAPLANE_MODE's, or ambient where the state found an ambient mesh (the gate's in-place
+// upgrade then moves istio-cni and ztunnel too).
 func MeshOptions(s settings.Settings, st State) mesh.Options {
 	o := mesh.Options{
 		Version:    s.IstioVersion,
@@ -267,6 +270,7 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		ChartDir:   s.ChartDir,
 		Hub:        s.Hub,
 		NoGateway:  s.NoGateway,
+		Ambient:    s.Ambient() || st.Istio.DataplaneMode == settings.ModeAmbient,
 		Timeout:    s.InstallTimeout,
 		Kubeconfig: st.Kubeconfig,
 		Context:    st.Context,
@@ -278,6 +282,15 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		// templates/deployment.yaml and files/injection-template.yaml at release-1.30 and
 		// release-1.31), so a missing image is ErrImageNeverPull, never a registry lookup.
 		o.Values = map[mesh.Chart]map[string]any{mesh.ChartIstiod: {"global": map[string]any{"imagePullPolicy": "Never"}}}
+		if o.Ambient {
+			// The node agents' charts read the same value: istio-cni/templates/daemonset.yaml:98-99
+			// (`.Values.pullPolicy | default .Values.global.imagePullPolicy`) and
+			// ztunnel/templates/daemonset.yaml:78-79 (`.Values.imagePullPolicy`, global.* being
+			// flattened to the top level by templates/zzz_profile.yaml), release-1.31.
+			for _, c := range []mesh.Chart{mesh.ChartCNI, mesh.ChartZtunnel} {
+				o.Values[c] = map[string]any{"global": map[string]any{"imagePullPolicy": "Never"}}
+			}
+		}
 	}
 	return o
 }
@@ -361,10 +374,22 @@ func preloaderFor(s settings.Settings, st State, log io.Writer) cluster.Preloade
 
 // IstioImages are the images an Istio install at the settings' version runs: istiod (pilot)
 // and the proxy (sidecars and the gateway), derived by framework/mesh from the global.hub it
-// gives the istiod chart, so that the images preloaded are the images pulled. Without a data
-// plane (DATAPLANE=0) no proxy runs, so only istiod's image is wanted.
-func IstioImages(s settings.Settings) ([]string, error) {
-	imgs, err := MeshOptions(s, State{}).Images()
+// gives the istiod chart, so that the images preloaded are the images pulled. With
+// DATAPLANE_MODE=ambient they are read from what the charts render (mesh.RenderedImages of
+// istiod, cni and ztunnel: the ambient profile's -distroless variant, install-cni and ztunnel
+// besides pilot and proxyv2), which loads the charts from their source. Without a data plane
+// (DATAPLANE=0) no proxy runs, so the proxy image is not wanted.
+func IstioImages(ctx context.Context, s settings.Settings) ([]string, error) {
+	var imgs []string
+	var err error
+	if o := MeshOptions(s, State{}); o.Ambient {
+		var in *mesh.Installer
+		if in, err = mesh.New(o); err == nil {
+			imgs, err = in.RenderedImages(ctx, mesh.ChartIstiod, mesh.ChartCNI, mesh.ChartZtunnel)
+		}
+	} else {
+		imgs, err = o.Images()
+	}
 	if err != nil || !s.NoDataPlane {
 		return imgs, err
 	}
@@ -392,13 +417,13 @@ func OptionalImages() []string {
 }
 
 // Images is every image to preload into kind nodes for the settings.
-func Images(s settings.Settings, extra ...string) ([]string, error) {
+func Images(ctx context.Context, s settings.Settings, extra ...string) ([]string, error) {
 	var imgs []string
 	// ISTIO_INSTALL=no and none install nothing, so Istio's images would be preloaded for no one
 	// (and an air-gapped host that lacks them would stop the run for nothing).
 	if s.Install != settings.InstallNo && !s.NoMesh() {
 		var err error
-		if imgs, err = IstioImages(s); err != nil {
+		if imgs, err = IstioImages(ctx, s); err != nil {
 			return nil, err
 		}
 	}
@@ -423,7 +448,7 @@ func Images(s settings.Settings, extra ...string) ([]string, error) {
 }
 
 func preload(ctx context.Context, kind *cluster.Kind, s settings.Settings, c config, log io.Writer) error {
-	imgs, err := Images(s, c.images...)
+	imgs, err := Images(ctx, s, c.images...)
 	if err != nil {
 		return err
 	}
@@ -487,6 +512,31 @@ func PlanIstio(s settings.Settings, found []mesh.ControlPlane) (IstioPlan, *mesh
 	return UseFound, match, nil
 }
 
+// PlanMode settles the data-plane mode against what DetectDataPlane found where an istiod
+// was found (plan UseFound). Where the run only detects (KUBE_CONTEXT, ISTIO_INSTALL=no) the
+// found mode is the run's, and a DATAPLANE_MODE the user gave that disagrees is an error,
+// never a run of the other mode under its name. Where the run may install (a kind cluster
+// reused with that Istio already there), the found mode must be the one asked for: ambient
+// asked of a sidecar mesh installs (istio-cni and ztunnel join it), sidecar asked of an
+// ambient mesh is an error (meshconform does not remove a data plane it finds).
+func PlanMode(s settings.Settings, plan IstioPlan, found mesh.DataPlaneFound) (IstioPlan, string, error) {
+	detectOnly := s.Install == settings.InstallNo || (s.Install == settings.InstallAuto && s.Existing())
+	if plan != UseFound || found.Mode == s.Mode() {
+		return plan, cmp.Or(found.Mode, s.Mode()), nil
+	}
+	if detectOnly && !s.ModeGiven() {
+		return plan, found.Mode, nil
+	}
+	if !detectOnly && s.Ambient() {
+		return Install, s.Mode(), nil
+	}
+	fix := "unset DATAPLANE_MODE to test the mode found, or point KUBE_CONTEXT at a mesh of that mode"
+	if !s.Existing() {
+		fix = "set DATAPLANE_MODE=" + found.Mode + ", or delete the cluster (make e2e-delete) to install the other mode"
+	}
+	return "", "", fmt.Errorf("the cluster's mesh runs the %s data plane (%s) but DATAPLANE_MODE=%s: %s", found.Mode, found, s.Mode(), fix)
+}
+
 func matchRevision(found []mesh.ControlPlane, rev string) *mesh.ControlPlane {
 	for i := range found {
 		if found[i].Revision == rev {
@@ -543,6 +593,17 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 	if err != nil {
 		return err
 	}
+	mode := s.Mode()
+	if plan == UseFound {
+		dp, err := mesh.DetectDataPlane(ctx, kube, cp.Namespace)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "  found %s\n", dp)
+		if plan, mode, err = PlanMode(s, plan, dp); err != nil {
+			return err
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(indent{log}, &slog.HandlerOptions{ReplaceAttr: dropTime}))
 	switch plan {
 	case Install:
@@ -567,16 +628,30 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 		if cp = matchRevision(found, s.IstioRevision); cp == nil {
 			return fmt.Errorf("installed Istio %s, but no istiod of revision %q is found (label %s)", s.IstioVersion, s.IstioRevision, istionames.IstiodSelector)
 		}
+		// What was installed is read back like a found mesh's: the mode must be the one asked.
+		dp, err := mesh.DetectDataPlane(ctx, kube, cp.Namespace)
+		if err != nil {
+			return err
+		}
+		if dp.Mode != mode {
+			return fmt.Errorf("installed Istio %s with DATAPLANE_MODE=%s, but the cluster shows the %s data plane (%s): a ztunnel DaemonSet decides it; remove the one left from an earlier install, or set DATAPLANE_MODE=%s", s.IstioVersion, mode, dp.Mode, dp, dp.Mode)
+		}
 	case UseFound:
 		fmt.Fprintf(log, "  using %s\n", cp)
 		webhook := cp.InjectorWebhookName()
+		checks := []mesh.Check{mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment), mesh.WebhookHasCABundle(kube, webhook)}
+		what := "istiod"
+		if mode == settings.ModeAmbient {
+			// The node proxy found beside istiod must serve before any ambient pod can.
+			checks = append(checks, mesh.DaemonSetRolledOut(kube, cp.Namespace, mesh.ZtunnelDaemonSet))
+			what = "istiod and ztunnel"
+		}
 		// ISTIO_INSTALL_TIMEOUT bounds it, as it bounds each install step's readiness.
-		if err := mesh.WaitFor(ctx, s.InstallTimeout, "istiod", logger,
-			mesh.DeploymentRolledOut(kube, cp.Namespace, cp.Deployment),
-			mesh.WebhookHasCABundle(kube, webhook)); err != nil {
+		if err := mesh.WaitFor(ctx, s.InstallTimeout, what, logger, checks...); err != nil {
 			return err
 		}
 	}
+	st.Istio.DataplaneMode = mode
 	st.Istio.Version, st.Istio.Revision, st.Istio.Namespace = cp.Version, cp.Revision, cp.Namespace
 	st.Istio.TrustDomain, st.Istio.RootNamespace = cp.TrustDomain, cp.RootNamespace
 	return nil
@@ -708,6 +783,10 @@ func istioCRDsPresent(kube kubernetes.Interface) bool {
 func removeCommands(st State) []string {
 	o := mesh.Options{Revision: st.Istio.Revision}
 	releases := o.ReleaseName(mesh.ChartIstiod)
+	if st.Mode() == settings.ModeAmbient && st.Istio.Revision == "" {
+		// ztunnel and istio-cni before istiod, as Uninstall removes them.
+		releases = o.ReleaseName(mesh.ChartZtunnel) + " " + o.ReleaseName(mesh.ChartCNI) + " " + releases
+	}
 	if st.Istio.Revision == "" {
 		releases += " " + o.ReleaseName(mesh.ChartBase) // a revision shares base with the default
 	}

@@ -159,7 +159,7 @@ func TestStateRoundTrip(t *testing.T) {
 
 func TestImages(t *testing.T) {
 	s := load(t, nil)
-	imgs, err := Images(s, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
+	imgs, err := Images(context.Background(), s, "extra/image:1", "docker.io/istio/pilot:"+s.IstioVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,14 +180,14 @@ func TestImages(t *testing.T) {
 		}
 	}
 	// ISTIO_INSTALL=no installs no Istio, so none of its images is preloaded.
-	none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "no"}))
+	none, err := Images(context.Background(), load(t, map[string]string{"ISTIO_INSTALL": "no"}))
 	if err != nil || slices.ContainsFunc(none, func(img string) bool { return strings.Contains(img, "/istio/") }) || len(none) != len(workload.Images()) {
 		t.Errorf("ISTIO_INSTALL=no preloads %v (%v); want the samples' images only", none, err)
 	}
 	// Without Istio only the baseline runs: its two samples' images are all that is preloaded.
 	baselineImgs, _ := workload.ImagesOf(workload.PlainClient, workload.Httpbin)
 	slices.Sort(baselineImgs)
-	if none, err := Images(load(t, map[string]string{"ISTIO_INSTALL": "none"})); err != nil || !slices.Equal(none, slices.Compact(baselineImgs)) {
+	if none, err := Images(context.Background(), load(t, map[string]string{"ISTIO_INSTALL": "none"})); err != nil || !slices.Equal(none, slices.Compact(baselineImgs)) {
 		t.Errorf("ISTIO_INSTALL=none preloads %v (%v); want the baseline's images only, %v", none, err, baselineImgs)
 	}
 	// The baseline's two samples are required; the others (mysql among them) optional.
@@ -206,7 +206,7 @@ func TestImages(t *testing.T) {
 		t.Errorf("ISTIO_INSTALL=none preloads the agent image: %v", got)
 	}
 	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
-	if got, err := IstioImages(hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
+	if got, err := IstioImages(context.Background(), hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
 		t.Errorf("hub not used: %v", got)
 	}
 }
@@ -419,7 +419,7 @@ func TestNoPullAndNoDataPlaneOnIstio(t *testing.T) {
 	if !strings.Contains(out, `"imagePullPolicy": "Never"`) {
 		t.Errorf("the sidecar injector's values do not carry global.imagePullPolicy Never")
 	}
-	imgs, err := IstioImages(s)
+	imgs, err := IstioImages(context.Background(), s)
 	if err != nil || !slices.Equal(imgs, []string{"meshconform.local/istio/pilot:" + b.Version}) {
 		t.Errorf("DATAPLANE=0 preloads %v (%v), want istiod's image alone", imgs, err)
 	}
@@ -434,5 +434,117 @@ func TestNoPullAndNoDataPlaneOnIstio(t *testing.T) {
 	}
 	if o := MeshOptions(pull, State{}); o.Values != nil {
 		t.Errorf("with pulls allowed the run sets values %v", o.Values)
+	}
+}
+
+// DATAPLANE_MODE=ambient reaches the installer, and the preload lists what Istio's own
+// release-1.31 charts render with the ambient profile: pilot, proxyv2, install-cni and ztunnel,
+// each -distroless; with IMAGE_PULL=0 the node agents' DaemonSets never pull either.
+func TestAmbientImagesAndNoPull(t *testing.T) {
+	b := istiosrc.Release131
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := istiosrc.ChartDir(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := load(t, map[string]string{"ISTIO_VERSION": b.Version, "ISTIO_CHART_DIR": dir, "ISTIO_HUB": "h.local/istio",
+		"DATAPLANE_MODE": "ambient", "IMAGE_PULL": "0"})
+	o := MeshOptions(s, State{})
+	if !o.Ambient {
+		t.Fatal("DATAPLANE_MODE=ambient does not reach mesh.Options.Ambient")
+	}
+	imgs, err := IstioImages(ctx, s)
+	var want []string
+	for _, n := range []string{"install-cni", "pilot", "proxyv2", "ztunnel"} {
+		want = append(want, "h.local/istio/"+n+":"+b.Version+"-distroless")
+	}
+	if err != nil || !slices.Equal(imgs, want) {
+		t.Errorf("ambient preloads %v (%v), want %v", imgs, err, want)
+	}
+	in, err := mesh.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []mesh.Chart{mesh.ChartCNI, mesh.ChartZtunnel} {
+		out, err := in.Render(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out, "imagePullPolicy: Never"); n != 1 {
+			t.Errorf("IMAGE_PULL=0: chart %s renders imagePullPolicy: Never %d times, want once", c, n)
+		}
+	}
+	if MeshOptions(load(t, nil), State{}).Ambient {
+		t.Error("the default mode installs ambient")
+	}
+}
+
+// The data-plane mode is read from the cluster, never assumed: on an existing cluster the
+// found mode is the run's, and a DATAPLANE_MODE given that disagrees is an error naming what
+// was found; on kind, ambient asked of a found sidecar mesh installs, sidecar asked of a found
+// ambient mesh is an error.
+func TestPlanMode(t *testing.T) {
+	ambient := mesh.DataPlaneFound{Mode: mesh.ModeAmbient, Ztunnel: "istio-system/ztunnel", AmbientNamespaces: []string{"shop"}}
+	sidecar := mesh.DataPlaneFound{Mode: mesh.ModeSidecar}
+	existing := map[string]string{"KUBE_CONTEXT": "prod"}
+	with := func(extra map[string]string, kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range extra {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		found    mesh.DataPlaneFound
+		plan     IstioPlan
+		mode     string
+		errParts []string
+	}{
+		{"existing ambient, mode not given", existing, ambient, UseFound, "ambient", nil},
+		{"existing sidecar, mode not given", existing, sidecar, UseFound, "sidecar", nil},
+		{"existing ambient, ambient given", with(existing, "DATAPLANE_MODE", "ambient"), ambient, UseFound, "ambient", nil},
+		{"existing ambient, sidecar given", with(existing, "DATAPLANE_MODE", "sidecar"), ambient, "", "",
+			[]string{"runs the ambient data plane (data plane ambient (DaemonSet istio-system/ztunnel, 1 namespace(s) labelled istio.io/dataplane-mode=ambient: shop)) but DATAPLANE_MODE=sidecar", "unset DATAPLANE_MODE"}},
+		{"existing sidecar, ambient given", with(existing, "DATAPLANE_MODE", "ambient"), sidecar, "", "",
+			[]string{"runs the sidecar data plane (data plane sidecar (no ztunnel DaemonSet)) but DATAPLANE_MODE=ambient"}},
+		{"kind reused sidecar, ambient asked", map[string]string{"DATAPLANE_MODE": "ambient"}, sidecar, Install, "ambient", nil},
+		{"kind reused ambient, sidecar default", nil, ambient, "", "", []string{"but DATAPLANE_MODE=sidecar", "set DATAPLANE_MODE=ambient, or delete the cluster"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, mode, err := PlanMode(load(t, tc.env), UseFound, tc.found)
+			if len(tc.errParts) > 0 {
+				for _, p := range tc.errParts {
+					if err == nil || !strings.Contains(err.Error(), p) {
+						t.Errorf("err %v, want it to say %q", err, p)
+					}
+				}
+				return
+			}
+			if err != nil || plan != tc.plan || mode != tc.mode {
+				t.Errorf("PlanMode = %s, %s, %v; want %s, %s", plan, mode, err, tc.plan, tc.mode)
+			}
+		})
+	}
+	if (State{}).Mode() != "sidecar" {
+		t.Error("a state from before the mode must read as sidecar")
+	}
+}
+
+// What a failed uninstall prints removes ztunnel and istio-cni before istiod on an ambient mesh.
+func TestRemoveCommandsAmbient(t *testing.T) {
+	st := State{Context: "prod"}
+	st.Istio.DataplaneMode = settings.ModeAmbient
+	if got := strings.Join(removeCommands(st), "\n"); !strings.Contains(got, "uninstall ztunnel istio-cni istiod istio-base") {
+		t.Errorf("ambient: %s", got)
+	}
+	st.Istio.DataplaneMode = ""
+	if got := strings.Join(removeCommands(st), "\n"); strings.Contains(got, "ztunnel") {
+		t.Errorf("sidecar: %s", got)
 	}
 }

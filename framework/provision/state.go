@@ -75,6 +75,10 @@ type Istio struct {
 	Namespace     string `json:"namespace"`
 	TrustDomain   string `json:"trustDomain"`
 	RootNamespace string `json:"rootNamespace"`
+	// DataplaneMode is the mesh's data-plane mode: what the run installed (DATAPLANE_MODE) or,
+	// on a cluster it found, what mesh.DetectDataPlane read there. Empty in a state from
+	// before the field; State.Mode reads that as sidecar.
+	DataplaneMode string `json:"dataplaneMode,omitempty"`
 	// InstalledByRun says this run installed (or upgraded) it; false when it was found.
 	InstalledByRun bool `json:"installedByRun"`
 	// Replaced is the version of the istiod of this revision that the run upgraded (ISTIO_INSTALL
@@ -136,3 +140,12 @@ func LoadState(path string) (State, error) {
 
 // StatePath is where the driver keeps the state of a run.
 func StatePath(runDir string) string { return filepath.Join(runDir, "state.json") }
+
+// Mode is the run's data-plane mode (Istio.DataplaneMode): sidecar for a state written before
+// the mode was recorded, when sidecar was the only mode meshconform ran.
+func (s State) Mode() string {
+	if s.Istio.DataplaneMode == "" {
+		return settings.ModeSidecar
+	}
+	return s.Istio.DataplaneMode
+}

@@ -165,7 +165,7 @@ func TestTier1UpAttachesToAnInstalledIstio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Istio{Version: "1.30.5", Namespace: ns, TrustDomain: "example.org", RootNamespace: "istio-config"}
+	want := Istio{Version: "1.30.5", Namespace: ns, TrustDomain: "example.org", RootNamespace: "istio-config", DataplaneMode: "sidecar"}
 	if st.Istio != want {
 		t.Errorf("istio %+v\n want %+v", st.Istio, want)
 	}
@@ -210,6 +210,55 @@ func TestTier1UpAttachesToAnInstalledIstio(t *testing.T) {
 	_, err = Up(ctx, s, nil)
 	if err == nil || !strings.Contains(err.Error(), "the cluster runs Istio 1.30.5") || !strings.Contains(err.Error(), "ISTIO_VERSION=1.31.1") {
 		t.Fatalf("version mismatch: %v", err)
+	}
+
+	// Asking for ambient of this sidecar mesh is an error naming what was found.
+	s = load(t, attachEnv(t, env, map[string]string{"DATAPLANE_MODE": "ambient"}))
+	if _, err = Up(ctx, s, nil); err == nil || !strings.Contains(err.Error(), "runs the sidecar data plane") || !strings.Contains(err.Error(), "DATAPLANE_MODE=ambient") {
+		t.Fatalf("ambient asked of a sidecar mesh: %v", err)
+	}
+
+	// A ztunnel DaemonSet beside istiod and an enrolled namespace: the mesh is ambient, detected
+	// without DATAPLANE_MODE, waited for (its DaemonSet rolled out) and recorded in the state.
+	enrolled := env.Namespace(t, "shop", map[string]string{"istio.io/dataplane-mode": "ambient"})
+	zsel := map[string]string{"app": "ztunnel"}
+	if _, err := kube.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "ztunnel", Labels: labels},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: zsel}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: zsel},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "istio-proxy", Image: "docker.io/istio/ztunnel:1.30.5-distroless"}}},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Not yet rolled out (no DaemonSet controller here): the wait names it.
+	s = load(t, attachEnv(t, env, map[string]string{"ISTIO_INSTALL_TIMEOUT": "2s"}))
+	if _, err = Up(ctx, s, nil); err == nil || !strings.Contains(err.Error(), "istiod and ztunnel not ready within 2s") || !strings.Contains(err.Error(), "DaemonSet "+ns+"/ztunnel:") {
+		t.Fatalf("found ztunnel not rolled out: %v", err)
+	}
+	ds, err := kube.AppsV1().DaemonSets(ns).Get(ctx, "ztunnel", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.Status = appsv1.DaemonSetStatus{ObservedGeneration: ds.Generation, DesiredNumberScheduled: 1, CurrentNumberScheduled: 1, UpdatedNumberScheduled: 1, NumberReady: 1, NumberAvailable: 1}
+	if _, err := kube.AppsV1().DaemonSets(ns).UpdateStatus(ctx, ds, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	log.Reset()
+	st, err = Up(ctx, load(t, attachEnv(t, env, nil)), &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if st.Mode() != "ambient" || !strings.Contains(log.String(), "found data plane ambient (DaemonSet "+ns+"/ztunnel") || !strings.Contains(log.String(), enrolled) {
+		t.Errorf("mode %q; log:\n%s", st.Mode(), log.String())
+	}
+	// Given and agreeing: fine; given and disagreeing: an error, no run of the other mode.
+	if st, err = Up(ctx, load(t, attachEnv(t, env, map[string]string{"DATAPLANE_MODE": "ambient"})), nil); err != nil || st.Mode() != "ambient" {
+		t.Errorf("DATAPLANE_MODE=ambient on an ambient mesh: %q, %v", st.Mode(), err)
+	}
+	_, err = Up(ctx, load(t, attachEnv(t, env, map[string]string{"DATAPLANE_MODE": "sidecar"})), nil)
+	if err == nil || !strings.Contains(err.Error(), "runs the ambient data plane") || !strings.Contains(err.Error(), "but DATAPLANE_MODE=sidecar") {
+		t.Fatalf("sidecar asked of an ambient mesh: %v", err)
 	}
 }
 

@@ -101,9 +101,8 @@ func (b *builder) report() Report {
 	if r.Timings != nil && b.processes > 0 {
 		r.Timings.Processes = b.processes
 	}
-	if r.Run.Mode == "" {
-		r.Run.Mode = ModeSidecar
-	}
+	// A suite that recorded no mode ran sidecars: the only mode before the mode was recorded.
+	r.Run.Mode = RunMode(r.Run)
 	for _, id := range b.order {
 		r.Behaviors = append(r.Behaviors, *b.behaviors[id])
 	}

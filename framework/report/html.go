@@ -151,7 +151,7 @@ func (m Matrix) HTML(w io.Writer) error {
 }
 
 func runMode(r Run) string {
-	s := cmpOr(r.Mode, ModeSidecar)
+	s := RunMode(r)
 	if r.Strict {
 		return s + ", strict"
 	}

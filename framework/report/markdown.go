@@ -1,8 +1,10 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -52,7 +54,15 @@ func sortVersionsDesc(vs []string) {
 	}
 }
 
-// Versions is the header line: "Istio 1.31.1, 1.30.5 × Kubernetes 1.37.0, 1.35.8".
+// Modes are the distinct data-plane modes of the columns, sidecar first.
+func (m Matrix) Modes() []string {
+	ms := distinct(m.Columns, func(c Column) string { return cmpOr(c.Mode, ModeSidecar) })
+	slices.SortFunc(ms, func(a, b string) int { return cmp.Or(cmp.Compare(modeRank(a), modeRank(b)), strings.Compare(a, b)) })
+	return ms
+}
+
+// Versions is the header line: "Istio 1.31.1, 1.30.5 × Kubernetes 1.37.0, 1.35.8 × sidecar,
+// ambient data plane".
 func (m Matrix) Versions() string {
 	is, ks := m.IstioVersions(), m.KubernetesVersions()
 	if len(is) == 0 {
@@ -61,7 +71,11 @@ func (m Matrix) Versions() string {
 	if len(ks) == 0 {
 		ks = []string{"unknown"}
 	}
-	return "Istio " + strings.Join(is, ", ") + " × Kubernetes " + strings.Join(ks, ", ")
+	ms := m.Modes()
+	if len(ms) == 0 {
+		ms = []string{ModeSidecar}
+	}
+	return "Istio " + strings.Join(is, ", ") + " × Kubernetes " + strings.Join(ks, ", ") + " × " + strings.Join(ms, ", ") + " data plane"
 }
 
 // Markdown writes the matrix for a CI job summary ($GITHUB_STEP_SUMMARY): the versions, the

@@ -9,15 +9,19 @@ import (
 )
 
 // Column is one cell of the run matrix: an Istio version (and revision) on a Kubernetes
-// version, strict or default. Runs that share all of these are combined into one column.
+// version in a data-plane mode, strict or default. Runs that share all of these are combined
+// into one column; runs of two modes never are.
 type Column struct {
-	Key               string   `json:"key"`
-	IstioVersion      string   `json:"istioVersion,omitempty"`
-	IstioRevision     string   `json:"istioRevision,omitempty"`
-	KubernetesVersion string   `json:"kubernetesVersion,omitempty"`
-	Strict            bool     `json:"strict,omitempty"`
-	Runs              []Run    `json:"runs"`
-	Sources           []string `json:"sources"`
+	Key               string `json:"key"`
+	IstioVersion      string `json:"istioVersion,omitempty"`
+	IstioRevision     string `json:"istioRevision,omitempty"`
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Mode is the data-plane mode of the column's runs (RunMode: sidecar for reports from
+	// before the mode was recorded).
+	Mode    string   `json:"mode"`
+	Strict  bool     `json:"strict,omitempty"`
+	Runs    []Run    `json:"runs"`
+	Sources []string `json:"sources"`
 	// TotalSeconds adds up the totals of the column's runs that measured one (Timings); Timed
 	// counts them. Absent when none did (a report from before timings, or a run not ended by
 	// make e2e).
@@ -53,9 +57,10 @@ func (c Column) Istio() string {
 	return c.IstioVersion
 }
 
-// Kubernetes is the column's Kubernetes heading: "k8s 1.37.0", with " strict" for strict runs.
+// Kubernetes is the column's Kubernetes and mode heading: "k8s 1.37.0 sidecar", with " strict"
+// for strict runs.
 func (c Column) Kubernetes() string {
-	s := "k8s " + cmp.Or(c.KubernetesVersion, "?")
+	s := "k8s " + cmp.Or(c.KubernetesVersion, "?") + " " + cmp.Or(c.Mode, ModeSidecar)
 	if c.Strict {
 		s += " strict"
 	}
@@ -189,7 +194,7 @@ func Merge(reports ...Report) Matrix {
 		if _, ok := cols[key]; !ok {
 			cols[key] = len(m.Columns)
 			m.Columns = append(m.Columns, Column{Key: key, IstioVersion: r.Run.IstioVersion, IstioRevision: r.Run.IstioRevision,
-				KubernetesVersion: r.Run.KubernetesVersion, Strict: r.Run.Strict})
+				KubernetesVersion: r.Run.KubernetesVersion, Mode: RunMode(r.Run), Strict: r.Run.Strict})
 		}
 		c := &m.Columns[cols[key]]
 		c.Runs = append(c.Runs, r.Run)
@@ -287,7 +292,7 @@ func columnKey(r Run) string {
 	if r.IstioVersion == "" {
 		return "source:" + r.Source
 	}
-	k := r.IstioVersion + "@" + r.IstioRevision + "/" + r.KubernetesVersion
+	k := r.IstioVersion + "@" + r.IstioRevision + "/" + r.KubernetesVersion + "/" + RunMode(r)
 	if r.Strict {
 		k += "/strict"
 	}
@@ -311,6 +316,10 @@ func compareColumns(a, b Column) int {
 	if c := compareVersions(b.KubernetesVersion, a.KubernetesVersion); c != 0 {
 		return c
 	}
+	// Sidecar, the default mode, before ambient; any other mode after both, by name.
+	if c := cmp.Or(cmp.Compare(modeRank(a.Mode), modeRank(b.Mode)), strings.Compare(a.Mode, b.Mode)); c != 0 {
+		return c
+	}
 	if a.Strict != b.Strict {
 		if a.Strict {
 			return 1
@@ -318,6 +327,16 @@ func compareColumns(a, b Column) int {
 		return -1
 	}
 	return strings.Compare(a.Key, b.Key)
+}
+
+func modeRank(m string) int {
+	switch m {
+	case ModeSidecar, "":
+		return 0
+	case ModeAmbient:
+		return 1
+	}
+	return 2
 }
 
 // compareVersions compares dotted versions numerically ("1.9.0" < "1.10.0"); parts that are

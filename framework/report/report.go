@@ -104,8 +104,30 @@ const (
 	ClusterExisting = "existing" // a cluster the suite was pointed at
 )
 
-// ModeSidecar is the data plane mode the suites test.
-const ModeSidecar = "sidecar"
+// The data-plane modes a run records (DATAPLANE_MODE; framework/settings).
+const (
+	ModeSidecar = "sidecar"
+	ModeAmbient = "ambient"
+)
+
+// RunMode is the data-plane mode r ran: its Mode, or ModeSidecar for a report written before
+// reports recorded the mode, when sidecar was the only mode meshconform ran.
+func RunMode(r Run) string {
+	if r.Mode == "" {
+		return ModeSidecar
+	}
+	return r.Mode
+}
+
+// Comparable says whether two runs' results may be compared behaviour by behaviour: only runs
+// of the same data-plane mode (the same expectation is a 403 from a sidecar and a reset from
+// ztunnel, so results of two modes are never compared as one).
+func Comparable(base, candidate Run) error {
+	if b, c := RunMode(base), RunMode(candidate); b != c {
+		return fmt.Errorf("the base ran the %s data plane and the candidate the %s one: results of two modes are never compared as one; compare two runs of the same DATAPLANE_MODE", b, c)
+	}
+	return nil
+}
 
 // Run is the metadata of one run. Suites record it with AddReportEntry(EntryRun, run) in
 // their SynchronizedBeforeSuite, so it reaches both the JSON and the JUnit report.
@@ -115,7 +137,9 @@ type Run struct {
 	IstioRevision     string `json:"istioRevision,omitempty"`
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 	NodeImage         string `json:"nodeImage,omitempty"`
-	Mode              string `json:"mode,omitempty"` // ModeSidecar
+	// Mode is the data-plane mode (ModeSidecar, ModeAmbient); absent in reports from before
+	// it was recorded, which RunMode reads as sidecar.
+	Mode string `json:"mode,omitempty"`
 	// Strict runs fail on anything but a documented outcome; default runs on deviations only.
 	Strict  bool      `json:"strict"`
 	Cluster string    `json:"cluster,omitempty"` // ClusterCreated or ClusterExisting
@@ -419,14 +443,15 @@ func (r Run) Describe() string {
 	if r.KubernetesVersion != "" {
 		parts = append(parts, "Kubernetes "+r.KubernetesVersion)
 	}
+	if len(parts) == 0 && r.ID == "" {
+		return "no run metadata"
+	}
+	parts = append(parts, RunMode(r)+" data plane")
 	if r.Strict {
 		parts = append(parts, "strict")
 	}
 	if r.ID != "" {
 		parts = append(parts, "run "+r.ID)
-	}
-	if len(parts) == 0 {
-		return "no run metadata"
 	}
 	return strings.Join(parts, ", ")
 }
@@ -436,6 +461,9 @@ func (r Run) Describe() string {
 func (r *Run) mergeRun(o Run) error {
 	if r.IstioVersion != "" && o.IstioVersion != "" && r.IstioVersion != o.IstioVersion {
 		return fmt.Errorf("the suites ran against different Istio versions (%s and %s); build one report per version", r.IstioVersion, o.IstioVersion)
+	}
+	if r.Mode != "" && o.Mode != "" && r.Mode != o.Mode {
+		return fmt.Errorf("the suites ran against different data-plane modes (%s and %s); build one report per mode", r.Mode, o.Mode)
 	}
 	if r.KubernetesVersion != "" && o.KubernetesVersion != "" && r.KubernetesVersion != o.KubernetesVersion {
 		return fmt.Errorf("the suites ran against different Kubernetes versions (%s and %s); build one report per version", r.KubernetesVersion, o.KubernetesVersion)

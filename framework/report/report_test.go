@@ -353,3 +353,48 @@ func TestFromGinkgoInProcess(t *testing.T) {
 		t.Errorf("in-process report read as %s %q %+v", b.State(), b.Reason, b.Evidence)
 	}
 }
+
+// The data-plane mode: a report without one ran sidecars; two modes are never compared as one
+// (Comparable, which report diff and the gate check first), never combined into one report,
+// and never share a matrix column.
+func TestModes(t *testing.T) {
+	old := Run{ID: "old", IstioVersion: "1.31.1", KubernetesVersion: "1.37.0"} // before the field
+	side := Run{ID: "s", IstioVersion: "1.31.1", KubernetesVersion: "1.37.0", Mode: ModeSidecar}
+	amb := Run{ID: "a", IstioVersion: "1.31.1", KubernetesVersion: "1.37.0", Mode: ModeAmbient}
+	if RunMode(old) != ModeSidecar {
+		t.Errorf("a report without a mode reads as %q", RunMode(old))
+	}
+	if err := Comparable(old, side); err != nil {
+		t.Errorf("old vs sidecar: %v", err)
+	}
+	for _, pair := range [][2]Run{{side, amb}, {amb, old}} {
+		err := Comparable(pair[0], pair[1])
+		if err == nil || !strings.Contains(err.Error(), "results of two modes are never compared as one") {
+			t.Errorf("%s vs %s: %v, want a refusal", RunMode(pair[0]), RunMode(pair[1]), err)
+		}
+	}
+	r := side
+	if err := r.mergeRun(amb); err == nil || !strings.Contains(err.Error(), "different data-plane modes (sidecar and ambient)") {
+		t.Errorf("one report of two modes: %v", err)
+	}
+	rep := func(run Run, res Result) Report {
+		run.Source = run.ID + ".json"
+		return Report{Run: run, Behaviors: []Behavior{{ID: "MTLS-002", Result: res}}}
+	}
+	m := Merge(rep(amb, Fail), rep(side, Pass), rep(old, Pass))
+	if len(m.Columns) != 2 {
+		t.Fatalf("columns %v, want sidecar (old and new reports) and ambient apart", m.Columns)
+	}
+	if got := m.Columns[0].Label() + " | " + m.Columns[1].Label(); got != "1.31.1 / k8s 1.37.0 sidecar | 1.31.1 / k8s 1.37.0 ambient" {
+		t.Errorf("columns %s", got)
+	}
+	if len(m.Columns[0].Runs) != 2 || m.Rows[0].Cells[1].Status() == m.Rows[0].Cells[0].Status() {
+		t.Errorf("cells %v / %v", m.Rows[0].Cells[0].Status(), m.Rows[0].Cells[1].Status())
+	}
+	if v := m.Versions(); !strings.HasSuffix(v, "× sidecar, ambient data plane") {
+		t.Errorf("matrix header %q does not name both modes", v)
+	}
+	if d := amb.Describe(); !strings.Contains(d, "ambient data plane") {
+		t.Errorf("Describe() = %q", d)
+	}
+}

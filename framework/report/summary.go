@@ -6,7 +6,8 @@ import (
 )
 
 // SummaryText is the short table a run ends with: the baseline first (a failed one says the
-// cluster is at fault and nothing below was judged), then the behaviours, how to rerun one,
+// cluster is at fault and nothing below was judged), then the run (versions and data-plane
+// mode), the behaviours, how to rerun one,
 // and where the time went (TimeText).
 func (r Report) SummaryText() string {
 	var sb strings.Builder
@@ -22,6 +23,8 @@ func (r Report) SummaryText() string {
 	default:
 		fmt.Fprintf(&sb, "baseline: %s (%s)\n", r.Baseline.Status, r.Baseline.Verdict)
 	}
+	// What the results stand on, its data-plane mode above all (it decides what each means).
+	fmt.Fprintf(&sb, "run: %s\n", r.Run.Describe())
 	var bad []string
 	for _, b := range r.Behaviors {
 		if b.Result == Fail {

@@ -108,6 +108,10 @@ type Settings struct {
 	// holds pilot-agent on a real release. Set, the specs that need a running pilot-agent
 	// without Envoy (catalog label agent) run even under DATAPLANE=0.
 	AgentImage string `json:"agentImage,omitempty"`
+	// DataplaneMode (DATAPLANE_MODE) is the data plane the run installs or expects: ModeSidecar
+	// or ModeAmbient. Empty (a state file from before the setting) reads as sidecar; whether
+	// the user gave it is in Given (an existing cluster's detected mode must then agree).
+	DataplaneMode string `json:"dataplaneMode,omitempty"`
 	// NoPull (IMAGE_PULL=0): the host never pulls an image for the preload; what it lacks is
 	// reported, not fetched (air-gapped hosts, and the live tier, which must send nothing
 	// off the machine).
@@ -166,6 +170,7 @@ func Variables() []Variable {
 		{"IMAGE_PULL", "image-pull", "1", "0: the image preload never pulls on the host: images must be there (docker load, scripts/workload-images.sh); a missing one is named, not fetched"},
 		{"DATAPLANE", "dataplane", "1", "0: leave out the specs labelled dataplane (they need a running sidecar, gateway or ztunnel), e.g. with istiod built from source and no proxy image; the report counts them as left out, with the reason"},
 		{"ISTIO_AGENT_IMAGE", "istio-agent-image", "", "image holding pilot-agent for the suite's grpc-agent pods (Istio's injection template grpc-agent: pilot-agent without Envoy), given as their annotation sidecar.istio.io/proxyImage and preloaded into kind; empty: the chart's proxy image (on a release, proxyv2 holds pilot-agent). Set, the specs labelled agent run even with DATAPLANE=0, e.g. scripts/istiod-image.sh's meshconform.local/istio/pilot-agent:<version>"},
+		{EnvDataplaneMode, "dataplane-mode", ModeSidecar, "sidecar: Envoy beside each pod; ambient: ztunnel on each node (istio-cni and ztunnel installed after istiod, all with profile=ambient; the host needs the kernel modules xt_owner, ip_set and xt_set). On KUBE_CONTEXT the mode is detected; given, it must agree"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness) and of the wait for an istiod found in the cluster, a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
@@ -438,6 +443,7 @@ func (p *parser) parse() Settings {
 			p.bad("ISTIO_AGENT_IMAGE", "is not a pinned image with a repository path", "use <registry>/<path>:<tag>, like meshconform.local/istio/pilot-agent:1.31.0-dev.20260827124520 (Istio's grpc-agent template ignores a name without '/')")
 		}
 	}
+	s.DataplaneMode = p.dataplaneMode()
 	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {
@@ -522,6 +528,40 @@ func (p *parser) install() InstallPolicy {
 	}
 	return InstallNo
 }
+
+// The data-plane modes of DATAPLANE_MODE, named as reports name them (framework/report).
+const (
+	EnvDataplaneMode = "DATAPLANE_MODE"
+	ModeSidecar      = mesh.ModeSidecar
+	ModeAmbient      = mesh.ModeAmbient
+)
+
+func (p *parser) dataplaneMode() string {
+	v, ok := p.raw[EnvDataplaneMode]
+	if !ok {
+		return ModeSidecar
+	}
+	switch m := strings.ToLower(strings.TrimSpace(v)); m {
+	case ModeSidecar, ModeAmbient:
+		return m
+	}
+	p.bad(EnvDataplaneMode, "is not a data-plane mode", "use sidecar (the default) or ambient")
+	return ModeSidecar
+}
+
+// Mode is the run's data-plane mode: DataplaneMode, or sidecar for settings from before it.
+func (s Settings) Mode() string {
+	if s.DataplaneMode == "" {
+		return ModeSidecar
+	}
+	return s.DataplaneMode
+}
+
+// Ambient reports whether the run installs or expects the ambient data plane.
+func (s Settings) Ambient() bool { return s.Mode() == ModeAmbient }
+
+// ModeGiven reports whether DATAPLANE_MODE was set by the user (not the default).
+func (s Settings) ModeGiven() bool { return slices.Contains(s.Given, EnvDataplaneMode) }
 
 func (p *parser) keep() KeepPolicy {
 	v, ok := p.raw["KEEP_CLUSTER"]
@@ -617,6 +657,11 @@ func (s Settings) Validate() error {
 	case InstallAuto, InstallYes, InstallNo, InstallNone:
 	default:
 		errs = append(errs, fmt.Errorf("install policy %q is not auto, yes, no or none (ISTIO_INSTALL)", s.Install))
+	}
+	switch s.DataplaneMode {
+	case "", ModeSidecar, ModeAmbient:
+	default:
+		errs = append(errs, fmt.Errorf("data-plane mode %q is not sidecar or ambient (%s)", s.DataplaneMode, EnvDataplaneMode))
 	}
 	if s.ReportsDir == "" {
 		errs = append(errs, fmt.Errorf("reports directory is empty: set REPORTS_DIR, like %s", DefaultReportsDir))

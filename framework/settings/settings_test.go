@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		ClusterName:     "meshconform",
 		KeepCluster:     KeepOnFailure,
 		AllowDisruptive: ToggleAuto,
+		DataplaneMode:   ModeSidecar,
 		ReportsDir:      filepath.Join(r, "reports"),
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -180,6 +181,7 @@ func TestMalformed(t *testing.T) {
 		// Istio's grpc-agent template ignores an image without "/" and uses the chart's proxy.
 		{map[string]string{"ISTIO_AGENT_IMAGE": "pilot-agent:1.31.0"}, `ISTIO_AGENT_IMAGE="pilot-agent:1.31.0" is not a pinned image with a repository path: use <registry>/<path>:<tag>`},
 		{map[string]string{"ISTIO_AGENT_IMAGE": "meshconform.local/istio/pilot-agent"}, `ISTIO_AGENT_IMAGE="meshconform.local/istio/pilot-agent" is not a pinned image with a repository path`},
+		{map[string]string{"DATAPLANE_MODE": "ztunnel"}, `DATAPLANE_MODE="ztunnel" is not a data-plane mode: use sidecar (the default) or ambient`},
 		// The waiter's variables are checked where every other setting is, before anything runs.
 		{map[string]string{"MESHCONFORM_TIMEOUT": "60"}, `MESHCONFORM_TIMEOUT="60": want a positive Go duration (example: MESHCONFORM_TIMEOUT=90s)`},
 		{map[string]string{"K8S_NODE_IMAGE": "kindest/node"}, `K8S_NODE_IMAGE="kindest/node" is not a pinned image: use an image with a tag (and digest), like kindest/node:v1.37.0@sha256:`},
@@ -402,5 +404,41 @@ func TestFromEnvironmentWorkDir(t *testing.T) {
 	}
 	if want := filepath.Join(root, "out"); s.ReportsDir != want {
 		t.Errorf("REPORTS_DIR=out from %s=%s: %s, want %s", WorkDirEnv, root, s.ReportsDir, want)
+	}
+}
+
+// DATAPLANE_MODE: sidecar by default, ambient when asked (any case), and a state file from
+// before the setting reads as sidecar.
+func TestDataplaneMode(t *testing.T) {
+	for _, tc := range []struct {
+		env         map[string]string
+		mode        string
+		given, ambi bool
+	}{
+		{nil, ModeSidecar, false, false},
+		{map[string]string{"DATAPLANE_MODE": "ambient"}, ModeAmbient, true, true},
+		{map[string]string{"DATAPLANE_MODE": " Ambient "}, ModeAmbient, true, true},
+		{map[string]string{"DATAPLANE_MODE": "sidecar"}, ModeSidecar, true, false},
+	} {
+		s, err := Load(env(tc.env), nil, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Mode() != tc.mode || s.ModeGiven() != tc.given || s.Ambient() != tc.ambi {
+			t.Errorf("%v: mode %q given %v ambient %v; want %q %v %v", tc.env, s.Mode(), s.ModeGiven(), s.Ambient(), tc.mode, tc.given, tc.ambi)
+		}
+		data, _ := s.Marshal()
+		back, err := Unmarshal(data)
+		if err != nil || back.Mode() != tc.mode {
+			t.Errorf("%v: round trip: %q, %v", tc.env, back.Mode(), err)
+		}
+	}
+	if (Settings{}).Mode() != ModeSidecar {
+		t.Error("settings without the field must read as sidecar")
+	}
+	s, _ := Load(env(nil), nil, t.TempDir())
+	s.DataplaneMode = "proxyless"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "DATAPLANE_MODE") {
+		t.Errorf("Validate accepted mode proxyless: %v", err)
 	}
 }

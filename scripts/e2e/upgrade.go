@@ -67,7 +67,7 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 
 	toSettings := u.s
 	toSettings.IstioVersion = plan.To
-	toImages, err := provision.IstioImages(toSettings)
+	toImages, err := provision.IstioImages(ctx, toSettings)
 	if err != nil {
 		fmt.Fprintf(stderr, "meshconform: %v\n", err)
 		return 1

@@ -1,12 +1,14 @@
 // Package preflight checks, before any work, that a run can succeed: the Docker engine answers
 // (for kind), its cgroup version suits the node image's kubelet, its image store is named, the
 // kind config's host ports are free, the cluster name and kind config are valid, an existing
-// context is reachable, the Istio version is well formed and its charts can be fetched, the
+// context is reachable, the host kernel has what ambient's node agent needs (DATAPLANE_MODE=ambient
+// on kind), the Istio version is well formed and its charts can be fetched, the
 // reports directory is writable. It reports every problem at once, one line each with its
 // fix, in seconds.
 package preflight
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,6 +100,8 @@ type Options struct {
 	// ISTIO_CHART_DIR).
 	Charts ChartCheck
 	HTTP   *http.Client
+	// HostRoot is where the kernel check reads /proc and /lib/modules ("/" when empty).
+	HostRoot string
 }
 
 func (o Options) withDefaults() Options {
@@ -184,6 +188,9 @@ func plan(s settings.Settings, o Options) []check {
 			check{"host ports", func(ctx context.Context) outcome { return hostPortsCheck(ctx, s, e) }},
 			check{"kind config", func(context.Context) outcome { return kindConfigCheck(s) }},
 			check{"support", func(context.Context) outcome { return supportCheck(s, meshconform.SupportedVersions()) }})
+		if s.Ambient() && InstallMayRun(s) {
+			checks = append(checks, check{"kernel", func(context.Context) outcome { return kernelCheck(cmp.Or(o.HostRoot, "/")) }})
+		}
 	}
 	if InstallMayRun(s) {
 		checks = append(checks, check{"charts", func(ctx context.Context) outcome {
@@ -502,4 +509,55 @@ func supportCheck(s settings.Settings, v meshconform.Versions) outcome {
 				s.IstioVersion, r.Min, r.Max, k, v.DefaultNodeImageFor(s.IstioVersion).Image)}
 	}
 	return found(fmt.Sprintf("Istio %s supports Kubernetes %s (%s to %s)", s.IstioVersion, k, r.Min, r.Max))
+}
+
+// AmbientModules are the kernel modules ambient's node agent needs on the host that runs the
+// kind nodes (they share its kernel): its host-side rule for kubelet's probes matches
+// `-m owner --socket-exists` (xt_owner) and `-m set --match-set` on an ipset (ip_set, xt_set)
+// (istio.io/istio cni/pkg/iptables/iptables.go:636-647 at the pinned release-1.31 commit).
+var AmbientModules = []string{"xt_owner", "ip_set", "xt_set"}
+
+// kernelCheck finds which of AmbientModules the host kernel has neither loaded (/proc/modules)
+// nor built in (/lib/modules/<release>/modules.builtin, which names built-in modules by path,
+// kernel/net/netfilter/xt_owner.ko). root is "/" but in tests.
+func kernelCheck(root string) outcome {
+	procModules := filepath.Join(root, "proc", "modules")
+	loaded, err := os.ReadFile(procModules)
+	if err != nil {
+		// Not Linux (Docker Desktop: the modules are its VM's), or /proc hidden: say so.
+		return outcome{detail: fmt.Sprintf("not checked (%v); ambient needs %s in the kernel that runs the kind nodes", err, strings.Join(AmbientModules, ", ")), skipped: true}
+	}
+	have := map[string]bool{}
+	for line := range strings.Lines(string(loaded)) {
+		if f := strings.Fields(line); len(f) > 0 {
+			have[f[0]] = true
+		}
+	}
+	release, _ := os.ReadFile(filepath.Join(root, "proc", "sys", "kernel", "osrelease"))
+	rel := strings.TrimSpace(string(release))
+	builtin, builtinErr := os.ReadFile(filepath.Join(root, "lib", "modules", rel, "modules.builtin"))
+	for line := range strings.Lines(string(builtin)) {
+		// Module names treat '-' and '_' alike; /proc/modules uses '_'.
+		name := strings.ReplaceAll(strings.TrimSuffix(filepath.Base(strings.TrimSpace(line)), ".ko"), "-", "_")
+		have[name] = true
+	}
+	var missing []string
+	for _, m := range AmbientModules {
+		if !have[m] {
+			missing = append(missing, m)
+		}
+	}
+	if len(missing) == 0 {
+		return found(strings.Join(AmbientModules, ", ") + " present (ambient)")
+	}
+	detail := fmt.Sprintf("DATAPLANE_MODE=ambient needs the kernel modules %s, and %s neither loaded (%s) nor built in",
+		strings.Join(AmbientModules, ", "), strings.Join(missing, ", "), procModules)
+	if builtinErr != nil {
+		detail += fmt.Sprintf(" (modules.builtin of kernel %q unreadable: %v)", rel, builtinErr)
+	} else {
+		detail += fmt.Sprintf(" (/lib/modules/%s/modules.builtin)", rel)
+	}
+	fix := fmt.Sprintf("Load them on the host: sudo modprobe -a %s (to load them at boot: printf '%%s\\n' %s | sudo tee /etc/modules-load.d/istio-ambient.conf); istio-cni's rules fail without them",
+		strings.Join(missing, " "), strings.Join(missing, " "))
+	return found("", Problem{Check: "kernel", Detail: detail, Fix: fix})
 }

@@ -628,3 +628,85 @@ func TestSupportCheck(t *testing.T) {
 		t.Errorf("ISTIO_INSTALL=none: %+v; want no warning, and the detail saying there is no Istio", o)
 	}
 }
+
+// hostRoot lays out /proc/modules, the kernel release and its modules.builtin under a
+// temporary root, as kernelCheck reads them.
+func hostRoot(t *testing.T, loaded, builtin []string) string {
+	root := t.TempDir()
+	const rel = "6.12.0-test"
+	var mods strings.Builder
+	for _, m := range loaded {
+		fmt.Fprintf(&mods, "%s 16384 1 - Live 0x0000000000000000\n", m)
+	}
+	for path, data := range map[string]string{
+		"proc/modules":                            mods.String(),
+		"proc/sys/kernel/osrelease":               rel + "\n",
+		"lib/modules/" + rel + "/modules.builtin": strings.Join(builtin, "\n") + "\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, path), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// DATAPLANE_MODE=ambient on kind: the kernel check names the modules that are neither loaded
+// nor built in and how to load them; a built-in module counts; sidecar runs never check.
+func TestKernelModulesForAmbient(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		loaded, builtin  []string
+		missing, present []string
+	}{
+		{"all loaded", []string{"nf_tables", "xt_owner", "ip_set", "xt_set"}, nil, nil, nil},
+		{"built in", []string{"ip_set"}, []string{"kernel/net/netfilter/xt_owner.ko", "kernel/net/netfilter/xt_set.ko"}, nil, nil},
+		{"none", []string{"nf_tables"}, []string{"kernel/net/netfilter/xt_mark.ko"}, []string{"xt_owner", "ip_set", "xt_set"}, nil},
+		{"owner missing", []string{"ip_set", "xt_set"}, nil, []string{"xt_owner"}, []string{"ip_set", "xt_set"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := kernelCheck(hostRoot(t, tc.loaded, tc.builtin))
+			if len(tc.missing) == 0 {
+				if len(out.problems) != 0 {
+					t.Fatalf("problems %v", out.problems)
+				}
+				return
+			}
+			if len(out.problems) != 1 {
+				t.Fatalf("problems %v, want one", out.problems)
+			}
+			p := out.problems[0].String()
+			want := "sudo modprobe -a " + strings.Join(tc.missing, " ")
+			if !strings.Contains(p, want) || !strings.Contains(p, "and "+strings.Join(tc.missing, ", ")+" neither loaded") || !strings.Contains(p, "modules.builtin") {
+				t.Errorf("problem %q does not name %v and %q", p, tc.missing, want)
+			}
+			for _, m := range tc.present {
+				if strings.Contains(p, "modprobe -a "+m) || strings.Contains(p, "modprobe -a xt_owner "+m) {
+					t.Errorf("problem %q asks to load %s, which is loaded", p, m)
+				}
+			}
+		})
+	}
+	// Not Linux, or /proc hidden: skipped, saying what ambient needs.
+	if out := kernelCheck(t.TempDir()); !out.skipped || len(out.problems) != 0 || !strings.Contains(out.detail, "xt_owner, ip_set, xt_set") {
+		t.Errorf("without /proc/modules: %+v", out)
+	}
+	// In a run: only with ambient on kind.
+	repo := indexServer(t, defaultIstio)
+	docker := fakeDocker(t, `case "$1" in version) echo 28.1.1 ;; ps) ;; esac`)
+	root := hostRoot(t, []string{"ip_set"}, nil)
+	for _, mode := range []string{"sidecar", "ambient"} {
+		s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "DATAPLANE_MODE": mode,
+			"KIND_CONFIG": kindtest.PortsConfig(t, 1, kindtest.FreePort(t), kindtest.FreePort(t))})
+		results, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: docker}, HostRoot: root})
+		p, ok := find(problems(err), "kernel")
+		if mode == "sidecar" && ok {
+			t.Errorf("sidecar run checks the kernel: %v", p)
+		}
+		if mode == "ambient" && (!ok || !strings.Contains(p.String(), "sudo modprobe -a xt_owner xt_set")) {
+			t.Errorf("ambient run: kernel problem %v (%v); results %v", p, ok, results)
+		}
+	}
+}

@@ -263,7 +263,7 @@ func runEntry(st provision.State) report.Run {
 		cluster = report.ClusterExisting
 	}
 	return report.Run{ID: st.RunID, IstioVersion: st.Istio.Version, IstioRevision: st.Istio.Revision,
-		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: dataPlaneOf(st).Mode(),
+		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: st.Mode(),
 		Strict: st.Settings.Strict, Cluster: cluster, Date: st.Started,
 		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version)}
 }
