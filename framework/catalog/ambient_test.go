@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,31 @@ func TestModes(t *testing.T) {
 	} {
 		if got := (Behavior{Ambient: tc.a}).Modes(); got != tc.want {
 			t.Errorf("Modes() of %+v = %q, want %q", tc.a, got, tc.want)
+		}
+	}
+}
+
+// Until the suites drive an ambient data plane, an ambient run judges exactly the control
+// plane's behaviours whose ambient outcome is the sidecar's; every other is left out with why.
+func TestNotJudgedInAmbient(t *testing.T) {
+	var judged []string
+	for _, b := range All() {
+		why := b.NotJudgedInAmbient()
+		if why == "" {
+			judged = append(judged, b.ID)
+			continue
+		}
+		if b.Ambient.LeftOut() && !strings.Contains(why, b.Ambient.Reason) {
+			t.Errorf("%s: %q does not give the catalog's reason", b.ID, why)
+		}
+	}
+	want := []string{"CERT-003", "CERT-005", "CP-001", "CP-002", "CP-003", "VALID-001"}
+	if !slices.Equal(judged, want) {
+		t.Errorf("judged in ambient: %v, want %v", judged, want)
+	}
+	for _, id := range []string{"MTLS-002", "CERT-006", "POSTURE-004"} {
+		if MustLookup(id).NotJudgedInAmbient() == "" {
+			t.Errorf("%s would be judged the sidecar way in an ambient run", id)
 		}
 	}
 }

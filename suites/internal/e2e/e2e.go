@@ -128,6 +128,15 @@ func Bootstrap(suite string) bool {
 		if why := record.LeftOutBy(Current.State.Settings, baseline.Label)(labels); why != "" {
 			return why
 		}
+		if Current.State.Mode() == settings.ModeAmbient {
+			for _, l := range labels {
+				if b, ok := catalog.Lookup(l); ok {
+					if why := b.NotJudgedInAmbient(); why != "" {
+						return why
+					}
+				}
+			}
+		}
 		return notApplicable(Current)
 	})
 
