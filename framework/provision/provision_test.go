@@ -199,10 +199,10 @@ func TestImages(t *testing.T) {
 	}
 	// ISTIO_AGENT_IMAGE is preloaded, and required (not optional), where Istio runs.
 	agent := "meshconform.local/istio/pilot-agent:1.31.0-dev.20260827124520"
-	if got, err := Images(load(t, map[string]string{"ISTIO_AGENT_IMAGE": agent})); err != nil || !slices.Contains(got, agent) || slices.Contains(OptionalImages(), agent) {
+	if got, err := Images(context.Background(), load(t, map[string]string{"ISTIO_AGENT_IMAGE": agent})); err != nil || !slices.Contains(got, agent) || slices.Contains(OptionalImages(), agent) {
 		t.Errorf("ISTIO_AGENT_IMAGE: preloads %v (%v); want %s among the required images", got, err, agent)
 	}
-	if got, _ := Images(load(t, map[string]string{"ISTIO_AGENT_IMAGE": agent, "ISTIO_INSTALL": "none"})); slices.Contains(got, agent) {
+	if got, _ := Images(context.Background(), load(t, map[string]string{"ISTIO_AGENT_IMAGE": agent, "ISTIO_INSTALL": "none"})); slices.Contains(got, agent) {
 		t.Errorf("ISTIO_INSTALL=none preloads the agent image: %v", got)
 	}
 	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
