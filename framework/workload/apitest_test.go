@@ -284,6 +284,36 @@ func TestTier1StartDeletionThenWaitTerminating(t *testing.T) {
 	}
 }
 
+// A pod made by hand (no Deployment) is waited for with BarePods: without it the wait never
+// ends ("no Deployment's pod template matches"); with it the pod must still be ready, proxy too.
+func TestTier1WaitReadyBarePods(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := apitest.Context(t, 2*time.Minute)
+	run := newRun(t, env.Kube)
+	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "bare", RunID: run, Injection: InjectionOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bare", Namespace: ns, Labels: map[string]string{"app": "bare"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "docker.io/curlimages/curl:8.11.1"},
+			{Name: istionames.ProxyContainerName, Image: "docker.io/istio/proxyv2:1.27.1"}}}}
+	if _, err := env.Kube.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setPodStatus(ctx, t, env.Kube, ns, "bare", true, false)
+	opts := []WaitOption{Timeout(time.Second), Poll(50 * time.Millisecond), Proxy(ProxyRequired)}
+	if err := WaitReady(ctx, env.Kube, ns, "app=bare", append(opts, BarePods())...); !IsNotReady(err) || !strings.Contains(err.Error(), "istio-proxy is running but not ready") {
+		t.Fatalf("bare pod, proxy not ready: WaitReady said %v", err)
+	}
+	setPodStatus(ctx, t, env.Kube, ns, "bare", true, true)
+	if err := WaitReady(ctx, env.Kube, ns, "app=bare", opts...); !IsNotReady(err) || !strings.Contains(err.Error(), "no Deployment's pod template matches") {
+		t.Errorf("bare pod without BarePods: WaitReady said %v; want it waiting for a Deployment", err)
+	}
+	if err := WaitReady(ctx, env.Kube, ns, "app=bare", append(opts, BarePods())...); err != nil {
+		t.Errorf("bare pod ready, BarePods: %v", err)
+	}
+}
+
 // createPod creates the pod a ReplicaSet would for h, injected (or not) as h.Sidecar says,
 // with no node: the API server deletes unscheduled pods at once, so namespaces go quickly.
 func createPod(ctx context.Context, t *testing.T, kube kubernetes.Interface, h Handle, suffix string, native bool) *corev1.Pod {

@@ -52,6 +52,7 @@ type waitConfig struct {
 	consecutive   int
 	timeout, poll time.Duration
 	proxy         ProxyMode
+	bare          bool
 }
 
 // WaitOption tunes WaitReady.
@@ -65,6 +66,10 @@ func Timeout(d time.Duration) WaitOption { return func(c *waitConfig) { c.timeou
 
 // Poll sets the interval between observations (default 500ms).
 func Poll(d time.Duration) WaitOption { return func(c *waitConfig) { c.poll = d } }
+
+// BarePods waits for pods no Deployment makes (a pod created by hand): that no Deployment's
+// template matches the selector is then no reason to wait; the pods must still be ready.
+func BarePods() WaitOption { return func(c *waitConfig) { c.bare = true } }
 
 // Proxy sets what is required of the pods' istio-proxy (default ProxyAuto).
 func Proxy(m ProxyMode) WaitOption { return func(c *waitConfig) { c.proxy = m } }
@@ -112,6 +117,9 @@ func WaitReady(ctx context.Context, kube kubernetes.Interface, ns, selector stri
 			}
 		}
 		o, err := observe(ctx, kube, ns, nsLabels, sel, cfg.proxy)
+		if err == nil && cfg.bare {
+			o.Reasons = slices.DeleteFunc(o.Reasons, func(r string) bool { return r == noDeployment })
+		}
 		if err == nil {
 			last, completed = o, completed+1
 		}
@@ -159,12 +167,14 @@ func observe(ctx context.Context, kube kubernetes.Interface, ns string, nsLabels
 	return o, nil
 }
 
+const noDeployment = "no Deployment's pod template matches the selector (not applied yet?)"
+
 // Evaluate says why the Deployments and pods are not ready; nil means they are. It is pure,
 // so that tests can judge pod objects they build.
 func Evaluate(nsLabels map[string]string, deps []appsv1.Deployment, pods []corev1.Pod, mode ProxyMode) []string {
 	var reasons []string
 	if len(deps) == 0 {
-		reasons = append(reasons, "no Deployment's pod template matches the selector (not applied yet?)")
+		reasons = append(reasons, noDeployment)
 	}
 	for i := range deps {
 		if mode == ProxyAdmitted {

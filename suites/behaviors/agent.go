@@ -278,7 +278,7 @@ func claimedIdentity(ctx context.Context, t *e2e.T, role cases.Role, wantSPIFFE 
 	}
 	// Deleted with the spec's namespace.
 	if err := workload.WaitReady(ctx, t.Run.Kube, h.Namespace, "app="+name, workload.Consecutive(t.Run.Expect.Consecutive),
-		workload.Timeout(3*time.Minute), workload.Proxy(workload.ProxyRequired)); err != nil {
+		workload.Timeout(3*time.Minute), workload.Proxy(workload.ProxyRequired), workload.BarePods()); err != nil {
 		return fields, fmt.Errorf("CERT-006 (claimed identity): pod %s did not become ready (istiod refused to sign what it claims?): %w", name, err)
 	}
 	ex, err := probe.NewPodExecutor(t.Run.Config, h.Namespace, name, h.Container)
