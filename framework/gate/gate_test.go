@@ -87,7 +87,7 @@ func TestPlanUpgradeRefusals(t *testing.T) {
 		{"downgrade", nil, "1.31.1", "1.30.5", []string{"FROM=1.31.1 is newer than TO=1.30.5: the gate upgrades, it does not downgrade; swap them"}},
 		{"pre-release before its release is an upgrade", nil, "1.32.0-beta.0", "1.32.0", nil},
 		{"existing cluster and reuse", map[string]string{"KUBE_CONTEXT": "prod", "REUSE_CLUSTER": "1"}, "1.30.5", "1.31.1",
-			[]string{"KUBE_CONTEXT=prod is set: the upgrade gate upgrades Istio in place", "unset KUBE_CONTEXT", "REUSE_CLUSTER=1 is set: the gate must start from Istio FROM on a fresh cluster"}},
+			[]string{"KUBE_CONTEXT=prod is set: the upgrade gate upgrades Istio in place", "unset KUBE_CONTEXT"}},
 		{"ISTIO_VERSION other than FROM", map[string]string{"ISTIO_VERSION": "1.29.0"}, "1.30.5", "1.31.1",
 			[]string{"ISTIO_VERSION=1.29.0 conflicts with FROM=1.30.5: unset ISTIO_VERSION"}},
 		{"ISTIO_VERSION equal to FROM", map[string]string{"ISTIO_VERSION": "1.30.5"}, "1.30.5", "1.31.1", nil},

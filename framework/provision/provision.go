@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -83,6 +84,11 @@ type config struct {
 	cleanupTimeout time.Duration
 	readyTimeout   time.Duration
 	afterDown      func(Ended)
+	// noIstioBefore: Up refuses a cluster where an istiod is found (WithNoIstioBefore).
+	noIstioBefore string
+	// reusedRevisions, when set, has Down uninstall from a reused kind cluster the Istio the
+	// run installed: these revisions first, then the run's own (WithUninstallFromReused).
+	reusedRevisions func() Installed
 	// up and down are Up and Down; Session's tests replace them to run without a cluster.
 	up   func(context.Context, settings.Settings, io.Writer, ...Option) (State, error)
 	down func(context.Context, State, Outcome, io.Writer, ...Option) error
@@ -110,6 +116,30 @@ func WithCleanupTimeout(d time.Duration) Option { return func(c *config) { c.cle
 // WithReadyTimeout bounds waiting for a kind control plane (default 5 minutes); a found
 // istiod is waited for within the settings' InstallTimeout (ISTIO_INSTALL_TIMEOUT).
 func WithReadyTimeout(d time.Duration) Option { return func(c *config) { c.readyTimeout = d } }
+
+// WithNoIstioBefore has Up refuse a cluster where an istiod is already found (a kind cluster
+// reused with REUSE_CLUSTER=1): who needs the cluster without Istio says so in who (e.g. "the
+// upgrade gate starts from Istio FROM").
+func WithNoIstioBefore(who string) Option { return func(c *config) { c.noIstioBefore = who } }
+
+// WithUninstallFromReused has Down, on a kind cluster the run reused (not created, not
+// KUBE_CONTEXT), uninstall the Istio the run installed, whatever the outcome, so that the kept
+// cluster is left as the run found it: each of installed's other revisions (asked at Down:
+// e.g. a canary installed later in the run), then the run's own revision with istio-base and,
+// when there were none before, Istio's CRDs. Without it, a reused cluster keeps the Istio a run
+// installed, for the next run to reuse.
+func WithUninstallFromReused(installed func() Installed) Option {
+	return func(c *config) { c.reusedRevisions = installed }
+}
+
+// Installed is what a run has installed since Up, for WithUninstallFromReused.
+type Installed struct {
+	// Version is the run's own revision's version now ("": still Up's, ISTIO_VERSION), e.g. TO
+	// after an upgrade in place.
+	Version string
+	// Others are the revisions installed beside the run's own, each with its version.
+	Others map[string]string
+}
 
 // DefaultCleanupTimeout bounds cleanup: deleting a kind cluster takes seconds.
 const DefaultCleanupTimeout = 3 * time.Minute
@@ -140,7 +170,7 @@ func Up(ctx context.Context, s settings.Settings, log io.Writer, opts ...Option)
 			return
 		}
 		outcome := OutcomeOf(ctx.Err() != nil, true)
-		if derr := Down(ctx, st, outcome, log, WithCleanupTimeout(c.cleanupTimeout)); derr != nil {
+		if derr := Down(ctx, st, outcome, log, append(slices.Clone(opts), WithCleanupTimeout(c.cleanupTimeout))...); derr != nil {
 			err = fmt.Errorf("%w\ncleanup after the failure: %v", err, derr)
 		}
 	}()
@@ -589,6 +619,9 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 	for _, f := range found {
 		fmt.Fprintf(log, "  found %s\n", f)
 	}
+	if c.noIstioBefore != "" && len(found) > 0 {
+		return NoIstioBeforeError(c.noIstioBefore, *st, found)
+	}
 	plan, cp, err := PlanIstio(s, found)
 	if err != nil {
 		return err
@@ -699,6 +732,23 @@ func Down(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ..
 		if err := uninstall(ctx, st, log); err != nil {
 			return err
 		}
+	} else if c.reusedRevisions != nil && UninstallsFromReused(st) {
+		now := c.reusedRevisions()
+		for _, rev := range slices.Sorted(maps.Keys(now.Others)) {
+			if rev == st.Istio.Revision {
+				continue
+			}
+			if err := uninstallRevision(ctx, st, rev, now.Others[rev], log); err != nil {
+				return err
+			}
+		}
+		own := st
+		if now.Version != "" {
+			own.Settings.IstioVersion = now.Version
+		}
+		if err := uninstall(ctx, own, log); err != nil {
+			return err
+		}
 	}
 	switch {
 	case st.Existing || st.ClusterName == "":
@@ -742,6 +792,50 @@ func KeptMessage(st State, outcome Outcome) []string {
 // the cluster is left as the run found it. A mesh the run upgraded is the user's: it stays.
 func UninstallsOnDown(st State) bool {
 	return st.Existing && st.Istio.InstalledByRun && st.Istio.Replaced == ""
+}
+
+// UninstallsFromReused says whether st is a kind cluster the run reused (REUSE_CLUSTER=1,
+// not created, not KUBE_CONTEXT) and installed Istio on: where WithUninstallFromReused has
+// Down uninstall it.
+func UninstallsFromReused(st State) bool {
+	return !st.Existing && st.ClusterName != "" && !st.CreatedCluster && st.Istio.InstalledByRun
+}
+
+// NoIstioBeforeError is WithNoIstioBefore's refusal: what was found and the two ways out.
+func NoIstioBeforeError(who string, st State, found []mesh.ControlPlane) error {
+	var cps []string
+	for _, f := range found {
+		cps = append(cps, f.String())
+	}
+	where := "context " + st.Context
+	fix := "point KUBE_CONTEXT at a cluster without Istio"
+	if st.ClusterName != "" {
+		where = "kind cluster " + st.ClusterName
+		fix = fmt.Sprintf("unset REUSE_CLUSTER to have a new cluster made, or remove this one (%s)", cluster.DeleteCommand(st.ClusterName))
+	}
+	return fmt.Errorf("%s on a cluster without Istio, and %s has %s: %s", who, where, strings.Join(cps, "; "), fix)
+}
+
+// uninstallRevision removes revision rev of istiod, which the run installed beside its own
+// (mesh.Installer.Uninstall of a revision leaves istio-base, shared with the default revision).
+func uninstallRevision(ctx context.Context, st State, rev, version string, log io.Writer) error {
+	start := time.Now()
+	s := st.Settings
+	s.IstioRevision, s.IstioVersion = rev, cmp.Or(version, s.IstioVersion)
+	fmt.Fprintf(log, "meshconform: uninstalling istiod %s (revision %s), which this run installed on context %s ...\n", s.IstioVersion, rev, st.Context)
+	o := MeshOptions(s, st)
+	o.Logger = slog.New(slog.NewTextHandler(indent{log}, &slog.HandlerOptions{ReplaceAttr: dropTime}))
+	in, err := mesh.New(o)
+	if err == nil {
+		err = in.Uninstall(ctx)
+	}
+	if err != nil {
+		rs := st
+		rs.Istio.Revision = rev
+		return fmt.Errorf("uninstalling istiod revision %s, which this run installed on context %s: %w\n%s", rev, st.Context, err, strings.Join(removeCommands(rs), "\n"))
+	}
+	fmt.Fprintf(log, "meshconform: uninstalled istiod %s (revision %s) from context %s in %s\n", s.IstioVersion, rev, st.Context, Elapsed(time.Since(start)))
+	return nil
 }
 
 // uninstall removes what the run installed on an existing cluster (mesh.Installer.Uninstall:

@@ -353,6 +353,45 @@ func TestDownMessages(t *testing.T) {
 			t.Errorf("Down would uninstall Istio of %+v", st.Istio)
 		}
 	}
+
+	// A reused kind cluster the run installed Istio on keeps it (the next run reuses it),
+	// unless WithUninstallFromReused asks for it to be left as found (the upgrade gate): then
+	// the other revisions go first, each at its own version, then the run's own at its version
+	// now (here the context reaches no cluster, so the first uninstall fails, saying how to
+	// remove what is left).
+	reusedIstio := reused
+	reusedIstio.Istio = Istio{Version: "1.30.8", InstalledByRun: true}
+	reusedIstio.Settings.IstioVersion = "1.30.8"
+	if !UninstallsFromReused(reusedIstio) || UninstallsFromReused(reused) || UninstallsFromReused(installed) {
+		t.Fatal("UninstallsFromReused: want it only for a reused kind cluster the run installed Istio on")
+	}
+	log.Reset()
+	if err := Down(context.Background(), reusedIstio, Failed, &log); err != nil || strings.Contains(log.String(), "uninstall") {
+		t.Errorf("reused without WithUninstallFromReused: err %v, log %q; want Istio kept", err, log.String())
+	}
+	log.Reset()
+	err = Down(context.Background(), reusedIstio, Failed, &log, WithUninstallFromReused(func() Installed {
+		return Installed{Version: "1.31.1", Others: map[string]string{"canary": "1.31.1"}}
+	}))
+	if !strings.Contains(log.String(), "meshconform: uninstalling istiod 1.31.1 (revision canary), which this run installed on context kind-mc ...") ||
+		err == nil || !strings.Contains(err.Error(), "uninstalling istiod revision canary, which this run installed on context kind-mc: ") ||
+		!strings.Contains(err.Error(), "helm --kube-context kind-mc -n istio-system uninstall istiod-canary") {
+		t.Errorf("reused, left as found: log %q, err %v", log.String(), err)
+	}
+	log.Reset()
+	err = Down(context.Background(), reusedIstio, Passed, &log, WithUninstallFromReused(func() Installed { return Installed{Version: "1.31.1"} }))
+	if !strings.Contains(log.String(), "meshconform: uninstalling Istio 1.31.1, which this run installed on context kind-mc ...") || err == nil ||
+		!strings.Contains(err.Error(), "uninstall istiod istio-base") {
+		t.Errorf("reused, default revision only: log %q, err %v", log.String(), err)
+	}
+
+	// WithNoIstioBefore's refusal names what was found and both ways out.
+	msg := NoIstioBeforeError("the upgrade gate starts from Istio 1.30.8", reused, []mesh.ControlPlane{{Namespace: "istio-system", Version: "1.29.2"}}).Error()
+	for _, want := range []string{"the upgrade gate starts from Istio 1.30.8 on a cluster without Istio, and kind cluster mc has ", "1.29.2", "unset REUSE_CLUSTER", "delete cluster --name mc"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("NoIstioBeforeError lacks %q: %s", want, msg)
+		}
+	}
 }
 
 // A suite given a driver's state file uses it; one whose cluster is gone fails fast.

@@ -134,8 +134,10 @@ func usage(w io.Writer) {
              revision canary, suites against it into …/canary; report diff of base against
              inplace and canary. Exit 1 when a behaviour got worse or the upgrade suite failed,
              2 when a report is missing or FROM/TO are wrong, 130 on Ctrl-C. KEEP_CLUSTER as
-             for run; KUBE_CONTEXT and REUSE_CLUSTER are refused. PHASES=inplace runs base and
-             the in-place upgrade only (one flow; canary needs inplace before it).
+             for run; KUBE_CONTEXT is refused. REUSE_CLUSTER=1 runs on a kept kind cluster
+             that has no Istio and, pass or fail, uninstalls every revision it installed
+             (the cluster is left as found). PHASES=inplace runs base and the in-place
+             upgrade only (one flow; canary needs inplace before it).
 
 Settings (environment variables; the Makefile passes them through):
 `)

@@ -39,6 +39,9 @@ type upgradeRun struct {
 	stdout, stderr io.Writer
 	// skewCodes are the upgrade suite's exit codes by phase name.
 	skewCodes map[string]int
+	// installed is what the phases have installed since Up (set when a phase's change
+	// starts): on a reused cluster Down uninstalls it.
+	installed provision.Installed
 }
 
 // runUpgrade is the gate. Exit codes: GateCode's when every phase ran; 1 when a phase could
@@ -81,6 +84,10 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 	},
 		provision.WithPreflight(preflight.Options{Charts: gate.BothVersions(plan.To)}),
 		provision.WithImages(toImages...),
+		// REUSE_CLUSTER=1: a kept kind cluster without Istio (FROM must be installed, not found),
+		// left as found, pass or fail: every revision the gate installed is uninstalled.
+		provision.WithNoIstioBefore("the upgrade gate starts from Istio "+plan.From),
+		provision.WithUninstallFromReused(func() provision.Installed { return u.installed }),
 		provision.AfterDown(func(e provision.Ended) {
 			fmt.Fprintf(stderr, "meshconform: upgrade gate %s → %s ended after %s (%s); reports in %s\n",
 				plan.From, plan.To, provision.Elapsed(time.Since(start)), e.Outcome, plan.Dir)
@@ -167,6 +174,7 @@ func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (pr
 	ctx = wait.WithMeter(ctx, &waits)
 	switch ph.Action {
 	case gate.ActionUpgradeInPlace:
+		u.installed.Version = ph.Version
 		o := provision.MeshOptions(u.s, u.st) // the releases Up installed, at FROM
 		o.Logger = log
 		inst, err := mesh.New(o)
@@ -177,6 +185,10 @@ func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (pr
 			return provision.State{}, err
 		}
 	case gate.ActionInstallCanary:
+		if u.installed.Others == nil {
+			u.installed.Others = map[string]string{}
+		}
+		u.installed.Others[ph.Revision] = ph.Version
 		s := u.s
 		s.IstioVersion, s.IstioRevision = ph.Version, ph.Revision
 		o := provision.MeshOptions(s, u.st)
