@@ -8,7 +8,8 @@
 // 243 CPU-seconds and ran no test). `go test -c -o DIR/` writes the binaries instead, and on the
 // next run finds each one up to date by its build ID and relinks only those whose inputs
 // changed; the binaries are then run, N at a time, each in its package's directory as `go test`
-// runs it. The binaries are kept outside the tree (default ${XDG_CACHE_HOME:-~/.cache}/
+// runs it, the slowest first as the last run timed them (timings.json beside the binaries).
+// The binaries are kept outside the tree (default ${XDG_CACHE_HOME:-~/.cache}/
 // meshconform/testbin), path-independent with -trimpath (the Makefile's GOFLAGS), so a clean
 // clone finds them too.
 //
@@ -21,10 +22,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -191,6 +194,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		took   time.Duration
 		binary string
 	}
+	// Longest first (as the last run measured them, kept beside the binaries): the slowest
+	// package then starts at once instead of last, which on 2 cores decides the wall time.
+	timings := readTimings(filepath.Join(*bin, timingsFile))
+	order := LongestFirst(pkgs, timings)
 	jobs := make(chan int)
 	results := make(chan result)
 	var wg sync.WaitGroup
@@ -215,7 +222,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}()
 	}
 	go func() {
-		for i := range pkgs {
+		for _, i := range order {
 			jobs <- i
 		}
 		close(jobs)
@@ -228,6 +235,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		verbose = verbose || a == "-test.v=true"
 	}
 	for r := range results {
+		timings[r.pkg.ImportPath] = r.took.Seconds()
 		secs := fmt.Sprintf("%.3fs", r.took.Seconds())
 		switch {
 		case r.err != nil && errors.Is(r.err, errNoBinary):
@@ -243,6 +251,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "ok  \t%s\t%s\n", r.pkg.ImportPath, secs)
 		}
+	}
+	filtered := false
+	for _, a := range targs {
+		filtered = filtered || strings.HasPrefix(a, "-test.run=") || strings.HasPrefix(a, "-test.skip=") || strings.HasPrefix(a, "-test.list=")
+	}
+	if ctx.Err() == nil && !filtered { // a filtered run's times say nothing of a whole one's
+		writeTimings(filepath.Join(*bin, timingsFile), timings)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "gotest: interrupted")
@@ -327,4 +342,37 @@ func lock(ctx context.Context, file string, stderr io.Writer) (func(), error) {
 		}
 	}
 	return func() { f.Close() }, nil
+}
+
+const timingsFile = "timings.json"
+
+// LongestFirst orders pkgs' indexes by their last run time, longest first; a package never
+// timed goes first of all (it may be the slowest), and ties keep go list's order.
+func LongestFirst(pkgs []Package, seconds map[string]float64) []int {
+	order := make([]int, len(pkgs))
+	for i := range order {
+		order[i] = i
+	}
+	key := func(i int) float64 {
+		if s, ok := seconds[pkgs[i].ImportPath]; ok {
+			return s
+		}
+		return math.Inf(1)
+	}
+	sort.SliceStable(order, func(a, b int) bool { return key(order[a]) > key(order[b]) })
+	return order
+}
+
+func readTimings(file string) map[string]float64 {
+	out := map[string]float64{}
+	if data, err := os.ReadFile(file); err == nil {
+		_ = json.Unmarshal(data, &out) // unreadable: no order known, go list's is used
+	}
+	return out
+}
+
+func writeTimings(file string, seconds map[string]float64) {
+	if data, err := json.MarshalIndent(seconds, "", "  "); err == nil {
+		_ = os.WriteFile(file, data, 0o644) // only an order hint for the next run
+	}
 }

@@ -25,6 +25,14 @@ func TestGroupsSeparateSameNamedBinaries(t *testing.T) {
 	}
 }
 
+func TestLongestFirst(t *testing.T) {
+	pkgs := []Package{{ImportPath: "a"}, {ImportPath: "b"}, {ImportPath: "c"}, {ImportPath: "d"}, {ImportPath: "e"}}
+	got := LongestFirst(pkgs, map[string]float64{"a": 1, "b": 120, "c": 1, "e": 30})
+	if want := []int{3, 1, 4, 0, 2}; !reflect.DeepEqual(got, want) {
+		t.Errorf("LongestFirst = %v, want %v (never timed first, then longest, ties in order)", got, want)
+	}
+}
+
 func TestTestArgs(t *testing.T) {
 	got, err := TestArgs([]string{"-count=1", "-run", "TestX|TestY", "-v", "-timeout=5m", "-count", "3", "-short"})
 	want := []string{"-test.run=TestX|TestY", "-test.v=true", "-test.timeout=5m", "-test.short=true"}
