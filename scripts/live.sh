@@ -450,20 +450,25 @@ run_ambient() {
     docker exec -i "$(cluster_nodes)" ctr --namespace=k8s.io images import - >/dev/null
   before=$(cluster_objects)
   go build -o "$bin" ./scripts/ambientcp
+  local t
+  t=$(now)
   local args=(-kubeconfig "$kc" -version "$ISTIO_SRC_VERSION" -charts "$ISTIO_CHARTS" -hub "$ISTIO_HUB_LOCAL"
     -pilot-image "$ISTIO_HUB_LOCAL/pilot:$ISTIO_SRC_VERSION")
   "$bin" "${args[@]}" -install -namespace meshconform-ambientcp -out "$d/ambientcp.json" 2>"$d/ambientcp.log" ||
     { cat "$d/ambientcp.log" >&2; die "the ambient control plane's checks failed (above; $d/ambientcp.json)"; }
   [ "$(jq -r '[.checks[] | select(.passed)] | length' "$d/ambientcp.json")" = 7 ] || die "not 7 checks passed in $d/ambientcp.json"
+  log "ambient: installed and judged in $(took "$t")"
+  t=$(now)
   # Broken: the Service not bound to the waypoint. Exactly the binding checks fail; the run
   # uninstalls everything after judging.
-  "$bin" "${args[@]}" -unbound -uninstall -timeout 20s -namespace meshconform-ambientcp-unbound -out "$d/ambientcp-unbound.json" 2>"$d/ambientcp-unbound.log" || rc=$?
+  "$bin" "${args[@]}" -unbound -uninstall -timeout 15s -namespace meshconform-ambientcp-unbound -out "$d/ambientcp-unbound.json" 2>"$d/ambientcp-unbound.log" || rc=$?
   [ $rc = 1 ] || { cat "$d/ambientcp-unbound.log" >&2; die "the run with the Service unbound exited $rc, want 1"; }
   local failed
   failed=$(jq -r '[.checks[] | select(.passed | not) | .check] | sort | join(" ")' "$d/ambientcp-unbound.json")
   [ "$failed" = "policy-waypoint service-waypoint-bound" ] || die "with the Service unbound, failed: '$failed'; want policy-waypoint service-waypoint-bound"
   grep -q 'AncestorNotBound' "$d/ambientcp-unbound.json" || die "the unbound policy's status does not say AncestorNotBound"
   node_kubectl wait --for=delete namespace meshconform-ambientcp meshconform-ambientcp-unbound --timeout=120s >/dev/null 2>&1 || true
+  log "ambient: unbound case judged, everything uninstalled in $(took "$t")"
   after=$(cluster_objects)
   if [ "$before" != "$after" ]; then
     diff <(echo "$before") <(echo "$after") >&2 || true

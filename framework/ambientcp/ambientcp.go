@@ -200,28 +200,32 @@ func checks(c Clients, ns string, e Expect) []check {
 			},
 		},
 		{
-			name:     "waypoint-gateway-status",
-			expected: fmt.Sprintf("Gateway %s/%s Accepted=True", ns, wp),
-			source:   "pilot/pkg/config/kube/gateway/conversion.go (Gateway Accepted), gatewaycommon/conversion.go:121-160 (Programmed from the Service's addresses)",
+			name: "waypoint-gateway-status",
+			expected: fmt.Sprintf("Gateway %s/%s Accepted=True 'Resource accepted' and Programmed=True 'Resource programmed, assigned to service(s) %s.%s.svc.cluster.local:%d' (with no proxy running: istiod counts the Service's addresses, not ready pods)",
+				ns, wp, wp, ns, istionames.HBONEPort),
+			source: "pilot/pkg/config/kube/gateway/conversion.go:1847 (Accepted), pilot/pkg/config/kube/gatewaycommon/conversion.go:121-160 (Programmed from the Service's addresses; :154 notes it does not check the Deployment)",
 			observe: func(ctx context.Context) (bool, string) {
 				gw, err := c.Dynamic.Resource(waypoint.GatewayResource).Namespace(ns).Get(ctx, wp, metav1.GetOptions{})
 				if err != nil {
 					return false, err.Error()
 				}
 				conds := waypoint.Conditions(gw)
-				acc, ok := waypoint.Find(conds, "Accepted")
+				acc, okA := waypoint.Find(conds, "Accepted")
+				prog, okP := waypoint.Find(conds, "Programmed")
 				var saw []string
 				for _, c := range conds {
 					saw = append(saw, c.String())
 				}
-				return ok && acc.Status == "True", strings.Join(saw, "; ")
+				want := fmt.Sprintf("Resource programmed, assigned to service(s) %s.%s.svc.cluster.local:%d", wp, ns, istionames.HBONEPort)
+				return okA && acc.Status == "True" && acc.Message == "Resource accepted" && okP && prog.Status == "True" && prog.Message == want,
+					strings.Join(saw, "; ")
 			},
 		},
 		{
 			name: "service-waypoint-bound",
 			expected: fmt.Sprintf("Service %s/%s: %s=True, reason %s, 'Successfully attached to waypoint %s/%s'",
 				ns, Service, istionames.WaypointBoundCondition, istionames.WaypointAcceptedCondition, ns, wp),
-			source: "pilot/pkg/model/service.go:1319-1321 (condition types), 1361-1393 (WaypointBound)",
+			source: "pilot/pkg/model/service.go:1319-1321 (condition types), 1354-1393 (ServiceInfo.GetConditions: WaypointBound)",
 			observe: func(ctx context.Context) (bool, string) {
 				s, err := c.Kube.CoreV1().Services(ns).Get(ctx, Service, metav1.GetOptions{})
 				if err != nil {
@@ -236,12 +240,12 @@ func checks(c Clients, ns string, e Expect) []check {
 			},
 		},
 		policyCheck(c, ns, "policy-ztunnel-l4", L4Policy, istionames.ZtunnelAcceptedCondition, "True", "Accepted", "attached to ztunnel",
-			"pilot/pkg/serviceregistry/ambient/policies.go:169-186 (Bound: converted for ztunnel), pilot/pkg/model/service.go:1714-1731"),
+			"pilot/pkg/serviceregistry/ambient/policies.go:169-186 (Bound: converted for ztunnel), pilot/pkg/model/service.go:1712-1731 (WorkloadAuthorization.GetConditions)"),
 		policyCheck(c, ns, "policy-ztunnel-http-dropped", L7AtZtunnel, istionames.ZtunnelAcceptedCondition, "True", "UnsupportedValue",
 			"ztunnel does not support HTTP attributes (found: methods)",
 			"pilot/pkg/serviceregistry/ambient/authorization.go:466-476, 482 (httpRuleFmt)"),
 		policyCheck(c, ns, "policy-waypoint", L7AtWaypoint, istionames.WaypointAcceptedCondition, "True", "Accepted", "bound to "+ns+"/"+wp,
-			"pilot/pkg/serviceregistry/ambient/policies.go:107-118 (a Service target: bound to its waypoint; else AncestorNotBound), pilot/pkg/model/service.go:1612-1615"),
+			"pilot/pkg/serviceregistry/ambient/policies.go:106-121 (a Service target: bound to its waypoint; else AncestorNotBound), pilot/pkg/model/service.go:1611-1616 (WaypointPolicyStatus.GetConditions)"),
 	}
 }
 

@@ -266,7 +266,7 @@ func Provider(name string) AuthorizationPolicyOption {
 // enforces its L7 fields (HTTP methods, paths, request principals); ztunnel enforces only
 // selector and namespace-wide policies, and drops their HTTP fields. Istio writes how it bound
 // the policy in its status: condition WaypointAccepted ("bound to NS/WAYPOINT", or reason
-// TargetNotFound / AncestorNotBound), pilot/pkg/serviceregistry/ambient/policies.go:80-134 at
+// TargetNotFound / AncestorNotBound), pilot/pkg/serviceregistry/ambient/policies.go:64-137 at
 // release-1.31.
 type TargetRef struct{ Group, Kind, Name string }
 
@@ -279,7 +279,7 @@ func GatewayRef(name string) TargetRef {
 }
 
 // GatewayClassRef targets a GatewayClass (every waypoint of class istio-waypoint); Istio accepts
-// it only for a policy in the root namespace (policies.go:73-96).
+// it only for a policy in the root namespace (policies.go:75-97).
 func GatewayClassRef(name string) TargetRef {
 	return TargetRef{Group: "gateway.networking.k8s.io", Kind: "GatewayClass", Name: name}
 }
