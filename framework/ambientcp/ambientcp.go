@@ -54,9 +54,10 @@ const (
 
 // Setup creates, in a new namespace ns enrolled in ambient mode, a Service (no pods: istiod
 // needs none to bind it), the waypoint istioctl writes, the Service bound to it (unless
-// unbound, the broken case), and the three policies; each object carries the run's ownership
-// labels.
-func Setup(ctx context.Context, c Clients, ns, runID string, unbound bool) error {
+// unbound, the broken case), the three policies, and Gateway-API ingress (a Gateway of class
+// istio with pinned nodePorts, its TLS Secret, a 301 redirect and a route to the Service); each
+// object carries the run's ownership labels.
+func Setup(ctx context.Context, c Clients, ns, runID string, unbound bool, nodePorts [2]int32) error {
 	labels := ownership.Stamp(map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient}, runID)
 	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", ns, err)
@@ -76,6 +77,9 @@ func Setup(ctx context.Context, c Clients, ns, runID string, unbound bool) error
 		if err := waypoint.Bind(ctx, c.Kube, ns, Service, istionames.DefaultWaypointName); err != nil {
 			return err
 		}
+	}
+	if err := setupIngress(ctx, c, ns, runID, nodePorts); err != nil {
+		return err
 	}
 	principal := "cluster.local/ns/" + ns + "/sa/client"
 	a := policy.NewApplier(c.Istio, runID)
@@ -116,6 +120,8 @@ type Expect struct {
 	// <hub>/proxyv2:<tag>-distroless under the ambient profile (global.variant distroless; the
 	// injection's ProxyImage, pkg/kube/inject/inject.go, and files/waypoint.yaml:103-106).
 	ProxyImage string
+	// NodePorts are the ingress Service's pinned nodePorts (80, 443), as given to Setup.
+	NodePorts [2]int32
 }
 
 func checks(c Clients, ns string, e Expect) []check {
@@ -284,7 +290,7 @@ func policyCheck(c Clients, ns, check, name, typ, status, reason, msg, source st
 // Judge observes every check in ns (framework/wait: one round of all checks per poll) until all
 // hold or timeout ends, and returns each check's verdict from the last round.
 func Judge(ctx context.Context, c Clients, ns string, e Expect, timeout time.Duration) []Verdict {
-	cs := checks(c, ns, e)
+	cs := append(checks(c, ns, e), ingressChecks(c, ns, e)...)
 	res, _ := wait.Until(ctx, wait.Config{Timeout: timeout, Poll: 500 * time.Millisecond, Consecutive: 1, ObserveTimeout: 10 * time.Second},
 		func(ctx context.Context) ([]Verdict, error) {
 			out := make([]Verdict, 0, len(cs))

@@ -1,7 +1,7 @@
 package ambientcp_test
 
 // Tier 1: the fixtures are accepted by a real API server (Istio's and Gateway API v1.6.0's
-// CRDs), and with no istiod to act on them every check fails, each saying what it saw: none can
+// CRDs), and with no istiod to act on them every check fails (the ten: the waypoint's and Gateway-API ingress's), each saying what it saw: none can
 // pass on objects istiod never touched. The passing half is the live tier's (live.sh, ambient).
 
 import (
@@ -23,12 +23,12 @@ func TestNothingPassesWithoutIstiod(t *testing.T) {
 	}
 	c := ambientcp.Clients{Kube: env.Kube, Dynamic: env.Dynamic, Istio: env.Istio}
 	ns := env.Namespace(t, "ambientcp", nil)
-	if err := ambientcp.Setup(ctx, c, ns, env.RunID, false); err != nil {
+	if err := ambientcp.Setup(ctx, c, ns, env.RunID, false, ambientcp.IngressNodePorts); err != nil {
 		t.Fatal(err)
 	}
-	vs := ambientcp.Judge(ctx, c, ns, ambientcp.Expect{ProxyImage: "example.test/proxyv2:1.31.0-distroless"}, 2*time.Second)
-	if len(vs) != 7 {
-		t.Fatalf("%d verdicts, want 7: %+v", len(vs), vs)
+	vs := ambientcp.Judge(ctx, c, ns, ambientcp.Expect{ProxyImage: "example.test/proxyv2:1.31.0-distroless", NodePorts: ambientcp.IngressNodePorts}, 2*time.Second)
+	if len(vs) != 10 {
+		t.Fatalf("%d verdicts, want 10: %+v", len(vs), vs)
 	}
 	want := map[string]string{
 		"gatewayclasses":              "not found",
@@ -38,6 +38,9 @@ func TestNothingPassesWithoutIstiod(t *testing.T) {
 		"policy-ztunnel-l4":           "no status conditions",
 		"policy-ztunnel-http-dropped": "no status conditions",
 		"policy-waypoint":             "no status conditions",
+		"ingress-deployed":            "not found",
+		"ingress-gateway-status":      "Accepted=Unknown",
+		"ingress-routes":              "no parent status",
 	}
 	for _, v := range vs {
 		if v.Passed {

@@ -52,8 +52,10 @@ func main() {
 	runID := flag.String("run-id", "ambientcp", "ownership run id")
 	timeout := flag.Duration("timeout", time.Minute, "how long istiod has to make every check hold")
 	out := flag.String("out", "", "write the verdicts as JSON here")
+	httpPort := flag.Int("http-node-port", int(ambientcp.IngressNodePorts[0]), "the ingress Service's nodePort for 80 (nodePorts are cluster-wide)")
+	httpsPort := flag.Int("https-node-port", int(ambientcp.IngressNodePorts[1]), "the ingress Service's nodePort for 443")
 	flag.Parse()
-	rep, err := run(*kubeconfig, *version, *charts, *hub, *pilot, *ns, *runID, *install, *uninstall, *unbound, *timeout)
+	rep, err := run(*kubeconfig, *version, *charts, *hub, *pilot, *ns, *runID, *install, *uninstall, *unbound, *timeout, [2]int32{int32(*httpPort), int32(*httpsPort)})
 	if rep != nil && *out != "" {
 		data, _ := json.MarshalIndent(rep, "", "  ")
 		if werr := os.WriteFile(*out, append(data, '\n'), 0o644); werr != nil && err == nil {
@@ -69,7 +71,7 @@ func main() {
 	}
 }
 
-func run(kubeconfig, version, charts, hub, pilot, ns, runID string, install, uninstall, unbound bool, timeout time.Duration) (*Report, error) {
+func run(kubeconfig, version, charts, hub, pilot, ns, runID string, install, uninstall, unbound bool, timeout time.Duration, ports [2]int32) (*Report, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, err
@@ -108,12 +110,12 @@ func run(kubeconfig, version, charts, hub, pilot, ns, runID string, install, uni
 		rep.InstallSeconds = time.Since(start).Seconds()
 	}
 	start := time.Now()
-	if err := ambientcp.Setup(ctx, c, ns, runID, unbound); err != nil {
+	if err := ambientcp.Setup(ctx, c, ns, runID, unbound, ports); err != nil {
 		return nil, err
 	}
 	// The ambient profile's images carry the distroless variant (global.variant in
 	// files/profile-ambient.yaml), the waypoint's proxy too.
-	rep.Checks = ambientcp.Judge(ctx, c, ns, ambientcp.Expect{ProxyImage: fmt.Sprintf("%s/proxyv2:%s-distroless", hub, version)}, timeout)
+	rep.Checks = ambientcp.Judge(ctx, c, ns, ambientcp.Expect{ProxyImage: fmt.Sprintf("%s/proxyv2:%s-distroless", hub, version), NodePorts: ports}, timeout)
 	rep.JudgeSeconds = time.Since(start).Seconds()
 	rep.Passed = len(rep.Checks) > 0
 	for _, v := range rep.Checks {
