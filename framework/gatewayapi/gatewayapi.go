@@ -279,9 +279,22 @@ func Uninstall(ctx context.Context, c Clients, runID string) ([]string, error) {
 func Gone(ctx context.Context, c Clients, names []string) string {
 	var left []string
 	for _, n := range names {
-		if _, err := c.Ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{}); err == nil {
-			left = append(left, n)
-		} else if !apierrors.IsNotFound(err) {
+		crd, err := c.Ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			// The API server's own account of the deletion (Terminating: instances being
+			// deleted, finalizers).
+			what := n
+			for _, cond := range crd.Status.Conditions {
+				if cond.Type == apiextensionsv1.Terminating && cond.Status == apiextensionsv1.ConditionTrue {
+					what += " (" + cond.Reason + ": " + cond.Message + ")"
+				}
+			}
+			if len(crd.Finalizers) > 0 {
+				what += fmt.Sprintf(" finalizers %v", crd.Finalizers)
+			}
+			left = append(left, what)
+		case !apierrors.IsNotFound(err):
 			return fmt.Sprintf("CRD %s: %v", n, err)
 		}
 	}

@@ -46,10 +46,14 @@ func markDaemonSet(ctx context.Context, k kubernetes.Interface, ns, name string,
 // ztunnel, istio-cni, istiod and base in that order, and the DaemonSets are gone.
 func TestAmbientInstallAndUninstall(t *testing.T) {
 	s := newTier1(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	k := s.env.Kube
-	o := s.srcOptions(istiosrc.Release131, func(o *Options) { o.Ambient = true; o.NoGateway = true })
+	// Each step gets 2 minutes, not tier 1's usual 60s: the API server deletes the Gateway API's
+	// ten CRDs one after another, and on a loaded 2-core machine two of them were still
+	// Terminating after 60s (seen twice under a concurrent go test ./... and live run; 73s for
+	// the whole test alone).
+	o := s.srcOptions(istiosrc.Release131, func(o *Options) { o.Ambient = true; o.NoGateway = true; o.Timeout = 2 * time.Minute })
 	in := s.installer(o)
 	s.adoptIstioCRDs(ctx)
 	s.standIn(o) // istiod rolled out, its webhooks' CA bundles written
