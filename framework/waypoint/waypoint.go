@@ -171,6 +171,11 @@ func Ready(ctx context.Context, cfg wait.Config, kube kubernetes.Interface, dyn 
 	if cfg.Poll <= 0 {
 		cfg.Poll = 250 * time.Millisecond
 	}
+	if cfg.ObserveTimeout <= 0 {
+		// The deadline never cuts a round of GETs short: the error then names what the
+		// cluster showed, not "context deadline exceeded" (seen in tier 1 on a loaded machine).
+		cfg.ObserveTimeout = 10 * time.Second
+	}
 	res, err := wait.Until(ctx, cfg, func(ctx context.Context) ([]string, error) {
 		var waiting []string
 		if why := NotProgrammed(ctx, dyn, ns, name); why != "" {
