@@ -26,6 +26,17 @@
 #   existing   the same cluster as an existing one (KUBE_CONTEXT, ISTIO_INSTALL=yes): istiod from
 #              source installed, CERT-003 and CP-002 pass, and at the end the run uninstalls it,
 #              leaving the cluster's namespaces, CRDs, webhooks and cluster RBAC as they were
+#   ambient    istiod from the same source in Istio's ambient profile, with the Gateway API's CRDs
+#              (v1.6.0, standard channel), through the product's Helm path (mesh.Install, Ambient
+#              and NoNodeAgents: no istio-cni and no ztunnel, whose images cannot be built here) on
+#              the run phase's cluster (a new one when run did not keep one); scripts/ambientcp
+#              makes a waypoint, a Service bound to it and three AuthorizationPolicies with the
+#              product's builders and judges what istiod did: GatewayClasses istio and
+#              istio-waypoint, the waypoint's ServiceAccount/Deployment/Service (labels, image),
+#              the Gateway's Accepted, the Service's istio.io/WaypointBound, the policies'
+#              ZtunnelAccepted and WaypointAccepted; then the same with the Service left unbound:
+#              exactly the two waypoint-binding checks must fail; then everything is uninstalled
+#              and the cluster's namespaces, CRDs, webhooks and cluster RBAC are as before
 #   istio      on the run phase's cluster (REUSE_CLUSTER=1, ALLOW_DISRUPTIVE=1; a new cluster when
 #              run did not keep one, e.g. LIVE_PHASES=istio), istiod built from Istio's release-1.31 source (scripts/istiod-image.sh) installed by
 #              the product's Helm path from the same module's charts (ISTIO_CHART_DIR, ISTIO_HUB),
@@ -239,7 +250,7 @@ node_kubectl() { docker exec -i "$(cluster_nodes)" kubectl --kubeconfig /etc/kub
 
 # What an install could leave behind at cluster level, for before/after comparison.
 cluster_objects() {
-  node_kubectl get namespaces,customresourcedefinitions,mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings -o name | sort
+  node_kubectl get namespaces,customresourcedefinitions,mutatingwebhookconfigurations,validatingwebhookconfigurations,validatingadmissionpolicies,validatingadmissionpolicybindings,clusterroles,clusterrolebindings -o name | sort
 }
 
 # The same cluster as an existing one (KUBE_CONTEXT), the way a platform team runs the suite:
@@ -419,6 +430,57 @@ run_istio() {
   fi
 }
 
+# The ambient control plane from source, with no data plane: what istiod does alone
+# (scripts/ambientcp, framework/ambientcp's checks), then the same with the waypoint binding
+# missing (two checks must fail, the rest pass), then uninstalled, the cluster as before.
+run_ambient() {
+  local kc own= before after rc=0 d="$REPORTS/ambient" bin="$CACHE/ambientcp"
+  if [ -n "$RUN_CLUSTER" ] && [ -n "$(cluster_nodes)" ]; then
+    kc="$REPORTS/run/run/kubeconfig"
+  else
+    no_cluster
+    rm -rf "$REPORTS/ambient-cluster"
+    e2e ISTIO_INSTALL=none KEEP_CLUSTER=always LABELS=baseline REPORTS_DIR="$REPORTS/ambient-cluster"
+    kc="$REPORTS/ambient-cluster/run/kubeconfig" own=1
+  fi
+  rm -rf "$d" && mkdir -p "$d"
+  # istiod's image into the node's containerd, as the existing phase does (IMAGE_PULL=0's
+  # Never): the chart's ambient image would be pilot:<v>-distroless, so it is given verbatim.
+  docker save "$ISTIO_HUB_LOCAL/pilot:$ISTIO_SRC_VERSION" |
+    docker exec -i "$(cluster_nodes)" ctr --namespace=k8s.io images import - >/dev/null
+  before=$(cluster_objects)
+  go build -o "$bin" ./scripts/ambientcp
+  local t
+  t=$(now)
+  local args=(-kubeconfig "$kc" -version "$ISTIO_SRC_VERSION" -charts "$ISTIO_CHARTS" -hub "$ISTIO_HUB_LOCAL"
+    -pilot-image "$ISTIO_HUB_LOCAL/pilot:$ISTIO_SRC_VERSION")
+  "$bin" "${args[@]}" -install -namespace meshconform-ambientcp -out "$d/ambientcp.json" 2>"$d/ambientcp.log" ||
+    { cat "$d/ambientcp.log" >&2; die "the ambient control plane's checks failed (above; $d/ambientcp.json)"; }
+  [ "$(jq -r '[.checks[] | select(.passed)] | length' "$d/ambientcp.json")" = 10 ] || die "not 10 checks passed in $d/ambientcp.json"
+  log "ambient: installed and judged in $(took "$t")"
+  t=$(now)
+  # Broken: the Service not bound to the waypoint. Exactly the binding checks fail; the run
+  # uninstalls everything after judging.
+  # Other nodePorts: the first run's namespace may still be going, and nodePorts are cluster-wide.
+  "$bin" "${args[@]}" -unbound -uninstall -timeout 15s -http-node-port 30081 -https-node-port 30444 -namespace meshconform-ambientcp-unbound -out "$d/ambientcp-unbound.json" 2>"$d/ambientcp-unbound.log" || rc=$?
+  [ $rc = 1 ] || { cat "$d/ambientcp-unbound.log" >&2; die "the run with the Service unbound exited $rc, want 1"; }
+  local failed
+  failed=$(jq -r '[.checks[] | select(.passed | not) | .check] | sort | join(" ")' "$d/ambientcp-unbound.json")
+  [ "$failed" = "policy-waypoint service-waypoint-bound" ] || die "with the Service unbound, failed: '$failed'; want policy-waypoint service-waypoint-bound"
+  grep -q 'AncestorNotBound' "$d/ambientcp-unbound.json" || die "the unbound policy's status does not say AncestorNotBound"
+  node_kubectl wait --for=delete namespace meshconform-ambientcp meshconform-ambientcp-unbound --timeout=120s >/dev/null 2>&1 || true
+  log "ambient: unbound case judged, everything uninstalled in $(took "$t")"
+  after=$(cluster_objects)
+  if [ "$before" != "$after" ]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    die "the ambient phase left the cluster changed (above: < before, > after)"
+  fi
+  log "ambient control plane: 10 checks passed (install $(jq -r '.installSeconds|floor' "$d/ambientcp.json")s, judged in $(jq -r '.judgeSeconds|floor' "$d/ambientcp.json")s); unbound: $failed failed; uninstalled, cluster as before"
+  if [ -n "$own" ]; then
+    CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete
+  fi
+}
+
 # gate DIR CHARTS ENV...: make e2e-upgrade from UPGRADE_FROM to UPGRADE_TO on a new kind cluster,
 # without gateway and data plane, with FROM's pilot-agent image (each phase gets its own
 # version's: gate.AgentImageFor); its exit code is returned, its output kept in DIR.log. A gate
@@ -518,7 +580,7 @@ mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
 # Not PHASES: make exports that one (the gate's phase filter, empty) and children would inherit it.
-phase_list="${LIVE_PHASES:-run reuse broken existing istio delete interrupt upgrade upgrade-broken}"
+phase_list="${LIVE_PHASES:-run reuse broken existing ambient istio delete interrupt upgrade upgrade-broken}"
 for p in $phase_list; do
   case "$p" in
     run) phase run run_fresh ;;
@@ -527,10 +589,11 @@ for p in $phase_list; do
     existing) phase existing run_existing ;;
     delete) phase delete delete_cluster ;;
     interrupt) phase interrupt run_interrupt ;;
+    ambient) phase ambient run_ambient ;;
     istio) phase istio run_istio ;;
     upgrade) phase upgrade run_upgrade ;;
     upgrade-broken) phase upgrade-broken run_upgrade_broken ;;
     bench) phase bench run_bench ;;
-    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, delete, interrupt, istio, upgrade, upgrade-broken, bench)" ;;
+    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, ambient, delete, interrupt, istio, upgrade, upgrade-broken, bench)" ;;
   esac
 done

@@ -238,8 +238,12 @@ func TestVersionsFromRepositoryFile(t *testing.T) {
 	inRange, skipped := 0, 0
 	for _, i := range v.Istio {
 		for _, k := range v.Kubernetes {
-			cell := fmt.Sprintf(`{"istio":%q,"kubernetes":%q,"node_image":%q}`, i, k.Version, k.Image)
+			cell := fmt.Sprintf(`{"istio":%q,"kubernetes":%q,"node_image":%q,"mode":"sidecar"}`, i, k.Version, k.Image)
 			has := strings.Contains(stdout.String(), cell)
+			// Each pair in range runs in both modes: the ambient cell beside the sidecar one.
+			if ambient := strings.Replace(cell, `"mode":"sidecar"`, `"mode":"ambient"`, 1); has != strings.Contains(stdout.String(), ambient) {
+				t.Errorf("matrix %s has %s but not %s (or the reverse): every pair runs in both modes", stdout.String(), cell, ambient)
+			}
 			switch {
 			case v.Supports(i, k.Version) && !has:
 				t.Errorf("matrix %s lacks %s, inside istio %s's range", stdout.String(), cell, i)
@@ -255,8 +259,8 @@ func TestVersionsFromRepositoryFile(t *testing.T) {
 			}
 		}
 	}
-	if n := strings.Count(stdout.String(), `"istio"`); n != inRange {
-		t.Errorf("matrix has %d cells, want the %d pairs in range", n, inRange)
+	if n := strings.Count(stdout.String(), `"istio"`); n != 2*inRange {
+		t.Errorf("matrix has %d cells, want the %d pairs in range × 2 modes", n, inRange)
 	}
 	// Issue 9: the nightly ran Istio 1.30 on Kubernetes 1.37, which 1.30 does not support.
 	if skipped == 0 || strings.Contains(stdout.String(), `{"istio":"1.30.8","kubernetes":"1.37.0"`) {

@@ -19,9 +19,10 @@ Prints what versions.yaml says, so that make and the CI workflows never repeat a
 Facts:
   (none)               everything, readable
   matrix               GitHub Actions matrix JSON: every Istio version × every node image inside
-                       that Istio minor's supported Kubernetes range (istioKubernetes),
-                       {"include":[{"istio":…,"kubernetes":…,"node_image":…}]}; the pairs
-                       outside it are named on stderr
+                       that Istio minor's supported Kubernetes range (istioKubernetes) × each
+                       data-plane mode (sidecar, ambient),
+                       {"include":[{"istio":…,"kubernetes":…,"node_image":…,"mode":…}]}; the
+                       pairs outside the range are named on stderr
   upgrades             GitHub Actions matrix JSON of the upgrade pairs, each on the newest node
                        image both ends support,
                        {"include":[{"from":…,"to":…,"kubernetes":…,"node_image":…}]}
@@ -46,7 +47,13 @@ type matrixCell struct {
 	Istio      string `json:"istio"`
 	Kubernetes string `json:"kubernetes"`
 	NodeImage  string `json:"node_image"`
+	// Mode is the cell's DATAPLANE_MODE: each supported pair runs once per mode, the matrix's
+	// columns being Istio × Kubernetes × mode (report.Merge).
+	Mode string `json:"mode"`
 }
+
+// matrixModes are the data-plane modes every nightly pair runs in.
+var matrixModes = []string{mesh.ModeSidecar, mesh.ModeAmbient}
 
 type upgradeCell struct {
 	From       string `json:"from"`
@@ -149,7 +156,9 @@ func versionsCmd(args []string, stdout, stderr io.Writer) int {
 					fmt.Fprintf(stderr, "skipped: istio %s on kubernetes %s (istio %s supports kubernetes %s)\n", i, k.Version, i, rangeText(v, i))
 					continue
 				}
-				cells = append(cells, matrixCell{Istio: i, Kubernetes: k.Version, NodeImage: k.Image})
+				for _, m := range matrixModes {
+					cells = append(cells, matrixCell{Istio: i, Kubernetes: k.Version, NodeImage: k.Image, Mode: m})
+				}
 			}
 		}
 		return printJSON(stdout, stderr, map[string]any{"include": cells})

@@ -372,3 +372,19 @@ func BothVersions(to string) preflight.ChartCheck {
 		return errors.Join(errs...)
 	}
 }
+
+// ZtunnelNote is what the gate says before an ambient gate (DATAPLANE_MODE=ambient) about
+// ztunnel's in-place upgrade, "" otherwise. ztunnel is one DaemonSet per cluster, shared by
+// every revision: the in-place phase upgrades it in place, which restarts the node proxy on
+// every node, and every ambient pod on a node loses its connections while that node's ztunnel
+// is replaced. The gate does not measure that interruption; what it enforces is that the
+// in-place phase is judged only once istio-cni-node and ztunnel are rolled out at TO
+// (mesh.Upgrade waits for each DaemonSet: every scheduled node runs a ready, updated pod), and
+// the canary phase moves istiod alone (ztunnel and istio-cni stay at the in-place phase's).
+func ZtunnelNote(s settings.Settings) string {
+	if !s.Ambient() {
+		return ""
+	}
+	return "ambient: the in-place upgrade replaces ztunnel on every node (one DaemonSet, shared by every revision), so ambient pods lose their connections while it rolls; " +
+		"the gate judges the in-place phase only once istio-cni-node and ztunnel are rolled out at TO, and does not measure the interruption; the canary phase moves istiod only"
+}

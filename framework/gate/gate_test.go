@@ -417,3 +417,17 @@ func TestGateModes(t *testing.T) {
 		t.Errorf("gate over two modes: code %d, %v", res[0].Code(), res[0].Err)
 	}
 }
+
+// TestZtunnelNote: an ambient gate says what ztunnel's in-place upgrade does to node traffic and
+// what the gate enforces about it; a sidecar gate says nothing.
+func TestZtunnelNote(t *testing.T) {
+	if n := ZtunnelNote(settings.Settings{DataplaneMode: settings.ModeSidecar}); n != "" {
+		t.Errorf("sidecar gate: %q, want nothing", n)
+	}
+	n := ZtunnelNote(settings.Settings{DataplaneMode: settings.ModeAmbient})
+	for _, want := range []string{"replaces ztunnel on every node", "lose their connections", "rolled out at TO", "does not measure the interruption", "canary phase moves istiod only"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("ambient gate note %q lacks %q", n, want)
+		}
+	}
+}

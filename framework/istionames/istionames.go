@@ -133,3 +133,40 @@ const (
 	// AppHealthPathPrefix starts the paths a container's rewritten probes get (/app-health/<container>/readyz): pilot/cmd/pilot-agent/status/server.go FormatProberURL.
 	AppHealthPathPrefix = "/app-health/"
 )
+
+// Waypoints (ambient's L7 proxies) and the Gateway API classes istiod serves, at release-1.31.
+const (
+	// UseWaypointLabel on a namespace, Service or pod sends its traffic through the named waypoint: istio.io/api label/labels.yaml (io.istio.use-waypoint).
+	UseWaypointLabel = "istio.io/use-waypoint"
+	// WaypointForLabel on a waypoint Gateway says which traffic it takes (service, workload, all, none): istio.io/api label/labels.yaml; istioctl/pkg/waypoint/waypoint.go sets it.
+	WaypointForLabel = "istio.io/waypoint-for"
+	// WaypointForService is WaypointForLabel's default value (traffic addressed to Services): pkg/config/constants/constants.go ServiceTraffic.
+	WaypointForService = "service"
+	// DefaultWaypointName is the name istioctl gives a namespace's waypoint: pkg/config/constants/constants.go DefaultNamespaceWaypoint.
+	DefaultWaypointName = "waypoint"
+	// WaypointGatewayClass is the GatewayClass of waypoints, created by istiod in ambient mode: pkg/config/constants/constants.go WaypointGatewayClassName; pilot/pkg/config/kube/gatewaycommon/classinfo.go GetBuiltinGatewayClasses (only with PILOT_ENABLE_AMBIENT_WAYPOINTS, on by PILOT_ENABLE_AMBIENT: pilot/pkg/features/ambient.go).
+	WaypointGatewayClass = "istio-waypoint"
+	// DefaultGatewayClass is Istio's ingress GatewayClass: pilot/pkg/features/pilot.go PILOT_GATEWAY_API_DEFAULT_GATEWAYCLASS_NAME's default.
+	DefaultGatewayClass = "istio"
+	// MeshController is the controllerName of WaypointGatewayClass: pkg/config/constants/constants.go ManagedGatewayMeshController.
+	MeshController = "istio.io/mesh-controller"
+	// GatewayController is the controllerName of DefaultGatewayClass: pilot/pkg/features/pilot.go PILOT_GATEWAY_API_CONTROLLER_NAME's default.
+	GatewayController = "istio.io/gateway-controller"
+	// MeshControllerLabel is the gateway.istio.io/managed value on what istiod deploys for a waypoint: pkg/config/constants/constants.go ManagedGatewayMeshControllerLabel.
+	MeshControllerLabel = "istio.io-mesh-controller"
+	// ManagedGatewayLabel marks what istiod deploys for a Gateway: files/waypoint.yaml and files/kube-gateway.yaml of the istiod chart.
+	ManagedGatewayLabel = "gateway.istio.io/managed"
+	// GatewayNameLabel names the Gateway an object was deployed for (Gateway API's label, written by istiod's templates).
+	GatewayNameLabel = "gateway.networking.k8s.io/gateway-name"
+	// WaypointListener and HBONEPort are the waypoint's one listener, as istioctl writes it (istioctl/pkg/waypoint/waypoint.go): name mesh, port 15008, protocol HBONE.
+	WaypointListener = "mesh"
+	HBONEPort        = 15008
+	HBONEProtocol    = "HBONE"
+
+	// WaypointBoundCondition is the condition istiod writes on a Service that uses a waypoint: pilot/pkg/model/service.go WaypointBound (status True, reason WaypointAccepted, "Successfully attached to waypoint NS/NAME").
+	WaypointBoundCondition = "istio.io/WaypointBound"
+	// ZtunnelAcceptedCondition is the condition istiod writes on an AuthorizationPolicy ztunnel enforces (a selector or namespace policy): pilot/pkg/model/service.go ZtunnelAccepted.
+	ZtunnelAcceptedCondition = "ZtunnelAccepted"
+	// WaypointAcceptedCondition is the condition istiod writes on an AuthorizationPolicy with targetRefs, and the reason of a bound Service's WaypointBound: pilot/pkg/model/service.go WaypointAccepted.
+	WaypointAcceptedCondition = "WaypointAccepted"
+)

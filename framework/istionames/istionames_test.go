@@ -39,6 +39,8 @@ func TestIstioAPI(t *testing.T) {
 		{"AmbientBypassInboundCaptureAnnotation", istionames.AmbientBypassInboundCaptureAnnotation, annotation.AmbientBypassInboundCapture.Name},
 		{"InjectTemplatesAnnotation", istionames.InjectTemplatesAnnotation, annotation.InjectTemplates.Name},
 		{"ProxyImageAnnotation", istionames.ProxyImageAnnotation, annotation.SidecarProxyImage.Name},
+		{"UseWaypointLabel", istionames.UseWaypointLabel, label.IoIstioUseWaypoint.Name},
+		{"WaypointForLabel", istionames.WaypointForLabel, label.IoIstioWaypointFor.Name},
 	} {
 		if c.got != c.want {
 			t.Errorf("istionames.%s = %q, istio.io/api has %q", c.name, c.got, c.want)
@@ -123,6 +125,21 @@ func TestIstioSource(t *testing.T) {
 		{file: "manifests/charts/istio-cni/values.yaml", want: fmt.Sprintf("{ key: %s, operator: NotIn, values: [%s] }", istionames.DataplaneModeLabel, istionames.DataplaneModeNone)},
 		{file: "cni/pkg/util/podutil.go", want: "return pod.GetAnnotations()[annotation.AmbientRedirection.Name] == constants.AmbientRedirectionEnabled"},
 		{file: "cni/pkg/nodeagent/net.go", want: "util.CheckBooleanAnnotation(pod, annotation.AmbientBypassInboundCapture.Name)"},
+
+		// Waypoints and the Gateway API classes.
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`DefaultNamespaceWaypoint\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.DefaultWaypointName))), regexp: true},
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`WaypointGatewayClassName\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.WaypointGatewayClass))), regexp: true},
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`ManagedGatewayMeshController\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.MeshController))), regexp: true},
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`ManagedGatewayMeshControllerLabel\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.MeshControllerLabel))), regexp: true},
+		{file: "pkg/config/constants/constants.go", want: fmt.Sprintf(`ServiceTraffic\s*=\s*%s\n`, regexp.QuoteMeta(strconv.Quote(istionames.WaypointForService))), regexp: true},
+		{file: "pilot/pkg/features/pilot.go", want: fmt.Sprintf(`env.Register("PILOT_GATEWAY_API_CONTROLLER_NAME", %q,`, istionames.GatewayController)},
+		{file: "pilot/pkg/features/pilot.go", want: fmt.Sprintf(`env.Register("PILOT_GATEWAY_API_DEFAULT_GATEWAYCLASS_NAME", %q,`, istionames.DefaultGatewayClass)},
+		{file: "pilot/pkg/model/service.go", want: fmt.Sprintf(`WaypointBound    ConditionType = %q`, istionames.WaypointBoundCondition)},
+		{file: "pilot/pkg/model/service.go", want: fmt.Sprintf(`ZtunnelAccepted  ConditionType = %q`, istionames.ZtunnelAcceptedCondition)},
+		{file: "pilot/pkg/model/service.go", want: fmt.Sprintf(`WaypointAccepted ConditionType = %q`, istionames.WaypointAcceptedCondition)},
+		{file: "istioctl/pkg/waypoint/waypoint.go", want: fmt.Sprintf("Name:     %q,\n\t\t\t\t\tPort:     %d,\n\t\t\t\t\tProtocol: gateway.ProtocolType(protocol.%s),", istionames.WaypointListener, istionames.HBONEPort, istionames.HBONEProtocol)},
+		{file: "manifests/charts/istio-control/istio-discovery/files/waypoint.yaml", want: fmt.Sprintf("%q .ControllerLabel", istionames.ManagedGatewayLabel)},
+		{file: "manifests/charts/istio-control/istio-discovery/files/waypoint.yaml", want: fmt.Sprintf("%q .Name", istionames.GatewayNameLabel)},
 
 		// The grpc-agent template: its name, the image annotation it reads, where it writes certificates.
 		{file: discovery + "templates/istiod-injector-configmap.yaml", want: "      " + istionames.GRPCAgentTemplate + ": |\n{{ .Files.Get \"files/" + istionames.GRPCAgentTemplate + ".yaml\" | trim | indent 8 }}"},

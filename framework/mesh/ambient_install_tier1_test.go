@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/gatewayapi"
+	"meshconform/framework/ownership"
 	"meshconform/internal/istiosrc"
 )
 
@@ -44,13 +46,22 @@ func markDaemonSet(ctx context.Context, k kubernetes.Interface, ns, name string,
 // ztunnel, istio-cni, istiod and base in that order, and the DaemonSets are gone.
 func TestAmbientInstallAndUninstall(t *testing.T) {
 	s := newTier1(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	k := s.env.Kube
-	o := s.srcOptions(istiosrc.Release131, func(o *Options) { o.Ambient = true; o.NoGateway = true })
+	// Each step gets 2 minutes, not tier 1's usual 60s: the API server deletes the Gateway API's
+	// ten CRDs one after another, and on a loaded 2-core machine two of them were still
+	// Terminating after 60s (seen twice under a concurrent go test ./... and live run; 73s for
+	// the whole test alone).
+	o := s.srcOptions(istiosrc.Release131, func(o *Options) { o.Ambient = true; o.NoGateway = true; o.Timeout = 2 * time.Minute })
 	in := s.installer(o)
 	s.adoptIstioCRDs(ctx)
 	s.standIn(o) // istiod rolled out, its webhooks' CA bundles written
+	gw := gatewayapi.Clients{Kube: k, Ext: s.ext}
+	hadGatewayAPI, _, err := gatewayapi.Present(ctx, gw)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- in.Install(ctx) }()
@@ -136,6 +147,27 @@ func TestAmbientInstallAndUninstall(t *testing.T) {
 			t.Errorf("no readiness record for %s", c)
 		}
 	}
+	// The Gateway API: created (labelled as the run's) and served before istiod was installed,
+	// or, when the environment had it, left as it was.
+	crd, err := s.ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, gatewayapi.ProbeCRD, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("after an ambient Install: %v", err)
+	}
+	created := s.log.index("Gateway API CRDs created")
+	if hadGatewayAPI {
+		if created >= 0 || s.log.index("Gateway API already installed; left as it is") < 0 {
+			t.Errorf("the environment had the Gateway API: Install should leave it (records %d)", created)
+		}
+	} else {
+		served := s.log.indexFor("ready", "gateway-api")
+		istiod := s.log.indexRelease("helm install", "istiod")
+		if created < 0 || served < created || istiod < served {
+			t.Errorf("Gateway API CRDs created at record %d, served at %d, istiod installed at %d: want created, served, then istiod", created, served, istiod)
+		}
+		if crd.Annotations[gatewayapi.BundleVersionAnnotation] != gatewayapi.Version || !ownership.Owned(crd.Labels, s.env.RunID) {
+			t.Errorf("CRD %s: bundle %q, labels %v; want %s, the run's", crd.Name, crd.Annotations[gatewayapi.BundleVersionAnnotation], crd.Labels, gatewayapi.Version)
+		}
+	}
 
 	if err := in.Uninstall(ctx); err != nil {
 		t.Fatalf("Uninstall: %v", err)
@@ -148,6 +180,37 @@ func TestAmbientInstallAndUninstall(t *testing.T) {
 			t.Errorf("DaemonSet %s/%s after Uninstall: %v", s.ns, name, err)
 		}
 	}
+	// The Gateway API Install created is removed with the last control plane; one the cluster
+	// had stays.
+	if present, _, err := gatewayapi.Present(ctx, gw); err != nil || present != hadGatewayAPI {
+		t.Errorf("Gateway API after Uninstall: present %v (%v); it was present before Install: %v", present, err, hadGatewayAPI)
+	}
+}
+
+// index is the position of the first record with message msg, -1 when none.
+func (r *recorder) index(msg string) int {
+	return r.indexWhere(func(rec record) bool { return rec.msg == msg })
+}
+
+// indexFor is the first record with message msg whose "for" attribute is what.
+func (r *recorder) indexFor(msg, what string) int {
+	return r.indexWhere(func(rec record) bool { return rec.msg == msg && rec.attrs["for"] == what })
+}
+
+// indexRelease is the first record with message msg whose "release" attribute is name.
+func (r *recorder) indexRelease(msg, name string) int {
+	return r.indexWhere(func(rec record) bool { return rec.msg == msg && rec.attrs["release"] == name })
+}
+
+func (r *recorder) indexWhere(f func(record) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for n, rec := range r.records {
+		if f(rec) {
+			return n
+		}
+	}
+	return -1
 }
 
 // order lists the "release" attribute of every record with message msg, in order.

@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/gatewayapi"
 	"meshconform/framework/ownership"
 )
 
@@ -144,7 +145,9 @@ func (i *Installer) Render(ctx context.Context, c Chart) (string, error) {
 	return r.Manifest, nil
 }
 
-// Install installs base, istiod and the gateway, in that order, each as a Helm release in its
+// Install installs base, the Gateway API's CRDs when the mesh needs them (Ambient or
+// GatewayAPI; a cluster that has the Gateway API keeps its own), istiod, with Ambient istio-cni
+// and ztunnel (unless NoNodeAgents), and the gateway, in that order, each as a Helm release in its
 // namespace, and returns when each is ready: Helm's wait (kstatus: Deployments available,
 // CRDs established), then istiod's Deployment rolled out and the sidecar injector's
 // MutatingWebhookConfiguration carrying a CA bundle on every webhook, then the gateway's
@@ -158,10 +161,20 @@ func (i *Installer) Install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The Gateway API's files are found before anything touches the cluster.
+	var gwDir string
+	if o.wantsGatewayAPI() {
+		if gwDir, err = gatewayapi.Dir(ctx); err != nil {
+			return err
+		}
+	}
 	if err := i.ensureNamespaces(ctx, o.Namespace, o.GatewayNamespace); err != nil {
 		return err
 	}
 	if err := i.applyBase(ctx, o, charts[ChartBase], false); err != nil {
+		return err
+	}
+	if err := i.installGatewayAPI(ctx, o, gwDir); err != nil {
 		return err
 	}
 	for _, c := range o.controlCharts() {
@@ -211,7 +224,17 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 	} else if deployed == nil {
 		return fmt.Errorf("nothing to upgrade: no deployed Helm release %s in namespace %s; Install first (or, for an Istio that Helm did not install, remove it and Install)", o.ReleaseName(ChartIstiod), o.Namespace)
 	}
+	var gwDir string
+	if o.wantsGatewayAPI() {
+		if gwDir, err = gatewayapi.Dir(ctx); err != nil {
+			return err
+		}
+	}
 	if err := i.applyBase(ctx, o, charts[ChartBase], true); err != nil {
+		return err
+	}
+	// An ambient mesh upgraded in place keeps the Gateway API it has; one that has none gets it.
+	if err := i.installGatewayAPI(ctx, o, gwDir); err != nil {
 		return err
 	}
 	for _, c := range o.controlCharts() {
@@ -243,7 +266,7 @@ func (i *Installer) Upgrade(ctx context.Context, version string) error {
 // CNI agent has connected (research/ambient.md §1.1, readiness).
 func (o Options) controlCharts() []Chart {
 	out := []Chart{ChartIstiod}
-	if o.Ambient {
+	if o.nodeAgents() {
 		out = append(out, ChartCNI, ChartZtunnel)
 	}
 	if !o.NoGateway {
@@ -254,11 +277,17 @@ func (o Options) controlCharts() []Chart {
 
 // allCharts are the charts an install with o loads: Charts, and cni and ztunnel with Ambient.
 func (o Options) allCharts() []Chart {
-	if o.Ambient {
+	if o.nodeAgents() {
 		return append(slices.Clone(Charts), ChartCNI, ChartZtunnel)
 	}
 	return Charts
 }
+
+// nodeAgents says whether istio-cni and ztunnel are installed: Ambient without NoNodeAgents.
+func (o Options) nodeAgents() bool { return o.Ambient && !o.NoNodeAgents }
+
+// wantsGatewayAPI says whether Install puts the Gateway API's CRDs in (Ambient or GatewayAPI).
+func (o Options) wantsGatewayAPI() bool { return o.Ambient || o.GatewayAPI }
 
 // loadAll checks the version and loads every chart of o (o.allCharts) before anything touches
 // the cluster.

@@ -116,6 +116,15 @@ type Options struct {
 	// RenderedImages lists them, Images refuses), and Install and Upgrade install cni and
 	// ztunnel after istiod (DATAPLANE_MODE=ambient).
 	Ambient bool
+	// NoNodeAgents, with Ambient, leaves istio-cni and ztunnel out of Install and Upgrade:
+	// istiod in the ambient profile and the Gateway API only, for a cluster that can run no
+	// node agent (the live tier, which has no ztunnel or install-cni image).
+	NoNodeAgents bool
+	// GatewayAPI installs the Gateway API's CRDs (framework/gatewayapi: standard channel,
+	// gatewayapi.Version) after base and before istiod when the cluster has none; Ambient
+	// implies it (waypoints are Gateway objects; istio.io docs/ambient/install/helm: base →
+	// Gateway API CRDs → istiod → cni → ztunnel).
+	GatewayAPI bool
 	// Values are merged over DefaultValues per chart (maps merge key by key; anything else,
 	// lists included, replaces).
 	Values map[Chart]map[string]any

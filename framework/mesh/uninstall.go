@@ -37,7 +37,8 @@ const keepPolicy = "helm.sh/resource-policy"
 // (ambient; only when no other istiod is left, as istio.io's ambient Helm uninstall removes
 // ztunnel, istio-cni, istiod, then base), istiod, then — when no
 // other istiod is left in the cluster — istio-base, the istio-ca-root-cert ConfigMaps istiod
-// spread into every namespace, and the namespaces Install created. Each Helm uninstall waits
+// spread into every namespace, the Gateway API CRDs Install created (labelled with this run's
+// id: the cluster had none; a Gateway API it had stays), and the namespaces Install created. Each Helm uninstall waits
 // until its objects are gone. Releases that do not exist are skipped, so it is safe to call
 // after a failed or partial Install.
 func (i *Installer) Uninstall(ctx context.Context, opts ...UninstallOption) error {
@@ -73,6 +74,11 @@ func (i *Installer) Uninstall(ctx context.Context, opts ...UninstallOption) erro
 			return err
 		}
 		if err := i.deleteRootCertConfigMaps(ctx); err != nil {
+			return err
+		}
+		// The Gateway API CRDs Install created (there were none before it), with the last
+		// control plane: like the namespaces Install created, by their run id.
+		if err := i.uninstallGatewayAPI(ctx, o); err != nil {
 			return err
 		}
 	}

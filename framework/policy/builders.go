@@ -261,6 +261,39 @@ func Provider(name string) AuthorizationPolicyOption {
 	})
 }
 
+// TargetRef is one entry of an AuthorizationPolicy's spec.targetRefs: the object a policy is
+// attached to instead of a selector. In ambient mode that attaches it to a waypoint, which
+// enforces its L7 fields (HTTP methods, paths, request principals); ztunnel enforces only
+// selector and namespace-wide policies, and drops their HTTP fields. Istio writes how it bound
+// the policy in its status: condition WaypointAccepted ("bound to NS/WAYPOINT", or reason
+// TargetNotFound / AncestorNotBound), pilot/pkg/serviceregistry/ambient/policies.go:64-137 at
+// release-1.31.
+type TargetRef struct{ Group, Kind, Name string }
+
+// ServiceRef targets a Service (core group): the waypoint that Service uses enforces the policy.
+func ServiceRef(name string) TargetRef { return TargetRef{Group: "", Kind: "Service", Name: name} }
+
+// GatewayRef targets a Gateway (gateway.networking.k8s.io): a waypoint, or an ingress Gateway.
+func GatewayRef(name string) TargetRef {
+	return TargetRef{Group: "gateway.networking.k8s.io", Kind: "Gateway", Name: name}
+}
+
+// GatewayClassRef targets a GatewayClass (every waypoint of class istio-waypoint); Istio accepts
+// it only for a policy in the root namespace (policies.go:75-97).
+func GatewayClassRef(name string) TargetRef {
+	return TargetRef{Group: "gateway.networking.k8s.io", Kind: "GatewayClass", Name: name}
+}
+
+// TargetRefs appends spec.targetRefs. The CRD refuses a policy with both targetRefs and a
+// selector ("only one of targetRefs or selector can be set"), so do not give Selector too.
+func TargetRefs(refs ...TargetRef) AuthorizationPolicyOption {
+	return apOption(func(o *securityv1.AuthorizationPolicy) {
+		for _, r := range refs {
+			o.Spec.TargetRefs = append(o.Spec.TargetRefs, &typeapi.PolicyTargetReference{Group: r.Group, Kind: r.Kind, Name: r.Name})
+		}
+	})
+}
+
 // RulePart adds to one rule.
 type RulePart func(*securityapi.Rule)
 

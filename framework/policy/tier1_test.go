@@ -541,3 +541,37 @@ func names(ctx context.Context, t *testing.T, env *apitest.Environment, ns strin
 	sort.Strings(out)
 	return out
 }
+
+// TestAuthorizationPolicyTargetRefs: the targetRefs form (ambient's waypoint attachment) is
+// applied by the Applier and stored as built, Service and Gateway targets alike; with a selector
+// too, the API server refuses it (the CRD's rule), and the error names it.
+func TestAuthorizationPolicyTargetRefs(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := ctxT(t)
+	ns := env.Namespace(t, "policy-targetrefs", nil)
+	a := NewApplier(env.Istio, env.RunID)
+	build := func() *securityv1.AuthorizationPolicy {
+		return AuthorizationPolicy(ns, "get-only", Action(Allow), TargetRefs(ServiceRef("httpbin"), GatewayRef("waypoint")),
+			Rule(FromPrincipals("cluster.local/ns/"+ns+"/sa/client"), ToMethods("GET")))
+	}
+	if err := a.Apply(ctx, build()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := env.Istio.SecurityV1().AuthorizationPolicies(ns).Get(ctx, "get-only", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := build(); !proto.Equal(&got.Spec, &want.Spec) {
+		t.Errorf("stored spec %v, want %v", &got.Spec, &want.Spec)
+	}
+	refs := got.Spec.GetTargetRefs()
+	if len(refs) != 2 || refs[0].GetKind() != "Service" || refs[0].GetGroup() != "" || refs[0].GetName() != "httpbin" ||
+		refs[1].GetKind() != "Gateway" || refs[1].GetGroup() != "gateway.networking.k8s.io" || refs[1].GetName() != "waypoint" || got.Spec.GetSelector() != nil {
+		t.Errorf("stored targetRefs %v, selector %v", refs, got.Spec.GetSelector())
+	}
+	both := AuthorizationPolicy(ns, "both", TargetRefs(ServiceRef("httpbin")), Selector(map[string]string{"app": "httpbin"}))
+	err = a.Apply(ctx, both)
+	if err == nil || !strings.Contains(err.Error(), "only one of targetRefs or selector can be set") {
+		t.Errorf("targetRefs with a selector: %v; want the CRD's refusal", err)
+	}
+}

@@ -17,51 +17,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"meshconform/internal/moddownload"
+	"meshconform/framework/gatewayapi"
 )
 
+// The Gateway API release tier 1 installs and where its files come from: the product's own
+// (framework/gatewayapi), so that tier 1 applies what an ambient install applies.
 const (
 	// GatewayAPIModule is the Kubernetes Gateway API's Go module, whose zip carries its CRDs.
-	GatewayAPIModule = "sigs.k8s.io/gateway-api"
-	// GatewayAPIVersion is the Gateway API release Istio 1.31 builds on (its go.mod: require
-	// sigs.k8s.io/gateway-api v1.6.0; release-1.30's says v1.5.1, and v1.6.0's CRDs serve it
-	// too), and the one tier 1 installs.
-	GatewayAPIVersion = "v1.6.0"
-	// gatewayAPIStandard is the standard channel's directory in the module: the CRDs
-	// (gateway.networking.k8s.io_<plural>.yaml) and the safe-upgrades ValidatingAdmissionPolicy
-	// with its binding, as the release's standard-install.yaml bundles them.
-	gatewayAPIStandard = "config/crd/standard"
-	// GatewayAPIDirEnv overrides where the standard channel's files are read from (a
-	// directory laid out like config/crd/standard), for machines without the module proxy.
-	GatewayAPIDirEnv = "MESHCONFORM_GATEWAY_API_CRDS"
+	GatewayAPIModule = gatewayapi.Module
+	// GatewayAPIVersion is the Gateway API release Istio 1.31 builds on (gatewayapi.Version).
+	GatewayAPIVersion = gatewayapi.Version
+	// GatewayAPIDirEnv overrides where the standard channel's files are read from.
+	GatewayAPIDirEnv = gatewayapi.DirEnv
 )
 
 // GatewayAPICRDDir returns the Gateway API's standard-channel directory at GatewayAPIVersion
-// from the Go module cache, downloading the module first when needed: `go mod download -json`
-// run outside this module, so go.mod and go.sum are neither read nor changed (the module is
-// data to tier 1, not a dependency). GOPROXY, GOFLAGS, GONOSUMDB/GOSUMDB and GOMODCACHE apply
-// as for any module.
-func GatewayAPICRDDir(ctx context.Context) (string, error) {
-	if d := os.Getenv(GatewayAPIDirEnv); d != "" {
-		if st, err := os.Stat(d); err != nil || !st.IsDir() {
-			return "", fmt.Errorf("apitest: %s=%s is not a directory (%v)", GatewayAPIDirEnv, d, err)
-		}
-		return d, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	ref := GatewayAPIModule + "@" + GatewayAPIVersion
-	modDir, err := moddownload.Dir(ctx, GatewayAPIModule, GatewayAPIVersion)
-	if err != nil {
-		return "", fmt.Errorf("apitest: go mod download %s: %v. It needs the Go module proxy (GOPROXY) or a module cache that holds it; or set %s to a copy of its %s",
-			ref, err, GatewayAPIDirEnv, gatewayAPIStandard)
-	}
-	dir := filepath.Join(modDir, gatewayAPIStandard)
-	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("apitest: %s has no %s: %w", ref, gatewayAPIStandard, err)
-	}
-	return dir, nil
-}
+// (gatewayapi.Dir).
+func GatewayAPICRDDir(ctx context.Context) (string, error) { return gatewayapi.Dir(ctx) }
 
 // InstallGatewayAPI installs the Gateway API's standard channel at GatewayAPIVersion into this
 // environment, as `kubectl apply` of the release's standard-install.yaml does: every CRD in

@@ -62,6 +62,9 @@ func runUpgrade(ctx context.Context, s settings.Settings, extra []string, wd str
 		names = append(names, ph.Name)
 	}
 	fmt.Fprintf(stderr, "meshconform: upgrade gate: Istio %s → %s, phases %s (canary: TO as revision %s); reports in %s\n", plan.From, plan.To, strings.Join(names, ", "), gate.CanaryRevision, plan.Dir)
+	if note := gate.ZtunnelNote(s); note != "" {
+		fmt.Fprintf(stderr, "meshconform: upgrade gate: %s\n", note)
+	}
 	// Reports of an earlier gate would stand in for a phase that wrote none.
 	if err := os.RemoveAll(plan.Dir); err != nil {
 		fmt.Fprintf(stderr, "meshconform: upgrade: clearing %s: %v\n", plan.Dir, err)

@@ -28,6 +28,10 @@ func TestUnmet(t *testing.T) {
 		{"disruptive on a cluster it did not create", Requires{Disruptive: true}, RunFacts{Mode: "sidecar"}, "ALLOW_DISRUPTIVE=1"},
 		{"no gateway", Requires{IngressGateway: true}, RunFacts{Mode: "sidecar", NoGateway: "no Service of release istio-ingressgateway"}, "needs an ingress gateway: no Service of release istio-ingressgateway"},
 		{"other mode", Requires{Mode: "sidecar", DataPlane: true}, RunFacts{Mode: "ambient", NoDataPlane: true}, "written for the sidecar data plane; this run's is ambient"},
+		{"waypoint in sidecar mode", Requires{Waypoint: true}, RunFacts{Mode: "sidecar", NoWaypoint: "no Gateway API"}, ""},
+		{"waypoint in ambient mode without one", Requires{Waypoint: true}, RunFacts{Mode: "ambient", NoWaypoint: "no Gateway API"},
+			"needs a waypoint (L7 in ambient mode: only a waypoint enforces HTTP attributes): no Gateway API"},
+		{"waypoint in ambient mode with one", Requires{Waypoint: true}, RunFacts{Mode: "ambient"}, ""},
 	} {
 		got := tc.r.Unmet(tc.f)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {

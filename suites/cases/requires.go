@@ -19,6 +19,10 @@ type Requires struct {
 	// Mode is the data-plane mode the behaviour is written for ("" for any): what it asserts
 	// (a proxy container, the injector's probe rewrite) exists only there.
 	Mode string
+	// Waypoint: in ambient mode the outcome needs a waypoint in the path (L7: HTTP methods
+	// and paths, request principals, XFCC), the catalog's `needs waypoint` (catalog.Ambient.
+	// NeedsWaypoint). In sidecar mode every proxy is L7 and this asks nothing.
+	Waypoint bool
 }
 
 // RunFacts is what requirements are judged against: what the run has.
@@ -33,6 +37,9 @@ type RunFacts struct {
 	DisruptiveAllowed bool
 	// NoGateway says why the run has no ingress gateway ("" when it has one).
 	NoGateway string
+	// NoWaypoint says why an ambient run cannot put a waypoint in a behaviour's path ("" when
+	// it can; read only in ambient mode).
+	NoWaypoint string
 }
 
 // Unmet is why a run with facts f cannot exercise a behaviour with requirements r, "" when
@@ -49,6 +56,8 @@ func (r Requires) Unmet(f RunFacts) string {
 		return "changes the whole mesh: it runs only on a cluster the suite created, or with ALLOW_DISRUPTIVE=1"
 	case r.IngressGateway && f.NoGateway != "":
 		return "needs an ingress gateway: " + f.NoGateway
+	case r.Waypoint && f.Mode == "ambient" && f.NoWaypoint != "":
+		return "needs a waypoint (L7 in ambient mode: only a waypoint enforces HTTP attributes): " + f.NoWaypoint
 	}
 	return ""
 }
