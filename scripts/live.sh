@@ -54,16 +54,24 @@
 #   interrupt  a new run, SIGINT once the cluster is up: the driver deletes what it made
 #              (KEEP_CLUSTER=on-failure) and exits non-zero
 #   upgrade    the upgrade gate (make e2e-upgrade) from the release-1.30 build to the release-1.31
-#              build, both from source, through the product's Helm path: Istio FROM on a new kind
-#              cluster, the suites, the in-place upgrade, the suites, TO as revision canary, a
+#              build, both from source, through the product's Helm path: Istio FROM on the run
+#              phase's cluster (REUSE_CLUSTER=1; a new one when run did not keep one), the suites,
+#              the in-place upgrade, the suites, TO as revision canary, a
 #              client namespace moved to it and restarted, the suites against it; every phase must
 #              pass the same specs as the istio phase, the upgrade suite's injected specs must show
 #              FROM's and TO's proxies where they belong (the moved client injected by the canary),
-#              and the gate's diff must exit 0; the gate deletes its cluster
+#              and the gate's diff must exit 0; the gate then uninstalls every revision it
+#              installed and the cluster's namespaces, CRDs, webhooks and cluster RBAC must be
+#              as before (a cluster of its own, the gate deletes)
 #   upgrade-broken  the gate again, in place only (PHASES=inplace), to a TO whose istiod chart
 #              turns the injector's probe rewrite off (sidecarInjectorWebhook.rewriteAppHTTPProbe:
 #              false, under TO's own version): the gate must exit 1 and name PROBE-001 as the
-#              regression
+#              regression; the reused cluster again left as found
+#   istio      (runs after the gates, on the same cluster; see above)
+#
+# Default order: run reuse broken existing ambient upgrade upgrade-broken istio delete interrupt (every
+# phase that needs no cluster of its own on the run phase's: a new cluster and its image loads
+# cost ~1 minute here; run and interrupt prove cluster creation, delete its removal).
 #
 # Environment:
 #   LIVE_CLUSTER    kind cluster name (default meshconform-live)
@@ -481,21 +489,41 @@ run_ambient() {
   fi
 }
 
-# gate DIR CHARTS ENV...: make e2e-upgrade from UPGRADE_FROM to UPGRADE_TO on a new kind cluster,
-# without gateway and data plane, with FROM's pilot-agent image (each phase gets its own
-# version's: gate.AgentImageFor); its exit code is returned, its output kept in DIR.log. A gate
-# that passed leaves no cluster (one that failed keeps it for inspection unless KEEP_CLUSTER=never).
+# gate DIR CHARTS ENV...: make e2e-upgrade from UPGRADE_FROM to UPGRADE_TO, without gateway and
+# data plane, with FROM's pilot-agent image (each phase gets its own version's:
+# gate.AgentImageFor); its exit code is returned, its output kept in DIR.log. On the run phase's
+# cluster when it is there (REUSE_CLUSTER=1: no cluster made, no image loaded again, ~1 minute
+# saved per gate here), which the gate must leave as it found it, pass or fail: its namespaces,
+# CRDs, webhooks and cluster RBAC as before. Otherwise on a new kind cluster, which a passing gate
+# deletes (a failed one keeps it for inspection unless KEEP_CLUSTER=never).
 gate() {
-  local dir=$1 charts=$2 rc=0
+  local dir=$1 charts=$2 rc=0 before='' where=()
   shift 2
-  no_cluster
   rm -rf "$dir"
-  env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" IMAGE_PULL=0 \
+  if [ -n "$RUN_CLUSTER" ] && [ -n "$(cluster_nodes)" ]; then
+    where=(REUSE_CLUSTER=1)
+    before=$(cluster_objects)
+  else
+    no_cluster
+  fi
+  env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" IMAGE_PULL=0 "${where[@]}" \
     ISTIO_CHART_DIR="$charts" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0 DATAPLANE=0 \
     ISTIO_AGENT_IMAGE="$ISTIO_HUB_LOCAL/pilot-agent:$UPGRADE_FROM" \
     FROM="$UPGRADE_FROM" TO="$UPGRADE_TO" REPORTS_DIR="$dir" "$@" go run ./scripts/e2e upgrade 2>&1 | tee "$dir.log" || rc=$?
   no_pull "$dir.log"
-  [ $rc != 0 ] || [ -z "$(cluster_nodes)" ] || die "the upgrade gate passed but left $(cluster_nodes)"
+  if [ -n "$before" ]; then
+    grep -q "meshconform: uninstalled Istio $UPGRADE_TO from context kind-$CLUSTER" "$dir.log" ||
+      die "the gate on the reused cluster did not say it uninstalled its Istio (now at $UPGRADE_TO)"
+    local after
+    after=$(cluster_objects)
+    if [ "$before" != "$after" ]; then
+      diff <(echo "$before") <(echo "$after") >&2 || true
+      die "the gate left the reused cluster changed (above: < before, > after)"
+    fi
+    log "gate on the reused cluster $CLUSTER: left as found ($(echo "$after" | wc -l) cluster objects as before)"
+  else
+    [ $rc != 0 ] || [ -z "$(cluster_nodes)" ] || die "the upgrade gate passed but left $(cluster_nodes)"
+  fi
   return $rc
 }
 
@@ -545,7 +573,7 @@ run_upgrade_broken() {
   # is named, which the in-place flow shows alone (the canary flow cost another ~80s).
   gate "$d" "$charts" LABELS='PROBE-001' KEEP_CLUSTER=never PHASES=inplace || rc=$?
   [ $rc = 1 ] || die "the gate to a TO without the probe rewrite exited $rc, want 1 (log $d.log)"
-  [ -z "$(cluster_nodes)" ] || die "KEEP_CLUSTER=never: the failed gate left $(cluster_nodes)"
+  [ -n "$RUN_CLUSTER" ] || [ -z "$(cluster_nodes)" ] || die "KEEP_CLUSTER=never: the failed gate left $(cluster_nodes)"
   check "$d/upgrade/base" baseline=passed 'PROBE-001[injected spec]=pass' PROBE-001=left-out '*=skip'
   check "$d/upgrade/inplace" baseline=passed 'PROBE-001[injected spec]=fail' PROBE-001=fail '*=skip'
   [ ! -e "$d/upgrade/canary" ] || die "PHASES=inplace: the gate ran the canary phase"
@@ -580,7 +608,7 @@ mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
 # Not PHASES: make exports that one (the gate's phase filter, empty) and children would inherit it.
-phase_list="${LIVE_PHASES:-run reuse broken existing ambient istio delete interrupt upgrade upgrade-broken}"
+phase_list="${LIVE_PHASES:-run reuse broken existing ambient upgrade upgrade-broken istio delete interrupt}"
 for p in $phase_list; do
   case "$p" in
     run) phase run run_fresh ;;
