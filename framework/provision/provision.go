@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -126,7 +127,8 @@ func WithNoIstioBefore(who string) Option { return func(c *config) { c.noIstioBe
 // KUBE_CONTEXT), uninstall the Istio the run installed, whatever the outcome, so that the kept
 // cluster is left as the run found it: each of installed's other revisions (asked at Down:
 // e.g. a canary installed later in the run), then the run's own revision with istio-base and,
-// when there were none before, Istio's CRDs. Without it, a reused cluster keeps the Istio a run
+// when there were none before, Istio's CRDs, then every namespace still labelled with the run's
+// ID (what its suites kept across phases). Without it, a reused cluster keeps the Istio a run
 // installed, for the next run to reuse.
 func WithUninstallFromReused(installed func() Installed) Option {
 	return func(c *config) { c.reusedRevisions = installed }
@@ -749,6 +751,11 @@ func Down(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ..
 		if err := uninstall(ctx, own, log); err != nil {
 			return err
 		}
+		// Then the namespaces the run's suites kept across phases (the upgrade suite's
+		// workloads): the uninstall removed only those the install created.
+		if err := deleteRunNamespaces(ctx, st, log); err != nil {
+			return err
+		}
 	}
 	switch {
 	case st.Existing || st.ClusterName == "":
@@ -799,6 +806,39 @@ func UninstallsOnDown(st State) bool {
 // Down uninstall it.
 func UninstallsFromReused(st State) bool {
 	return !st.Existing && st.ClusterName != "" && !st.CreatedCluster && st.Istio.InstalledByRun
+}
+
+// deleteRunNamespaces deletes every namespace labelled with the run's ID that is still there
+// and waits until they are gone.
+func deleteRunNamespaces(ctx context.Context, st State, log io.Writer) error {
+	rc, err := st.RESTConfig()
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ownership.Selector(st.RunID)})
+	if err != nil {
+		return fmt.Errorf("listing the namespaces of run %s: %w", st.RunID, err)
+	}
+	var names []string
+	for _, ns := range list.Items {
+		names = append(names, ns.Name)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if err := workload.StartDeletion(ctx, kube, names...); err != nil {
+		return fmt.Errorf("deleting the namespaces of run %s (%s): %w", st.RunID, strings.Join(names, ", "), err)
+	}
+	if _, err := workload.WaitTerminating(ctx, kube, st.RunID); err != nil {
+		return fmt.Errorf("deleting the namespaces of run %s (%s): %w", st.RunID, strings.Join(names, ", "), err)
+	}
+	fmt.Fprintf(log, "meshconform: deleted the run's %d namespaces left on kind cluster %s (%s) in %s\n", len(names), st.ClusterName, strings.Join(names, ", "), Elapsed(time.Since(start)))
+	return nil
 }
 
 // NoIstioBeforeError is WithNoIstioBefore's refusal: what was found and the two ways out.

@@ -318,3 +318,38 @@ func TestTier1Session(t *testing.T) {
 		t.Errorf("after up, the end said more than nothing on an existing cluster:\n%s", after)
 	}
 }
+
+// On a reused kind cluster the run installed Istio on, Down with WithUninstallFromReused leaves
+// the cluster as found: deleteRunNamespaces removes what the run's suites kept (here two
+// namespaces of the run) and waits until they are gone; a namespace of another run stays.
+func TestTier1DeleteRunNamespaces(t *testing.T) {
+	env := apitest.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	raw, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := []string{env.Namespace(t, "upgrade-client", nil), env.Namespace(t, "upgrade-server", nil)}
+	other := ownership.NamespaceName("other", ownership.NewRunID(), "1")
+	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other, Labels: ownership.Labels("zzother1")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.DeleteNamespace(context.Background(), other) })
+	st := State{RunID: env.RunID, ClusterName: "mc", Kubeconfig: env.Kubeconfig, Context: raw.CurrentContext}
+	var log strings.Builder
+	if err := deleteRunNamespaces(ctx, st, &log); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range kept {
+		if _, err := env.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+			t.Errorf("namespace %s of the run is still there after deleteRunNamespaces", ns)
+		}
+		if !strings.Contains(log.String(), ns) {
+			t.Errorf("log does not name %s: %q", ns, log.String())
+		}
+	}
+	if _, err := env.Kube.CoreV1().Namespaces().Get(ctx, other, metav1.GetOptions{}); err != nil {
+		t.Errorf("another run's namespace %s: %v; want it left alone", other, err)
+	}
+}
