@@ -1,5 +1,11 @@
 package catalog
 
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
 // The proxyless data plane's outcome shapes: what Istio's echo client (pkg/test/echo/cmd/client)
 // prints when grpc-go's xDS client and server enforce what istiod's grpc generator
 // (pilot/pkg/networking/grpcgen) sent. Cited at the pinned commits: I31 = istio.io/istio
@@ -75,4 +81,104 @@ var (
 // ProxylessExpectations returns the proxyless shapes, for lookups by name.
 func ProxylessExpectations() []Expectation {
 	return []Expectation{GRPCAllowed, GRPCPlaintextRejected, GRPCNoAllowMatch, GRPCDenyMatched, GRPCHandshakeFailed}
+}
+
+// ProxylessVerdict says how a behaviour is judged on the proxyless data plane.
+type ProxylessVerdict string
+
+const (
+	// ProxylessAnalogue: a gRPC analogue of the behaviour runs, and Istio's documented
+	// semantics give its expected outcome.
+	ProxylessAnalogue ProxylessVerdict = "analogue"
+	// ProxylessDeviation: a gRPC analogue runs, expected to give Istio's documented outcome,
+	// and the source predicts that proxyless gives another (the cell says which and why): the
+	// run reports a deviation with its evidence, never a pass and never a skip.
+	ProxylessDeviation ProxylessVerdict = "deviation"
+	// ProxylessLeftOut: the behaviour has no proxyless meaning; the cell says why.
+	ProxylessLeftOut ProxylessVerdict = "left out"
+)
+
+// proxylessHeader is the proxyless table's header.
+var proxylessHeader = []string{colID, colProxyless, colOutcomes, colSource}
+
+// Proxyless is one row of the catalog's proxyless table.
+type Proxyless struct {
+	Verdict ProxylessVerdict
+	// Expected is the analogue and its expected outcome (Markdown as written); for a
+	// deviation also what the source predicts instead.
+	Expected string
+	// Expectations are the gRPC shapes the analogue's probes are judged against.
+	Expectations []Expectation
+	// Source cites the grpcgen / grpc-go lines that produce the outcome.
+	Source string
+	// Reason is why the behaviour has no proxyless meaning (left out).
+	Reason string
+}
+
+// Judged reports whether a proxyless run runs the behaviour's analogue.
+func (p Proxyless) Judged() bool {
+	return p.Verdict == ProxylessAnalogue || p.Verdict == ProxylessDeviation
+}
+
+// ParseProxyless reads a proxyless row's cells: `analogue: <outcome>`, `deviation: <outcome>`
+// or `left out: <reason>`; the outcomes (proxyless shapes by name) and the source, both
+// required unless left out.
+func ParseProxyless(cell, outcomes, source string) (Proxyless, error) {
+	verdict, rest, ok := strings.Cut(cell, ":")
+	rest = strings.TrimSpace(rest)
+	if !ok || rest == "" {
+		return Proxyless{}, fmt.Errorf("%q: want `analogue: …`, `deviation: …` or `left out: <reason>`", cell)
+	}
+	p := Proxyless{Verdict: ProxylessVerdict(strings.TrimSpace(verdict)), Source: source}
+	switch p.Verdict {
+	case ProxylessLeftOut:
+		p.Reason = rest
+		if len(list(outcomes)) > 0 {
+			return p, fmt.Errorf("left out, yet it names outcomes %q", outcomes)
+		}
+		return p, nil
+	case ProxylessAnalogue, ProxylessDeviation:
+		p.Expected = rest
+	default:
+		return p, fmt.Errorf("unknown verdict %q (analogue, deviation, left out)", verdict)
+	}
+	for _, name := range list(outcomes) {
+		e, ok := LookupProxylessExpectation(name)
+		if !ok {
+			return p, fmt.Errorf("unknown proxyless outcome %q", name)
+		}
+		p.Expectations = append(p.Expectations, e)
+	}
+	if len(p.Expectations) == 0 || strings.TrimSpace(source) == "" || source == "—" {
+		return p, errors.New("an analogue or deviation needs its outcomes and a source")
+	}
+	return p, nil
+}
+
+// LookupProxylessExpectation finds a proxyless shape by its Name.
+func LookupProxylessExpectation(name string) (Expectation, bool) {
+	for _, e := range ProxylessExpectations() {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Expectation{}, false
+}
+
+// NotJudgedInProxyless says why a proxyless run leaves b out, "" when it is judged there: its
+// gRPC analogue (the proxyless table's analogue or deviation rows), or, with no row, a
+// behaviour that needs no data plane (the control plane's). A behaviour that needs the data
+// plane and has no analogue is never run the sidecar way under the proxyless mode's name.
+func (b Behavior) NotJudgedInProxyless() string {
+	switch {
+	case b.Proxyless.Verdict == ProxylessLeftOut:
+		return "not applicable to the proxyless data plane: " + b.Proxyless.Reason
+	case b.Proxyless.Judged():
+		return ""
+	case b.HasLabel(LabelDataPlane) || b.HasLabel(LabelAgent):
+		return "DATAPLANE_MODE=proxyless: no proxyless analogue is written for this behaviour (docs/behaviors.md, Proxyless data plane); judged the sidecar way its result would not be proxyless's"
+	case b.Area == AreaPosture:
+		return "DATAPLANE_MODE=proxyless: the posture specs mesh their fixtures the sidecar way; the proxyless half is not exercised"
+	}
+	return ""
 }
