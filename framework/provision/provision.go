@@ -390,7 +390,10 @@ func IstioImages(ctx context.Context, s settings.Settings) ([]string, error) {
 	} else {
 		imgs, err = o.Images()
 	}
-	if err != nil || !s.NoDataPlane {
+	// No pod runs the proxy image under DATAPLANE=0 (injected pods never start), nor in the
+	// proxyless mode with ISTIO_AGENT_IMAGE (its pods run pilot-agent from that image, and no
+	// sidecar-template pod is deployed): a source build has no proxyv2 to load.
+	if err != nil || (!s.NoDataPlane && !(s.Proxyless() && s.AgentImage != "")) {
 		return imgs, err
 	}
 	return slices.DeleteFunc(imgs, func(img string) bool { return strings.Contains(img, "/proxyv2:") }), nil
