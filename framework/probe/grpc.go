@@ -89,13 +89,17 @@ func GRPC(ctx context.Context, ex Executor, r GRPCRequest) (Outcome, error) {
 	start := time.Now()
 	var o Outcome
 	for i := 1; i <= attempts; i++ {
+		t := time.Now()
 		res, err := ex.Exec(ctx, cmd)
+		took := time.Since(t)
 		if mb := missingBinary(r.binary(), ex.String(), res, err); mb != nil {
 			return Outcome{Tool: ToolGRPC, Where: ex.String(), Command: cmd, HTTPCode: -1, CurlExit: -1, ExitCode: -1}, mb
 		}
 		o = ParseGRPC(res)
 		o.Where, o.Command, o.Attempts = ex.String(), cmd, i
-		o.Elapsed = time.Since(start)
+		// The echo client prints no timing of its own beyond the server's Latency: Duration is
+		// the attempt's exec, Elapsed all attempts'.
+		o.Duration, o.Elapsed = took, time.Since(start)
 		if err != nil {
 			o.Notes = append(o.Notes, fmt.Sprintf("attempt %d: transport: %v", i, err))
 			if ctx.Err() != nil {
