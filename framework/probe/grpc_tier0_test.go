@@ -104,9 +104,12 @@ func TestGRPCRealEcho(t *testing.T) {
 	classified(t, plain, catalog.PlaintextRejected, expect.Deviation)
 }
 
-// TestParseGRPC reads the echo client's failure lines as the real client prints them (the
-// fatal line through Istio's logger on stdout, exit 1) for the codes the proxyless catalog
-// names, and a success whose exit status the transport lost.
+// TestParseGRPC reads the echo client's failure lines as the real client printed them in the
+// live tier's proxyless phase (release-1.31 source build, 2026-12-06, the conformance report's
+// evidence of AUTHZ-002 and AUTHZ-006): Istio's logger's fatal line on stdout, exit 1, grpc-go's
+// xDS server wrapping the RBAC engine's status with the node id (so the code appears twice and
+// the documented text follows "Incoming RPC is not allowed"); and a success whose exit status
+// the transport lost.
 func TestParseGRPC(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -115,9 +118,9 @@ func TestParseGRPC(t *testing.T) {
 		status int
 		want   catalog.Expectation
 	}{
-		{"no allow policy matched", probe.ExecResult{ExitCode: 1, Stdout: []byte("2026-12-06T16:22:17.543797Z\tfatal\tError 1/1 requests had errors; first error: rpc error: code = PermissionDenied desc = incoming RPC did not match an allow policy\n\n")},
+		{"no allow policy matched (AUTHZ-002 live)", probe.ExecResult{ExitCode: 1, Stdout: []byte("2026-12-06T17:20:49.489243Z\tfatal\tError 1/1 requests had errors; first error: rpc error: code = PermissionDenied desc = [xDS node id: sidecar~10.244.0.12~echo-server-6445f98b76-nhfgb.authz-002-server-tb7ltccm-z8nn7~authz-002-server-tb7ltccm-z8nn7.svc.cluster.local]: Incoming RPC is not allowed: rpc error: code = PermissionDenied desc = incoming RPC did not match an allow policy\n\n")},
 			catalog.GRPCPermissionDenied, -1, catalog.GRPCNoAllowMatch},
-		{"deny policy matched", probe.ExecResult{ExitCode: 1, Stdout: []byte("2026-12-06T16:22:17.543797Z\tfatal\tError 1/1 requests had errors; first error: rpc error: code = PermissionDenied desc = incoming RPC matched a deny policy \"ns-deny-0\"\n\n")},
+		{"deny policy matched (AUTHZ-006 live)", probe.ExecResult{ExitCode: 1, Stdout: []byte("2026-12-06T17:22:18.323464Z\tfatal\tError 1/1 requests had errors; first error: rpc error: code = PermissionDenied desc = [xDS node id: sidecar~10.244.0.18~echo-server-6445f98b76-wlhxp.authz-006-server-tb7ltccm-7uw6j~authz-006-server-tb7ltccm-7uw6j.svc.cluster.local]: Incoming RPC is not allowed: rpc error: code = PermissionDenied desc = incoming RPC matched a deny policy \"authz-006-server-tb7ltccm-7uw6j-deny-echo-0\"\n\n")},
 			catalog.GRPCPermissionDenied, -1, catalog.GRPCDenyMatched},
 		{"lost exit status", probe.ExecResult{ExitCode: -1, Stdout: []byte("[0] Latency=4ms\n[0 body] StatusCode=200\n[0 body] Proto=GRPC\n")},
 			probe.GRPCOK, 200, catalog.GRPCAllowed},
@@ -128,6 +131,14 @@ func TestParseGRPC(t *testing.T) {
 		}
 		if c, why := expect.Classify(tc.want, o); c != expect.Documented {
 			t.Errorf("%s: %s %s", tc.name, c, why)
+		}
+		// The other PermissionDenied text is not this one: a deny is never read as no allow.
+		for _, other := range []catalog.Expectation{catalog.GRPCNoAllowMatch, catalog.GRPCDenyMatched} {
+			if other.Name != tc.want.Name && o.GRPCCode == catalog.GRPCPermissionDenied {
+				if c, _ := expect.Classify(other, o); c != expect.Deviation {
+					t.Errorf("%s: judged %s against %s", tc.name, c, other.Name)
+				}
+			}
 		}
 	}
 }
