@@ -28,7 +28,7 @@ var _ = e2e.Register(e2e.Behavior{
 	// Istio's documented outcomes, expected of the proxyless analogue too; the source predicts
 	// they do not hold (docs/behaviors.md, Proxyless data plane): the run reports the deviation.
 	Proxyless: proxylessTable([]cases.Step{{Name: "RequestAuthentication + ALLOW requestPrincipals iss/sub on echo-server", Apply: func(e cases.Env) []policy.Object {
-		return []policy.Object{requestAuthenticationFor(e, "echo-server"),
+		return []policy.Object{requestAuthenticationFor(e, "jwt-echo-server", "echo-server"),
 			policy.AuthorizationPolicy(e.NS(cases.Server), "require-jwt", echoSelector,
 				policy.Action(policy.Allow), policy.Rule(policy.From(policy.RequestPrincipals(jwtIssuer+"/"+jwtSubject))))}
 	}, Probes: []cases.Probe{
