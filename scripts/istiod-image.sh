@@ -9,8 +9,12 @@
 # likewise as <ISTIO_HUB>/pilot-agent:<version>: an image of its own name, not proxyv2 (it holds no
 # Envoy), for pods that select it with sidecar.istio.io/proxyImage (the grpc-agent template,
 # DISABLE_ENVOY=true; ISTIO_AGENT_IMAGE), so that sidecar-template pods still never start under
-# DATAPLANE=0. These are source builds of a release branch at a commit, not Istio releases. Prints
-# one line per branch built on stdout, "<branch> <version> <istiod image> <agent image>"; timings
+# DATAPLANE=0; and Istio's echo server and client (pkg/test/echo/cmd/{server,client}) as
+# <ISTIO_HUB>/app:<version>, the name and layout of Istio's own echo image
+# (pkg/test/echo/docker/Dockerfile.app: /usr/local/bin/{client,server}, USER 1338, ENTRYPOINT
+# server), the proxyless data plane's samples (DATAPLANE_MODE=proxyless, ISTIO_ECHO_IMAGE). These
+# are source builds of a release branch at a commit, not Istio releases. Prints one line per
+# branch built on stdout, "<branch> <version> <istiod image> <agent image> <echo image>"; timings
 # per step go to stderr. A branch that fails (e.g. the
 # module proxy does not serve one of its dependencies) does not stop the others; the exit status is
 # 1 then, naming it.
@@ -30,7 +34,11 @@
 #     /tmp), as the chart's istiod Deployment (templates/deployment.yaml) passes args "discovery ..."
 #     and mounts everything else it reads (/var/run/secrets/..., /etc/cacerts, /etc/istio/config).
 #
-# Every binary is cached under CACHE/artifacts/{pilot,agent}/<pseudo-version>-<hub hash>-<RECIPE>; an
+#   - echo: Makefile.core.mk lists ./pkg/test/echo/cmd/client and ./pkg/test/echo/cmd/server among
+#     STANDARD_BINARIES (STANDARD_TAGS, like pilot-discovery, so the two share most compiled
+#     packages); both are built by one go build.
+#
+# Every binary is cached under CACHE/artifacts/{pilot,agent,echo}/<pseudo-version>-<hub hash>-<RECIPE>; an
 # image missing from the engine (or of another build) is re-imported from it.
 #
 # Environment:
@@ -84,17 +92,46 @@ build_binary() {
 build_pilot() { build_binary "$1" pilot-discovery istio.io/istio/pilot/cmd/pilot-discovery "$TAGS"; }
 build_agent() { build_binary "$1" pilot-agent istio.io/istio/pilot/cmd/pilot-agent "$AGENT_TAGS"; }
 
-# import_image BIN REF USER: BIN on a minimal layer (passwd/group with 1337 istio-proxy, CA
-# certificates, /tmp), as its Dockerfile lays it out: /usr/local/bin/<name>, the entrypoint, run
-# as USER ("" for none).
+# build_echo OUT: echo's server and client in one go build (same module, tags and ldflags as
+# pilot-discovery). Neither has a version command, so each is checked by what it was built
+# from: `go version -m` must name istio.io/istio at $PSEUDO as the main package's module.
+build_echo() {
+  local out=$1 src="$CACHE/build/$NAME@$PSEUDO" b
+  rm -rf "$src"
+  (cd "$ROOT" && go run ./internal/istiosrc/cmd/branches -module "$NAME" -dir "$src") ||
+    die "$NAME: no build module (internal/istiosrc/build/$NAME.mod)"
+  (
+    cd "$src"
+    export GOFLAGS=-mod=readonly GOWORK=off CGO_ENABLED=0 GOOS=linux
+    nice -n 19 ionice -c3 go build -trimpath -tags "$TAGS" -ldflags "-extldflags -static -s -w" -o "$out/" \
+      istio.io/istio/pkg/test/echo/cmd/server istio.io/istio/pkg/test/echo/cmd/client
+  )
+  local info
+  for b in server client; do
+    info=$(go version -m "$out/$b")
+    grep -qE "^[[:space:]]+mod[[:space:]]+istio.io/istio[[:space:]]+$PSEUDO([[:space:]]|\$)" <<<"$info" ||
+      die "$b is not built from istio.io/istio@$PSEUDO: $(grep istio.io/istio <<<"$info")"
+  done
+}
+
+# import_image BIN REF USER [MORE...]: BIN (and MORE binaries beside it) on a minimal layer
+# (passwd/group with 1337 istio-proxy, CA certificates, /tmp; with USER 1338 also Dockerfile.app's
+# user "application"), as its Dockerfile lays it out: /usr/local/bin/<name>, BIN the entrypoint,
+# run as USER ("" for none).
 import_image() {
   local bin=$1 ref=$2 user=$3 ctx
+  shift 3
   ctx=$(mktemp -d "$CACHE/ctx.XXXX")
   mkdir -p "$ctx/usr/local/bin" "$ctx/etc" "$ctx/tmp" "$ctx/var/run" "$ctx/home/istio-proxy"
   chmod 1777 "$ctx/tmp"
-  cp "$bin" "$ctx/usr/local/bin/"
+  cp "$bin" "$@" "$ctx/usr/local/bin/"
   printf 'root:x:0:0:root:/root:/sbin/nologin\nistio-proxy:x:1337:1337:istio-proxy:/home/istio-proxy:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n' >"$ctx/etc/passwd"
   printf 'root:x:0:\nistio-proxy:x:1337:\nnobody:x:65534:\n' >"$ctx/etc/group"
+  if [ "$user" = 1338 ]; then
+    mkdir -p "$ctx/home/application"
+    echo 'application:x:1338:1338:application:/home/application:/sbin/nologin' >>"$ctx/etc/passwd"
+    echo 'application:x:1338:' >>"$ctx/etc/group"
+  fi
   [ -d /etc/ssl/certs ] && mkdir -p "$ctx/etc/ssl" && cp -rL /etc/ssl/certs "$ctx/etc/ssl/"
   local changes=(--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin')
   [ -z "$user" ] || changes+=(--change "USER $user")
@@ -134,15 +171,18 @@ while read -r NAME PSEUDO VERSION; do
   step pilot "$PSEUDO-$sum-$RECIPE" build_pilot
   pilot=$OUT
   [ -n "$FAILED" ] || step agent "$PSEUDO-$sum-$RECIPE" build_agent
+  agent=$OUT
+  [ -n "$FAILED" ] || step echo "$PSEUDO-$sum-$RECIPE" build_echo
   if [ -n "$FAILED" ]; then
     failed+=("$NAME ($PSEUDO)")
     continue
   fi
-  agent=$OUT
-  ref="$HUB/pilot:$VERSION" agent_ref="$HUB/pilot-agent:$VERSION"
+  echo=$OUT
+  ref="$HUB/pilot:$VERSION" agent_ref="$HUB/pilot-agent:$VERSION" echo_ref="$HUB/app:$VERSION"
   image "$pilot/pilot-discovery" "$ref" 1337:1337
   image "$agent/pilot-agent" "$agent_ref" ""
-  echo "$NAME $VERSION $ref $agent_ref"
+  image "$echo/server" "$echo_ref" 1338 "$echo/client" # Dockerfile.app: USER 1338
+  echo "$NAME $VERSION $ref $agent_ref $echo_ref"
 done <<<"$branches"
 log "total $(took "$t0")"
 [ ${#failed[@]} -eq 0 ] || die "not built: ${failed[*]}"

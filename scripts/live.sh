@@ -53,6 +53,12 @@
 #   delete     make e2e-delete: no node container left
 #   interrupt  a new run, SIGINT once the cluster is up: the driver deletes what it made
 #              (KEEP_CLUSTER=on-failure) and exits non-zero
+#   proxyless  DATAPLANE_MODE=proxyless on release-1.31's source build (istiod, pilot-agent and
+#              Istio's echo server and client, scripts/istiod-image.sh): the catalog's proxyless
+#              analogues pass and its predicted deviations (AUTHZ-001, JWT-002) fail as deviations;
+#              then with an ALLOW of everything for echo-server in the root namespace, AUTHZ-002,
+#              AUTHZ-004 and AUTHZ-005 fail while MTLS-002 passes (run on its own: LIVE_PHASES=proxyless,
+#              which makes and deletes a cluster of its own; not in the default list yet)
 #   upgrade    the upgrade gate (make e2e-upgrade) from the release-1.30 build to the release-1.31
 #              build, both from source, through the product's Helm path: Istio FROM on the run
 #              phase's cluster (REUSE_CLUSTER=1; a new one when run did not keep one), the suites,
@@ -81,6 +87,7 @@
 #                   reuse, broken, existing and delete need run before them), e.g. LIVE_PHASES=istio
 #   LIVE_ISTIO_BRANCH  the pinned branch the istio and existing phases install (default release-1.31)
 #   BENCH_RUNS, BENCH_LABELS  the bench phase (make bench): runs, and their label filter
+#   PROXYLESS_REPEAT  the proxyless phase: how many runs on one cluster (default 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -168,6 +175,8 @@ build_images() {
   ISTIO_CHARTS=$(go run ./internal/istiosrc/cmd/branches -charts "$ISTIO_BRANCH")
   # pilot-agent of the same branch, under its own name (not proxyv2): the grpc-agent pods' image.
   ISTIO_AGENT_IMAGE_LOCAL="$ISTIO_HUB_LOCAL/pilot-agent:$ISTIO_SRC_VERSION"
+  # Istio's echo server and client of the same branch: the proxyless phase's samples.
+  ISTIO_ECHO_IMAGE_LOCAL="$ISTIO_HUB_LOCAL/app:$ISTIO_SRC_VERSION"
   # The gate goes from the oldest pinned branch to the newest.
   UPGRADE_FROM=$(head -1 <<<"$branches" | awk '{print $3}')
   UPGRADE_TO=$(tail -1 <<<"$branches" | awk '{print $3}')
@@ -604,6 +613,65 @@ run_bench() {
   go run ./cmd/meshconform report timings "${reports[@]}" | tee "$REPORTS/bench/timings.txt"
 }
 
+# The proxyless phase's behaviours: the catalog's proxyless analogues and deviations.
+PROXYLESS_IDS=(MTLS-001 MTLS-002 MTLS-005 MTLS-011 AUTHZ-001 AUTHZ-002 AUTHZ-004 AUTHZ-005 AUTHZ-006 JWT-002)
+# The deviations the source predicts (docs/behaviors.md, Proxyless data plane).
+PROXYLESS_DEVIATIONS=(AUTHZ-001 JWT-002)
+
+# run_proxyless: DATAPLANE_MODE=proxyless on the branch's source build: istiod, pilot-agent (the
+# grpc-agent pods) and Istio's echo server and clients, all from the pinned commit, through the
+# product's path (make e2e). The analogues must pass; AUTHZ-001 and JWT-002 are the deviations
+# the source predicts (grpcgen enforces nothing for a rule-less ALLOW; grpc-go v1.82 matches
+# every call against a requestPrincipals ALLOW): each must fail as a deviation whose evidence is
+# the call that went through, so the run exits non-zero. PROXYLESS_REPEAT=N runs it N times on
+# the same cluster (convergence stability; each run's report under proxyless/N). Then the mesh broken on
+# purpose, an ALLOW widened (a root-namespace ALLOW of everything for echo-server, which joins
+# every spec's ALLOW policies): the principal and plaintext denials (AUTHZ-002, AUTHZ-004,
+# AUTHZ-005) must fail with the calls that went through, while the mTLS ones still pass.
+run_proxyless() {
+  local px=(ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0
+    DATAPLANE_MODE=proxyless ISTIO_AGENT_IMAGE="$ISTIO_AGENT_IMAGE_LOCAL" ISTIO_ECHO_IMAGE="$ISTIO_ECHO_IMAGE_LOCAL")
+  local labels wants=() id rc=0 i n="${PROXYLESS_REPEAT:-1}" dir
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "PROXYLESS_REPEAT=$n is not a positive count"
+  labels=$(printf ' || %s' "${PROXYLESS_IDS[@]}")
+  labels=${labels# || }
+  for id in "${PROXYLESS_IDS[@]}"; do
+    if [[ " ${PROXYLESS_DEVIATIONS[*]} " == *" $id "* ]]; then
+      wants+=("$id=fail/deviation")
+    else
+      wants+=("$id=pass")
+    fi
+  done
+  rm -rf "$REPORTS/proxyless" "$REPORTS/proxyless-broken"
+  for ((i = 1; i <= n; i++)); do
+    dir="$REPORTS/proxyless"
+    [ "$n" = 1 ] || dir="$REPORTS/proxyless/$i"
+    rc=0
+    if [ -n "$(cluster_nodes)" ] && { [ -n "$RUN_CLUSTER" ] || [ "$i" -gt 1 ]; }; then
+      e2e "${px[@]}" REUSE_CLUSTER=1 LABELS="$labels" REPORTS_DIR="$dir" || rc=$?
+    else
+      no_cluster
+      e2e "${px[@]}" KEEP_CLUSTER=always LABELS="$labels" REPORTS_DIR="$dir" || rc=$?
+    fi
+    [ $rc != 0 ] || die "the proxyless run exited 0: the predicted deviations were not reported"
+    check "$dir" baseline=passed "${wants[@]}" '*=skip'
+    grep -q '"mode": "proxyless"' "$dir/conformance/conformance.json" || die "the report does not name the proxyless mode"
+    grep -q 'grpc code=OK' "$dir/conformance/conformance.json" || die "the deviations do not show the calls that went through"
+  done
+
+  local node
+  node=$(cluster_nodes)
+  printf '%s\n' 'apiVersion: security.istio.io/v1' 'kind: AuthorizationPolicy' \
+    'metadata: {name: live-broken-allow-echo, namespace: istio-system}' \
+    'spec: {selector: {matchLabels: {app: echo-server}}, action: ALLOW, rules: [{}]}' |
+    docker exec -i "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -
+  rc=0
+  e2e "${px[@]}" REUSE_CLUSTER=1 LABELS='MTLS-002 || AUTHZ-002 || AUTHZ-004 || AUTHZ-005' REPORTS_DIR="$REPORTS/proxyless-broken" || rc=$?
+  docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf -n istio-system delete authorizationpolicy live-broken-allow-echo
+  [ $rc != 0 ] || die "a proxyless run with an ALLOW of everything for echo-server exited 0"
+  check "$REPORTS/proxyless-broken" baseline=passed MTLS-002=pass AUTHZ-002=fail/deviation AUTHZ-004=fail/deviation AUTHZ-005=fail/deviation '*=skip'
+}
+
 mkdir -p "$CACHE"
 phase engine start_engine
 phase images build_images
@@ -622,6 +690,7 @@ for p in $phase_list; do
     upgrade) phase upgrade run_upgrade ;;
     upgrade-broken) phase upgrade-broken run_upgrade_broken ;;
     bench) phase bench run_bench ;;
-    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, ambient, delete, interrupt, istio, upgrade, upgrade-broken, bench)" ;;
+    proxyless) phase proxyless run_proxyless ;;
+    *) die "LIVE_PHASES: unknown phase $p (run, reuse, broken, existing, ambient, delete, interrupt, istio, proxyless, upgrade, upgrade-broken, bench)" ;;
   esac
 done

@@ -48,8 +48,20 @@ func (a Ambient) LeftOut() bool { return a.Verdict == AmbientLeftOut }
 
 // Modes says which data-plane modes run the behaviour, as the README's behaviour table shows
 // it: every behaviour is the sidecar's; ambient follows, with "(differs)" where its outcome is
-// another and "(waypoint)" where only a waypoint gives it.
+// another and "(waypoint)" where only a waypoint gives it; then proxyless where the catalog's
+// proxyless table judges it, with "(deviation)" where the source predicts one.
 func (b Behavior) Modes() string {
+	switch b.Proxyless.Verdict {
+	case ProxylessAnalogue:
+		return b.sidecarAmbientModes() + ", proxyless"
+	case ProxylessDeviation:
+		return b.sidecarAmbientModes() + ", proxyless (deviation)"
+	}
+	return b.sidecarAmbientModes()
+}
+
+// sidecarAmbientModes is Modes without the proxyless data plane.
+func (b Behavior) sidecarAmbientModes() string {
 	a := b.Ambient
 	switch {
 	case a.Verdict == "":

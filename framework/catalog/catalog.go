@@ -58,6 +58,9 @@ type Behavior struct {
 	// Ambient is the behaviour's expected outcome in ambient mode, or why it has none (the
 	// catalog's ambient column). The other fields are the sidecar's.
 	Ambient Ambient
+	// Proxyless is the behaviour's verdict for the proxyless data plane (the catalog's
+	// "Proxyless data plane" table); zero when the table has no row for it.
+	Proxyless Proxyless
 }
 
 // HasLabel reports whether the behaviour carries label l.

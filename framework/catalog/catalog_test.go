@@ -94,7 +94,7 @@ func TestCatalogShape(t *testing.T) {
 		"AUTHZ-001": "sidecar, ambient (differs)", "PROBE-001": "sidecar, ambient (differs)",
 		"CERT-004": "sidecar, ambient (differs)", "EGRESS-001": "sidecar",
 	} {
-		if got := MustLookup(id).Modes(); got != want {
+		if got := MustLookup(id).sidecarAmbientModes(); got != want {
 			t.Errorf("%s runs in %q, want %q", id, got, want)
 		}
 	}

@@ -12,12 +12,18 @@ const Any = -1
 // exit code, and text that must appear in curl's error line or in the response body; "…" in
 // that text stands for any text, so the pieces around it must appear in that order (Envoy
 // writes the reset reason between fixed words). Empty strings and Any match everything.
+//
+// A shape with GRPCCode set is a gRPC shape (the proxyless data plane's, proxyless.go): it
+// matches only outcomes of Istio's echo client, by their gRPC status code, error text and reply
+// (MatchesGRPC), and HTTPCode and CurlExit are not read; a shape without it never matches a gRPC
+// outcome, so that a proxyless result is never judged as a curl one, nor the other way.
 type Shape struct {
 	Name          string
 	HTTPCode      int
 	CurlExit      int
 	ErrorContains string
 	BodyContains  string
+	GRPCCode      string
 }
 
 // Matches reports whether an observed outcome has this shape. It takes plain values so
@@ -27,6 +33,15 @@ func (s Shape) Matches(httpCode, curlExit int, errorLine, body string) bool {
 		return false
 	}
 	if s.CurlExit != Any && s.CurlExit != curlExit {
+		return false
+	}
+	return containsInOrder(errorLine, s.ErrorContains) && containsInOrder(body, s.BodyContains)
+}
+
+// MatchesGRPC reports whether an echo-client outcome (its gRPC status code, error line and
+// printed reply) has this shape; false for a shape that is not a gRPC one.
+func (s Shape) MatchesGRPC(code, errorLine, body string) bool {
+	if s.GRPCCode == "" || s.GRPCCode != code {
 		return false
 	}
 	return containsInOrder(errorLine, s.ErrorContains) && containsInOrder(body, s.BodyContains)
@@ -49,6 +64,16 @@ func (s Shape) String() string {
 	var b strings.Builder
 	if s.Name != "" {
 		fmt.Fprintf(&b, "%s: ", s.Name)
+	}
+	if s.GRPCCode != "" {
+		fmt.Fprintf(&b, "grpc code=%s", s.GRPCCode)
+		if s.ErrorContains != "" {
+			fmt.Fprintf(&b, " error~%q", s.ErrorContains)
+		}
+		if s.BodyContains != "" {
+			fmt.Fprintf(&b, " body~%q", s.BodyContains)
+		}
+		return b.String()
 	}
 	switch s.HTTPCode {
 	case Any:

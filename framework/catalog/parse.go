@@ -41,7 +41,13 @@ const (
 	colLabels   = "labels"
 	colOutcomes = "outcomes"
 	colAmbient  = "ambient"
+	// The proxyless section's columns (| ID | proxyless | outcomes | source |).
+	colProxyless = "proxyless"
 )
+
+// proxylessSection is the "## " heading (by prefix) of the proxyless data plane's table: its
+// rows add each behaviour's proxyless verdict (proxyless.go), they are no behaviours of their own.
+const proxylessSection = "Proxyless"
 
 // Parse reads a catalog in docs/behaviors.md's form: "## " headings name the area (by
 // prefix), each table's header row (`| ID | behaviour | setup | expected | source | labels |
@@ -61,10 +67,14 @@ func Parse(data []byte) ([]Behavior, error) {
 		errs = append(errs, fmt.Sprintf("line %d: %s", n, fmt.Sprintf(format, args...)))
 	}
 	seen := map[string]int{}
+	proxyless := map[string]Proxyless{}
+	proxylessLine := map[string]int{}
+	inProxyless := false
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
 		if h, ok := strings.CutPrefix(line, "## "); ok {
 			section, area, header = h, "", nil
+			inProxyless = strings.HasPrefix(h, proxylessSection)
 			for _, s := range sectionAreas {
 				if strings.HasPrefix(h, s.prefix) {
 					area = s.area
@@ -73,6 +83,32 @@ func Parse(data []byte) ([]Behavior, error) {
 			continue
 		}
 		cells := splitRow(line)
+		if inProxyless {
+			if len(cells) > 0 && cells[0] == colID {
+				header = cells
+				if !slices.Equal(header, proxylessHeader) {
+					bad(n, "the proxyless table's header is | %s |, want | %s |", strings.Join(header, " | "), strings.Join(proxylessHeader, " | "))
+					header = nil
+				}
+				continue
+			}
+			if !rowRE.MatchString(line) {
+				continue
+			}
+			if header == nil || len(cells) != len(proxylessHeader) {
+				bad(n, "%s: a proxyless row needs the table's header and %d cells", cells[0], len(proxylessHeader))
+				continue
+			}
+			px, err := ParseProxyless(cells[1], cells[2], cells[3])
+			if err != nil {
+				bad(n, "%s: proxyless row: %v", cells[0], err)
+			}
+			if prev, dup := proxylessLine[cells[0]]; dup {
+				bad(n, "%s's proxyless row is already on line %d", cells[0], prev)
+			}
+			proxyless[cells[0]], proxylessLine[cells[0]] = px, n
+			continue
+		}
 		if len(cells) > 0 && cells[0] == colID {
 			header = cells
 			if err := checkHeader(header); err != nil {
@@ -140,6 +176,14 @@ func Parse(data []byte) ([]Behavior, error) {
 		}
 		seen[b.ID] = n
 		out = append(out, b)
+	}
+	for id, n := range proxylessLine {
+		if _, ok := seen[id]; !ok {
+			bad(n, "%s has a proxyless row and no behaviour row", id)
+		}
+	}
+	for i := range out {
+		out[i].Proxyless = proxyless[out[i].ID]
 	}
 	if len(out) == 0 && len(errs) == 0 {
 		errs = append(errs, "no behaviour rows (rows look like | MTLS-001 | … |)")

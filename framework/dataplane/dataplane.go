@@ -89,3 +89,41 @@ func (Sidecar) ProxyContainer(pod *corev1.Pod) (string, error) {
 	}
 	return name, nil
 }
+
+// ModeProxyless is the proxyless gRPC data plane's mode (DATAPLANE_MODE=proxyless).
+const ModeProxyless = "proxyless"
+
+// Proxyless is proxyless gRPC: Istio's echo server and client use grpc-go's xDS support, fed by
+// istiod's grpc generator through pilot-agent without Envoy (the grpc-agent injection template,
+// DISABLE_ENVOY=true), which also writes the CA-issued certificate grpc-go's TLS reads. The
+// mesh is the sidecar mode's install (istiod and its injector): namespaces join the same way,
+// and the samples themselves select the grpc-agent template (manifests/workloads/echo-*.yaml).
+// Its probes are gRPC calls (probe.GRPC) judged against gRPC shapes
+// (catalog.ProxylessExpectations); the behaviours' proxyless tables name them.
+type Proxyless struct{}
+
+func (Proxyless) Mode() string { return ModeProxyless }
+
+func (Proxyless) Injection(meshed bool, revision string) workload.Injection {
+	return Sidecar{}.Injection(meshed, revision)
+}
+
+// Readiness: a grpc-agent pod's istio-proxy (pilot-agent) is ready once its certificate and
+// bootstrap exist (pilot-agent's grpcready probe), and the app starts only then
+// (holdApplicationUntilProxyStarts): the sidecar mode's check of a ready proxy holds.
+func (Proxyless) Readiness() workload.ProxyMode { return workload.ProxyAuto }
+
+func (Proxyless) Pod(ctx context.Context, kube kubernetes.Interface, ns, app string) (*corev1.Pod, error) {
+	return workload.PodFor(ctx, kube, ns, app)
+}
+
+// ProxyContainer: the grpc-agent's istio-proxy is pilot-agent, which carries no traffic; there
+// is no proxy to probe from.
+func (Proxyless) ProxyContainer(pod *corev1.Pod) (string, error) {
+	return "", fmt.Errorf("pod %s/%s: the proxyless data plane has no proxy that sends traffic (istio-proxy is pilot-agent without Envoy)", pod.Namespace, pod.Name)
+}
+
+// Outcome: the proxyless tables name gRPC shapes already; a curl shape is returned as it is,
+// and a gRPC outcome never matches it (expect.Classify), so a sidecar expectation reached here
+// is a deviation, never a pass.
+func (Proxyless) Outcome(e catalog.Expectation) catalog.Expectation { return e }

@@ -84,3 +84,30 @@ func TestSidecarProxyContainer(t *testing.T) {
 		t.Errorf("plain pod: %v", err)
 	}
 }
+
+// TestProxylessMode: proxyless is a mode of its own in reports, joins namespaces as the sidecar
+// mode does (its samples select the grpc-agent template themselves), waits for ready agents, and
+// has no proxy to probe from.
+func TestProxylessMode(t *testing.T) {
+	var dp DataPlane = Proxyless{}
+	if dp.Mode() != ModeProxyless || ModeProxyless != report.ModeProxyless {
+		t.Errorf("Mode() = %q, report's %q", dp.Mode(), report.ModeProxyless)
+	}
+	for _, meshed := range []bool{false, true} {
+		a, _ := dp.Injection(meshed, "").Labels()
+		b, _ := Sidecar{}.Injection(meshed, "").Labels()
+		if len(a) != len(b) || a[istionames.InjectionLabel] != b[istionames.InjectionLabel] {
+			t.Errorf("meshed=%v: %v, sidecar's %v", meshed, a, b)
+		}
+	}
+	if dp.Readiness() != workload.ProxyAuto {
+		t.Errorf("Readiness() = %v", dp.Readiness())
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: istionames.ProxyContainerName}}}}
+	if c, err := dp.ProxyContainer(pod); err == nil || !strings.Contains(err.Error(), "no proxy that sends traffic") {
+		t.Errorf("ProxyContainer = %q, %v", c, err)
+	}
+	if got := dp.Outcome(catalog.GRPCNoAllowMatch); got.String() != catalog.GRPCNoAllowMatch.String() {
+		t.Errorf("Outcome = %s", got)
+	}
+}

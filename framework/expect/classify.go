@@ -35,7 +35,15 @@ func Classify(e catalog.Expectation, o probe.Outcome) (Classification, string) {
 	if o.Tool == probe.ToolOpenSSL {
 		return Deviation, fmt.Sprintf("saw an openssl outcome (%s); %s is about curl", o.Summary(), e.Name)
 	}
-	match := func(s catalog.Shape) bool { return s.Matches(o.HTTPCode, o.CurlExit, o.ErrorLine, o.Body) }
+	match := func(s catalog.Shape) bool {
+		if s.GRPCCode != "" || o.Tool == probe.ToolGRPC {
+			// gRPC shapes judge only the echo client's outcomes, and those only against gRPC
+			// shapes (MatchesGRPC is false for any other): a proxyless outcome is never counted
+			// as a curl one.
+			return o.Tool == probe.ToolGRPC && s.MatchesGRPC(o.GRPCCode, o.ErrorLine, o.Body)
+		}
+		return s.Matches(o.HTTPCode, o.CurlExit, o.ErrorLine, o.Body)
+	}
 	if match(e.Documented) {
 		return Documented, fmt.Sprintf("saw %s: the documented %s {%s}", o.Summary(), e.Name, e.Documented)
 	}

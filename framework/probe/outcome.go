@@ -17,12 +17,17 @@ const MaxBodyExcerpt = 4096
 const (
 	ToolCurl    = "curl"
 	ToolOpenSSL = "openssl"
+	// ToolGRPC ("grpc", grpc.go): Istio's echo client.
 )
 
 // Outcome is what one probe saw, with everything needed to judge it without rerunning.
 type Outcome struct {
-	Tool string // ToolCurl or ToolOpenSSL
-	// HTTPCode is curl's %{http_code}: 0 is curl's "000", no HTTP response. -1 for openssl.
+	Tool string // ToolCurl, ToolOpenSSL or ToolGRPC
+	// GRPCCode is the gRPC status a ToolGRPC call ended with ("OK", "Unavailable",
+	// "PermissionDenied", …); "" for curl and openssl, or when the client printed none.
+	GRPCCode string
+	// HTTPCode is curl's %{http_code}: 0 is curl's "000", no HTTP response. -1 for openssl;
+	// for grpc, the echo server's reply StatusCode, -1 without a reply.
 	HTTPCode int
 	// CurlExit is curl's exit code as curl itself reported it (JSON, else its `curl: (N)`
 	// line); -1 for openssl or when nothing said.
@@ -68,6 +73,8 @@ func (o Outcome) Summary() string {
 	switch o.Tool {
 	case ToolOpenSSL:
 		fmt.Fprintf(&b, "openssl exit=%d", o.ExitCode)
+	case ToolGRPC:
+		fmt.Fprintf(&b, "grpc code=%s exit=%d", orNone(o.GRPCCode), o.ExitCode)
 	default:
 		fmt.Fprintf(&b, "http_code=%03d exit=%d", max(o.HTTPCode, 0), o.CurlExit)
 	}
@@ -90,6 +97,8 @@ func (o Outcome) String() string {
 	switch tool {
 	case ToolOpenSSL:
 		fmt.Fprintf(&b, "exit=%d", o.ExitCode)
+	case ToolGRPC:
+		fmt.Fprintf(&b, "code=%s status_code=%d exit=%d", orNone(o.GRPCCode), o.HTTPCode, o.ExitCode)
 	default:
 		fmt.Fprintf(&b, "http_code=%03d curl_exit=%d transport_exit=%d", max(o.HTTPCode, 0), o.CurlExit, o.ExitCode)
 	}

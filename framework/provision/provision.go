@@ -422,7 +422,10 @@ func IstioImages(ctx context.Context, s settings.Settings) ([]string, error) {
 	} else {
 		imgs, err = o.Images()
 	}
-	if err != nil || !s.NoDataPlane {
+	// No pod runs the proxy image under DATAPLANE=0 (injected pods never start), nor in the
+	// proxyless mode with ISTIO_AGENT_IMAGE (its pods run pilot-agent from that image, and no
+	// sidecar-template pod is deployed): a source build has no proxyv2 to load.
+	if err != nil || (!s.NoDataPlane && !(s.Proxyless() && s.AgentImage != "")) {
 		return imgs, err
 	}
 	return slices.DeleteFunc(imgs, func(img string) bool { return strings.Contains(img, "/proxyv2:") }), nil
@@ -472,6 +475,10 @@ func Images(ctx context.Context, s settings.Settings, extra ...string) ([]string
 		if s.AgentImage != "" {
 			// The grpc-agent pods' pilot-agent (ISTIO_AGENT_IMAGE): required, as istiod's is.
 			imgs = append(imgs, s.AgentImage)
+		}
+		if s.EchoImage != "" {
+			// The proxyless samples' echo server and client (ISTIO_ECHO_IMAGE).
+			imgs = append(imgs, s.EchoImage)
 		}
 	}
 	imgs = append(imgs, extra...)
@@ -555,6 +562,11 @@ func PlanMode(s settings.Settings, plan IstioPlan, found mesh.DataPlaneFound) (I
 	detectOnly := s.Install == settings.InstallNo || (s.Install == settings.InstallAuto && s.Existing())
 	if plan != UseFound || found.Mode == s.Mode() {
 		return plan, cmp.Or(found.Mode, s.Mode()), nil
+	}
+	if found.Mode == settings.InstalledMode(s.Mode()) {
+		// Proxyless runs on the sidecar mode's install: detection cannot tell them apart, and
+		// the mode given is the run's.
+		return plan, s.Mode(), nil
 	}
 	if detectOnly && !s.ModeGiven() {
 		return plan, found.Mode, nil
@@ -668,7 +680,7 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 		if err != nil {
 			return err
 		}
-		if dp.Mode != mode {
+		if dp.Mode != settings.InstalledMode(mode) {
 			return fmt.Errorf("installed Istio %s with DATAPLANE_MODE=%s, but the cluster shows the %s data plane (%s): a ztunnel DaemonSet decides it; remove the one left from an earlier install, or set DATAPLANE_MODE=%s", s.IstioVersion, mode, dp.Mode, dp, dp.Mode)
 		}
 	case UseFound:

@@ -205,6 +205,17 @@ func TestImages(t *testing.T) {
 	if got, _ := Images(context.Background(), load(t, map[string]string{"ISTIO_AGENT_IMAGE": agent, "ISTIO_INSTALL": "none"})); slices.Contains(got, agent) {
 		t.Errorf("ISTIO_INSTALL=none preloads the agent image: %v", got)
 	}
+	// The proxyless mode preloads ISTIO_ECHO_IMAGE, and with ISTIO_AGENT_IMAGE no proxyv2 (no
+	// pod runs it); without an agent image the grpc-agent pods run the chart's proxy image.
+	echo := "meshconform.local/istio/app:1.31.0-dev.20260827124520"
+	px, err := Images(context.Background(), load(t, map[string]string{"DATAPLANE_MODE": "proxyless", "ISTIO_ECHO_IMAGE": echo, "ISTIO_AGENT_IMAGE": agent}))
+	if err != nil || !slices.Contains(px, echo) || !slices.Contains(px, agent) || slices.ContainsFunc(px, func(img string) bool { return strings.Contains(img, "/proxyv2:") }) {
+		t.Errorf("proxyless with an agent image preloads %v (%v); want the echo and agent images, no proxyv2", px, err)
+	}
+	px, _ = Images(context.Background(), load(t, map[string]string{"DATAPLANE_MODE": "proxyless", "ISTIO_ECHO_IMAGE": echo}))
+	if !slices.ContainsFunc(px, func(img string) bool { return strings.Contains(img, "/proxyv2:") }) {
+		t.Errorf("proxyless without an agent image preloads %v; want the chart's proxy image", px)
+	}
 	hub := load(t, map[string]string{"ISTIO_HUB": "mirror.local/istio"})
 	if got, err := IstioImages(context.Background(), hub); err != nil || got[0] != "mirror.local/istio/pilot:"+hub.IstioVersion {
 		t.Errorf("hub not used: %v", got)

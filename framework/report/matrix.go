@@ -335,8 +335,10 @@ func modeRank(m string) int {
 		return 0
 	case ModeAmbient:
 		return 1
+	case ModeProxyless:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // compareVersions compares dotted versions numerically ("1.9.0" < "1.10.0"); parts that are

@@ -106,8 +106,9 @@ const (
 
 // The data-plane modes a run records (DATAPLANE_MODE; framework/settings).
 const (
-	ModeSidecar = "sidecar"
-	ModeAmbient = "ambient"
+	ModeSidecar   = "sidecar"
+	ModeAmbient   = "ambient"
+	ModeProxyless = "proxyless"
 )
 
 // RunMode is the data-plane mode r ran: its Mode, or ModeSidecar for a report written before
@@ -137,7 +138,7 @@ type Run struct {
 	IstioRevision     string `json:"istioRevision,omitempty"`
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 	NodeImage         string `json:"nodeImage,omitempty"`
-	// Mode is the data-plane mode (ModeSidecar, ModeAmbient); absent in reports from before
+	// Mode is the data-plane mode (ModeSidecar, ModeAmbient, ModeProxyless); absent in reports from before
 	// it was recorded, which RunMode reads as sidecar.
 	Mode string `json:"mode,omitempty"`
 	// Strict runs fail on anything but a documented outcome; default runs on deviations only.

@@ -108,8 +108,13 @@ type Settings struct {
 	// holds pilot-agent on a real release. Set, the specs that need a running pilot-agent
 	// without Envoy (catalog label agent) run even under DATAPLANE=0.
 	AgentImage string `json:"agentImage,omitempty"`
+	// EchoImage (ISTIO_ECHO_IMAGE) is the image holding Istio's echo server and client
+	// (pkg/test/echo/cmd/{server,client}; Istio's "app" image, scripts/istiod-image.sh's
+	// <hub>/app:<version>): the proxyless data plane's samples. Required with
+	// DATAPLANE_MODE=proxyless, preloaded into kind then.
+	EchoImage string `json:"echoImage,omitempty"`
 	// DataplaneMode (DATAPLANE_MODE) is the data plane the run installs or expects: ModeSidecar
-	// or ModeAmbient. Empty (a state file from before the setting) reads as sidecar; whether
+	// ModeAmbient or ModeProxyless. Empty (a state file from before the setting) reads as sidecar; whether
 	// the user gave it is in Given (an existing cluster's detected mode must then agree).
 	DataplaneMode string `json:"dataplaneMode,omitempty"`
 	// NoPull (IMAGE_PULL=0): the host never pulls an image for the preload; what it lacks is
@@ -170,7 +175,8 @@ func Variables() []Variable {
 		{"IMAGE_PULL", "image-pull", "1", "0: the image preload never pulls on the host: images must be there (docker load, scripts/workload-images.sh); a missing one is named, not fetched"},
 		{"DATAPLANE", "dataplane", "1", "0: leave out the specs labelled dataplane (they need a running sidecar, gateway or ztunnel), e.g. with istiod built from source and no proxy image; the report counts them as left out, with the reason"},
 		{"ISTIO_AGENT_IMAGE", "istio-agent-image", "", "image holding pilot-agent for the suite's grpc-agent pods (Istio's injection template grpc-agent: pilot-agent without Envoy), given as their annotation sidecar.istio.io/proxyImage and preloaded into kind; empty: the chart's proxy image (on a release, proxyv2 holds pilot-agent). Set, the specs labelled agent run even with DATAPLANE=0, e.g. scripts/istiod-image.sh's meshconform.local/istio/pilot-agent:<version>"},
-		{EnvDataplaneMode, "dataplane-mode", ModeSidecar, "sidecar: Envoy beside each pod; ambient: ztunnel on each node (istio-cni and ztunnel installed after istiod, all with profile=ambient; the host needs the kernel modules xt_owner, ip_set and xt_set). On KUBE_CONTEXT the mode is detected; given, it must agree"},
+		{EnvDataplaneMode, "dataplane-mode", ModeSidecar, "sidecar: Envoy beside each pod; ambient: ztunnel on each node (istio-cni and ztunnel installed after istiod, all with profile=ambient; the host needs the kernel modules xt_owner, ip_set and xt_set); proxyless: proxyless gRPC (Istio's echo server and client with grpc-go's xDS, pilot-agent without Envoy from the grpc-agent injection template; needs ISTIO_ECHO_IMAGE), on the same install as sidecar: only the behaviours with a proxyless analogue run, judged by gRPC outcomes. On KUBE_CONTEXT the mode is detected (proxyless runs where sidecar is found); given, it must agree"},
+		{"ISTIO_ECHO_IMAGE", "istio-echo-image", "", "image holding Istio's echo server and client (/usr/local/bin/server, /usr/local/bin/client; Istio's app image), the proxyless mode's samples, preloaded into kind; required with DATAPLANE_MODE=proxyless, e.g. scripts/istiod-image.sh's meshconform.local/istio/app:<version>"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness) and of the wait for an istiod found in the cluster, a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
 		{"KIND_CONFIG", "kind-config", kindmanifests.Default, "kind cluster config: single (one node), multinode (control plane + worker), offline (one node, for scripts/node-image.sh's image), or a file path"},
@@ -444,6 +450,15 @@ func (p *parser) parse() Settings {
 		}
 	}
 	s.DataplaneMode = p.dataplaneMode()
+	s.EchoImage = p.str("ISTIO_ECHO_IMAGE", "")
+	switch {
+	case s.EchoImage != "":
+		if r, err := cluster.ParseImageRef(s.EchoImage); err != nil || !r.Pinned() {
+			p.bad("ISTIO_ECHO_IMAGE", "is not a pinned image", "use <registry>/<path>:<tag>, like meshconform.local/istio/app:1.31.0-dev.20260827124520")
+		}
+	case s.DataplaneMode == ModeProxyless:
+		p.bad(EnvDataplaneMode, "needs ISTIO_ECHO_IMAGE", "set it to an image holding Istio's echo server and client (the proxyless samples), like scripts/istiod-image.sh's meshconform.local/istio/app:<version>")
+	}
 	if v, ok := p.raw["ISTIO_INSTALL_TIMEOUT"]; ok {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil || d <= 0 {
@@ -534,7 +549,21 @@ const (
 	EnvDataplaneMode = "DATAPLANE_MODE"
 	ModeSidecar      = mesh.ModeSidecar
 	ModeAmbient      = mesh.ModeAmbient
+	// ModeProxyless is proxyless gRPC: grpc-go's xDS client and server in Istio's echo app,
+	// pilot-agent without Envoy beside it (the grpc-agent injection template). It needs no
+	// install of its own: the mesh is the sidecar mode's (istiod and its injector, no
+	// ztunnel), so detection finds it as sidecar (InstalledMode).
+	ModeProxyless = "proxyless"
 )
+
+// InstalledMode is the mode mesh.DetectDataPlane reports for a mesh that runs mode: proxyless
+// runs on the sidecar mode's install.
+func InstalledMode(mode string) string {
+	if mode == ModeProxyless {
+		return ModeSidecar
+	}
+	return mode
+}
 
 func (p *parser) dataplaneMode() string {
 	v, ok := p.raw[EnvDataplaneMode]
@@ -542,10 +571,10 @@ func (p *parser) dataplaneMode() string {
 		return ModeSidecar
 	}
 	switch m := strings.ToLower(strings.TrimSpace(v)); m {
-	case ModeSidecar, ModeAmbient:
+	case ModeSidecar, ModeAmbient, ModeProxyless:
 		return m
 	}
-	p.bad(EnvDataplaneMode, "is not a data-plane mode", "use sidecar (the default) or ambient")
+	p.bad(EnvDataplaneMode, "is not a data-plane mode", "use sidecar (the default), ambient or proxyless")
 	return ModeSidecar
 }
 
@@ -559,6 +588,9 @@ func (s Settings) Mode() string {
 
 // Ambient reports whether the run installs or expects the ambient data plane.
 func (s Settings) Ambient() bool { return s.Mode() == ModeAmbient }
+
+// Proxyless reports whether the run's data plane is proxyless gRPC.
+func (s Settings) Proxyless() bool { return s.Mode() == ModeProxyless }
 
 // ModeGiven reports whether DATAPLANE_MODE was set by the user (not the default).
 func (s Settings) ModeGiven() bool { return slices.Contains(s.Given, EnvDataplaneMode) }
@@ -659,9 +691,9 @@ func (s Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("install policy %q is not auto, yes, no or none (ISTIO_INSTALL)", s.Install))
 	}
 	switch s.DataplaneMode {
-	case "", ModeSidecar, ModeAmbient:
+	case "", ModeSidecar, ModeAmbient, ModeProxyless:
 	default:
-		errs = append(errs, fmt.Errorf("data-plane mode %q is not sidecar or ambient (%s)", s.DataplaneMode, EnvDataplaneMode))
+		errs = append(errs, fmt.Errorf("data-plane mode %q is not sidecar, ambient or proxyless (%s)", s.DataplaneMode, EnvDataplaneMode))
 	}
 	if s.ReportsDir == "" {
 		errs = append(errs, fmt.Errorf("reports directory is empty: set REPORTS_DIR, like %s", DefaultReportsDir))

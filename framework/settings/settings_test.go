@@ -181,7 +181,9 @@ func TestMalformed(t *testing.T) {
 		// Istio's grpc-agent template ignores an image without "/" and uses the chart's proxy.
 		{map[string]string{"ISTIO_AGENT_IMAGE": "pilot-agent:1.31.0"}, `ISTIO_AGENT_IMAGE="pilot-agent:1.31.0" is not a pinned image with a repository path: use <registry>/<path>:<tag>`},
 		{map[string]string{"ISTIO_AGENT_IMAGE": "meshconform.local/istio/pilot-agent"}, `ISTIO_AGENT_IMAGE="meshconform.local/istio/pilot-agent" is not a pinned image with a repository path`},
-		{map[string]string{"DATAPLANE_MODE": "ztunnel"}, `DATAPLANE_MODE="ztunnel" is not a data-plane mode: use sidecar (the default) or ambient`},
+		{map[string]string{"DATAPLANE_MODE": "ztunnel"}, `DATAPLANE_MODE="ztunnel" is not a data-plane mode: use sidecar (the default), ambient or proxyless`},
+		{map[string]string{"DATAPLANE_MODE": "proxyless"}, `DATAPLANE_MODE="proxyless" needs ISTIO_ECHO_IMAGE`},
+		{map[string]string{"DATAPLANE_MODE": "proxyless", "ISTIO_ECHO_IMAGE": "app"}, `ISTIO_ECHO_IMAGE="app" is not a pinned image`},
 		// The waiter's variables are checked where every other setting is, before anything runs.
 		{map[string]string{"MESHCONFORM_TIMEOUT": "60"}, `MESHCONFORM_TIMEOUT="60": want a positive Go duration (example: MESHCONFORM_TIMEOUT=90s)`},
 		{map[string]string{"K8S_NODE_IMAGE": "kindest/node"}, `K8S_NODE_IMAGE="kindest/node" is not a pinned image: use an image with a tag (and digest), like kindest/node:v1.37.0@sha256:`},
@@ -419,6 +421,7 @@ func TestDataplaneMode(t *testing.T) {
 		{map[string]string{"DATAPLANE_MODE": "ambient"}, ModeAmbient, true, true},
 		{map[string]string{"DATAPLANE_MODE": " Ambient "}, ModeAmbient, true, true},
 		{map[string]string{"DATAPLANE_MODE": "sidecar"}, ModeSidecar, true, false},
+		{map[string]string{"DATAPLANE_MODE": "proxyless", "ISTIO_ECHO_IMAGE": "meshconform.local/istio/app:1.31.0-dev.20260827124520"}, ModeProxyless, true, false},
 	} {
 		s, err := Load(env(tc.env), nil, t.TempDir())
 		if err != nil {
@@ -437,8 +440,11 @@ func TestDataplaneMode(t *testing.T) {
 		t.Error("settings without the field must read as sidecar")
 	}
 	s, _ := Load(env(nil), nil, t.TempDir())
-	s.DataplaneMode = "proxyless"
+	s.DataplaneMode = "grpc"
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "DATAPLANE_MODE") {
-		t.Errorf("Validate accepted mode proxyless: %v", err)
+		t.Errorf("Validate accepted mode grpc: %v", err)
+	}
+	if InstalledMode(ModeProxyless) != ModeSidecar || InstalledMode(ModeAmbient) != ModeAmbient {
+		t.Error("proxyless runs on the sidecar mode's install; ambient on its own")
 	}
 }

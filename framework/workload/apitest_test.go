@@ -132,7 +132,7 @@ func TestTier1DryRunAndDeployEverySample(t *testing.T) {
 				t.Errorf("%s: service %s: %v %+v", h.Sample, h.Service, err, svc)
 			}
 		}
-		if want := h.Sample != PlainClient; h.Sidecar != want {
+		if want := h.Sample != PlainClient && h.Sample != EchoPlain; h.Sidecar != want {
 			t.Errorf("%s: handle says sidecar %t in an injected namespace, want %t", h.Sample, h.Sidecar, want)
 		}
 	}
@@ -580,7 +580,9 @@ func TestTier1ImagesAreWhatTheDeploymentsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Deploy(ctx, env.Kube, ns, Samples()...); err != nil {
+	// The echo samples run ISTIO_ECHO_IMAGE in place of their placeholder, which Images leaves out.
+	const echo = "meshconform.local/istio/app:1.31.0-dev.20260827124520"
+	if _, err := DeployWith(ctx, env.Kube, ns, DeployOptions{EchoImage: echo}, Samples()...); err != nil {
 		t.Fatal(err)
 	}
 	deps, err := env.Kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: ownership.Selector(run)})
@@ -596,8 +598,10 @@ func TestTier1ImagesAreWhatTheDeploymentsRun(t *testing.T) {
 		}
 	}
 	slices.Sort(stored)
-	if !slices.Equal(stored, Images()) {
-		t.Errorf("stored deployments run %v; Images() preloads %v", stored, Images())
+	want := append(Images(), echo)
+	slices.Sort(want)
+	if !slices.Equal(stored, want) {
+		t.Errorf("stored deployments run %v; Images() preloads %v, and ISTIO_ECHO_IMAGE is %s", stored, Images(), echo)
 	}
 }
 

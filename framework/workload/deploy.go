@@ -70,6 +70,9 @@ type DeployOptions struct {
 	// AgentImage is given to the pods of Istio's grpc-agent template (Manifest.UseAgentImage;
 	// ISTIO_AGENT_IMAGE); "" leaves them the chart's proxy image.
 	AgentImage string
+	// EchoImage replaces the echo samples' placeholder image (Manifest.UseEchoImage;
+	// ISTIO_ECHO_IMAGE).
+	EchoImage string
 }
 
 // DeployWith is Deploy with the run's options.
@@ -109,6 +112,7 @@ func apply(ctx context.Context, kube kubernetes.Interface, ns string, dryRun boo
 		}
 		m.Render(ns, runID)
 		m.UseAgentImage(dopts.AgentImage)
+		m.UseEchoImage(dopts.EchoImage)
 		for _, o := range m.ServiceAccounts {
 			if err := patch(ctx, o, corev1.SchemeGroupVersion.WithKind("ServiceAccount"), func(b []byte) error {
 				_, err := kube.CoreV1().ServiceAccounts(ns).Patch(ctx, o.Name, types.ApplyPatchType, b, opts)

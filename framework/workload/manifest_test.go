@@ -20,8 +20,12 @@ import (
 var allSamples = []Sample{
 	Httpbin, Nginx, Frontend, Sleep, Curl, TestClient, PlainClient, ProductCatalog, MySQL, MySQLClient,
 	ProbeServer, ProbeTCP, ProbeNoRewrite, ProbePort, ProbePortExcluded, HttpbinExcluded, MultiPort, HttpbinTTL, HttpbinTCP,
-	GRPCAgent, GRPCAgentTTL,
+	GRPCAgent, GRPCAgentTTL, EchoServer, EchoClient, EchoAllowed, EchoPlain,
 }
+
+// echoSamples run only in the proxyless data plane (DATAPLANE_MODE=proxyless), never beside
+// the others.
+var echoSamples = []Sample{EchoServer, EchoClient, EchoAllowed, EchoPlain}
 
 func loadAll(t *testing.T) map[Sample]*Manifest {
 	t.Helper()
@@ -205,7 +209,7 @@ func TestPlainAndMeshClients(t *testing.T) {
 		if (l != "") != (a != "") || l != a {
 			t.Errorf("%s: %s label %q and annotation %q: a plain pod carries both, equal", s, istionames.InjectLabel, l, a)
 		}
-		wantPlain := s == PlainClient
+		wantPlain := s == PlainClient || s == EchoPlain
 		if got := !SidecarExpected(injected, tmpl.Labels, tmpl.Annotations); got != wantPlain {
 			t.Errorf("%s: plain (no sidecar in an injected namespace) = %t, want %t", s, got, wantPlain)
 		}
@@ -227,7 +231,7 @@ func TestPlainAndMeshClients(t *testing.T) {
 
 func TestResourceRequestsAreSetAndSmall(t *testing.T) {
 	maxCPU, maxMem := resource.MustParse("10m"), resource.MustParse("128Mi")
-	var cpu, mem resource.Quantity
+	var cpu, mem, echoCPU, echoMem resource.Quantity
 	for s, m := range loadAll(t) {
 		for _, d := range m.Deployments {
 			if r := d.Spec.Replicas; r == nil || *r != 1 {
@@ -243,6 +247,11 @@ func TestResourceRequestsAreSetAndSmall(t *testing.T) {
 				if rc.Cmp(maxCPU) > 0 || rm.Cmp(maxMem) > 0 {
 					t.Errorf("%s: container %s requests cpu %s memory %s; keep ≤ %s / %s (2-core CI runner)", s, c.Name, rc.String(), rm.String(), maxCPU.String(), maxMem.String())
 				}
+				if slices.Contains(echoSamples, s) {
+					echoCPU.Add(rc)
+					echoMem.Add(rm)
+					continue
+				}
 				cpu.Add(rc)
 				mem.Add(rm)
 			}
@@ -252,7 +261,11 @@ func TestResourceRequestsAreSetAndSmall(t *testing.T) {
 	if cpu.Cmp(resource.MustParse("150m")) > 0 || mem.Cmp(resource.MustParse("512Mi")) > 0 {
 		t.Errorf("all samples request cpu %s memory %s; keep ≤ 150m / 512Mi", cpu.String(), mem.String())
 	}
-	t.Logf("all samples request cpu %s, memory %s (proxies not counted)", cpu.String(), mem.String())
+	// The proxyless samples run instead of the others (DATAPLANE_MODE=proxyless): the same budget.
+	if echoCPU.Cmp(resource.MustParse("150m")) > 0 || echoMem.Cmp(resource.MustParse("512Mi")) > 0 {
+		t.Errorf("the proxyless samples request cpu %s memory %s; keep ≤ 150m / 512Mi", echoCPU.String(), echoMem.String())
+	}
+	t.Logf("all samples request cpu %s, memory %s; the proxyless ones cpu %s, memory %s (proxies not counted)", cpu.String(), mem.String(), echoCPU.String(), echoMem.String())
 }
 
 // BEHAVIORS.md names these service accounts, services and ports.
@@ -412,7 +425,7 @@ func TestAgentSamplesAndAgentImage(t *testing.T) {
 	const img = "meshconform.local/istio/pilot-agent:1.31.0-dev.20260827124520"
 	for s, m := range loadAll(t) {
 		tmpl := m.Deployments[0].Spec.Template
-		agent := s == GRPCAgent || s == GRPCAgentTTL
+		agent := s == GRPCAgent || s == GRPCAgentTTL || (slices.Contains(echoSamples, s) && s != EchoPlain)
 		if UsesAgentTemplate(tmpl.Annotations) != agent {
 			t.Errorf("%s: uses the grpc-agent template = %t, want %t", s, !agent, agent)
 		}

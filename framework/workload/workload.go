@@ -80,7 +80,22 @@ const (
 	GRPCAgent Sample = "grpc-agent"
 	// GRPCAgentTTL is GRPCAgent asking for 48h certificates (SECRET_TTL, CERT-007).
 	GRPCAgentTTL Sample = "grpc-agent-ttl"
+	// EchoServer is Istio's echo server as a proxyless gRPC server (grpc-agent template, xDS
+	// ports 7070 and 7071): the proxyless data plane's target.
+	EchoServer Sample = "echo-server"
+	// EchoClient and EchoAllowed are proxyless gRPC clients (grpc-agent template) with the
+	// service accounts echo-client and echo-allowed.
+	EchoClient  Sample = "echo-client"
+	EchoAllowed Sample = "echo-allowed"
+	// EchoPlain is Istio's echo image without injection: a plain gRPC client.
+	EchoPlain Sample = "echo-plain"
 )
+
+// EchoImagePlaceholder is the image the echo samples name: the run gives them ISTIO_ECHO_IMAGE
+// instead (Manifest.UseEchoImage). Istio publishes its echo image only for its own tests, and
+// the live tier builds it from the pinned commits (scripts/istiod-image.sh), so no image name
+// is right for every run; Images leaves the placeholder out.
+const EchoImagePlaceholder = "istio-echo-image"
 
 const (
 	// SampleKey labels every object Deploy applies, and its pods, with the sample's name.
@@ -234,7 +249,7 @@ func (m *Manifest) Images() []string {
 	var out []string
 	for _, d := range m.Deployments {
 		for _, c := range allContainers(&d.Spec.Template.Spec) {
-			if !slices.Contains(out, c.Image) {
+			if c.Image != EchoImagePlaceholder && !slices.Contains(out, c.Image) {
 				out = append(out, c.Image)
 			}
 		}
@@ -280,6 +295,22 @@ func (m *Manifest) UseAgentImage(img string) bool {
 		}
 		d.Spec.Template.Annotations[istionames.ProxyImageAnnotation] = img
 		changed = true
+	}
+	return changed
+}
+
+// UseEchoImage gives img to every container that names EchoImagePlaceholder, and reports
+// whether any did; img "" changes nothing (such a pod cannot start: its image does not exist).
+func (m *Manifest) UseEchoImage(img string) bool {
+	changed := false
+	for _, d := range m.Deployments {
+		spec := &d.Spec.Template.Spec
+		for i := range spec.Containers {
+			if img != "" && spec.Containers[i].Image == EchoImagePlaceholder {
+				spec.Containers[i].Image = img
+				changed = true
+			}
+		}
 	}
 	return changed
 }

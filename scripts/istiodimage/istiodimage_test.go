@@ -39,9 +39,10 @@ func TestRefusesWithoutDockerHost(t *testing.T) {
 }
 
 // Every pinned branch is built under a key naming its pseudo-version; a failing build does not
-// stop the next branch. Once every key's directory is complete (pilot-discovery and pilot-agent),
-// a run builds nothing and imports each binary under its own name: <hub>/pilot:<branch version>
-// and <hub>/pilot-agent:<branch version>, the agent as Dockerfile.proxyv2 runs it (no USER).
+// stop the next branch. Once every key's directory is complete (pilot-discovery, pilot-agent,
+// echo's server and client), a run builds nothing and imports each under its own name:
+// <hub>/pilot:<branch version>, <hub>/pilot-agent:<branch version>, the agent as
+// Dockerfile.proxyv2 runs it (no USER), and <hub>/app:<branch version> as Dockerfile.app.
 func TestBranchesFromIstiosrcAndWarmCache(t *testing.T) {
 	bin, calls := fakes(t)
 	cache := t.TempDir()
@@ -58,12 +59,12 @@ func TestBranchesFromIstiosrcAndWarmCache(t *testing.T) {
 		if !strings.Contains(stderr, b.Name+" ("+b.Pseudo+")") {
 			t.Errorf("failure of %s not named: %s", b.Name, stderr)
 		}
-		for step, bin := range map[string]string{"pilot": "pilot-discovery", "agent": "pilot-agent"} {
+		for step, bins := range map[string][]string{"pilot": {"pilot-discovery"}, "agent": {"pilot-agent"}, "echo": {"server", "client"}} {
 			dir := filepath.Join(cache, "artifacts", step, keys[i][1])
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			for _, f := range []string{".done", bin} {
+			for _, f := range append([]string{".done"}, bins...) {
 				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -81,11 +82,13 @@ func TestBranchesFromIstiosrcAndWarmCache(t *testing.T) {
 	}
 	var want string
 	for _, b := range istiosrc.Branches {
-		ref, agent := "example.test/istio/pilot:"+b.Version, "example.test/istio/pilot-agent:"+b.Version
-		want += b.Name + " " + b.Version + " " + ref + " " + agent + "\n"
+		ref, agent, app := "example.test/istio/pilot:"+b.Version, "example.test/istio/pilot-agent:"+b.Version, "example.test/istio/app:"+b.Version
+		want += b.Name + " " + b.Version + " " + ref + " " + agent + " " + app + "\n"
 		imports := map[string]*regexp.Regexp{
 			ref:   regexp.MustCompile(`(?m)^docker import .*USER 1337:1337.*ENTRYPOINT \["/usr/local/bin/pilot-discovery"\].* - ` + regexp.QuoteMeta(ref) + `$`),
 			agent: regexp.MustCompile(`(?m)^docker import .*ENTRYPOINT \["/usr/local/bin/pilot-agent"\].* - ` + regexp.QuoteMeta(agent) + `$`),
+			// Istio's echo image (pkg/test/echo/docker/Dockerfile.app): server the entrypoint, USER 1338.
+			app: regexp.MustCompile(`(?m)^docker import .*USER 1338.*ENTRYPOINT \["/usr/local/bin/server"\].* - ` + regexp.QuoteMeta(app) + `$`),
 		}
 		for r, re := range imports {
 			if !re.Match(got) {

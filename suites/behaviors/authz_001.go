@@ -13,4 +13,7 @@ var _ = e2e.Register(e2e.Behavior{
 	Steps: []cases.Step{{Name: "deny-authz-ns", Apply: denyAll, Probes: []cases.Probe{
 		{Name: "mesh client", From: meshClient, To: httpbin, Expect: catalog.RBACDenied},
 	}}},
+	Proxyless: proxylessTable([]cases.Step{{Name: "deny-authz-ns", Apply: denyAll, Probes: []cases.Probe{
+		{Name: "proxyless client", From: echoClient, To: echoServer, Expect: catalog.GRPCNoAllowMatch},
+	}}}),
 })

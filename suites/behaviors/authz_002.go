@@ -2,6 +2,7 @@ package behaviors
 
 import (
 	"meshconform/framework/catalog"
+	"meshconform/framework/policy"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/e2e"
@@ -14,4 +15,10 @@ var _ = e2e.Register(e2e.Behavior{
 		{Name: "sa sleep", From: meshClient, To: nginx, Expect: catalog.RBACDenied},
 		{Name: "sa test-service-account", From: allowedSA, To: nginx, Expect: catalog.Allowed},
 	}}},
+	Proxyless: proxylessTable([]cases.Step{{Name: "STRICT, ISTIO_MUTUAL, ALLOW echo-allowed", Apply: func(e cases.Env) []policy.Object {
+		return []policy.Object{NamespaceStrict(e.NS(cases.Server)), echoMutual(e), echoAllowPrincipal(e)}
+	}, Probes: []cases.Probe{
+		{Name: "sa echo-client", From: echoClient, To: echoServer, Expect: catalog.GRPCNoAllowMatch},
+		{Name: "sa echo-allowed", From: echoAllowed, To: echoServer, Expect: catalog.GRPCAllowed},
+	}}}, workload.EchoClient, workload.EchoAllowed),
 })

@@ -93,12 +93,17 @@ func bearer(wrongKey bool, sub string, ttl time.Duration) func(cases.Env) map[st
 // requestAuthentication is JWT-001's RequestAuthentication on httpbin: tokens of jwtIssuer,
 // checked against the inline JWKS of the run's key.
 func requestAuthentication(e cases.Env) policy.Object {
+	return requestAuthenticationFor(e, "jwt", "httpbin")
+}
+
+// requestAuthenticationFor is requestAuthentication named name, on the pods labelled app=app.
+func requestAuthenticationFor(e cases.Env, name, app string) policy.Object {
 	key, _ := jwtKeys()
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
-		"metadata": map[string]any{"name": "jwt", "namespace": e.NS(cases.Server)},
+		"metadata": map[string]any{"name": name, "namespace": e.NS(cases.Server)},
 		"spec": map[string]any{
-			"selector": map[string]any{"matchLabels": map[string]any{"app": "httpbin"}},
+			"selector": map[string]any{"matchLabels": map[string]any{"app": app}},
 			"jwtRules": []any{map[string]any{"issuer": jwtIssuer, "jwks": JWKS(&key.PublicKey, jwtKeyID)}},
 		},
 	}}

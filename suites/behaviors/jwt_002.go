@@ -25,4 +25,15 @@ var _ = e2e.Register(e2e.Behavior{
 		{Name: "the principal's token", From: meshClient, To: httpbinHeaders, Expect: catalog.Allowed, Headers: bearer(false, jwtSubject, time.Hour)},
 		{Name: "another subject's token", From: meshClient, To: httpbinHeaders, Expect: catalog.RBACDenied, Headers: bearer(false, "someone-else", time.Hour)},
 	}}},
+	// Istio's documented outcomes, expected of the proxyless analogue too; the source predicts
+	// they do not hold (docs/behaviors.md, Proxyless data plane): the run reports the deviation.
+	Proxyless: proxylessTable([]cases.Step{{Name: "RequestAuthentication + ALLOW requestPrincipals iss/sub on echo-server", Apply: func(e cases.Env) []policy.Object {
+		return []policy.Object{requestAuthenticationFor(e, "jwt-echo-server", "echo-server"),
+			policy.AuthorizationPolicy(e.NS(cases.Server), "require-jwt", echoSelector,
+				policy.Action(policy.Allow), policy.Rule(policy.From(policy.RequestPrincipals(jwtIssuer+"/"+jwtSubject))))}
+	}, Probes: []cases.Probe{
+		{Name: "no token", From: echoClient, To: echoServer, Expect: catalog.GRPCNoAllowMatch},
+		{Name: "the principal's token", From: echoClient, To: echoServer, Expect: catalog.GRPCAllowed, Headers: bearer(false, jwtSubject, time.Hour)},
+		{Name: "another subject's token", From: echoClient, To: echoServer, Expect: catalog.GRPCNoAllowMatch, Headers: bearer(false, "someone-else", time.Hour)},
+	}}}, workload.EchoClient),
 })

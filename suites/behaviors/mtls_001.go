@@ -14,4 +14,8 @@ var _ = e2e.Register(e2e.Behavior{
 		{Name: "plain client", From: plainClient, To: httpbin, Expect: catalog.Allowed},
 		{Name: "mesh client", From: meshClient, To: httpbin, Expect: catalog.Allowed},
 	}}},
+	Proxyless: proxylessTable([]cases.Step{{Name: "no policy", Probes: []cases.Probe{
+		{Name: "plain client", From: echoPlain, To: echoServer, Expect: catalog.GRPCAllowed},
+		{Name: "proxyless client, no DestinationRule", From: echoClient, To: echoServer, Expect: catalog.GRPCAllowed},
+	}}}),
 })

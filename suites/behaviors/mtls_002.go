@@ -13,4 +13,7 @@ var _ = e2e.Register(e2e.Behavior{
 	Steps: []cases.Step{{Name: "namespace STRICT", Apply: namespaceStrict, Probes: []cases.Probe{
 		{Name: "plain client", From: plainClient, To: httpbin, Expect: catalog.PlaintextRejected},
 	}}},
+	Proxyless: proxylessTable([]cases.Step{{Name: "namespace STRICT", Apply: namespaceStrict, Probes: []cases.Probe{
+		{Name: "plain client", From: echoPlain, To: echoServer, Expect: catalog.GRPCPlaintextRejected},
+	}}}),
 })

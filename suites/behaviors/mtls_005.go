@@ -18,4 +18,12 @@ var _ = e2e.Register(e2e.Behavior{
 			{Name: "plain client", From: plainClient, To: httpbin, Expect: catalog.Allowed},
 		}},
 	},
+	Proxyless: proxylessTable([]cases.Step{
+		{Name: "namespace STRICT", Apply: namespaceStrict, Probes: []cases.Probe{
+			{Name: "plain client", From: echoPlain, To: echoServer, Expect: catalog.GRPCPlaintextRejected},
+		}},
+		{Name: "policy deleted", Delete: namespaceStrict, Probes: []cases.Probe{
+			{Name: "plain client", From: echoPlain, To: echoServer, Expect: catalog.GRPCAllowed},
+		}},
+	}),
 })

@@ -19,4 +19,11 @@ var _ = e2e.Register(e2e.Behavior{
 		{Name: "plain client to the PERMISSIVE port", From: plainClient, To: cases.Target{Role: cases.Server, Sample: workload.MultiPort, Port: 8001}, Expect: catalog.Allowed},
 		{Name: "plain client to the STRICT port", From: plainClient, To: cases.Target{Role: cases.Server, Sample: workload.MultiPort, Port: 8000}, Expect: catalog.PlaintextRejected},
 	}}},
+	Proxyless: proxylessTable([]cases.Step{{Name: "STRICT with port 7071 PERMISSIVE", Apply: func(e cases.Env) []policy.Object {
+		return []policy.Object{policy.PeerAuthentication(e.NS(cases.Server), "echo-server", echoSelector,
+			policy.Mode(policy.MTLSStrict), policy.PortMTLS(7071, policy.MTLSPermissive))}
+	}, Probes: []cases.Probe{
+		{Name: "plain client to the PERMISSIVE port", From: echoPlain, To: echoServer2, Expect: catalog.GRPCAllowed},
+		{Name: "plain client to the STRICT port", From: echoPlain, To: echoServer, Expect: catalog.GRPCPlaintextRejected},
+	}}}, workload.EchoPlain),
 })

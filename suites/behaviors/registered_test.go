@@ -103,8 +103,16 @@ func TestValidateRefusesMalformedValues(t *testing.T) {
 		want string
 	}{
 		{e2e.Behavior{ID: "NOPE-001", Name: "x", Steps: steps}, "not in docs/behaviors.md"},
-		{e2e.Behavior{ID: "MTLS-001", Name: "x"}, "exactly one of Steps and Run"},
-		{e2e.Behavior{ID: "MTLS-001", Name: "x", Steps: steps, Group: "nobody"}, `group "nobody" is not registered`},
+		{e2e.Behavior{ID: "MTLS-003", Name: "x"}, "exactly one of Steps and Run"},
+		{e2e.Behavior{ID: "MTLS-003", Name: "x", Steps: steps, Group: "nobody"}, `group "nobody" is not registered`},
+		// The proxyless tables (DATAPLANE_MODE=proxyless): present where the catalog judges the
+		// behaviour there, absent elsewhere, with gRPC shapes the catalog's row names.
+		{e2e.Behavior{ID: "MTLS-001", Name: "x", Steps: steps}, "the catalog's proxyless row is analogue, and the spec has no proxyless table"},
+		{e2e.Behavior{ID: "MTLS-003", Name: "x", Steps: steps, Proxyless: &e2e.Table{Steps: steps}}, `a proxyless table, and the catalog's proxyless row is "left out"`},
+		{e2e.Behavior{ID: "MTLS-002", Name: "x", Steps: steps, Proxyless: &e2e.Table{Steps: []cases.Step{{Name: "s", Probes: []cases.Probe{
+			{Name: "curl shape", Expect: catalog.PlaintextRejected}}}}}}, "not a gRPC shape"},
+		{e2e.Behavior{ID: "MTLS-002", Name: "x", Steps: steps, Proxyless: &e2e.Table{Steps: []cases.Step{{Name: "s", Probes: []cases.Probe{
+			{Name: "unnamed shape", Expect: catalog.GRPCNoAllowMatch}}}}}}, "which the catalog's proxyless row does not name"},
 		{e2e.Behavior{ID: "INGRESS-001", Name: "x", Steps: []cases.Step{{Name: "s", Probes: []cases.Probe{
 			{Name: "via gw", To: cases.Target{ViaGateway: true}}}}}}, "without Requires.IngressGateway"},
 	} {
@@ -113,7 +121,7 @@ func TestValidateRefusesMalformedValues(t *testing.T) {
 			t.Errorf("%+v: Validate = %v, want %q", tc.b.Text(), errs, tc.want)
 		}
 	}
-	dup := e2e.Behavior{ID: "MTLS-001", Name: "x", Steps: steps}
+	dup := e2e.Behavior{ID: "MTLS-003", Name: "x", Steps: steps}
 	if errs := e2e.Validate([]e2e.Behavior{dup, dup}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "two specs") {
 		t.Errorf("duplicate text: %v", errs)
 	}

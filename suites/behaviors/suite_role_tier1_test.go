@@ -420,7 +420,12 @@ func (r *replay) cleanup() {
 // hold one (a root-namespace policy), and the Applier then gets and updates it.
 func replayBehavior(ctx context.Context, as, admin actor, mapper meta.RESTMapper, e cases.Env, b e2e.Behavior) []error {
 	r := newReplay(ctx, b.ID, as, admin, mapper)
-	for _, n := range b.Namespaces {
+	nss, steps := b.Namespaces, b.Steps
+	if b.Proxyless != nil {
+		// The proxyless table's workloads and writes too (DATAPLANE_MODE=proxyless).
+		nss, steps = append(slices.Clone(nss), b.Proxyless.Namespaces...), append(slices.Clone(steps), b.Proxyless.Steps...)
+	}
+	for _, n := range nss {
 		if len(n.Samples) == 0 {
 			continue
 		}
@@ -444,7 +449,7 @@ func replayBehavior(ctx context.Context, as, admin actor, mapper meta.RESTMapper
 			r.errs = append(r.errs, fmt.Errorf("%s: snapshot of the root namespace %s: %w", b.ID, e.RootNamespace, err))
 		}
 	}
-	for _, s := range b.Steps {
+	for _, s := range steps {
 		if s.Apply != nil {
 			for _, o := range s.Apply(e) {
 				r.apply(o)

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 
 	"meshconform/framework/catalog"
+	"meshconform/framework/dataplane"
 	"meshconform/framework/expect"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
@@ -51,6 +52,17 @@ type Behavior struct {
 	Writes func(e cases.Env) []cases.Write
 	// Group names an ordered group of specs that share one setup (RegisterGroup).
 	Group string
+	// Proxyless is the behaviour's gRPC analogue, run instead of Namespaces and Steps when the
+	// run's data plane is proxyless (DATAPLANE_MODE=proxyless): its own samples (Istio's echo
+	// server and clients) and probes judged against gRPC shapes. nil: a proxyless run leaves
+	// the spec out (the catalog's proxyless row says why, or that the analogue is not written).
+	Proxyless *Table
+}
+
+// Table is a probe table of its own: namespaces (and their samples) and steps.
+type Table struct {
+	Namespaces []cases.Namespace
+	Steps      []cases.Step
 }
 
 // Text is the spec's text.
@@ -80,6 +92,13 @@ func (b Behavior) AllObjects(e cases.Env) []policy.Object {
 	}
 	if b.Objects != nil {
 		out = append(out, b.Objects(e)...)
+	}
+	if b.Proxyless != nil {
+		for _, s := range b.Proxyless.Steps {
+			if s.Apply != nil {
+				out = append(out, s.Apply(e)...)
+			}
+		}
 	}
 	return out
 }
@@ -181,10 +200,44 @@ func Validate(bs []Behavior) []error {
 				}
 			}
 		}
+		errs = append(errs, validateProxyless(b)...)
 		if texts[b.Text()] {
 			errs = append(errs, fmt.Errorf("%s: two specs with this text", b.Text()))
 		}
 		texts[b.Text()] = true
+	}
+	return errs
+}
+
+// validateProxyless: a proxyless table belongs to a behaviour the catalog judges on the
+// proxyless data plane, and each of its probes expects a gRPC shape the catalog's row names
+// (so that a proxyless probe can never be judged against a curl shape, nor against an outcome
+// the catalog does not document); the catalog's judged rows have a table in every spec of the
+// behaviour that drives the data plane.
+func validateProxyless(b Behavior) []error {
+	c := catalog.MustLookup(b.ID)
+	var errs []error
+	if b.Proxyless == nil {
+		if c.Proxyless.Judged() && c.NotJudgedInProxyless() == "" && b.requires().DataPlane {
+			errs = append(errs, fmt.Errorf("%s: the catalog's proxyless row is %s, and the spec has no proxyless table", b.Text(), c.Proxyless.Verdict))
+		}
+		return errs
+	}
+	if !c.Proxyless.Judged() {
+		return append(errs, fmt.Errorf("%s: a proxyless table, and the catalog's proxyless row is %q", b.Text(), c.Proxyless.Verdict))
+	}
+	for _, s := range b.Proxyless.Steps {
+		for _, p := range s.Probes {
+			if p.Expect.Documented.GRPCCode == "" {
+				errs = append(errs, fmt.Errorf("%s: proxyless probe %q expects %s, not a gRPC shape", b.Text(), p.Name, p.Expect.Name))
+			}
+			if !slices.ContainsFunc(c.Proxyless.Expectations, func(e catalog.Expectation) bool { return e.Name == p.Expect.Name }) {
+				errs = append(errs, fmt.Errorf("%s: proxyless probe %q expects %s, which the catalog's proxyless row does not name", b.Text(), p.Name, p.Expect.Name))
+			}
+			if p.From.Proxy {
+				errs = append(errs, fmt.Errorf("%s: proxyless probe %q runs in a proxy: the proxyless data plane has none", b.Text(), p.Name))
+			}
+		}
 	}
 	return errs
 }
@@ -272,7 +325,26 @@ func notApplicable(r *Run) string {
 	if !ok {
 		return ""
 	}
+	if r.DataPlane.Mode() == dataplane.ModeProxyless {
+		if why := b.notJudgedInProxyless(); why != "" {
+			return why
+		}
+	}
 	return b.requires().Unmet(r.Facts())
+}
+
+// notJudgedInProxyless says why a proxyless run leaves the spec out: the catalog's reason, or,
+// for a behaviour the catalog judges there, a spec with neither a proxyless table nor
+// requirements met by what the run has (a control-plane spec runs as written).
+func (b Behavior) notJudgedInProxyless() string {
+	c := catalog.MustLookup(b.ID)
+	if why := c.NotJudgedInProxyless(); why != "" {
+		return why
+	}
+	if c.Proxyless.Judged() && b.Proxyless == nil {
+		return "DATAPLANE_MODE=proxyless: the catalog gives this behaviour a proxyless analogue, and this spec has no proxyless table (suites/behaviors)"
+	}
+	return ""
 }
 
 // Facts is what requirements are judged against.
@@ -298,6 +370,11 @@ func run(ctx context.Context, b Behavior) {
 	GinkgoHelper()
 	ctx = record.Metered(ctx) // the spec's waits count in its timings
 	t := &T{ID: b.ID, Run: Current}
+	if Current.DataPlane.Mode() == dataplane.ModeProxyless && b.Proxyless != nil {
+		// The gRPC analogue; notApplicable left out the data-plane specs without one, and a
+		// control-plane spec runs as written.
+		b.Namespaces, b.Steps, b.Run = b.Proxyless.Namespaces, b.Proxyless.Steps, nil
+	}
 	if len(b.Namespaces) > 0 {
 		t.Scenario = Setup(ctx, Current, b.ID, b.Namespaces)
 	}
@@ -337,6 +414,10 @@ type T struct {
 func (t *T) Converge(ctx context.Context, p cases.Probe) probe.Outcome {
 	GinkgoHelper()
 	p.Expect = t.Run.DataPlane.Outcome(p.Expect) // the shape this data-plane mode documents
+	if p.Expect.Documented.GRPCCode != "" {
+		// A gRPC shape: the call is Istio's echo client's.
+		return record.ProbeWith(ctx, t.Run.Expect, t.Run.Mode, t.ID, p, t.Env, t.Executor(ctx, p.From), t.GRPCRequest(p))
+	}
 	return record.Probe(ctx, t.Run.Expect, t.Run.Mode, t.ID, p, t.Env, t.Executor(ctx, p.From), t.Request(p))
 }
 

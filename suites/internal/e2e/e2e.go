@@ -277,8 +277,12 @@ func runEntry(st provision.State) report.Run {
 		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version)}
 }
 
-// dataPlaneOf is the run's data plane: the sidecar mode, running unless DATAPLANE=0.
+// dataPlaneOf is the run's data plane: proxyless gRPC when the state's mode is proxyless, else
+// the sidecar mode, running unless DATAPLANE=0.
 func dataPlaneOf(st provision.State) dataplane.DataPlane {
+	if st.Mode() == settings.ModeProxyless {
+		return dataplane.Proxyless{}
+	}
 	return dataplane.Sidecar{Running: !st.Settings.NoDataPlane}
 }
 

@@ -100,7 +100,7 @@ func (s *Scenario) DeployNoWait(ctx context.Context, role cases.Role, samples ..
 	GinkgoHelper()
 	defer record.Timed(record.Setup)()
 	ns := s.Env.NS(role)
-	hs, err := workload.DeployWith(ctx, s.Run.Kube, ns, workload.DeployOptions{AgentImage: s.Run.State.Settings.AgentImage}, samples...)
+	hs, err := workload.DeployWith(ctx, s.Run.Kube, ns, workload.DeployOptions{AgentImage: s.Run.State.Settings.AgentImage, EchoImage: s.Run.State.Settings.EchoImage}, samples...)
 	must(err, "deploying %v into %s", samples, ns)
 	if s.Handles[role] == nil {
 		s.Handles[role] = map[workload.Sample]workload.Handle{}
@@ -225,6 +225,31 @@ func (s *Scenario) Request(p cases.Probe) probe.HTTPRequest {
 		port = h.Ports[0]
 	}
 	req.URL = fmt.Sprintf("http://%s:%d%s", h.Host(), port, p.To.Path)
+	return req
+}
+
+// GRPCRequest builds the echo-client call of a probe: through the client pod's xDS bootstrap
+// (xds:///<svc>.<ns>.svc.cluster.local:<port>, istiod's listeners, clusters and TLS) from a
+// proxyless client, plain gRPC (grpc://) from the uninjected one (workload.EchoPlain).
+func (s *Scenario) GRPCRequest(p cases.Probe) probe.GRPCRequest {
+	GinkgoHelper()
+	h, ok := s.Handles[p.To.Role][p.To.Sample]
+	if !ok || h.Service == "" {
+		Fail(fmt.Sprintf("probe %q targets %s in role %s, which has no Service in this case", p.Name, p.To.Sample, p.To.Role))
+	}
+	port := p.To.Port
+	if port == 0 {
+		port = h.Ports[0]
+	}
+	req := probe.GRPCRequest{Timeout: requestTimeout}
+	if p.Headers != nil {
+		req.Headers = p.Headers(s.Env)
+	}
+	scheme := "xds:///"
+	if p.From.Sample == workload.EchoPlain {
+		scheme = "grpc://"
+	}
+	req.URL = fmt.Sprintf("%s%s:%d", scheme, s.Env.FQDN(p.To.Role, h.Service), port)
 	return req
 }
 

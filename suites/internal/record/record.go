@@ -32,9 +32,29 @@ import (
 func Probe(ctx context.Context, cfg expect.Config, mode expect.Mode, id string, p cases.Probe, env cases.Env,
 	ex probe.Executor, req probe.HTTPRequest) probe.Outcome {
 	GinkgoHelper()
-	res, err := expect.Converge(ctx, cfg, mode, p.Expect, func(ctx context.Context) (probe.Outcome, error) {
-		return probe.Curl(ctx, ex, req)
-	})
+	return ProbeWith(ctx, cfg, mode, id, p, env, ex, req)
+}
+
+// Request is one probe's call: curl's (probe.HTTPRequest) or Istio's echo client's
+// (probe.GRPCRequest).
+type Request interface {
+	probe.HTTPRequest | probe.GRPCRequest
+}
+
+// ProbeWith is Probe for either kind of call.
+func ProbeWith[R Request](ctx context.Context, cfg expect.Config, mode expect.Mode, id string, p cases.Probe, env cases.Env,
+	ex probe.Executor, req R) probe.Outcome {
+	GinkgoHelper()
+	call := func(ctx context.Context) (probe.Outcome, error) {
+		switch r := any(req).(type) {
+		case probe.GRPCRequest:
+			return probe.GRPC(ctx, ex, r)
+		case probe.HTTPRequest:
+			return probe.Curl(ctx, ex, r)
+		}
+		panic("unreachable")
+	}
+	res, err := expect.Converge(ctx, cfg, mode, p.Expect, call)
 	Convergence(id, p.Expect.Name, res, err)
 	if err != nil {
 		Fail(fmt.Sprintf("%s: %s: %v", id, p.Name, err))
@@ -84,6 +104,10 @@ func evidence(expected string, ob expect.Observation, attempts int, history []st
 	}
 	if o.Tool != probe.ToolOpenSSL && o.HTTPCode >= 0 {
 		ev.HTTPCode = new(o.HTTPCode)
+	}
+	if o.Tool == probe.ToolGRPC {
+		// No curl ran: the gRPC status and the echo client's exit are the evidence.
+		ev.Fields = map[string]string{"tool": probe.ToolGRPC, "grpcCode": o.GRPCCode, "exit": fmt.Sprint(o.ExitCode)}
 	}
 	if o.CurlExit >= 0 {
 		ev.CurlExit = new(o.CurlExit)
