@@ -618,11 +618,7 @@ func noIstiod(s settings.Settings, found []mesh.ControlPlane) error {
 }
 
 func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Writer, st *State) error {
-	rc, err := st.RESTConfig()
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, err := st.Kube()
 	if err != nil {
 		return err
 	}
@@ -823,11 +819,7 @@ func UninstallsFromReused(st State) bool {
 // deleteRunNamespaces deletes every namespace labelled with the run's ID that is still there
 // and waits until they are gone.
 func deleteRunNamespaces(ctx context.Context, st State, log io.Writer) error {
-	rc, err := st.RESTConfig()
-	if err != nil {
-		return err
-	}
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, err := st.Kube()
 	if err != nil {
 		return err
 	}

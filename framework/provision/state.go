@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -100,6 +101,15 @@ func (s State) RESTConfig() (*rest.Config, error) {
 		return nil, fmt.Errorf("context %q of kubeconfig %s: %w", s.Context, s.Kubeconfig, err)
 	}
 	return cfg, nil
+}
+
+// Kube is a client for the run's cluster (RESTConfig's).
+func (s State) Kube() (kubernetes.Interface, error) {
+	rc, err := s.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
 }
 
 // Marshal encodes the state for Ginkgo's other processes (SynchronizedBeforeSuite).

@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	"meshconform/framework/cluster/preflight"
 	"meshconform/framework/gate"
 	"meshconform/framework/mesh"
@@ -204,11 +202,7 @@ func (u *upgradeRun) controlPlane(ctx context.Context, ph gate.UpgradePhase) (pr
 			return provision.State{}, err
 		}
 	}
-	rc, err := u.st.RESTConfig()
-	if err != nil {
-		return provision.State{}, err
-	}
-	kube, err := kubernetes.NewForConfig(rc)
+	kube, err := u.st.Kube()
 	if err != nil {
 		return provision.State{}, err
 	}
