@@ -510,7 +510,9 @@ gate() {
   shift 2
   rm -rf "$dir"
   if [ -n "$RUN_CLUSTER" ] && [ -n "$(cluster_nodes)" ]; then
-    where=(REUSE_CLUSTER=1)
+    # Reused, the cluster is not the gate's own: its phases' mesh-wide specs (posture, CERT-005)
+    # must be allowed, as in the istio phase.
+    where=(REUSE_CLUSTER=1 ALLOW_DISRUPTIVE=1)
     before=$(cluster_objects)
   else
     no_cluster

@@ -743,13 +743,19 @@ func Down(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ..
 			return err
 		}
 	} else if c.reusedRevisions != nil && UninstallsFromReused(st) {
+		// The namespaces the run's suites kept across phases (the upgrade suite's workloads)
+		// are deleted beside the uninstall, and waited for after it: the uninstall removes only
+		// the namespaces the install created.
+		// A namespace that could not be deleted does not stop the uninstall: each error says
+		// what is left.
+		kept, nsErr := startRunNamespacesDeletion(ctx, st)
 		now := c.reusedRevisions()
 		for _, rev := range slices.Sorted(maps.Keys(now.Others)) {
 			if rev == st.Istio.Revision {
 				continue
 			}
 			if err := uninstallRevision(ctx, st, rev, now.Others[rev], log); err != nil {
-				return err
+				return errors.Join(err, nsErr)
 			}
 		}
 		own := st
@@ -757,11 +763,12 @@ func Down(ctx context.Context, st State, outcome Outcome, log io.Writer, opts ..
 			own.Settings.IstioVersion = now.Version
 		}
 		if err := uninstall(ctx, own, log); err != nil {
-			return err
+			return errors.Join(err, nsErr)
 		}
-		// Then the namespaces the run's suites kept across phases (the upgrade suite's
-		// workloads): the uninstall removed only those the install created.
-		if err := deleteRunNamespaces(ctx, st, log); err != nil {
+		if nsErr != nil {
+			return nsErr
+		}
+		if err := waitRunNamespaces(ctx, st, kept, log); err != nil {
 			return err
 		}
 	}
@@ -816,32 +823,48 @@ func UninstallsFromReused(st State) bool {
 	return !st.Existing && st.ClusterName != "" && !st.CreatedCluster && st.Istio.InstalledByRun
 }
 
-// deleteRunNamespaces deletes every namespace labelled with the run's ID that is still there
-// and waits until they are gone.
-func deleteRunNamespaces(ctx context.Context, st State, log io.Writer) error {
+// startRunNamespacesDeletion starts deleting every namespace labelled with the run's ID except
+// those Istio's install made (Uninstall removes those), and returns their names.
+func startRunNamespacesDeletion(ctx context.Context, st State) (kept []string, err error) {
+	hint := fmt.Sprintf("remove what is left with: kubectl --context %s delete namespace -l %s (after uninstalling Istio)", st.Context, ownership.Selector(st.RunID))
+	kube, err := st.Kube()
+	if err != nil {
+		return nil, fmt.Errorf("deleting the namespaces of run %s: %w\n%s", st.RunID, err, hint)
+	}
+	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ownership.Selector(st.RunID)})
+	if err != nil {
+		return nil, fmt.Errorf("listing the namespaces of run %s: %w\n%s", st.RunID, err, hint)
+	}
+	o := MeshOptions(st.Settings, st)
+	for _, ns := range list.Items {
+		if ns.Name != o.Namespace && ns.Name != o.GatewayNamespace && ns.Name != st.Istio.Namespace && ns.DeletionTimestamp == nil {
+			kept = append(kept, ns.Name)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil
+	}
+	if err := workload.StartDeletion(ctx, kube, kept...); err != nil {
+		return nil, fmt.Errorf("deleting the namespaces of run %s (%s): %w", st.RunID, strings.Join(kept, ", "), err)
+	}
+	return kept, nil
+}
+
+// waitRunNamespaces waits until every namespace of the run being deleted is gone and says which
+// of kept it deleted.
+func waitRunNamespaces(ctx context.Context, st State, kept []string, log io.Writer) error {
+	if len(kept) == 0 {
+		return nil
+	}
+	start := time.Now()
 	kube, err := st.Kube()
 	if err != nil {
 		return err
 	}
-	list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ownership.Selector(st.RunID)})
-	if err != nil {
-		return fmt.Errorf("listing the namespaces of run %s: %w", st.RunID, err)
-	}
-	var names []string
-	for _, ns := range list.Items {
-		names = append(names, ns.Name)
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	start := time.Now()
-	if err := workload.StartDeletion(ctx, kube, names...); err != nil {
-		return fmt.Errorf("deleting the namespaces of run %s (%s): %w", st.RunID, strings.Join(names, ", "), err)
-	}
 	if _, err := workload.WaitTerminating(ctx, kube, st.RunID); err != nil {
-		return fmt.Errorf("deleting the namespaces of run %s (%s): %w", st.RunID, strings.Join(names, ", "), err)
+		return fmt.Errorf("deleting the namespaces of run %s (%s): %w", st.RunID, strings.Join(kept, ", "), err)
 	}
-	fmt.Fprintf(log, "meshconform: deleted the run's %d namespaces left on kind cluster %s (%s) in %s\n", len(names), st.ClusterName, strings.Join(names, ", "), Elapsed(time.Since(start)))
+	fmt.Fprintf(log, "meshconform: deleted the run's %d namespaces left on kind cluster %s (%s); waited %s after the uninstall\n", len(kept), st.ClusterName, strings.Join(kept, ", "), Elapsed(time.Since(start)))
 	return nil
 }
 

@@ -386,7 +386,8 @@ func TestDownMessages(t *testing.T) {
 	}))
 	if !strings.Contains(log.String(), "meshconform: uninstalling istiod 1.31.1 (revision canary), which this run installed on context kind-mc ...") ||
 		err == nil || !strings.Contains(err.Error(), "uninstalling istiod revision canary, which this run installed on context kind-mc: ") ||
-		!strings.Contains(err.Error(), "helm --kube-context kind-mc -n istio-system uninstall istiod-canary") {
+		!strings.Contains(err.Error(), "helm --kube-context kind-mc -n istio-system uninstall istiod-canary") ||
+		!strings.Contains(err.Error(), "kubectl --context kind-mc delete namespace -l app.kubernetes.io/managed-by=meshconform,meshconform.io/run-id=r1") {
 		t.Errorf("reused, left as found: log %q, err %v", log.String(), err)
 	}
 	log.Reset()

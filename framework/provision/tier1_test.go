@@ -320,7 +320,7 @@ func TestTier1Session(t *testing.T) {
 }
 
 // On a reused kind cluster the run installed Istio on, Down with WithUninstallFromReused leaves
-// the cluster as found: deleteRunNamespaces removes what the run's suites kept (here two
+// the cluster as found: startRunNamespacesDeletion and waitRunNamespaces remove what the run's suites kept (here two
 // namespaces of the run) and waits until they are gone; a namespace of another run stays.
 func TestTier1DeleteRunNamespaces(t *testing.T) {
 	env := apitest.Env(t)
@@ -337,13 +337,21 @@ func TestTier1DeleteRunNamespaces(t *testing.T) {
 	}
 	t.Cleanup(func() { env.DeleteNamespace(context.Background(), other) })
 	st := State{RunID: env.RunID, ClusterName: "mc", Kubeconfig: env.Kubeconfig, Context: raw.CurrentContext}
+	st.Istio.Namespace = env.Namespace(t, "istio-system", nil) // the install's: Uninstall removes it
 	var log strings.Builder
-	if err := deleteRunNamespaces(ctx, st, &log); err != nil {
+	started, err := startRunNamespacesDeletion(ctx, st)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := waitRunNamespaces(ctx, st, started, &log); err != nil {
+		t.Fatal(err)
+	}
+	if ns, err := env.Kube.CoreV1().Namespaces().Get(ctx, st.Istio.Namespace, metav1.GetOptions{}); err != nil || ns.DeletionTimestamp != nil {
+		t.Errorf("Istio's namespace %s: %v; want it left to the uninstall", st.Istio.Namespace, err)
 	}
 	for _, ns := range kept {
 		if _, err := env.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
-			t.Errorf("namespace %s of the run is still there after deleteRunNamespaces", ns)
+			t.Errorf("namespace %s of the run is still there after the wait", ns)
 		}
 		if !strings.Contains(log.String(), ns) {
 			t.Errorf("log does not name %s: %q", ns, log.String())
