@@ -10,6 +10,7 @@ package wait
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -215,6 +216,11 @@ func Throughout(ctx context.Context, window, poll time.Duration, observe func(ct
 			if ctx.Err() != nil {
 				return &Interrupted{After: time.Since(start), Observations: n - 1, Err: context.Cause(ctx)}
 			}
+			if deadlineRefused(err) {
+				// client-go's rate limiter refuses a request that could not start before ctx's
+				// deadline, before the deadline: ctx ends it all the same.
+				return &Interrupted{After: time.Since(start), Observations: n - 1, Err: err}
+			}
 			return err
 		}
 		if !time.Now().Before(end) {
@@ -224,4 +230,11 @@ func Throughout(ctx context.Context, window, poll time.Duration, observe func(ct
 			return &Interrupted{After: time.Since(start), Observations: n, Err: context.Cause(ctx)}
 		}
 	}
+}
+
+// deadlineRefused reports whether err is golang.org/x/time/rate's refusal to wait past a
+// context's deadline ("rate: Wait(n=1) would exceed context deadline", wrapped by client-go's
+// "client rate limiter Wait returned an error"): it has no sentinel error to test with errors.Is.
+func deadlineRefused(err error) bool {
+	return strings.Contains(err.Error(), "would exceed context deadline")
 }

@@ -3,6 +3,8 @@ package wait
 import (
 	"context"
 	"errors"
+	"fmt"
+	"golang.org/x/time/rate"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +291,30 @@ func TestThroughout(t *testing.T) {
 	var in *Interrupted
 	if !errors.As(err, &in) || in.Observations != 3 || !errors.Is(err, context.Canceled) {
 		t.Errorf("interrupted in the 4th: %v, want *Interrupted after 3 observations, context.Canceled", err)
+	}
+	// A request the client's rate limiter refuses because it could not start before ctx's
+	// deadline (the limiter says so before ctx ends) is the deadline's doing: interrupted.
+	// Any other failed observation stays the answer.
+	dctx, dcancel := context.WithTimeout(ctx, time.Minute)
+	defer dcancel()
+	limiter := rate.NewLimiter(rate.Every(time.Hour), 1)
+	limiter.Allow() // the burst used: the next token is an hour away, past dctx's deadline
+	err = Throughout(dctx, time.Second, 5*time.Millisecond, func(ctx context.Context, n int, _ time.Duration) error {
+		if n == 2 {
+			if err := limiter.Wait(ctx); err != nil {
+				return fmt.Errorf("listing pods: client rate limiter Wait returned an error: %w", err)
+			}
+		}
+		return nil
+	})
+	if !errors.As(err, &in) || in.Observations != 1 {
+		t.Errorf("rate limiter refusal at the deadline: %v, want *Interrupted after 1 observation", err)
+	}
+	err = Throughout(dctx, time.Second, 5*time.Millisecond, func(ctx context.Context, n int, _ time.Duration) error {
+		return errors.New("pod p is not Ready")
+	})
+	if errors.As(err, &in) || err == nil {
+		t.Errorf("a failed observation: %v, want it as the answer, not an interruption", err)
 	}
 	if err := Throughout(ctx, 0, time.Millisecond, func(context.Context, int, time.Duration) error { return nil }); err == nil {
 		t.Error("a zero window was accepted")

@@ -146,9 +146,16 @@ func Start(ctx context.Context, opts Options) (env *Environment, err error) {
 				StartTimeout: opts.ComponentTimeout, StopTimeout: 20 * time.Second,
 			},
 		}
+		// --watch-cache=false: reads go to etcd. With the watch cache, a CRD deleted soon after
+		// it was created can stay Terminating for minutes: the API server's own finalizer
+		// lists its instances through a cache that is still initializing and is refused
+		// (KEP-4568; k8s.io/apiserver v0.37.2 pkg/storage/cacher/cacher.go:768-772). Seen in a
+		// cold `make test`: listenersets and tlsroutes still Terminating after 2 minutes with
+		// "InstanceDeletionFailed: could not list instances: storage is (re)initializing".
 		cp.APIServer.Configure().
 			Set("service-account-key-file", saPub).
-			Set("service-account-signing-key-file", saKey)
+			Set("service-account-signing-key-file", saKey).
+			Set("watch-cache", "false")
 		return cp
 	}
 
