@@ -13,6 +13,7 @@ package ambientcp
 import (
 	"context"
 	"fmt"
+	appsv1 "k8s.io/api/apps/v1"
 	"strings"
 	"time"
 
@@ -178,14 +179,9 @@ func checks(c Clients, ns string, e Expect) []check {
 					saw = append(saw, "Deployment: "+err.Error())
 				} else {
 					labelsOK("Deployment", d.Labels)
-					var img []string
-					for _, ct := range d.Spec.Template.Spec.Containers {
-						img = append(img, ct.Name+"="+ct.Image)
-					}
-					saw = append(saw, "Deployment containers "+strings.Join(img, ","))
-					if len(img) != 1 || img[0] != "istio-proxy="+e.ProxyImage {
-						ok = false
-					}
+					containers, one := proxyContainer(d, e.ProxyImage)
+					saw = append(saw, containers)
+					ok = ok && one
 				}
 				s, err := c.Kube.CoreV1().Services(ns).Get(ctx, wp, metav1.GetOptions{})
 				if err != nil {
@@ -318,4 +314,14 @@ func sorted(s []string) []string {
 		}
 	}
 	return out
+}
+
+// proxyContainer says what containers d runs ("Deployment containers name=image,…") and whether
+// it runs exactly one, istio-proxy with image (what istiod renders for a waypoint or gateway).
+func proxyContainer(d *appsv1.Deployment, image string) (string, bool) {
+	var img []string
+	for _, ct := range d.Spec.Template.Spec.Containers {
+		img = append(img, ct.Name+"="+ct.Image)
+	}
+	return "Deployment containers " + strings.Join(img, ","), len(img) == 1 && img[0] == "istio-proxy="+image
 }

@@ -97,14 +97,9 @@ func ingressChecks(c Clients, ns string, e Expect) []check {
 					ok = false
 					saw = append(saw, fmt.Sprintf("Deployment labels %v", d.Labels))
 				}
-				var img []string
-				for _, ct := range d.Spec.Template.Spec.Containers {
-					img = append(img, ct.Name+"="+ct.Image)
-				}
-				saw = append(saw, "Deployment containers "+strings.Join(img, ","))
-				if len(img) != 1 || img[0] != "istio-proxy="+e.ProxyImage {
-					ok = false
-				}
+				containers, one := proxyContainer(d, e.ProxyImage)
+				saw = append(saw, containers)
+				ok = ok && one
 				s, err := c.Kube.CoreV1().Services(ns).Get(ctx, dep, metav1.GetOptions{})
 				if err != nil {
 					return false, strings.Join(append(saw, "Service: "+err.Error()), "; ")
