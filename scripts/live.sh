@@ -316,6 +316,10 @@ run_interrupt() {
   no_cluster
   go build -o "$bin" ./scripts/e2e
   rm -rf "$REPORTS/interrupt"
+  # Emptied here, before the driver starts: the redirection below truncates it only once the
+  # forked child runs, and a previous run's "cluster done" line read before that sent SIGINT to a
+  # child that, being an asynchronous command, ignores it (CI's stop 25: the run went on, exit 0).
+  : >"$out"
   env KIND_CONFIG=offline K8S_NODE_IMAGE="$NODE_IMAGE" CLUSTER_NAME="$CLUSTER" ISTIO_INSTALL=none IMAGE_PULL=0 \
     REPORTS_DIR="$REPORTS/interrupt" "$bin" run >"$out" 2>&1 &
   pid=$!
