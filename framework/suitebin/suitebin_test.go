@@ -1,10 +1,15 @@
 package suitebin
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +160,46 @@ func TestBinaryCompileError(t *testing.T) {
 	_, err := Suite{Root: root, Package: "./suite", Tags: []string{"e2e"}, Dir: t.TempDir()}.Binary(ctx(t))
 	if err == nil || !strings.Contains(err.Error(), "compiling the suite ./suite") || !strings.Contains(err.Error(), "lib.go") {
 		t.Fatalf("got %v, want the compile error with the command and the file", err)
+	}
+}
+
+// The key reads go list's output restricted to listed's fields (-json=…, which makes go list
+// skip the rest of its work): every package must decode exactly as from the full -json, the
+// replaced module and the suite's test files included, for this module's own e2e suite.
+func TestListedFieldsReadAsFullJSON(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Suite{Root: root, Package: "./suites", Tags: []string{"e2e"}}
+	decode := func(flag string) []listed {
+		out, err := s.run(ctx(t), "list", "-deps", "-test", flag, "-tags", "e2e", "./suites")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pkgs []listed
+		dec := json.NewDecoder(bytes.NewReader(out))
+		for {
+			var p listed
+			if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			pkgs = append(pkgs, p)
+		}
+		return pkgs
+	}
+	full, some := decode("-json"), decode("-json="+listedFields)
+	if len(full) < 100 {
+		t.Fatalf("go list -deps -test ./suites: %d packages, want the suite's whole build", len(full))
+	}
+	if !reflect.DeepEqual(full, some) {
+		for i := range min(len(full), len(some)) {
+			if !reflect.DeepEqual(full[i], some[i]) {
+				t.Fatalf("package %d differs:\n-json:   %+v\n-json=…: %+v", i, full[i], some[i])
+			}
+		}
+		t.Fatalf("-json listed %d packages, -json=%s %d", len(full), listedFields, len(some))
 	}
 }
