@@ -296,17 +296,21 @@ func MeshChartCheck(ctx context.Context, s settings.Settings) error {
 // upgrade then moves istio-cni and ztunnel too).
 func MeshOptions(s settings.Settings, st State) mesh.Options {
 	o := mesh.Options{
-		Version:    s.IstioVersion,
-		Revision:   s.IstioRevision,
-		ChartRepo:  s.ChartRepo,
-		ChartDir:   s.ChartDir,
-		Hub:        s.Hub,
-		NoGateway:  s.NoGateway,
-		Ambient:    s.Ambient() || st.Istio.DataplaneMode == settings.ModeAmbient,
-		Timeout:    s.InstallTimeout,
-		Kubeconfig: st.Kubeconfig,
-		Context:    st.Context,
-		RunID:      st.RunID,
+		Version:   s.IstioVersion,
+		Revision:  s.IstioRevision,
+		ChartRepo: s.ChartRepo,
+		ChartDir:  s.ChartDir,
+		Hub:       s.Hub,
+		NoGateway: s.NoGateway,
+		Ambient:   s.Ambient() || st.Istio.DataplaneMode == settings.ModeAmbient,
+		Timeout:   s.InstallTimeout,
+		// DATAPLANE=0 in ambient: no ztunnel or install-cni image is there to run (e.g. istiod
+		// built from source), so the node agents are not installed: istiod in the ambient
+		// profile and the Gateway API alone, for the control-plane specs.
+		NoNodeAgents: s.NoDataPlane,
+		Kubeconfig:   st.Kubeconfig,
+		Context:      st.Context,
+		RunID:        st.RunID,
 	}
 	if s.NoPull {
 		// IMAGE_PULL=0 holds for the nodes too: istiod and every injected proxy and init
@@ -417,7 +421,11 @@ func IstioImages(ctx context.Context, s settings.Settings) ([]string, error) {
 	if o := MeshOptions(s, State{}); o.Ambient {
 		var in *mesh.Installer
 		if in, err = mesh.New(o); err == nil {
-			imgs, err = in.RenderedImages(ctx, mesh.ChartIstiod, mesh.ChartCNI, mesh.ChartZtunnel)
+			charts := []mesh.Chart{mesh.ChartIstiod}
+			if !o.NoNodeAgents {
+				charts = append(charts, mesh.ChartCNI, mesh.ChartZtunnel)
+			}
+			imgs, err = in.RenderedImages(ctx, charts...)
 		}
 	} else {
 		imgs, err = o.Images()
@@ -676,7 +684,10 @@ func bringUpIstio(ctx context.Context, s settings.Settings, c config, log io.Wri
 		if err != nil {
 			return err
 		}
-		if dp.Mode != settings.InstalledMode(mode) {
+		if o.Ambient && o.NoNodeAgents {
+			// No ztunnel to decide the mode by: the install itself was ambient's.
+			fmt.Fprintf(log, "  ambient without node agents (DATAPLANE=0): istio-cni and ztunnel not installed\n")
+		} else if dp.Mode != settings.InstalledMode(mode) {
 			return fmt.Errorf("installed Istio %s with DATAPLANE_MODE=%s, but the cluster shows the %s data plane (%s): a ztunnel DaemonSet decides it; remove the one left from an earlier install, or set DATAPLANE_MODE=%s", s.IstioVersion, mode, dp.Mode, dp, dp.Mode)
 		}
 	case UseFound:
@@ -944,7 +955,7 @@ func istioCRDsPresent(kube kubernetes.Interface) bool {
 func removeCommands(st State) []string {
 	o := mesh.Options{Revision: st.Istio.Revision}
 	releases := o.ReleaseName(mesh.ChartIstiod)
-	if st.Mode() == settings.ModeAmbient && st.Istio.Revision == "" {
+	if st.Mode() == settings.ModeAmbient && st.Istio.Revision == "" && !st.Settings.NoDataPlane {
 		// ztunnel and istio-cni before istiod, as Uninstall removes them.
 		releases = o.ReleaseName(mesh.ChartZtunnel) + " " + o.ReleaseName(mesh.ChartCNI) + " " + releases
 	}

@@ -529,6 +529,28 @@ func TestAmbientImagesAndNoPull(t *testing.T) {
 	if MeshOptions(load(t, nil), State{}).Ambient {
 		t.Error("the default mode installs ambient")
 	}
+
+	// DATAPLANE=0: no node agent can run (no ztunnel or install-cni image, as with istiod built
+	// from source): neither is installed nor preloaded, istiod's image alone is, and the hint
+	// for what a failed run left names no release of theirs.
+	s = load(t, map[string]string{"ISTIO_VERSION": b.Version, "ISTIO_CHART_DIR": dir, "ISTIO_HUB": "h.local/istio",
+		"DATAPLANE_MODE": "ambient", "IMAGE_PULL": "0", "DATAPLANE": "0"})
+	if o := MeshOptions(s, State{}); !o.Ambient || !o.NoNodeAgents {
+		t.Errorf("ambient with DATAPLANE=0: Ambient %v, NoNodeAgents %v; want both", o.Ambient, o.NoNodeAgents)
+	}
+	imgs, err = IstioImages(ctx, s)
+	if want := []string{"h.local/istio/pilot:" + b.Version + "-distroless"}; err != nil || !slices.Equal(imgs, want) {
+		t.Errorf("ambient with DATAPLANE=0 preloads %v (%v), want %v", imgs, err, want)
+	}
+	st := State{Context: "kind-x", Settings: s}
+	st.Istio.DataplaneMode = settings.ModeAmbient
+	if hint := strings.Join(removeCommands(st), "\n"); strings.Contains(hint, "ztunnel") || strings.Contains(hint, "istio-cni") {
+		t.Errorf("ambient with DATAPLANE=0: the removal hint names node agents it never installed: %s", hint)
+	}
+	st.Settings.NoDataPlane = false
+	if hint := strings.Join(removeCommands(st), "\n"); !strings.Contains(hint, "ztunnel") {
+		t.Errorf("ambient: the removal hint does not name ztunnel: %s", hint)
+	}
 }
 
 // The data-plane mode is read from the cluster, never assumed: on an existing cluster the
