@@ -134,7 +134,11 @@ cleanup() {
   fi
   if [ -n "${DOCKER_HOST:-}" ] || docker version >/dev/null 2>&1; then
     if docker ps -a --filter "label=io.x-k8s.kind.cluster=$CLUSTER" --format '{{.Names}}' 2>/dev/null | grep -q .; then
-      log "cleanup: deleting kind cluster $CLUSTER left by a failed phase"
+      if [ "$rc" = 0 ]; then
+        log "cleanup: deleting kind cluster $CLUSTER, kept for phases after the ones run (LIVE_PHASES=${phase_list:-})"
+      else
+        log "cleanup: deleting kind cluster $CLUSTER left by a failed phase"
+      fi
       CLUSTER_NAME=$CLUSTER go run ./scripts/e2e delete >&2
     fi
   fi
