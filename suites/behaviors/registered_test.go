@@ -176,3 +176,48 @@ func mustNotPanic(t *testing.T, what string, f func()) {
 	}()
 	f()
 }
+
+// An ambient run, with or without a waypoint it can put in a path: exactly these specs run, and
+// the ones the catalog judges but a spec's own probe keeps out say which probe.
+func TestAmbientRunsTheseSpecs(t *testing.T) {
+	facts := cases.RunFacts{Mode: "ambient", DisruptiveAllowed: true, NoWaypoint: "no waypoint in this run"}
+	var runs []string
+	why := map[string]string{}
+	for _, b := range e2e.Registered() {
+		if w := b.LeftOutIn(facts); w != "" {
+			why[b.Text()] = w
+			continue
+		}
+		runs = append(runs, b.Text())
+	}
+	want := []string{"MTLS-001", "MTLS-002", "MTLS-004", "MTLS-005", "MTLS-006", "MTLS-007", "MTLS-008", "MTLS-009",
+		"MTLS-011", "MTLS-013", "MTLS-014", "MTLS-015", "CERT-003", "CERT-005", "AUTHZ-009", "CP-001", "CP-002", "CP-003",
+		"VALID-001", "INGRESS-001", "INGRESS-002"}
+	var ids []string
+	for _, r := range runs {
+		id, _, _ := strings.Cut(r, ":")
+		id, _, _ = strings.Cut(id, " ")
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("ambient runs %v\nwant %v", ids, want)
+	}
+	for text, w := range why {
+		switch {
+		case strings.HasPrefix(text, "AUTHZ-005"):
+			if !strings.Contains(w, "expects RBACDenied, which ambient gives only through a waypoint") {
+				t.Errorf("%s: %q, want the probe that expects AUTHZ-001's 403", text, w)
+			}
+		case strings.HasPrefix(text, "AUTHZ-002"), strings.HasPrefix(text, "JWT-001"):
+			if !strings.Contains(w, "needs a waypoint") {
+				t.Errorf("%s: %q, want the missing waypoint", text, w)
+			}
+		case strings.HasPrefix(text, "PROBE-003"):
+			if !strings.Contains(w, "written for the sidecar data plane") {
+				t.Errorf("%s: %q", text, w)
+			}
+		}
+	}
+}
