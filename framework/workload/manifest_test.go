@@ -566,3 +566,17 @@ func TestInjectionLabels(t *testing.T) {
 		}
 	}
 }
+
+// ServicePods: each Service with the labels of the pods it selects, from the manifests.
+func TestServicePods(t *testing.T) {
+	got, err := ServicePods(Httpbin, Nginx, Sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["my-nginx"]["run"] != "my-nginx" || got["httpbin"]["app"] != "httpbin" || len(got) != 2 {
+		t.Errorf("ServicePods(httpbin, nginx, sleep) = %v: want httpbin and my-nginx with their pods' labels, and sleep has no Service", got)
+	}
+	if _, err := ServicePods("nothing"); err == nil {
+		t.Error("an unknown sample: no error")
+	}
+}

@@ -386,11 +386,6 @@ func (r *Run) Facts() cases.RunFacts {
 	f := cases.RunFacts{Mode: r.DataPlane.Mode(), NoDataPlane: r.State.Settings.NoDataPlane,
 		NoAgent:           r.State.Settings.NoDataPlane && r.State.Settings.AgentImage == "",
 		DisruptiveAllowed: r.State.DisruptiveAllowed}
-	if f.Mode == dataplane.ModeAmbient {
-		// framework/waypoint builds and waits for waypoints; the suites' ambient data plane
-		// that would put one in a behaviour's path is not written yet.
-		f.NoWaypoint = "the suites deploy no waypoint yet (framework/waypoint builds and awaits one; no behaviour puts it in its path)"
-	}
 	if r.Gateway.Service == "" {
 		f.NoGateway = "no ingress gateway"
 		if r.GatewayErr != nil {
@@ -411,6 +406,11 @@ func run(ctx context.Context, b Behavior) {
 	}
 	if len(b.Namespaces) > 0 {
 		t.Scenario = Setup(ctx, Current, b.ID, b.Namespaces)
+		if b.putsWaypoint(Current.DataPlane.Mode()) {
+			services, err := b.WaypointServices()
+			must(err, "the Services of the server namespace")
+			t.PutWaypoint(ctx, services)
+		}
 	}
 	if b.ProtectsRootNamespace() {
 		t.ProtectRootNamespace(ctx)
