@@ -163,8 +163,9 @@ func abbreviate(s string) string {
 // redirection and maps each probe's expectation to its ambient shape (AmbientExpectation); it
 // judges the behaviours whose ambient cell is `same`, and the few `differs` whose outcome
 // AmbientExpectation states (ambientMapped). A `same, needs waypoint` behaviour is not refused
-// here: its spec requires a waypoint (cases.Requires.Waypoint, from the catalog's marker), and
-// the run's facts say whether it can put one in the path.
+// here: its spec requires a waypoint (cases.Requires.Waypoint, from the catalog's marker), which
+// an ambient run puts in its path (suites/internal/e2e Scenario.PutWaypoint); its shapes are then
+// the sidecar's, an Envoy's.
 func (b Behavior) NotJudgedInAmbient() string {
 	a := b.Ambient
 	switch {

@@ -133,8 +133,9 @@ const ModeAmbient = "ambient"
 
 // Ambient is Istio's ambient mode: no proxy in the pod; Istio's CNI node agent redirects an
 // enrolled pod's traffic to the node's ztunnel (L4: mTLS over HBONE, L4 authorization), and L7
-// needs a waypoint. Its outcomes are judged without one (catalog.AmbientExpectation); a behaviour
-// that needs a waypoint says so through its requirement.
+// needs a waypoint. Outcome maps the shapes that hold without one (catalog.AmbientExpectation); a
+// behaviour that needs a waypoint (the catalog's marker) gets one in its path from the runner, and
+// its 403 and 401 are then the waypoint's Envoy's, the sidecar's shapes.
 type Ambient struct {
 	// Running is false where nothing runs ztunnel (DATAPLANE=0): pods are then read as
 	// admitted.
