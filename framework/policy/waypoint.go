@@ -18,7 +18,9 @@ import (
 // (services: each Service of ns with its pods' labels), since the waypoint enforces what
 // targets a Service bound to it and the CRD refuses a selector beside targetRefs; one that
 // selects every workload of ns (no selector) targets the waypoint's Gateway, the whole of
-// what it carries. Anything else (another kind, another namespace, targetRefs already set) is
+// what it carries. A waypoint ignores a policy with no targetRefs, and attaches one that targets
+// a Service it serves or its own Gateway (istio/istio release-1.31
+// pilot/pkg/model/policyattachment.go:140-147, 154-163, 194-196). Anything else (another kind, another namespace, targetRefs already set) is
 // returned as it is. o is not changed: a copy is returned.
 func ForWaypoint(o Object, ns, waypoint string, services map[string]map[string]string) (Object, error) {
 	if o.GetNamespace() != ns {
