@@ -127,3 +127,58 @@ func (Proxyless) ProxyContainer(pod *corev1.Pod) (string, error) {
 // and a gRPC outcome never matches it (expect.Classify), so a sidecar expectation reached here
 // is a deviation, never a pass.
 func (Proxyless) Outcome(e catalog.Expectation) catalog.Expectation { return e }
+
+// ModeAmbient is the ambient data plane's mode (DATAPLANE_MODE=ambient): ztunnel on each node.
+const ModeAmbient = "ambient"
+
+// Ambient is Istio's ambient mode: no proxy in the pod; Istio's CNI node agent redirects an
+// enrolled pod's traffic to the node's ztunnel (L4: mTLS over HBONE, L4 authorization), and L7
+// needs a waypoint. Outcome maps the shapes that hold without one (catalog.AmbientExpectation); a
+// behaviour that needs a waypoint (the catalog's marker) gets one in its path from the runner, and
+// its 403 and 401 are then the waypoint's Envoy's, the sidecar's shapes.
+type Ambient struct {
+	// Running is false where nothing runs ztunnel (DATAPLANE=0): pods are then read as
+	// admitted.
+	Running bool
+}
+
+func (Ambient) Mode() string { return ModeAmbient }
+
+// Injection: a meshed namespace is enrolled (istio.io/dataplane-mode=ambient) and carries no
+// injection label; a plain one is labelled istio-injection=disabled, which keeps it out of both
+// modes (only the dataplane-mode label enrols: the istio-cni chart's enablement selectors,
+// values.yaml:59-66). The revision is not labelled: istio.io/rev on a namespace would select
+// that revision's sidecar injector too (its webhook reads it, and nothing in its selector
+// excludes an ambient namespace), and every revision's pods share the node's ztunnel.
+func (Ambient) Injection(meshed bool, _ string) workload.Injection {
+	if !meshed {
+		return workload.InjectionOff
+	}
+	return workload.InjectionAmbient
+}
+
+// Readiness: running, pods ready and, where enrolled, annotated as redirected by the CNI node
+// agent (workload.ProxyAmbient); without a data plane, admitted with no proxy container.
+func (a Ambient) Readiness() workload.ProxyMode {
+	if a.Running {
+		return workload.ProxyAmbient
+	}
+	return workload.ProxyAdmitted
+}
+
+func (a Ambient) Pod(ctx context.Context, kube kubernetes.Interface, ns, app string) (*corev1.Pod, error) {
+	if a.Running {
+		return workload.PodFor(ctx, kube, ns, app)
+	}
+	return workload.AdmittedPodFor(ctx, kube, ns, app)
+}
+
+// ProxyContainer: an ambient pod has no proxy container; ztunnel runs on the node.
+func (Ambient) ProxyContainer(pod *corev1.Pod) (string, error) {
+	return "", fmt.Errorf("pod %s/%s: the ambient data plane has no proxy container in the pod (ztunnel runs on the node)", pod.Namespace, pod.Name)
+}
+
+// Outcome: the catalog's ambient shapes, without a waypoint in the path.
+func (Ambient) Outcome(e catalog.Expectation) catalog.Expectation {
+	return catalog.AmbientExpectation(e)
+}

@@ -111,3 +111,38 @@ func TestProxylessMode(t *testing.T) {
 		t.Errorf("Outcome = %s", got)
 	}
 }
+
+// TestAmbientMode: ambient enrols meshed namespaces by the dataplane-mode label and no injection
+// label, keeps plain ones out, waits for redirection, has no proxy container, and judges the
+// catalog's ambient shapes.
+func TestAmbientMode(t *testing.T) {
+	var dp DataPlane = Ambient{Running: true}
+	if dp.Mode() != ModeAmbient || ModeAmbient != report.ModeAmbient {
+		t.Errorf("Mode() = %q, report's %q", dp.Mode(), report.ModeAmbient)
+	}
+	for _, rev := range []string{"", "canary"} {
+		got, err := dp.Injection(true, rev).Labels()
+		if err != nil || len(got) != 1 || got[istionames.DataplaneModeLabel] != istionames.DataplaneModeAmbient {
+			t.Errorf("meshed, rev %q: %v %v, want only %s=%s", rev, got, err, istionames.DataplaneModeLabel, istionames.DataplaneModeAmbient)
+		}
+		got, err = dp.Injection(false, rev).Labels()
+		if err != nil || got[istionames.DataplaneModeLabel] != "" || got[istionames.InjectionLabel] != istionames.InjectionDisabled {
+			t.Errorf("plain, rev %q: %v %v, want istio-injection=disabled and no dataplane-mode", rev, got, err)
+		}
+	}
+	if dp.Readiness() != workload.ProxyAmbient || (Ambient{}).Readiness() != workload.ProxyAdmitted {
+		t.Errorf("Readiness() = %v running, %v not", dp.Readiness(), Ambient{}.Readiness())
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	if c, err := dp.ProxyContainer(pod); err == nil || !strings.Contains(err.Error(), "ns/p: the ambient data plane has no proxy container") {
+		t.Errorf("ProxyContainer = %q, %v", c, err)
+	}
+	for _, e := range catalog.Expectations() {
+		if got, want := dp.Outcome(e), catalog.AmbientExpectation(e); got.String() != want.String() {
+			t.Errorf("Outcome(%s) = %s, want the catalog's ambient shape %s", e.Name, got, want)
+		}
+	}
+	if got := dp.Outcome(catalog.TCPForbidden); got.Documented.CurlExit != 56 {
+		t.Errorf("Outcome(TCPForbidden) documents %s, want ztunnel's reset", got.Documented)
+	}
+}

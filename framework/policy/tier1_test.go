@@ -14,6 +14,7 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meshconform/framework/ownership"
 	"meshconform/internal/apitest"
@@ -573,5 +574,40 @@ func TestAuthorizationPolicyTargetRefs(t *testing.T) {
 	err = a.Apply(ctx, both)
 	if err == nil || !strings.Contains(err.Error(), "only one of targetRefs or selector can be set") {
 		t.Errorf("targetRefs with a selector: %v; want the CRD's refusal", err)
+	}
+}
+
+// TestForWaypointAccepted: what ForWaypoint makes of a selector AuthorizationPolicy, a
+// namespace-wide one and a selector RequestAuthentication is accepted by Istio's CRDs as built
+// (the selector gone, so the CRD's rule against both holds).
+func TestForWaypointAccepted(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := ctxT(t)
+	ns := env.Namespace(t, "policy-forwaypoint", nil)
+	a := NewApplier(env.Istio, env.RunID)
+	services := map[string]map[string]string{"httpbin": {"app": "httpbin"}}
+	ra := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "security.istio.io/v1", "kind": "RequestAuthentication",
+		"metadata": map[string]any{"name": "jwt", "namespace": ns},
+		"spec": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": "httpbin"}},
+			"jwtRules": []any{map[string]any{"issuer": "https://issuer.example"}}}}}
+	for _, o := range []Object{
+		AuthorizationPolicy(ns, "allow-get", Selector(map[string]string{"app": "httpbin"}), Action(Allow), Rule(ToPaths("/get"))),
+		AuthorizationPolicy(ns, "allow-nothing"),
+		ra,
+	} {
+		w, err := ForWaypoint(o, ns, "waypoint", services)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Apply(ctx, w); err != nil {
+			t.Errorf("%s: %v", o.GetName(), err)
+		}
+	}
+	got, err := env.Istio.SecurityV1().RequestAuthentications(ns).Get(ctx, "jwt", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refs := got.Spec.GetTargetRefs(); len(refs) != 1 || refs[0].GetName() != "httpbin" || got.Spec.GetSelector() != nil {
+		t.Errorf("stored RequestAuthentication: targetRefs %v, selector %v", refs, got.Spec.GetSelector())
 	}
 }

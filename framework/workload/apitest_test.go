@@ -49,6 +49,8 @@ func TestTier1NamespaceLabels(t *testing.T) {
 		{InjectionOn, "istio-injection=enabled", istionames.RevisionLabel},
 		{InjectionOff, "istio-injection=disabled", istionames.RevisionLabel},
 		{Revision("canary"), "istio.io/rev=canary", istionames.InjectionLabel},
+		{InjectionAmbient, "istio.io/dataplane-mode=ambient", istionames.InjectionLabel},
+		{InjectionAmbient, "istio.io/dataplane-mode=ambient", istionames.RevisionLabel},
 	} {
 		name, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "MTLS_002", RunID: run, Injection: c.inj, Labels: map[string]string{"team": "x"}})
 		if err != nil {
@@ -632,5 +634,59 @@ func TestTier1DeployWithAgentImage(t *testing.T) {
 				t.Errorf("%s after applying with %s: proxyImage %q, want %q", h.Sample, img, got, want)
 			}
 		}
+	}
+}
+
+// Ambient readiness: an enrolled pod is ready only once annotated enrolled. The test writes
+// the annotation itself, standing in for Istio's CNI node agent (cni/pkg/util/podutil.go's
+// annotationEnabledPatch); it asserts only what the waiter makes of it.
+func TestTier1WaitReadyAmbient(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := apitest.Context(t, 2*time.Minute)
+	run := newRun(t, env.Kube)
+	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "ambient", RunID: run, Injection: InjectionAmbient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := Deploy(ctx, env.Kube, ns, Sleep, PlainClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleep, plain := hs[0], hs[1]
+	if sleep.Sidecar || plain.Sidecar {
+		t.Fatalf("handles in an ambient namespace: sleep sidecar %t, plain-client sidecar %t; want neither", sleep.Sidecar, plain.Sidecar)
+	}
+	sp := createPod(ctx, t, env.Kube, sleep, "a1", false)
+	pp := createPod(ctx, t, env.Kube, plain, "a2", false)
+	for _, h := range hs {
+		setAvailable(ctx, t, env.Kube, ns, h.Name)
+	}
+	setPodStatus(ctx, t, env.Kube, ns, sp.Name, true, true)
+	setPodStatus(ctx, t, env.Kube, ns, pp.Name, true, true)
+
+	err = WaitReady(ctx, env.Kube, ns, sleep.Selector, Proxy(ProxyAmbient), Timeout(time.Second), Poll(50*time.Millisecond))
+	if !IsNotReady(err) || !strings.Contains(err.Error(), `ambient.istio.io/redirection is "", not "enabled"`) {
+		t.Fatalf("running and ready, not yet enrolled: WaitReady said %v", err)
+	}
+	annotate := func(name, value string) {
+		t.Helper()
+		patch := `{"metadata":{"annotations":{"` + istionames.AmbientRedirectionAnnotation + `":"` + value + `"}}}`
+		if _, err := env.Kube.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	annotate(sp.Name, istionames.AmbientRedirectionEnabled)
+	if err := WaitReady(ctx, env.Kube, ns, sleep.Selector, Proxy(ProxyAmbient), Poll(50*time.Millisecond)); err != nil {
+		t.Errorf("enrolled: %v", err)
+	}
+	// The plain client opts out by its pod label: ready without the annotation, and not plain
+	// with it.
+	if err := WaitReady(ctx, env.Kube, ns, plain.Selector, Proxy(ProxyAmbient), Poll(50*time.Millisecond)); err != nil {
+		t.Errorf("plain client: %v", err)
+	}
+	annotate(pp.Name, istionames.AmbientRedirectionEnabled)
+	err = WaitReady(ctx, env.Kube, ns, plain.Selector, Proxy(ProxyAmbient), Timeout(time.Second), Poll(50*time.Millisecond))
+	if !IsNotReady(err) || !strings.Contains(err.Error(), "should stay out of the mesh") {
+		t.Errorf("plain client enrolled: WaitReady said %v", err)
 	}
 }

@@ -213,6 +213,11 @@ func TestPlainAndMeshClients(t *testing.T) {
 		if got := !SidecarExpected(injected, tmpl.Labels, tmpl.Annotations); got != wantPlain {
 			t.Errorf("%s: plain (no sidecar in an injected namespace) = %t, want %t", s, got, wantPlain)
 		}
+		// In ambient mode the plain client stays out of an enrolled namespace by its own label.
+		ambientNS := map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient}
+		if got, want := !AmbientExpected(ambientNS, tmpl.Labels), s == PlainClient; got != want {
+			t.Errorf("%s: plain (not enrolled in an ambient namespace) = %t, want %t", s, got, want)
+		}
 	}
 	for _, s := range []Sample{Sleep, Curl, TestClient, PlainClient, ProductCatalog} {
 		spec := ms[s].Deployments[0].Spec.Template.Spec
@@ -548,6 +553,7 @@ func TestInjectionLabels(t *testing.T) {
 	}{
 		{InjectionOn, "map[istio-injection:enabled]", false},
 		{InjectionOff, "map[istio-injection:disabled]", false},
+		{InjectionAmbient, "map[istio.io/dataplane-mode:ambient]", false},
 		{Revision("1-27-1"), "map[istio.io/rev:1-27-1]", false},
 		{Revision("Bad_Rev"), "", true},
 		{Revision(""), "", true},
@@ -558,5 +564,19 @@ func TestInjectionLabels(t *testing.T) {
 		if (err != nil) != c.err || (err == nil && fmt.Sprint(l) != c.want) {
 			t.Errorf("Injection(%q).Labels() = %v, %v; want %s (error %t)", string(c.in), l, err, c.want, c.err)
 		}
+	}
+}
+
+// ServicePods: each Service with the labels of the pods it selects, from the manifests.
+func TestServicePods(t *testing.T) {
+	got, err := ServicePods(Httpbin, Nginx, Sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["my-nginx"]["run"] != "my-nginx" || got["httpbin"]["app"] != "httpbin" || len(got) != 2 {
+		t.Errorf("ServicePods(httpbin, nginx, sleep) = %v: want httpbin and my-nginx with their pods' labels, and sleep has no Service", got)
+	}
+	if _, err := ServicePods("nothing"); err == nil {
+		t.Error("an unknown sample: no error")
 	}
 }

@@ -19,8 +19,8 @@ import (
 	"meshconform/framework/wait"
 )
 
-// Injection says whether pods in a namespace get a sidecar: InjectionOn, InjectionOff or
-// Revision(rev). The zero value is refused, so that no spec gets a mesh by accident.
+// Injection says whether pods in a namespace join the mesh: a sidecar (InjectionOn,
+// Revision(rev)), ambient enrolment (InjectionAmbient), or neither (InjectionOff). The zero value is refused, so that no spec gets a mesh by accident.
 type Injection string
 
 const (
@@ -29,6 +29,11 @@ const (
 	// InjectionOff labels the namespace istio-injection=disabled: explicit, so that a
 	// cluster-wide injection default does not reach it.
 	InjectionOff Injection = "off"
+	// InjectionAmbient enrols the namespace in ambient mode (istio.io/dataplane-mode=ambient)
+	// and sets no injection label: Istio's CNI node agent redirects its pods to ztunnel (the
+	// istio-cni chart's ambient.enablementSelectors, manifests/charts/istio-cni/values.yaml:59-66),
+	// and no sidecar is injected. A pod opts out with the pod label istio.io/dataplane-mode=none.
+	InjectionAmbient Injection = "ambient"
 )
 
 const revisionPrefix = "revision="
@@ -44,6 +49,8 @@ func (i Injection) Labels() (map[string]string, error) {
 		return map[string]string{istionames.InjectionLabel: istionames.InjectionEnabled}, nil
 	case i == InjectionOff:
 		return map[string]string{istionames.InjectionLabel: istionames.InjectionDisabled}, nil
+	case i == InjectionAmbient:
+		return map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient}, nil
 	case strings.HasPrefix(string(i), revisionPrefix):
 		rev := strings.TrimPrefix(string(i), revisionPrefix)
 		if !ownership.IsDNSLabel(rev) {
@@ -51,9 +58,9 @@ func (i Injection) Labels() (map[string]string, error) {
 		}
 		return map[string]string{istionames.RevisionLabel: rev}, nil
 	case i == "":
-		return nil, fmt.Errorf("injection not set: use workload.InjectionOn, workload.InjectionOff or workload.Revision(rev)")
+		return nil, fmt.Errorf("injection not set: use workload.InjectionOn, workload.InjectionOff, workload.InjectionAmbient or workload.Revision(rev)")
 	}
-	return nil, fmt.Errorf("injection %q unknown: use workload.InjectionOn, workload.InjectionOff or workload.Revision(rev)", string(i))
+	return nil, fmt.Errorf("injection %q unknown: use workload.InjectionOn, workload.InjectionOff, workload.InjectionAmbient or workload.Revision(rev)", string(i))
 }
 
 // NamespaceSpec describes a per-spec namespace.
@@ -89,7 +96,7 @@ func Namespace(ctx context.Context, kube kubernetes.Interface, spec NamespaceSpe
 		}
 		labels[k] = v
 	}
-	for _, k := range []string{istionames.InjectionLabel, istionames.RevisionLabel} {
+	for _, k := range []string{istionames.InjectionLabel, istionames.RevisionLabel, istionames.DataplaneModeLabel} {
 		if old, ok := labels[k]; ok && old != inj[k] {
 			return "", fmt.Errorf("workload namespace %q: set injection with NamespaceSpec.Injection, not the label %s=%s", spec.Prefix, k, old)
 		}

@@ -46,6 +46,14 @@ const (
 	// no proxy image exists and injected pods never start, but what the injector wrote can
 	// still be judged.
 	ProxyAdmitted
+	// ProxyAmbient is ambient mode's readiness: no pod has a proxy container (ambient pods
+	// keep their spec), and a pod is enrolled exactly where AmbientExpected says the CNI node
+	// agent takes it: it then carries ambient.istio.io/redirection=enabled, written once its
+	// traffic is redirected and ztunnel acknowledged it (cni/pkg/util/podutil.go:70-75
+	// PodFullyEnrolled). A pod that should stay out (a plain client, label
+	// istio.io/dataplane-mode=none) must carry no redirection annotation: it is not plain
+	// otherwise.
+	ProxyAmbient
 )
 
 type waitConfig struct {
@@ -245,6 +253,8 @@ func podReasons(nsLabels map[string]string, p *corev1.Pod, mode ProxyMode) []str
 	switch mode {
 	case ProxyIgnored:
 		return rs
+	case ProxyAmbient:
+		return append(rs, ambientReasons(nsLabels, p, proxy, has)...)
 	case ProxyRequired:
 		want = true
 	case ProxyForbidden:
@@ -272,6 +282,42 @@ func podReasons(nsLabels map[string]string, p *corev1.Pod, mode ProxyMode) []str
 		}
 	}
 	return rs
+}
+
+// ambientReasons says why a pod is not as ambient mode leaves it: a proxy container, a missing
+// redirection where the pod is enrolled, or one where it is not.
+func ambientReasons(nsLabels map[string]string, p *corev1.Pod, proxy string, hasProxy bool) []string {
+	var rs []string
+	name := "pod " + p.Name
+	if hasProxy {
+		rs = append(rs, fmt.Sprintf("%s: has an %s container, and an ambient pod has none (was it injected? namespace labels %s)",
+			name, proxy, injectionLabels(nsLabels)))
+	}
+	got, annotated := p.Annotations[istionames.AmbientRedirectionAnnotation]
+	switch want := AmbientExpected(nsLabels, p.Labels); {
+	case want && got != istionames.AmbientRedirectionEnabled:
+		rs = append(rs, fmt.Sprintf("%s: %s is %q, not %q: Istio's CNI node agent has not redirected it to ztunnel yet (%q: ztunnel has not taken it)",
+			name, istionames.AmbientRedirectionAnnotation, got, istionames.AmbientRedirectionEnabled, istionames.AmbientRedirectionPending))
+	case !want && annotated:
+		rs = append(rs, fmt.Sprintf("%s: %s=%q, but the pod should stay out of the mesh (pod label %s=%q)",
+			name, istionames.AmbientRedirectionAnnotation, got, istionames.DataplaneModeLabel, p.Labels[istionames.DataplaneModeLabel]))
+	}
+	return rs
+}
+
+// AmbientExpected reports whether Istio's CNI node agent enrols a pod with these labels in a
+// namespace with nsLabels, by the istio-cni chart's default enablement selectors
+// (manifests/charts/istio-cni/values.yaml:59-66): the pod labelled
+// istio.io/dataplane-mode=ambient, or the namespace labelled so and the pod not labelled
+// istio.io/dataplane-mode=none.
+func AmbientExpected(nsLabels, podLabels map[string]string) bool {
+	switch podLabels[istionames.DataplaneModeLabel] {
+	case istionames.DataplaneModeAmbient:
+		return true
+	case istionames.DataplaneModeNone:
+		return false
+	}
+	return nsLabels[istionames.DataplaneModeLabel] == istionames.DataplaneModeAmbient
 }
 
 // ProxyContainer finds Istio's sidecar in a pod, as a container or a native sidecar

@@ -239,3 +239,42 @@ func TestEvaluateAdmitted(t *testing.T) {
 		t.Errorf("no Deployment and no pod yet: %v, want both said", got)
 	}
 }
+
+// ProxyAmbient: an ambient pod keeps its spec (no proxy container) and is ready once the CNI
+// node agent has annotated it enrolled; a pod opted out must carry no redirection at all.
+func TestEvaluateAmbient(t *testing.T) {
+	ambientNS := map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient}
+	pod := func(name string, labels, annotations map[string]string) *corev1.Pod {
+		p := meshPod(name, false)
+		p.Spec.Containers = p.Spec.Containers[:1]
+		p.Status.ContainerStatuses = p.Status.ContainerStatuses[:1]
+		for k, v := range labels {
+			p.Labels[k] = v
+		}
+		p.Annotations = annotations
+		return p
+	}
+	enabled := map[string]string{istionames.AmbientRedirectionAnnotation: istionames.AmbientRedirectionEnabled}
+	pending := map[string]string{istionames.AmbientRedirectionAnnotation: istionames.AmbientRedirectionPending}
+	optOut := map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeNone}
+
+	wantReasons(t, "enrolled pod", evaluate(ambientNS, ProxyAmbient, pod("a", nil, enabled)))
+	wantReasons(t, "not annotated yet", evaluate(ambientNS, ProxyAmbient, pod("b", nil, nil)),
+		`pod b: ambient.istio.io/redirection is "", not "enabled"`)
+	wantReasons(t, "pending", evaluate(ambientNS, ProxyAmbient, pod("c", nil, pending)),
+		`pod c: ambient.istio.io/redirection is "pending", not "enabled"`)
+	wantReasons(t, "plain client opted out", evaluate(ambientNS, ProxyAmbient, pod("d", optOut, nil)))
+	wantReasons(t, "plain client enrolled anyway", evaluate(ambientNS, ProxyAmbient, pod("e", optOut, enabled)),
+		`pod e: ambient.istio.io/redirection="enabled", but the pod should stay out of the mesh (pod label istio.io/dataplane-mode="none")`)
+	wantReasons(t, "unenrolled namespace", evaluate(map[string]string{istionames.InjectionLabel: "disabled"}, ProxyAmbient, pod("f", nil, nil)))
+	wantReasons(t, "pod enrolled by its own label", evaluate(nil, ProxyAmbient,
+		pod("g", map[string]string{istionames.DataplaneModeLabel: istionames.DataplaneModeAmbient}, nil)), "pod g: ambient.istio.io/redirection")
+	wantReasons(t, "a sidecar in an ambient pod", evaluate(ambientNS, ProxyAmbient, func() *corev1.Pod {
+		p := meshPod("h", true)
+		p.Annotations = enabled
+		return p
+	}()), "pod h: has an istio-proxy container, and an ambient pod has none")
+	notReady := pod("i", nil, enabled)
+	notReady.Status.Phase = corev1.PodPending
+	wantReasons(t, "annotated, not running", evaluate(ambientNS, ProxyAmbient, notReady), "pod i: phase Pending, not Running")
+}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -25,6 +26,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -366,4 +368,25 @@ func joinSamples(ss []Sample) string {
 		parts[i] = string(s)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// ServicePods maps each Service of the samples to the labels of the pods it selects (the pod
+// template of the sample's Deployment it matches): what a policy's selector is matched against
+// when it moves to the Services a waypoint enforces it for (policy.ForWaypoint).
+func ServicePods(samples ...Sample) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for _, s := range samples {
+		m, err := Load(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, svc := range m.Services {
+			for _, d := range m.Deployments {
+				if len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+					out[svc.Name] = maps.Clone(d.Spec.Template.Labels)
+				}
+			}
+		}
+	}
+	return out, nil
 }

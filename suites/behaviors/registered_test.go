@@ -1,11 +1,13 @@
 package behaviors
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
 
 	"meshconform/framework/catalog"
+	"meshconform/framework/policy"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/e2e"
@@ -175,4 +177,112 @@ func mustNotPanic(t *testing.T, what string, f func()) {
 		}
 	}()
 	f()
+}
+
+// An ambient run, with or without a waypoint it can put in a path: exactly these specs run, and
+// the ones the catalog judges but a spec's own probe keeps out say which probe.
+func TestAmbientRunsTheseSpecs(t *testing.T) {
+	facts := cases.RunFacts{Mode: "ambient", DisruptiveAllowed: true, NoWaypoint: "no waypoint in this run"}
+	withWaypoint := facts
+	withWaypoint.NoWaypoint = ""
+	var viaWaypoint []string
+	for _, b := range e2e.Registered() {
+		if b.LeftOutIn(facts) != "" && b.LeftOutIn(withWaypoint) == "" {
+			viaWaypoint = append(viaWaypoint, b.ID)
+		}
+	}
+	if want := []string{"AUTHZ-002", "AUTHZ-003", "AUTHZ-006", "AUTHZ-007", "AUTHZ-011", "JWT-001", "JWT-002"}; !slices.Equal(viaWaypoint, want) {
+		t.Errorf("ambient runs through a waypoint %v, want %v", viaWaypoint, want)
+	}
+	var runs []string
+	why := map[string]string{}
+	for _, b := range e2e.Registered() {
+		if w := b.LeftOutIn(facts); w != "" {
+			why[b.Text()] = w
+			continue
+		}
+		runs = append(runs, b.Text())
+	}
+	want := []string{"MTLS-001", "MTLS-002", "MTLS-004", "MTLS-005", "MTLS-006", "MTLS-007", "MTLS-008", "MTLS-009",
+		"MTLS-011", "MTLS-013", "MTLS-014", "MTLS-015", "CERT-003", "CERT-005", "AUTHZ-009", "CP-001", "CP-002", "CP-003",
+		"VALID-001", "INGRESS-001", "INGRESS-002"}
+	var ids []string
+	for _, r := range runs {
+		id, _, _ := strings.Cut(r, ":")
+		id, _, _ = strings.Cut(id, " ")
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("ambient runs %v\nwant %v", ids, want)
+	}
+	for text, w := range why {
+		switch {
+		case strings.HasPrefix(text, "AUTHZ-005"):
+			if !strings.Contains(w, "expects RBACDenied, which ambient gives only through a waypoint") {
+				t.Errorf("%s: %q, want the probe that expects AUTHZ-001's 403", text, w)
+			}
+		case strings.HasPrefix(text, "AUTHZ-002"), strings.HasPrefix(text, "JWT-001"):
+			if !strings.Contains(w, "needs a waypoint") {
+				t.Errorf("%s: %q, want the missing waypoint", text, w)
+			}
+		case strings.HasPrefix(text, "PROBE-003"):
+			if !strings.Contains(w, "written for the sidecar data plane") {
+				t.Errorf("%s: %q", text, w)
+			}
+		}
+	}
+}
+
+// In an ambient run the waypoint specs' policies attach to the waypoint: every
+// AuthorizationPolicy and RequestAuthentication of the server namespace targets a Service the
+// spec deploys there, or the waypoint, and selects nothing (the CRD refuses both).
+func TestWaypointSpecsAttachTheirPolicies(t *testing.T) {
+	e := testEnv()
+	n := 0
+	for _, b := range e2e.Registered() {
+		if !catalog.MustLookup(b.ID).Ambient.NeedsWaypoint {
+			continue
+		}
+		n++
+		services, err := b.WaypointServices()
+		if err != nil || len(services) == 0 {
+			t.Errorf("%s: Services of the server namespace %v, %v", b.Text(), services, err)
+			continue
+		}
+		var applied []policy.Object // the sidecar table's, which an ambient run applies (not the proxyless one)
+		for _, st := range b.Steps {
+			if st.Apply != nil {
+				applied = append(applied, st.Apply(e)...)
+			}
+		}
+		if b.Objects != nil {
+			applied = append(applied, b.Objects(e)...)
+		}
+		objs, err := e2e.WaypointObjects(e, services, applied)
+		if err != nil {
+			t.Errorf("%s: %v", b.Text(), err)
+			continue
+		}
+		for _, o := range objs {
+			if o.GetNamespace() != e.NS(cases.Server) {
+				continue
+			}
+			switch k := o.GetObjectKind().GroupVersionKind().Kind; k {
+			case "AuthorizationPolicy", "RequestAuthentication":
+				var u struct{ Spec map[string]any }
+				if b, err := json.Marshal(o); err != nil || json.Unmarshal(b, &u) != nil {
+					t.Fatalf("%s: %v", o.GetName(), err)
+				}
+				spec := u.Spec
+				if _, has := spec["selector"]; has || spec["targetRefs"] == nil {
+					t.Errorf("%s: %s %s attaches by %v", b.Text(), k, o.GetName(), spec)
+				}
+			}
+		}
+	}
+	if n < 8 {
+		t.Errorf("%d specs need a waypoint in ambient, want at least one for each of the 8 behaviours the catalog marks", n)
+	}
 }

@@ -325,12 +325,46 @@ func notApplicable(r *Run) string {
 	if !ok {
 		return ""
 	}
-	if r.DataPlane.Mode() == dataplane.ModeProxyless {
+	return b.LeftOutIn(r.Facts())
+}
+
+// LeftOutIn is why a run with facts f leaves the spec out ("" when it runs there): the data-plane
+// mode's reasons (the catalog's and the spec's own), then the first requirement f does not meet.
+func (b Behavior) LeftOutIn(f cases.RunFacts) string {
+	switch f.Mode {
+	case dataplane.ModeProxyless:
 		if why := b.notJudgedInProxyless(); why != "" {
 			return why
 		}
+	case dataplane.ModeAmbient:
+		if why := b.notJudgedInAmbient(); why != "" {
+			return why
+		}
 	}
-	return b.requires().Unmet(r.Facts())
+	return b.requires().Unmet(f)
+}
+
+// notJudgedInAmbient says why an ambient run leaves the spec out: the catalog's reason, or, for a
+// spec whose path has no waypoint, a probe that expects a shape ambient gives only through one
+// (catalog.AmbientWithoutWaypoint: AUTHZ-005 first asserts AUTHZ-001's 403, a ztunnel reset in
+// ambient) or that runs in the pod's proxy, which an ambient pod does not have. A spec's Run
+// function is not read here; T.Converge refuses the same shapes while it runs.
+func (b Behavior) notJudgedInAmbient() string {
+	if why := catalog.MustLookup(b.ID).NotJudgedInAmbient(); why != "" {
+		return why
+	}
+	for _, s := range b.Steps {
+		for _, p := range s.Probes {
+			switch {
+			case p.From.Proxy:
+				return fmt.Sprintf("DATAPLANE_MODE=ambient: step %q, probe %q runs in the pod's proxy, and an ambient pod has none", s.Name, p.Name)
+			case !b.requires().Waypoint && !catalog.AmbientWithoutWaypoint(p.Expect):
+				return fmt.Sprintf("DATAPLANE_MODE=ambient: step %q, probe %q expects %s, which ambient gives only through a waypoint (or not at all), "+
+					"and this spec puts none in its path", s.Name, p.Name, p.Expect.Name)
+			}
+		}
+	}
+	return ""
 }
 
 // notJudgedInProxyless says why a proxyless run leaves the spec out: the catalog's reason, or,
@@ -352,11 +386,6 @@ func (r *Run) Facts() cases.RunFacts {
 	f := cases.RunFacts{Mode: r.DataPlane.Mode(), NoDataPlane: r.State.Settings.NoDataPlane,
 		NoAgent:           r.State.Settings.NoDataPlane && r.State.Settings.AgentImage == "",
 		DisruptiveAllowed: r.State.DisruptiveAllowed}
-	if f.Mode == "ambient" {
-		// framework/waypoint builds and waits for waypoints; the suites' ambient data plane
-		// that would put one in a behaviour's path is not written yet.
-		f.NoWaypoint = "the suites deploy no waypoint yet (framework/waypoint builds and awaits one; no behaviour puts it in its path)"
-	}
 	if r.Gateway.Service == "" {
 		f.NoGateway = "no ingress gateway"
 		if r.GatewayErr != nil {
@@ -377,6 +406,11 @@ func run(ctx context.Context, b Behavior) {
 	}
 	if len(b.Namespaces) > 0 {
 		t.Scenario = Setup(ctx, Current, b.ID, b.Namespaces)
+		if b.putsWaypoint(Current.DataPlane.Mode()) {
+			services, err := b.WaypointServices()
+			must(err, "the Services of the server namespace")
+			t.PutWaypoint(ctx, services)
+		}
 	}
 	if b.ProtectsRootNamespace() {
 		t.ProtectRootNamespace(ctx)
@@ -413,6 +447,12 @@ type T struct {
 // with the full evidence when it does not.
 func (t *T) Converge(ctx context.Context, p cases.Probe) probe.Outcome {
 	GinkgoHelper()
+	if t.Run.DataPlane.Mode() == dataplane.ModeAmbient && !catalog.AmbientWithoutWaypoint(p.Expect) &&
+		!catalog.MustLookup(t.ID).Ambient.NeedsWaypoint {
+		// notJudgedInAmbient leaves out a probe table with such a probe; a Run function is the
+		// behaviour's own, and must not be judged against a shape ambient does not give.
+		Fail(fmt.Sprintf("%s: probe %q expects %s, which ambient gives only through a waypoint, and this spec puts none in its path", t.ID, p.Name, p.Expect.Name))
+	}
 	p.Expect = t.Run.DataPlane.Outcome(p.Expect) // the shape this data-plane mode documents
 	if p.Expect.Documented.GRPCCode != "" {
 		// A gRPC shape: the call is Istio's echo client's.

@@ -277,11 +277,14 @@ func runEntry(st provision.State) report.Run {
 		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version)}
 }
 
-// dataPlaneOf is the run's data plane: proxyless gRPC when the state's mode is proxyless, else
-// the sidecar mode, running unless DATAPLANE=0.
+// dataPlaneOf is the run's data plane: proxyless gRPC when the state's mode is proxyless, ambient
+// when it is ambient, else the sidecar mode; sidecar and ambient run unless DATAPLANE=0.
 func dataPlaneOf(st provision.State) dataplane.DataPlane {
-	if st.Mode() == settings.ModeProxyless {
+	switch st.Mode() {
+	case settings.ModeProxyless:
 		return dataplane.Proxyless{}
+	case settings.ModeAmbient:
+		return dataplane.Ambient{Running: !st.Settings.NoDataPlane}
 	}
 	return dataplane.Sidecar{Running: !st.Settings.NoDataPlane}
 }

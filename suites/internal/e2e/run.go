@@ -32,6 +32,9 @@ type Scenario struct {
 	Env     cases.Env
 	Handles map[cases.Role]map[workload.Sample]workload.Handle
 	applier *policy.Applier
+	// waypointServices is set once PutWaypoint put a waypoint in the server's path: Apply
+	// then attaches policies to it (WaypointObjects).
+	waypointServices map[string]map[string]string
 }
 
 // Setup creates the case's namespaces and workloads, waits until they (and their proxies)
@@ -142,6 +145,11 @@ func (s *Scenario) dumpOnFailure() {
 // with the namespace, so only the others (the root namespace) need it.
 func (s *Scenario) Apply(ctx context.Context, objs []policy.Object) {
 	GinkgoHelper()
+	if s.waypointServices != nil {
+		var err error
+		objs, err = WaypointObjects(s.Env, s.waypointServices, objs)
+		must(err, "attaching the spec's policies to the waypoint")
+	}
 	for _, o := range objs {
 		must(s.applier.Apply(ctx, o), "applying %s %s/%s", kindOf(o), o.GetNamespace(), o.GetName())
 	}
