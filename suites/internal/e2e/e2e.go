@@ -277,7 +277,17 @@ func runEntry(st provision.State) report.Run {
 	return report.Run{ID: st.RunID, IstioVersion: st.Istio.Version, IstioRevision: st.Istio.Revision,
 		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: st.Mode(),
 		Strict: st.Settings.Strict, Cluster: cluster, Date: st.Started,
-		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version)}
+		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version),
+		IngressAPI: ingressAPI(st.Settings)}
+}
+
+// ingressAPI is the report's IngressAPI: absent for the default (istio), so that reports of
+// runs that used the gateway chart stay as they were.
+func ingressAPI(s settings.Settings) string {
+	if s.Ingress() == settings.IngressIstio {
+		return ""
+	}
+	return s.Ingress()
 }
 
 // dataPlaneOf is the run's data plane: proxyless gRPC when the state's mode is proxyless, else
