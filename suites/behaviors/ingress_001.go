@@ -33,7 +33,12 @@ var _ = e2e.Register(e2e.Behavior{
 // class istio in the server namespace (e.Gateway names it and the Service istiod makes for it)
 // and HTTPRoutes for host to httpbin's port 8000; with tlsSecret, an https listener terminating
 // with it and a 301 redirect on http (gatewayapi.SpecIngress). Istio's own test of the same
-// shape: tests/integration/pilot/gateway_test.go, ManagedGatewayTest.
+// shape: tests/integration/pilot/gateway_test.go, ManagedGatewayTest. In ambient mode the
+// server namespace is enrolled, yet the Gateway's pods are not captured by ztunnel (so the
+// namespace's STRICT policy does not refuse the plain client at the gateway): istiod labels an
+// ingress Gateway's resources istio.io/dataplane-mode=none unless the Gateway sets that label
+// (gatewaycommon/deploymentcontroller.go:471-486, with PILOT_ENABLE_AMBIENT_WAYPOINTS, on under
+// the ambient profile: features/ambient.go:30-32).
 func specIngress(e cases.Env, host, tlsSecret string) []policy.Object {
 	var out []policy.Object
 	for _, o := range (gatewayapi.SpecIngress{Namespace: e.Gateway.Namespace, Name: e.Gateway.Name, Host: host,
