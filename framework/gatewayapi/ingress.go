@@ -40,9 +40,14 @@ func IngressDeploymentName(name string) string { return name + "-istio" }
 // IngressOptionsName is the ConfigMap the Gateway's parametersRef names.
 func IngressOptionsName(name string) string { return name + "-options" }
 
+// Pinned says whether o pins a nodePort (and so needs the parametersRef ConfigMap).
+func (o IngressOptions) Pinned() bool { return o.HTTPNodePort != 0 || o.HTTPSNodePort != 0 }
+
 // IngressGateway builds Gateway ns/name of class istio: listener http on 80 and, with a TLS
 // Secret, https on 443 terminating with it, each admitting routes from every namespace; a
-// NodePort Service, and parametersRef to IngressOptionsName(name).
+// NodePort Service, and, when o pins a nodePort, parametersRef to IngressOptionsName(name).
+// Without pinned nodePorts the API server allocates them: nothing collides with the gateway
+// chart's fixed 30080/30443 or with another spec's Gateway.
 func IngressGateway(ns, name string, o IngressOptions) *unstructured.Unstructured {
 	all := map[string]any{"namespaces": map[string]any{"from": "All"}}
 	listeners := []any{map[string]any{"name": "http", "port": int64(80), "protocol": "HTTP", "allowedRoutes": all}}
@@ -52,19 +57,23 @@ func IngressGateway(ns, name string, o IngressOptions) *unstructured.Unstructure
 			"tls": map[string]any{"mode": "Terminate", "certificateRefs": []any{map[string]any{"kind": "Secret", "name": o.TLSSecret}}},
 		})
 	}
+	spec := map[string]any{"gatewayClassName": IngressClass, "listeners": listeners}
+	if o.Pinned() {
+		spec["infrastructure"] = map[string]any{"parametersRef": map[string]any{
+			"group": "", "kind": "ConfigMap", "name": IngressOptionsName(name)}}
+	}
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": Group + "/v1",
 		"kind":       "Gateway",
 		"metadata": map[string]any{"name": name, "namespace": ns,
 			"annotations": map[string]any{ServiceTypeAnnotation: string(corev1.ServiceTypeNodePort)}},
-		"spec": map[string]any{
-			"gatewayClassName": "istio",
-			"infrastructure": map[string]any{"parametersRef": map[string]any{
-				"group": "", "kind": "ConfigMap", "name": IngressOptionsName(name)}},
-			"listeners": listeners,
-		},
+		"spec": spec,
 	}}
 }
+
+// IngressClass is the GatewayClass istiod deploys ingress Gateways of (class istio, template
+// kube-gateway: gatewaycommon/classinfo.go).
+const IngressClass = "istio"
 
 // IngressOptionsConfigMap is the ConfigMap whose "service" overlay pins the nodePorts.
 func IngressOptionsConfigMap(ns, name string, o IngressOptions) *corev1.ConfigMap {
@@ -105,4 +114,54 @@ func route(ns, name, gwNS, gw, section string, rule map[string]any) *unstructure
 			"rules":      []any{rule},
 		},
 	}}
+}
+
+// SpecIngress is one ingress behaviour's Gateway-API ingress, all in one namespace (the
+// spec's server namespace): Gateway Name of class istio, which istiod deploys as its own
+// Deployment and NodePort Service IngressDeploymentName(Name), and the routes for Host.
+type SpecIngress struct {
+	Namespace, Name string
+	// Host is the hostname the routes match (the request's Host header, the TLS SNI).
+	Host string
+	// Service and Port are the backend, in Namespace.
+	Service string
+	Port    int32
+	// TLSSecret, when set, is the kubernetes.io/tls Secret in Namespace: the Gateway gets an
+	// https listener terminating with it, the backend route attaches there, and the http
+	// listener answers with a 301 redirect to https (RedirectRoute).
+	TLSSecret string
+}
+
+// Route names of a SpecIngress.
+const (
+	SpecBackendRoute  = "backend"
+	SpecRedirectRoute = "redirect"
+)
+
+// Objects are the Gateway and its HTTPRoutes, in the order they are applied.
+func (s SpecIngress) Objects() []*unstructured.Unstructured {
+	gw := IngressGateway(s.Namespace, s.Name, IngressOptions{TLSSecret: s.TLSSecret})
+	section := "http"
+	var out []*unstructured.Unstructured
+	if s.TLSSecret != "" {
+		section = "https"
+		out = append(out, withHostnames(RedirectRoute(s.Namespace, SpecRedirectRoute, s.Namespace, s.Name), s.Host))
+	}
+	out = append(out, withHostnames(BackendRoute(s.Namespace, SpecBackendRoute, s.Namespace, s.Name, section, s.Service, s.Port), s.Host))
+	return append([]*unstructured.Unstructured{gw}, out...)
+}
+
+// Routes are the names of the HTTPRoutes Objects makes.
+func (s SpecIngress) Routes() []string {
+	if s.TLSSecret != "" {
+		return []string{SpecRedirectRoute, SpecBackendRoute}
+	}
+	return []string{SpecBackendRoute}
+}
+
+func withHostnames(r *unstructured.Unstructured, host string) *unstructured.Unstructured {
+	if host != "" {
+		_ = unstructured.SetNestedSlice(r.Object, []any{host}, "spec", "hostnames")
+	}
+	return r
 }

@@ -18,10 +18,12 @@ type Column struct {
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 	// Mode is the data-plane mode of the column's runs (RunMode: sidecar for reports from
 	// before the mode was recorded).
-	Mode    string   `json:"mode"`
-	Strict  bool     `json:"strict,omitempty"`
-	Runs    []Run    `json:"runs"`
-	Sources []string `json:"sources"`
+	Mode string `json:"mode"`
+	// IngressAPI is the column's runs' ingress API when not IngressIstio (RunIngress).
+	IngressAPI string   `json:"ingressAPI,omitempty"`
+	Strict     bool     `json:"strict,omitempty"`
+	Runs       []Run    `json:"runs"`
+	Sources    []string `json:"sources"`
 	// TotalSeconds adds up the totals of the column's runs that measured one (Timings); Timed
 	// counts them. Absent when none did (a report from before timings, or a run not ended by
 	// make e2e).
@@ -61,6 +63,9 @@ func (c Column) Istio() string {
 // for strict runs.
 func (c Column) Kubernetes() string {
 	s := "k8s " + cmp.Or(c.KubernetesVersion, "?") + " " + cmp.Or(c.Mode, ModeSidecar)
+	if c.IngressAPI != "" {
+		s += " " + c.IngressAPI + " ingress"
+	}
 	if c.Strict {
 		s += " strict"
 	}
@@ -195,6 +200,9 @@ func Merge(reports ...Report) Matrix {
 			cols[key] = len(m.Columns)
 			m.Columns = append(m.Columns, Column{Key: key, IstioVersion: r.Run.IstioVersion, IstioRevision: r.Run.IstioRevision,
 				KubernetesVersion: r.Run.KubernetesVersion, Mode: RunMode(r.Run), Strict: r.Run.Strict})
+			if RunIngress(r.Run) != IngressIstio {
+				m.Columns[len(m.Columns)-1].IngressAPI = RunIngress(r.Run)
+			}
 		}
 		c := &m.Columns[cols[key]]
 		c.Runs = append(c.Runs, r.Run)
@@ -293,6 +301,10 @@ func columnKey(r Run) string {
 		return "source:" + r.Source
 	}
 	k := r.IstioVersion + "@" + r.IstioRevision + "/" + r.KubernetesVersion + "/" + RunMode(r)
+	if RunIngress(r) != IngressIstio {
+		// Its own column: INGRESS-001/002 of two ingress APIs are never one cell.
+		k += "/ingress=" + RunIngress(r)
+	}
 	if r.Strict {
 		k += "/strict"
 	}

@@ -120,12 +120,31 @@ func RunMode(r Run) string {
 	return r.Mode
 }
 
+// The ingress APIs a run records (INGRESS_API; framework/settings).
+const (
+	IngressIstio      = "istio"
+	IngressGatewayAPI = "gateway-api"
+)
+
+// RunIngress is the ingress API r's INGRESS-001/002 used: its IngressAPI, or IngressIstio for
+// a report written before reports recorded it, when the gateway chart was the only one.
+func RunIngress(r Run) string {
+	if r.IngressAPI == "" {
+		return IngressIstio
+	}
+	return r.IngressAPI
+}
+
 // Comparable says whether two runs' results may be compared behaviour by behaviour: only runs
 // of the same data-plane mode (the same expectation is a 403 from a sidecar and a reset from
-// ztunnel, so results of two modes are never compared as one).
+// ztunnel, so results of two modes are never compared as one), and of the same ingress API
+// (INGRESS-001/002 then exercise other objects and another proxy deployment).
 func Comparable(base, candidate Run) error {
 	if b, c := RunMode(base), RunMode(candidate); b != c {
 		return fmt.Errorf("the base ran the %s data plane and the candidate the %s one: results of two modes are never compared as one; compare two runs of the same DATAPLANE_MODE", b, c)
+	}
+	if b, c := RunIngress(base), RunIngress(candidate); b != c {
+		return fmt.Errorf("the base's ingress behaviours used the %s ingress API and the candidate's the %s one: INGRESS-001/002 of two ingress APIs are never compared as one; compare two runs of the same INGRESS_API", b, c)
 	}
 	return nil
 }
@@ -141,6 +160,9 @@ type Run struct {
 	// Mode is the data-plane mode (ModeSidecar, ModeAmbient, ModeProxyless); absent in reports from before
 	// it was recorded, which RunMode reads as sidecar.
 	Mode string `json:"mode,omitempty"`
+	// IngressAPI is the API INGRESS-001/002 configured ingress with (INGRESS_API): absent for
+	// IngressIstio (and in reports from before it was recorded), IngressGatewayAPI otherwise.
+	IngressAPI string `json:"ingressAPI,omitempty"`
 	// Strict runs fail on anything but a documented outcome; default runs on deviations only.
 	Strict  bool      `json:"strict"`
 	Cluster string    `json:"cluster,omitempty"` // ClusterCreated or ClusterExisting
@@ -448,6 +470,9 @@ func (r Run) Describe() string {
 		return "no run metadata"
 	}
 	parts = append(parts, RunMode(r)+" data plane")
+	if RunIngress(r) != IngressIstio {
+		parts = append(parts, "Gateway API ingress")
+	}
 	if r.Strict {
 		parts = append(parts, "strict")
 	}
@@ -475,6 +500,7 @@ func (r *Run) mergeRun(o Run) error {
 	r.KubernetesVersion = cmp.Or(r.KubernetesVersion, o.KubernetesVersion)
 	r.NodeImage = cmp.Or(r.NodeImage, o.NodeImage)
 	r.Mode = cmp.Or(r.Mode, o.Mode)
+	r.IngressAPI = cmp.Or(r.IngressAPI, o.IngressAPI)
 	r.Strict = r.Strict || o.Strict
 	r.Cluster = cmp.Or(r.Cluster, o.Cluster)
 	if !o.Date.IsZero() && (r.Date.IsZero() || o.Date.Before(r.Date)) {

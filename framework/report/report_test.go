@@ -398,3 +398,44 @@ func TestModes(t *testing.T) {
 		t.Errorf("Describe() = %q", d)
 	}
 }
+
+// The ingress API: a report without one used Istio's (the gateway chart); INGRESS-001/002 of
+// two ingress APIs are never compared as one (Comparable) and never share a matrix column, and
+// a run of the Gateway API says so.
+func TestIngressAPIs(t *testing.T) {
+	old := Run{ID: "old", IstioVersion: "1.31.1", KubernetesVersion: "1.37.0", Mode: ModeSidecar}
+	gw := old
+	gw.ID, gw.IngressAPI = "gw", IngressGatewayAPI
+	if RunIngress(old) != IngressIstio || RunIngress(gw) != IngressGatewayAPI {
+		t.Errorf("RunIngress: %q, %q", RunIngress(old), RunIngress(gw))
+	}
+	if err := Comparable(old, old); err != nil {
+		t.Errorf("istio vs istio: %v", err)
+	}
+	for _, pair := range [][2]Run{{old, gw}, {gw, old}} {
+		if err := Comparable(pair[0], pair[1]); err == nil || !strings.Contains(err.Error(), "INGRESS-001/002 of two ingress APIs are never compared as one; compare two runs of the same INGRESS_API") {
+			t.Errorf("%s vs %s: %v, want a refusal", RunIngress(pair[0]), RunIngress(pair[1]), err)
+		}
+	}
+	rep := func(run Run, res Result) Report {
+		run.Source = run.ID + ".json"
+		return Report{Run: run, Behaviors: []Behavior{{ID: "INGRESS-001", Result: res}}}
+	}
+	m := Merge(rep(old, Pass), rep(gw, Fail))
+	if len(m.Columns) != 2 {
+		t.Fatalf("columns %v, want the two ingress APIs apart", m.Columns)
+	}
+	if got := m.Columns[0].Label() + " | " + m.Columns[1].Label(); got != "1.31.1 / k8s 1.37.0 sidecar | 1.31.1 / k8s 1.37.0 sidecar gateway-api ingress" {
+		t.Errorf("columns %s", got)
+	}
+	if d := gw.Describe(); !strings.Contains(d, "sidecar data plane, Gateway API ingress") {
+		t.Errorf("Describe() = %q", d)
+	}
+	if d := old.Describe(); strings.Contains(d, "ingress") {
+		t.Errorf("Describe() of the default = %q", d)
+	}
+	r := Run{}
+	if err := r.mergeRun(gw); err != nil || r.IngressAPI != IngressGatewayAPI {
+		t.Errorf("mergeRun: %v, %q", err, r.IngressAPI)
+	}
+}

@@ -117,6 +117,11 @@ type Settings struct {
 	// ModeAmbient or ModeProxyless. Empty (a state file from before the setting) reads as sidecar; whether
 	// the user gave it is in Given (an existing cluster's detected mode must then agree).
 	DataplaneMode string `json:"dataplaneMode,omitempty"`
+	// IngressAPI (INGRESS_API) is the API the ingress behaviours (INGRESS-001/002) configure
+	// ingress with: IngressIstio (the gateway chart's pods, an Istio Gateway and VirtualService)
+	// or IngressGatewayAPI (a Gateway API Gateway of class istio that istiod deploys per spec,
+	// and HTTPRoutes). Empty (a state file from before the setting) reads as IngressIstio.
+	IngressAPI string `json:"ingressAPI,omitempty"`
 	// NoPull (IMAGE_PULL=0): the host never pulls an image for the preload; what it lacks is
 	// reported, not fetched (air-gapped hosts, and the live tier, which must send nothing
 	// off the machine).
@@ -176,6 +181,7 @@ func Variables() []Variable {
 		{"DATAPLANE", "dataplane", "1", "0: leave out the specs labelled dataplane (they need a running sidecar, gateway or ztunnel), e.g. with istiod built from source and no proxy image; the report counts them as left out, with the reason. With DATAPLANE_MODE=ambient, istio-cni and ztunnel are then not installed"},
 		{"ISTIO_AGENT_IMAGE", "istio-agent-image", "", "image holding pilot-agent for the suite's grpc-agent pods (Istio's injection template grpc-agent: pilot-agent without Envoy), given as their annotation sidecar.istio.io/proxyImage and preloaded into kind; empty: the chart's proxy image (on a release, proxyv2 holds pilot-agent). Set, the specs labelled agent run even with DATAPLANE=0, e.g. scripts/istiod-image.sh's meshconform.local/istio/pilot-agent:<version>"},
 		{EnvDataplaneMode, "dataplane-mode", ModeSidecar, "sidecar: Envoy beside each pod; ambient: ztunnel on each node (istio-cni and ztunnel installed after istiod, all with profile=ambient; the host needs the kernel modules xt_owner, ip_set and xt_set); proxyless: proxyless gRPC (Istio's echo server and client with grpc-go's xDS, pilot-agent without Envoy from the grpc-agent injection template; needs ISTIO_ECHO_IMAGE), on the same install as sidecar: only the behaviours with a proxyless analogue run, judged by gRPC outcomes. On KUBE_CONTEXT the mode is detected (proxyless runs where sidecar is found); given, it must agree"},
+		{EnvIngressAPI, "ingress-api", IngressIstio, "the API INGRESS-001/002 configure ingress with: istio (the gateway chart's pods, an Istio Gateway and VirtualService) or gateway-api (per spec, a Gateway API Gateway of class istio that istiod deploys as <name>-istio, and HTTPRoutes; needs the Gateway API CRDs, installed with DATAPLANE_MODE=ambient or already on the cluster, not the gateway chart)"},
 		{"ISTIO_ECHO_IMAGE", "istio-echo-image", "", "image holding Istio's echo server and client (/usr/local/bin/server, /usr/local/bin/client; Istio's app image), the proxyless mode's samples, preloaded into kind; required with DATAPLANE_MODE=proxyless, e.g. scripts/istiod-image.sh's meshconform.local/istio/app:<version>"},
 		{"ISTIO_INSTALL_TIMEOUT", "istio-install-timeout", "5m", "bound of each install step (one chart and its readiness) and of the wait for an istiod found in the cluster, a Go duration"},
 		{"K8S_NODE_IMAGE", "node-image", v.DefaultNodeImageFor(v.DefaultIstio()).Image, "kind node image (pin a digest); default: the newest in versions.yaml that ISTIO_VERSION supports"},
@@ -450,6 +456,7 @@ func (p *parser) parse() Settings {
 		}
 	}
 	s.DataplaneMode = p.dataplaneMode()
+	s.IngressAPI = p.ingressAPI()
 	s.EchoImage = p.str("ISTIO_ECHO_IMAGE", "")
 	switch {
 	case s.EchoImage != "":
@@ -578,6 +585,34 @@ func (p *parser) dataplaneMode() string {
 	return ModeSidecar
 }
 
+// The ingress APIs of INGRESS_API, named as reports name them (framework/report).
+const (
+	EnvIngressAPI     = "INGRESS_API"
+	IngressIstio      = "istio"
+	IngressGatewayAPI = "gateway-api"
+)
+
+func (p *parser) ingressAPI() string {
+	v, ok := p.raw[EnvIngressAPI]
+	if !ok {
+		return IngressIstio
+	}
+	switch a := strings.ToLower(strings.TrimSpace(v)); a {
+	case IngressIstio, IngressGatewayAPI:
+		return a
+	}
+	p.bad(EnvIngressAPI, "is not an ingress API", "use istio (the default: the gateway chart, Istio's Gateway and VirtualService) or gateway-api (a Gateway API Gateway of class istio and HTTPRoutes)")
+	return IngressIstio
+}
+
+// Ingress is the run's ingress API: IngressAPI, or IngressIstio for settings from before it.
+func (s Settings) Ingress() string {
+	if s.IngressAPI == "" {
+		return IngressIstio
+	}
+	return s.IngressAPI
+}
+
 // Mode is the run's data-plane mode: DataplaneMode, or sidecar for settings from before it.
 func (s Settings) Mode() string {
 	if s.DataplaneMode == "" {
@@ -694,6 +729,11 @@ func (s Settings) Validate() error {
 	case "", ModeSidecar, ModeAmbient, ModeProxyless:
 	default:
 		errs = append(errs, fmt.Errorf("data-plane mode %q is not sidecar, ambient or proxyless (%s)", s.DataplaneMode, EnvDataplaneMode))
+	}
+	switch s.IngressAPI {
+	case "", IngressIstio, IngressGatewayAPI:
+	default:
+		errs = append(errs, fmt.Errorf("ingress API %q is not istio or gateway-api (%s)", s.IngressAPI, EnvIngressAPI))
 	}
 	if s.ReportsDir == "" {
 		errs = append(errs, fmt.Errorf("reports directory is empty: set REPORTS_DIR, like %s", DefaultReportsDir))

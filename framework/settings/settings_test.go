@@ -47,6 +47,7 @@ func TestDefaults(t *testing.T) {
 		KeepCluster:     KeepOnFailure,
 		AllowDisruptive: ToggleAuto,
 		DataplaneMode:   ModeSidecar,
+		IngressAPI:      IngressIstio,
 		ReportsDir:      filepath.Join(r, "reports"),
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -183,6 +184,7 @@ func TestMalformed(t *testing.T) {
 		{map[string]string{"ISTIO_AGENT_IMAGE": "meshconform.local/istio/pilot-agent"}, `ISTIO_AGENT_IMAGE="meshconform.local/istio/pilot-agent" is not a pinned image with a repository path`},
 		{map[string]string{"DATAPLANE_MODE": "ztunnel"}, `DATAPLANE_MODE="ztunnel" is not a data-plane mode: use sidecar (the default), ambient or proxyless`},
 		{map[string]string{"DATAPLANE_MODE": "proxyless"}, `DATAPLANE_MODE="proxyless" needs ISTIO_ECHO_IMAGE`},
+		{map[string]string{"INGRESS_API": "gateway"}, `INGRESS_API="gateway" is not an ingress API: use istio (the default: the gateway chart, Istio's Gateway and VirtualService) or gateway-api`},
 		{map[string]string{"DATAPLANE_MODE": "proxyless", "ISTIO_ECHO_IMAGE": "app"}, `ISTIO_ECHO_IMAGE="app" is not a pinned image`},
 		// The waiter's variables are checked where every other setting is, before anything runs.
 		{map[string]string{"MESHCONFORM_TIMEOUT": "60"}, `MESHCONFORM_TIMEOUT="60": want a positive Go duration (example: MESHCONFORM_TIMEOUT=90s)`},
@@ -446,5 +448,47 @@ func TestDataplaneMode(t *testing.T) {
 	}
 	if InstalledMode(ModeProxyless) != ModeSidecar || InstalledMode(ModeAmbient) != ModeAmbient {
 		t.Error("proxyless runs on the sidecar mode's install; ambient on its own")
+	}
+}
+
+func TestIngressAPI(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, IngressIstio},
+		{map[string]string{"INGRESS_API": "gateway-api"}, IngressGatewayAPI},
+		{map[string]string{"INGRESS_API": " Gateway-API "}, IngressGatewayAPI},
+		{map[string]string{"INGRESS_API": "istio"}, IngressIstio},
+		{map[string]string{"INGRESS_API": "gateway-api", "DATAPLANE_MODE": "ambient"}, IngressGatewayAPI},
+	} {
+		s, err := Load(env(tc.env), nil, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Ingress() != tc.want {
+			t.Errorf("%v: ingress API %q, want %q", tc.env, s.Ingress(), tc.want)
+		}
+		data, _ := s.Marshal()
+		back, err := Unmarshal(data)
+		if err != nil || back.Ingress() != tc.want {
+			t.Errorf("%v: round trip: %q, %v", tc.env, back.Ingress(), err)
+		}
+	}
+	if (Settings{}).Ingress() != IngressIstio {
+		t.Error("settings without the field (a state file from before it) must read as istio")
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse([]string{"--ingress-api=gateway-api"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Load(env(map[string]string{"INGRESS_API": "istio"}), fs, t.TempDir()); err != nil || s.Ingress() != IngressGatewayAPI {
+		t.Errorf("--ingress-api=gateway-api over INGRESS_API=istio: %q, %v", s.Ingress(), err)
+	}
+	s, _ := Load(env(nil), nil, t.TempDir())
+	s.IngressAPI = "nginx"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), `ingress API "nginx" is not istio or gateway-api (INGRESS_API)`) {
+		t.Errorf("Validate accepted ingress API nginx: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"meshconform/framework/catalog"
+	"meshconform/framework/gatewayapi"
 	"meshconform/framework/policy"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
@@ -16,7 +17,10 @@ var _ = e2e.Register(e2e.Behavior{
 	ID: "INGRESS-001", Name: "the ingress gateway reaches a STRICT backend while a plain client is reset",
 	Requires:   cases.Requires{IngressGateway: true},
 	Namespaces: serverAndClients([]workload.Sample{workload.Httpbin}, workload.PlainClient),
-	Steps: []cases.Step{{Name: "namespace STRICT + Gateway + VirtualService", Apply: func(e cases.Env) []policy.Object {
+	Steps: []cases.Step{{Name: "namespace STRICT + Gateway + VirtualService (or, with INGRESS_API=gateway-api, HTTPRoute)", Apply: func(e cases.Env) []policy.Object {
+		if e.Gateway.GatewayAPI() {
+			return append(namespaceStrict(e), specIngress(e, ingressHost, "")...)
+		}
 		return append(namespaceStrict(e), gateway(e, "httpbin", gatewayServer(80, "http", "HTTP", ingressHost, nil)),
 			virtualService(e, "httpbin", ingressHost, "httpbin"))
 	}, Probes: []cases.Probe{
@@ -24,6 +28,25 @@ var _ = e2e.Register(e2e.Behavior{
 		{Name: "plain client direct", From: plainClient, To: httpbin, Expect: catalog.PlaintextRejected},
 	}}},
 })
+
+// specIngress is the Gateway-API ingress of INGRESS_API=gateway-api: the spec's own Gateway of
+// class istio in the server namespace (e.Gateway names it and the Service istiod makes for it)
+// and HTTPRoutes for host to httpbin's port 8000; with tlsSecret, an https listener terminating
+// with it and a 301 redirect on http (gatewayapi.SpecIngress). Istio's own test of the same
+// shape: tests/integration/pilot/gateway_test.go, ManagedGatewayTest. In ambient mode the
+// server namespace is enrolled, yet the Gateway's pods are not captured by ztunnel (so the
+// namespace's STRICT policy does not refuse the plain client at the gateway): istiod labels an
+// ingress Gateway's resources istio.io/dataplane-mode=none unless the Gateway sets that label
+// (gatewaycommon/deploymentcontroller.go:471-486, with PILOT_ENABLE_AMBIENT_WAYPOINTS, on under
+// the ambient profile: features/ambient.go:30-32).
+func specIngress(e cases.Env, host, tlsSecret string) []policy.Object {
+	var out []policy.Object
+	for _, o := range (gatewayapi.SpecIngress{Namespace: e.Gateway.Namespace, Name: e.Gateway.Name, Host: host,
+		Service: "httpbin", Port: 8000, TLSSecret: tlsSecret}).Objects() {
+		out = append(out, o)
+	}
+	return out
+}
 
 // gateway is a Gateway named name in the server namespace, on the ingress gateway's pods,
 // with these servers.

@@ -35,9 +35,7 @@ var _ = e2e.Register(e2e.Behavior{
 	ID: "INGRESS-002", Name: "a TLS-only gateway serves HTTPS with the test's certificate and redirects HTTP with 301",
 	Requires:   cases.Requires{IngressGateway: true},
 	Namespaces: serverAndClients([]workload.Sample{workload.Httpbin}, workload.PlainClient),
-	Objects: func(e cases.Env) []policy.Object {
-		return []policy.Object{tlsGateway(e), tlsVirtualService(e)}
-	},
+	Objects:    tlsIngress,
 	// The Secret, created before the Gateway and deleted after the spec.
 	Writes: func(e cases.Env) []cases.Write {
 		_, _, certPEM, keyPEM, err := tlsMaterial(tlsIngressHost)
@@ -60,7 +58,7 @@ var _ = e2e.Register(e2e.Behavior{
 		DeferCleanup(func(ctx context.Context) {
 			_ = t.Run.Kube.CoreV1().Secrets(gw.Namespace).Delete(ctx, secret.Name, metav1.DeleteOptions{})
 		})
-		t.Apply(ctx, []policy.Object{tlsGateway(t.Env), tlsVirtualService(t.Env)})
+		t.Apply(ctx, tlsIngress(t.Env))
 		https := cases.Target{Role: cases.Server, Sample: workload.Httpbin, ViaGateway: true, HTTPS: true, Host: tlsIngressHost, Path: "/get"}
 		for _, p := range []cases.Probe{
 			{Name: "https trusting the test's CA", From: plainClient, To: https, Expect: catalog.Allowed, CACert: func(cases.Env) string { return ca }},
@@ -74,15 +72,26 @@ var _ = e2e.Register(e2e.Behavior{
 	},
 })
 
-// tlsSecret is the kubernetes.io/tls Secret the Gateway's credentialName names, in the
-// gateway's namespace, holding the server certificate chain and key.
+// tlsSecret is the kubernetes.io/tls Secret the Gateway's credentialName (or, with the Gateway
+// API, its https listener's certificateRefs) names, in the gateway's namespace, holding the server certificate chain and key.
 func tlsSecret(e cases.Env, labels map[string]string, certPEM, keyPEM []byte) *corev1.Secret {
 	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tlsSecretName(e), Namespace: e.Gateway.Namespace, Labels: labels},
 		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}}
 }
 
-// tlsSecretName is unique per spec: the gateway's namespace is shared.
+// tlsSecretName is unique per spec: the gateway chart's namespace is shared.
 func tlsSecretName(e cases.Env) string { return "ingress-002-" + e.NS(cases.Server) }
+
+// tlsIngress is what the spec applies: Istio's Gateway and VirtualService, or with
+// INGRESS_API=gateway-api the Gateway API's Gateway (https listener with certificateRefs to the
+// Secret, in the Gateway's namespace) and HTTPRoutes (the backend on https, a 301 redirect on
+// http: the Gateway API's RequestRedirect defaults to 302).
+func tlsIngress(e cases.Env) []policy.Object {
+	if e.Gateway.GatewayAPI() {
+		return specIngress(e, tlsIngressHost, tlsSecretName(e))
+	}
+	return []policy.Object{tlsGateway(e), tlsVirtualService(e)}
+}
 
 func tlsGateway(e cases.Env) policy.Object {
 	return gateway(e, "tls-only",

@@ -7,8 +7,14 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"meshconform/framework/gatewayapi"
+	"meshconform/framework/istionames"
 	"meshconform/framework/policy"
+	"meshconform/framework/waypoint"
 	"meshconform/internal/apitest"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/e2e"
@@ -94,4 +100,49 @@ func TestDryRunCatchesBrokenCaseData(t *testing.T) {
 		t.Fatal("dry-run accepted portLevelMtls without a selector")
 	}
 	t.Logf("rejected as expected: %v", err)
+}
+
+// TestGatewayAPIIngressDryRunOnRealAPIServer: with INGRESS_API=gateway-api, INGRESS-001's and
+// INGRESS-002's writes (their Gateway of class istio and HTTPRoutes, server-side applied and
+// read back as the runner does; INGRESS-002's Secret, now in the server namespace) pass the
+// Gateway API v1.6.0 CRDs' schema and CEL rules and the suite's ClusterRole, as the suite's
+// ServiceAccount; and the run's check for the Gateway API (cases.FindGatewayAPI) passes as
+// that ServiceAccount once the CRDs and GatewayClass istio are there.
+func TestGatewayAPIIngressDryRunOnRealAPIServer(t *testing.T) {
+	env := apitest.Env(t)
+	ctx := apitest.Context(t, 5*time.Minute)
+	if err := env.InstallGatewayAPI(ctx); err != nil {
+		t.Fatal(err)
+	}
+	class := &unstructured.Unstructured{Object: map[string]any{"apiVersion": gatewayapi.Group + "/v1", "kind": "GatewayClass",
+		"metadata": map[string]any{"name": gatewayapi.IngressClass}, "spec": map[string]any{"controllerName": istionames.GatewayController}}}
+	if _, err := env.Dynamic.Resource(waypoint.GatewayClassResource).Create(ctx, class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	as := bindSuiteRole(t, env, ctx, "suite-gwapi", nil)
+	admin := adminActor(env)
+	e, mapper := replayWorld(t, env, ctx, as)
+	ref, err := cases.FindGatewayAPI(ctx, as.Kube, as.Dynamic)
+	if err != nil {
+		t.Fatalf("cases.FindGatewayAPI as the suite's ServiceAccount: %v", err)
+	}
+	ref.Namespace = e.Namespaces[cases.Server] // as the runner's Setup does
+	e.Gateway = ref
+	for _, b := range e2e.Registered() {
+		if b.ID != "INGRESS-001" && b.ID != "INGRESS-002" {
+			continue
+		}
+		t.Run(b.Text(), func(t *testing.T) {
+			kinds := map[string]int{}
+			for _, o := range b.AllObjects(e) {
+				kinds[o.GetObjectKind().GroupVersionKind().Kind]++
+			}
+			if kinds["Gateway"] != 1 || kinds["HTTPRoute"] == 0 || kinds["VirtualService"] != 0 {
+				t.Errorf("objects under INGRESS_API=gateway-api: %v; want one Gateway API Gateway and its HTTPRoutes, no VirtualService", kinds)
+			}
+			for _, err := range replayBehavior(ctx, as, admin, mapper, e, b) {
+				t.Error(err)
+			}
+		})
+	}
 }

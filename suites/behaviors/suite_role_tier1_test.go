@@ -31,6 +31,7 @@ import (
 
 	"meshconform/framework/access"
 	"meshconform/framework/expect"
+	"meshconform/framework/gatewayapi"
 	"meshconform/framework/policy"
 	"meshconform/framework/workload"
 	"meshconform/internal/apitest"
@@ -278,6 +279,10 @@ func (r *replay) seed(o cases.Object) {
 
 // apply is Scenario.Apply: the Applier creates o, or gets and updates the one there.
 func (r *replay) apply(o policy.Object) {
+	if u, ok := o.(*unstructured.Unstructured); ok && u.GroupVersionKind().Group == gatewayapi.Group {
+		r.applyGatewayAPI(u)
+		return
+	}
 	existed := r.present(o)
 	verb := "create"
 	if existed {
@@ -294,6 +299,34 @@ func (r *replay) apply(o policy.Object) {
 	}
 	if err := r.admin.Applier.Apply(r.ctx, o.DeepCopyObject().(policy.Object)); err != nil {
 		r.harness("applying", o, err)
+	}
+}
+
+// applyGatewayAPI makes the runner's writes of a Gateway API object (suites/internal/e2e,
+// Scenario.Apply: server-side apply, then the readiness wait's get): a dry-run apply as the
+// suite's ServiceAccount, stored by the admin, and read back as the ServiceAccount.
+func (r *replay) applyGatewayAPI(u *unstructured.Unstructured) {
+	existed := r.present(u)
+	c, obj, err := r.client(r.as, u)
+	if err != nil {
+		r.harness("looking up", u, err)
+		return
+	}
+	if _, err := c.Apply(r.ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: "meshconform", Force: true, DryRun: []string{metav1.DryRunAll}}); err != nil {
+		r.fail("apply (server-side: create, patch)", u, err)
+	} else if !existed && r.present(u) {
+		r.harness("the dry run stored", u, errors.New("a server-side dry run must store nothing"))
+	}
+	if !existed {
+		r.stored = append(r.stored, obj.DeepCopy())
+	}
+	ac, aobj, _ := r.client(r.admin, u)
+	if _, err := ac.Apply(r.ctx, aobj.GetName(), aobj, metav1.ApplyOptions{FieldManager: "meshconform", Force: true}); err != nil {
+		r.harness("applying", u, err)
+		return
+	}
+	if _, err := c.Get(r.ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
+		r.fail("get", u, err)
 	}
 }
 

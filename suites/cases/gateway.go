@@ -6,12 +6,48 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"meshconform/framework/gatewayapi"
 	"meshconform/framework/istionames"
 	"meshconform/framework/mesh"
+	"meshconform/framework/waypoint"
 )
+
+// SpecGateway is the name of the Gateway API Gateway an ingress case applies in its server
+// namespace (INGRESS_API=gateway-api); istiod names its Deployment and Service
+// gatewayapi.IngressDeploymentName(SpecGateway).
+const SpecGateway = "ingress"
+
+// FindGatewayAPI checks that the cluster can run Gateway-API ingress: the API server serves
+// the Gateway API's Gateways and HTTPRoutes (gateway.networking.k8s.io/v1: the CRDs, installed
+// with DATAPLANE_MODE=ambient or already there) and istiod has made GatewayClass istio. The
+// gateway chart is not needed: each spec's Gateway gets its own Deployment and Service from
+// istiod. The GatewayRef's Namespace is set per spec (its server namespace).
+func FindGatewayAPI(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface) (GatewayRef, error) {
+	gv := gatewayapi.Group + "/v1"
+	list, err := kube.Discovery().ServerResourcesForGroupVersion(gv)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return GatewayRef{}, fmt.Errorf("INGRESS_API=gateway-api: reading the API server's %s resources: %w", gv, err)
+	}
+	served := map[string]bool{}
+	if list != nil {
+		for _, r := range list.APIResources {
+			served[r.Name] = true
+		}
+	}
+	if !served["gateways"] || !served["httproutes"] {
+		return GatewayRef{}, fmt.Errorf("INGRESS_API=gateway-api needs the Gateway API CRDs (%s gateways and httproutes), which this cluster does not serve: they are installed with DATAPLANE_MODE=ambient (Gateway API %s), or install them on the cluster (standard channel), or use INGRESS_API=istio", gv, gatewayapi.Version)
+	}
+	if _, err := dyn.Resource(waypoint.GatewayClassResource).Get(ctx, gatewayapi.IngressClass, metav1.GetOptions{}); err != nil {
+		return GatewayRef{}, fmt.Errorf("INGRESS_API=gateway-api: GatewayClass %s: %w (istiod creates it when it serves the Gateway API: is istiod running, with PILOT_ENABLE_GATEWAY_API on?)", gatewayapi.IngressClass, err)
+	}
+	return GatewayRef{API: IngressGatewayAPI, Name: SpecGateway, Service: gatewayapi.IngressDeploymentName(SpecGateway),
+		Port: gatewayHTTPPort, HTTPSPort: gatewayHTTPSPort}, nil
+}
 
 // releaseLabel is the label Istio's gateway chart writes on its Service with the Helm release
 // name (manifests/charts/gateway/templates/service.yaml includes "istio.labels", defined in

@@ -13,6 +13,7 @@ import (
 	"meshconform/framework/catalog"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
+	"meshconform/framework/settings"
 	"meshconform/framework/workload"
 )
 
@@ -49,13 +50,28 @@ type Env struct {
 
 // GatewayRef names the ingress gateway a case sends traffic through.
 type GatewayRef struct {
+	// API is the ingress API (settings.IngressAPI): "" or "istio" for the gateway chart's
+	// pods, configured with Istio's Gateway and VirtualService; "gateway-api" for a Gateway API
+	// Gateway of class istio (Name) that each spec applies in its server namespace, and that
+	// istiod deploys as Deployment and Service Service there.
+	API string
+	// Name is the Gateway API Gateway's name (API "gateway-api").
+	Name               string
 	Namespace, Service string
 	Port               int32
 	// HTTPSPort is the Service's TLS port (INGRESS-002).
 	HTTPSPort int32
-	// Selector is the gateway pods' labels, for Gateway.spec.selector.
+	// Selector is the gateway pods' labels, for Gateway.spec.selector (API istio).
 	Selector map[string]string
 }
+
+// GatewayAPI says whether cases configure ingress with the Gateway API: a Gateway of their
+// own in the server namespace (Namespace is then that namespace, set when the spec's
+// namespaces exist) and HTTPRoutes.
+func (g GatewayRef) GatewayAPI() bool { return g.API == IngressGatewayAPI }
+
+// IngressGatewayAPI is GatewayRef.API for Gateway-API ingress (settings.IngressGatewayAPI).
+const IngressGatewayAPI = settings.IngressGatewayAPI
 
 // NS returns the namespace of role r; it panics on a role the case did not declare, which
 // the tier-0 table test rules out.

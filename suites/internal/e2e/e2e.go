@@ -17,6 +17,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -40,8 +41,10 @@ type Run struct {
 	Config *rest.Config
 	Kube   kubernetes.Interface
 	Istio  istioclient.Interface
-	Expect expect.Config
-	Mode   expect.Mode
+	// Dynamic applies and reads the Gateway API's objects (INGRESS_API=gateway-api).
+	Dynamic dynamic.Interface
+	Expect  expect.Config
+	Mode    expect.Mode
 	// DataPlane is the run's data-plane mode: everything that depends on it goes through it.
 	DataPlane dataplane.DataPlane
 	// Gateway is the ingress gateway found in the cluster (zero when none); GatewayErr says
@@ -274,7 +277,17 @@ func runEntry(st provision.State) report.Run {
 	return report.Run{ID: st.RunID, IstioVersion: st.Istio.Version, IstioRevision: st.Istio.Revision,
 		KubernetesVersion: st.KubernetesVersion, NodeImage: st.NodeImage, Mode: st.Mode(),
 		Strict: st.Settings.Strict, Cluster: cluster, Date: st.Started,
-		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version)}
+		NoMesh: st.Settings.NoMesh(), NoDataPlane: st.Settings.NoDataPlane, IstioBuild: istioBuild(st.Istio.Version),
+		IngressAPI: ingressAPI(st.Settings)}
+}
+
+// ingressAPI is the report's IngressAPI: absent for the default (istio), so that reports of
+// runs that used the gateway chart stay as they were.
+func ingressAPI(s settings.Settings) string {
+	if s.Ingress() == settings.IngressIstio {
+		return ""
+	}
+	return s.Ingress()
 }
 
 // dataPlaneOf is the run's data plane: proxyless gRPC when the state's mode is proxyless, ambient
@@ -322,12 +335,21 @@ func newRun(ctx context.Context, st provision.State) (*Run, error) {
 	if st.Settings.Strict {
 		mode = expect.Strict
 	}
-	r := &Run{State: st, Config: cfg, Kube: kube, Istio: istio, Expect: ec, Mode: mode, DataPlane: dataPlaneOf(st),
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{State: st, Config: cfg, Kube: kube, Istio: istio, Dynamic: dyn, Expect: ec, Mode: mode, DataPlane: dataPlaneOf(st),
 		ReportsDir: st.Settings.ReportsDir}
 	if r.ReportsDir == "" {
 		r.ReportsDir = settings.DefaultReportsDir
 	}
-	r.Gateway, r.GatewayErr = cases.FindGateway(ctx, kube, st.Istio.Revision)
+	if st.Settings.Ingress() == settings.IngressGatewayAPI {
+		// Each ingress spec deploys its own Gateway; the gateway chart is not looked for.
+		r.Gateway, r.GatewayErr = cases.FindGatewayAPI(ctx, kube, dyn)
+	} else {
+		r.Gateway, r.GatewayErr = cases.FindGateway(ctx, kube, st.Istio.Revision)
+	}
 	return r, nil
 }
 

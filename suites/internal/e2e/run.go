@@ -9,10 +9,16 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"meshconform/framework/diag"
+	"meshconform/framework/gatewayapi"
+	"meshconform/framework/ownership"
 	"meshconform/framework/policy"
 	"meshconform/framework/probe"
+	"meshconform/framework/wait"
 	"meshconform/framework/workload"
 	"meshconform/suites/cases"
 	"meshconform/suites/internal/record"
@@ -67,6 +73,10 @@ func Setup(ctx context.Context, r *Run, id string, nss []cases.Namespace) *Scena
 		must(err, "creating the %s namespace", n.Role)
 		created = append(created, ns)
 		s.Env.Namespaces[n.Role] = ns
+	}
+	if s.Env.Gateway.GatewayAPI() {
+		// Gateway-API ingress: the spec's own Gateway, in its server namespace.
+		s.Env.Gateway.Namespace = s.Env.Namespaces[cases.Server]
 	}
 	for _, n := range nss {
 		if len(n.Samples) > 0 {
@@ -142,7 +152,9 @@ func (s *Scenario) dumpOnFailure() {
 }
 
 // Apply applies objects and registers their deletion; objects in a case's own namespaces go
-// with the namespace, so only the others (the root namespace) need it.
+// with the namespace, so only the others (the root namespace) need it. A Gateway API Gateway
+// among them (INGRESS_API=gateway-api) is then awaited until istiod has programmed it and
+// accepted the HTTPRoutes applied with it (gatewayapi.AwaitIngress).
 func (s *Scenario) Apply(ctx context.Context, objs []policy.Object) {
 	GinkgoHelper()
 	if s.waypointServices != nil {
@@ -150,15 +162,50 @@ func (s *Scenario) Apply(ctx context.Context, objs []policy.Object) {
 		objs, err = WaypointObjects(s.Env, s.waypointServices, objs)
 		must(err, "attaching the spec's policies to the waypoint")
 	}
+	var gateways []*unstructured.Unstructured
+	routes := map[string][]string{} // namespace -> HTTPRoutes applied there
 	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok && u.GroupVersionKind().Group == gatewayapi.Group {
+			must(s.applyGatewayAPI(ctx, u), "applying %s %s/%s", u.GetKind(), u.GetNamespace(), u.GetName())
+			switch u.GetKind() {
+			case "Gateway":
+				gateways = append(gateways, u)
+			case "HTTPRoute":
+				routes[u.GetNamespace()] = append(routes[u.GetNamespace()], u.GetName())
+			}
+			continue
+		}
 		must(s.applier.Apply(ctx, o), "applying %s %s/%s", kindOf(o), o.GetNamespace(), o.GetName())
 	}
+	for _, gw := range gateways {
+		By(fmt.Sprintf("waiting for Gateway %s/%s Programmed and its HTTPRoutes %v accepted", gw.GetNamespace(), gw.GetName(), routes[gw.GetNamespace()]))
+		must(gatewayapi.AwaitIngress(ctx, wait.Config{Timeout: readyTimeout}, s.Run.Dynamic, gw.GetNamespace(), gw.GetName(), routes[gw.GetNamespace()]),
+			"the Gateway-API ingress of INGRESS_API=gateway-api")
+	}
+}
+
+// applyGatewayAPI server-side applies a Gateway API object, labelled as the run's.
+func (s *Scenario) applyGatewayAPI(ctx context.Context, u *unstructured.Unstructured) error {
+	u.SetLabels(ownership.Stamp(u.GetLabels(), s.Run.State.RunID))
+	_, err := s.Run.Dynamic.Resource(gatewayAPIResource(u)).Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u,
+		metav1.ApplyOptions{FieldManager: "meshconform", Force: true})
+	return err
+}
+
+func gatewayAPIResource(u *unstructured.Unstructured) schema.GroupVersionResource {
+	gvk := u.GroupVersionKind()
+	return gvk.GroupVersion().WithResource(strings.ToLower(gvk.Kind) + "s") // gateways, httproutes
 }
 
 // Delete deletes objects.
 func (s *Scenario) Delete(ctx context.Context, objs []policy.Object) {
 	GinkgoHelper()
 	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok && u.GroupVersionKind().Group == gatewayapi.Group {
+			err := s.Run.Dynamic.Resource(gatewayAPIResource(u)).Namespace(u.GetNamespace()).Delete(ctx, u.GetName(), metav1.DeleteOptions{})
+			must(err, "deleting %s %s/%s", u.GetKind(), u.GetNamespace(), u.GetName())
+			continue
+		}
 		must(s.applier.Delete(ctx, o), "deleting %s %s/%s", kindOf(o), o.GetNamespace(), o.GetName())
 	}
 }
