@@ -61,9 +61,10 @@
 #              phase's cluster (REUSE_CLUSTER=1: its Istio stays for the istio phase, which finds
 #              the same source build; a cluster of its own, deleted after, with
 #              LIVE_PHASES=proxyless).
-#              MESHCONFORM_TIMEOUT=20s (15s broken): the analogues converge in ≤ 3.1s here, and a
-#              deviation or a broken spec is only concluded at the deadline (60s by default: 456s
-#              for the phase, measured)
+#              MESHCONFORM_TIMEOUT=30s (15s broken): an analogue converged in ≤ 4.7s on a quiet
+#              machine and ≤ 8.6s with helpers compiling beside it (load 10-13), and a deviation
+#              or a broken spec is only concluded at the deadline (60s by default: 456s for the
+#              phase, measured)
 #   upgrade    the upgrade gate (make e2e-upgrade) from the release-1.30 build to the release-1.31
 #              build, both from source, through the product's Helm path: Istio FROM on the run
 #              phase's cluster (REUSE_CLUSTER=1; a new one when run did not keep one), the suites,
@@ -93,7 +94,7 @@
 #   LIVE_ISTIO_BRANCH  the pinned branch the istio and existing phases install (default release-1.31)
 #   BENCH_RUNS, BENCH_LABELS  the bench phase (make bench): runs, and their label filter
 #   PROXYLESS_REPEAT  the proxyless phase: how many runs on one cluster (default 1)
-#   PROXYLESS_TIMEOUT the proxyless runs' MESHCONFORM_TIMEOUT (default 20s)
+#   PROXYLESS_TIMEOUT the proxyless runs' MESHCONFORM_TIMEOUT (default 30s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -648,9 +649,9 @@ run_proxyless() {
   local px=(ISTIO_VERSION="$ISTIO_SRC_VERSION" ISTIO_CHART_DIR="$ISTIO_CHARTS" ISTIO_HUB=$ISTIO_HUB_LOCAL ISTIO_GATEWAY=0
     DATAPLANE_MODE=proxyless ISTIO_AGENT_IMAGE="$ISTIO_AGENT_IMAGE_LOCAL" ISTIO_ECHO_IMAGE="$ISTIO_ECHO_IMAGE_LOCAL")
   local labels wants=() id rc=0 i n="${PROXYLESS_REPEAT:-1}" dir own=
-  # The convergence deadline: an analogue converged in ≤ 3.1s in every run measured here, and
-  # the predicted deviations are concluded only when it passes (60s each by default).
-  px+=(MESHCONFORM_TIMEOUT="${PROXYLESS_TIMEOUT:-20s}")
+  # The convergence deadline: an analogue converged in ≤ 4.7s quiet and ≤ 8.6s at load 10-13,
+  # and the predicted deviations are concluded only when it passes (60s each by default).
+  px+=(MESHCONFORM_TIMEOUT="${PROXYLESS_TIMEOUT:-30s}")
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "PROXYLESS_REPEAT=$n is not a positive count"
   labels=$(printf ' || %s' "${PROXYLESS_IDS[@]}")
   labels=${labels# || }
@@ -687,7 +688,7 @@ run_proxyless() {
     docker exec -i "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -
   rc=0
   # 15s: the broken specs fail only at the deadline; MTLS-002, which must still pass, converges
-  # in ≤ 1.2s here.
+  # in ≤ 1.6s here.
   e2e "${px[@]}" MESHCONFORM_TIMEOUT=15s REUSE_CLUSTER=1 LABELS='MTLS-002 || AUTHZ-002 || AUTHZ-004 || AUTHZ-005' REPORTS_DIR="$REPORTS/proxyless-broken" || rc=$?
   docker exec "$node" kubectl --kubeconfig /etc/kubernetes/admin.conf -n istio-system delete authorizationpolicy live-broken-allow-echo
   [ $rc != 0 ] || die "a proxyless run with an ALLOW of everything for echo-server exited 0"
