@@ -190,6 +190,21 @@ var listedFields = func() string {
 	return strings.Join(names, ",")
 }()
 
+// decodeListed reads go list -json's stream of packages.
+func decodeListed(out []byte) ([]listed, error) {
+	var pkgs []listed
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listed
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			return pkgs, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("reading go list's output: %w", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+}
+
 // envKeys are the go env values that change what is built.
 var envKeys = []string{"GOVERSION", "GOOS", "GOARCH", "CGO_ENABLED", "GOFLAGS", "GOEXPERIMENT", "GOAMD64", "CC"}
 
@@ -225,19 +240,14 @@ func (s Suite) Key(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var pkgs []listed
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listed
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return "", fmt.Errorf("reading go list's output: %w", err)
-		}
+	pkgs, err := decodeListed(out)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range pkgs {
 		if p.Error != nil {
 			return "", fmt.Errorf("go list %s: %s: %s", s.Package, p.ImportPath, p.Error.Err)
 		}
-		pkgs = append(pkgs, p)
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].ImportPath < pkgs[j].ImportPath })
 	suiteDir, err := filepath.Abs(filepath.Join(s.Root, s.Package))

@@ -1,11 +1,7 @@
 package suitebin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,16 +173,9 @@ func TestListedFieldsReadAsFullJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var pkgs []listed
-		dec := json.NewDecoder(bytes.NewReader(out))
-		for {
-			var p listed
-			if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			pkgs = append(pkgs, p)
+		pkgs, err := decodeListed(out)
+		if err != nil {
+			t.Fatal(err)
 		}
 		return pkgs
 	}
