@@ -15,12 +15,25 @@ import (
 // FreePort is a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts is n distinct loopback TCP ports that were free a moment ago. All n listeners are
+// held until the last is chosen: a port closed and asked for again can come back (two single
+// FreePort calls returned the same port about once in 10,000, and a kind config mapping one
+// host port twice fails preflight).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // PortsConfig writes a kind config of nodes nodes whose control plane maps the ingress
@@ -54,7 +67,14 @@ func PortsConfig(t testing.TB, nodes, httpPort, httpsPort int, extra ...string) 
 // kind cluster), so tests that are not about ports use this.
 func FreePortsConfig(t testing.TB) string {
 	t.Helper()
-	return PortsConfig(t, 1, FreePort(t), FreePort(t))
+	return FreePortsConfigOf(t, 1)
+}
+
+// FreePortsConfigOf is PortsConfig on two distinct free ports.
+func FreePortsConfigOf(t testing.TB, nodes int, extra ...string) string {
+	t.Helper()
+	p := FreePorts(t, 2)
+	return PortsConfig(t, nodes, p[0], p[1], extra...)
 }
 
 // NoEngine points the real docker CLI (and kind's library, which runs it) at a socket that

@@ -34,7 +34,7 @@ func load(t *testing.T, env map[string]string) settings.Settings {
 	if _, ok := env["KIND_CONFIG"]; !ok {
 		// The embedded configs map 30080/30443, which something on this machine may hold
 		// (another kind cluster): tests not about ports map free ones.
-		env["KIND_CONFIG"] = kindtest.PortsConfig(t, 1, kindtest.FreePort(t), kindtest.FreePort(t))
+		env["KIND_CONFIG"] = kindtest.FreePortsConfigOf(t, 1)
 	}
 	s, err := settings.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil, t.TempDir())
 	if err != nil {
@@ -155,7 +155,7 @@ func TestDockerMissingAndHung(t *testing.T) {
 
 func TestHealthyKindRun(t *testing.T) {
 	repo := indexServer(t, defaultIstio, "1.30.5")
-	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "KIND_CONFIG": kindtest.PortsConfig(t, 2, kindtest.FreePort(t), kindtest.FreePort(t))})
+	s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "KIND_CONFIG": kindtest.FreePortsConfigOf(t, 2)})
 	docker := fakeDocker(t, `case "$1" in version) echo 28.1.1 ;; ps) ;; esac`)
 	results, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: docker}})
 	if err != nil {
@@ -430,7 +430,7 @@ func TestCgroupV1WithKubernetes135(t *testing.T) {
 		}
 	}
 
-	patched := kindtest.PortsConfig(t, 1, kindtest.FreePort(t), kindtest.FreePort(t), "kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  failCgroupV1: false\n")
+	patched := kindtest.FreePortsConfigOf(t, 1, "kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  failCgroupV1: false\n")
 	s = load(t, map[string]string{"K8S_NODE_IMAGE": image, "KIND_CONFIG": patched})
 	results, err := Run(context.Background(), s, Options{Docker: engineDocker(t, "1.52", overlay2V1, ""), Charts: noCharts})
 	if err != nil {
@@ -699,7 +699,7 @@ func TestKernelModulesForAmbient(t *testing.T) {
 	root := hostRoot(t, []string{"ip_set"}, nil)
 	for _, mode := range []string{"sidecar", "ambient"} {
 		s := load(t, map[string]string{"ISTIO_CHART_REPO": repo.URL + "/charts", "DATAPLANE_MODE": mode,
-			"KIND_CONFIG": kindtest.PortsConfig(t, 1, kindtest.FreePort(t), kindtest.FreePort(t))})
+			"KIND_CONFIG": kindtest.FreePortsConfigOf(t, 1)})
 		results, err := Run(context.Background(), s, Options{Docker: cluster.Docker{Path: docker}, HostRoot: root})
 		p, ok := find(problems(err), "kernel")
 		if mode == "sidecar" && ok {
