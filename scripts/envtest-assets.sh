@@ -40,6 +40,19 @@ if have_all; then
   echo "$BIN"
   exit 0
 fi
+# One obtainer at a time: .ci/run's two lanes (make test, and make live's node image) both ask
+# for these binaries, and two builds would share $BIN.new and the build module. The second
+# waits, then finds the first one's binaries.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+if ! flock -n 9; then
+  log "another envtest-assets.sh is obtaining the binaries (lock $CACHE/.lock): waiting for it"
+  flock 9
+fi
+if have_all; then
+  echo "$BIN"
+  exit 0
+fi
 mkdir -p "$BIN" "$BIN.new"
 
 # 1. setup-envtest, where the machine can reach its download store.
