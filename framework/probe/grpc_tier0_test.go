@@ -3,7 +3,6 @@ package probe_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -16,24 +15,16 @@ import (
 	"meshconform/framework/probe/probetest"
 	"meshconform/framework/wait"
 	"meshconform/internal/istiosrc"
+	"meshconform/internal/kindtest"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // echoServer runs Istio's real echo server with one plain gRPC port on loopback (no xDS: the
 // port is not also an --xds-grpc-server port) and returns that port once the real client gets
 // an answer from it.
 func echoServer(t *testing.T, server, client string) int {
 	t.Helper()
-	grpcPort, httpPort, tcpPort := freePort(t), freePort(t), freePort(t)
+	ports := kindtest.FreePorts(t, 3) // distinct: the server binds all three
+	grpcPort, httpPort, tcpPort := ports[0], ports[1], ports[2]
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, server, "--grpc="+strconv.Itoa(grpcPort), "--port="+strconv.Itoa(httpPort),
 		"--tcp="+strconv.Itoa(tcpPort), "--bind-localhost="+strconv.Itoa(grpcPort)+","+strconv.Itoa(httpPort)+","+strconv.Itoa(tcpPort))

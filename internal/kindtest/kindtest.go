@@ -1,5 +1,5 @@
 // Package kindtest holds the test helpers that packages driving kind and the docker CLI share:
-// kind configs on free loopback ports, and a docker CLI pointed at no engine.
+// distinct free loopback ports, kind configs on them, and a docker CLI pointed at no engine.
 package kindtest
 
 import (
