@@ -83,7 +83,7 @@ build_binary() {
   (
     cd "$src"
     export GOFLAGS=-mod=readonly GOWORK=off CGO_ENABLED=0 GOOS=linux
-    nice -n 19 ionice -c3 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out/$bin" "$pkg"
+    "${LOWPRI[@]}" go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$out/$bin" "$pkg"
   )
   "$out/$bin" version --short >"$out/version" # "client version: <buildVersion>"
   [ "$(sed 's/^client version: //' "$out/version")" = "$VERSION" ] || die "$bin reports $(cat "$out/version"), not $VERSION"
@@ -103,7 +103,7 @@ build_echo() {
   (
     cd "$src"
     export GOFLAGS=-mod=readonly GOWORK=off CGO_ENABLED=0 GOOS=linux
-    nice -n 19 ionice -c3 go build -trimpath -tags "$TAGS" -ldflags "-extldflags -static -s -w" -o "$out/" \
+    "${LOWPRI[@]}" go build -trimpath -tags "$TAGS" -ldflags "-extldflags -static -s -w" -o "$out/" \
       istio.io/istio/pkg/test/echo/cmd/server istio.io/istio/pkg/test/echo/cmd/client
   )
   local info

@@ -59,7 +59,7 @@ minor=${KUBE_VERSION#*.}; minor=${minor%%.*}
 goinstall() {
   local out=$1 pkg=$2
   shift 2
-  GOBIN="$out" CGO_ENABLED="${CGO_ENABLED:-0}" nice -n 19 ionice -c3 go install -trimpath "$@" "$pkg"
+  GOBIN="$out" CGO_ENABLED="${CGO_ENABLED:-0}" "${LOWPRI[@]}" go install -trimpath "$@" "$pkg"
 }
 
 # --- Kubernetes binaries: kubelet, kubeadm, kubectl, kube-scheduler, kube-proxy here; kube-apiserver,
@@ -87,15 +87,15 @@ build_kube() {
   (
     cd "$src"
     export GOFLAGS=-mod=mod CGO_ENABLED=0
-    nice -n 19 ionice -c3 go get "k8s.io/kubernetes@v$KUBE_VERSION"
-    nice -n 19 ionice -c3 go build -trimpath -ldflags "$ldflags" -o "$out/" \
+    "${LOWPRI[@]}" go get "k8s.io/kubernetes@v$KUBE_VERSION"
+    "${LOWPRI[@]}" go build -trimpath -ldflags "$ldflags" -o "$out/" \
       k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubectl \
       k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
   )
   # pause, from the C source Kubernetes ships; static so the image needs nothing else.
   local kdir
   kdir=$(printf '%s\n' "$kmod" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-  nice -n 19 gcc -Os -static -o "$out/pause" "$kdir/build/pause/linux/pause.c"
+  "${LOWPRI[@]}" gcc -Os -static -o "$out/pause" "$kdir/build/pause/linux/pause.c"
   local envtest
   envtest=$(KUBE_VERSION=$KUBE_VERSION MESHCONFORM_NO_DOWNLOAD=1 "$ROOT/scripts/envtest-assets.sh")
   cp "$envtest/kube-apiserver" "$envtest/kube-controller-manager" "$envtest/etcd" "$out/"
@@ -113,7 +113,7 @@ build_containerd() {
 build_runc() {
   # cgo (runc's nsenter) and libseccomp (Debian's libseccomp-dev); linked dynamically against
   # bookworm's glibc and libseccomp2, which the rootfs carries.
-  dpkg -s libseccomp-dev >/dev/null 2>&1 || nice -n 19 ionice -c3 apt-get install -y -q libseccomp-dev
+  dpkg -s libseccomp-dev >/dev/null 2>&1 || "${LOWPRI[@]}" apt-get install -y -q libseccomp-dev
   CGO_ENABLED=1 goinstall "$1" "github.com/opencontainers/runc@$RUNC_VERSION" -tags seccomp \
     -ldflags "-s -w -X main.version=${RUNC_VERSION#v}"
 }

@@ -103,7 +103,7 @@ build_nginx_rootfs() {
 }
 
 build_httpbin() {
-  GOBIN="$1" CGO_ENABLED=0 nice -n 19 ionice -c3 go install -trimpath -ldflags "-s -w" \
+  GOBIN="$1" CGO_ENABLED=0 "${LOWPRI[@]}" go install -trimpath -ldflags "-s -w" \
     "github.com/mccutchen/go-httpbin/v2/cmd/go-httpbin@$HTTPBIN_VERSION"
   # Static: the image has nothing else.
   ! ldd "$1/go-httpbin" >/dev/null 2>&1

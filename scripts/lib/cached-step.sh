@@ -2,6 +2,12 @@
 # the cached build step they share. The sourcing script sets PROG (its name in messages) and
 # CACHE (where artifacts and logs live) first.
 
+# The image builds run at low priority (nice 19, idle I/O class), so a machine building them stays
+# usable. MESHCONFORM_BUILD_NICE=N sets the niceness; 0 builds at normal priority (.ci/run: there the
+# images are the live lane's critical path, and make test runs beside them).
+LOWPRI=(nice -n "${MESHCONFORM_BUILD_NICE:-19}" ionice -c3)
+[ "${MESHCONFORM_BUILD_NICE:-19}" != 0 ] || LOWPRI=()
+
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 now() { date +%s.%N; }
@@ -44,8 +50,8 @@ step() {
 # with PACKAGES (comma-separated) in OUT/rootfs, without docs, manuals and package lists.
 minbase() {
   local r=$1/rootfs
-  command -v debootstrap >/dev/null || nice -n 19 ionice -c3 apt-get install -y -q debootstrap
-  nice -n 19 ionice -c3 debootstrap --variant=minbase --include="$2" "${SUITE:-bookworm}" "$r" \
+  command -v debootstrap >/dev/null || "${LOWPRI[@]}" apt-get install -y -q debootstrap
+  "${LOWPRI[@]}" debootstrap --variant=minbase --include="$2" "${SUITE:-bookworm}" "$r" \
     "${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
   rm -rf "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/var/lib/apt/lists/* \
     "$r"/var/cache/apt/*.bin "$r"/var/cache/apt/archives/*.deb "$r"/var/log/*.log
