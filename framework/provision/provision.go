@@ -308,9 +308,12 @@ func MeshOptions(s settings.Settings, st State) mesh.Options {
 		// built from source), so the node agents are not installed: istiod in the ambient
 		// profile and the Gateway API alone, for the control-plane specs.
 		NoNodeAgents: s.NoDataPlane,
-		Kubeconfig:   st.Kubeconfig,
-		Context:      st.Context,
-		RunID:        st.RunID,
+		// INGRESS_API=gateway-api needs the Gateway API's CRDs in either mode: a run that
+		// installs Istio puts them in when the cluster has none (and removes only those).
+		GatewayAPI: s.IngressAPI == settings.IngressGatewayAPI,
+		Kubeconfig: st.Kubeconfig,
+		Context:    st.Context,
+		RunID:      st.RunID,
 	}
 	if s.NoPull {
 		// IMAGE_PULL=0 holds for the nodes too: istiod and every injected proxy and init

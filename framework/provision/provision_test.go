@@ -441,6 +441,16 @@ func TestMeshOptionsNoGateway(t *testing.T) {
 	}
 }
 
+// INGRESS_API=gateway-api has the run's install put the Gateway API's CRDs in, in sidecar mode
+// too (ambient always does); the default ingress API does not.
+func TestMeshOptionsGatewayAPI(t *testing.T) {
+	for api, want := range map[string]bool{settings.IngressGatewayAPI: true, settings.IngressIstio: false, "": false} {
+		if got := MeshOptions(settings.Settings{IngressAPI: api}, State{}).GatewayAPI; got != want {
+			t.Errorf("INGRESS_API=%q: GatewayAPI %v, want %v", api, got, want)
+		}
+	}
+}
+
 // IMAGE_PULL=0 reaches the nodes: Istio's own release-1.31 charts, rendered with the options
 // the run installs with, give istiod and the injected proxy imagePullPolicy Never; and
 // DATAPLANE=0 preloads istiod's image alone (no proxy runs).
