@@ -4,7 +4,7 @@
 
 # The image builds run at low priority (nice 19, idle I/O class), so a machine building them stays
 # usable. MESHCONFORM_BUILD_NICE=N sets the niceness; 0 builds at normal priority (.ci/run: there the
-# images are the live lane's critical path, and make test runs beside them).
+# images are the live phases' critical path, built before make test starts).
 LOWPRI=(nice -n "${MESHCONFORM_BUILD_NICE:-19}" ionice -c3)
 [ "${MESHCONFORM_BUILD_NICE:-19}" != 0 ] || LOWPRI=()
 
