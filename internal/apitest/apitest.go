@@ -67,9 +67,12 @@ type Environment struct {
 	plane   *envtest.ControlPlane
 	kcm     *controllerManager
 	kcmHint string
+	kcmLog  string // the controller manager's log, when another process runs it (attached)
 	workDir string
-	logs    []*os.File
-	nsCount atomic.Int64
+	// attached: the servers are an orchestrator's (SharedEnv); Stop leaves them running.
+	attached bool
+	logs     []*os.File
+	nsCount  atomic.Int64
 }
 
 var shared struct {
@@ -124,6 +127,13 @@ func Env(t testing.TB) *Environment {
 			"add `func TestMain(m *testing.M) { apitest.Main(m) }` to this package")
 	}
 	shared.once.Do(func() {
+		if file := os.Getenv(SharedEnv); file != "" {
+			shared.env, shared.err = attach(file)
+			if shared.err == nil {
+				t.Logf("apitest: attached to the shared environment in %s (started in %s); %s", file, shared.env.Timings, shared.env.Versions["kube-apiserver"])
+			}
+			return
+		}
 		r, err := startReaper()
 		if err != nil {
 			// Not fatal: without it, only a crash of the test binary can leave processes behind.
@@ -229,8 +239,11 @@ func describeTerminating(ns *corev1.Namespace) string {
 // ControllerManagerLogTail returns the last lines of kube-controller-manager's output, for
 // failure messages about things its controllers should have done.
 func (e *Environment) ControllerManagerLogTail() string {
-	if e.kcm == nil {
-		return "--- kube-controller-manager: not running ---"
+	switch {
+	case e.kcm != nil:
+		return tailSection("kube-controller-manager", e.kcm.logPath)
+	case e.kcmLog != "":
+		return tailSection("kube-controller-manager", e.kcmLog)
 	}
-	return tailSection("kube-controller-manager", e.kcm.logPath)
+	return "--- kube-controller-manager: not running ---"
 }

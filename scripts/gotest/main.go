@@ -17,6 +17,13 @@
 // passed to the binaries as -test.<name>; -count only says "do not use cached results", which a
 // binary run directly never does. Exit status: 0 when every package passed, 1 when one failed or
 // could not be built, 2 on bad usage.
+//
+// Tier-1 packages (those whose tests link internal/apitest) share API servers: each worker
+// starts one etcd + kube-apiserver + kube-controller-manager when it first runs such a package,
+// hands it to the binary (apitest.SharedEnv), and resets it to its baseline after each one
+// (apitest.Shared.Reset); a reset that fails stops that environment and the next package gets a
+// new one. A package's own start and stop cost about 8 CPU-seconds, and 15 packages had one.
+// -share-apiservers=false gives each package its own again.
 package main
 
 import (
@@ -39,9 +46,12 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"meshconform/internal/apitest"
 )
 
 func main() {
+	apitest.ReaperMain() // the shared API servers' reaper is this binary re-run
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
@@ -132,6 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	par := fs.Int("p", max(2, runtime.NumCPU()+1), "test binaries run at a time")
 	bin := fs.String("bin", defaultBinDir(), "where the test binaries are kept between runs")
 	goCmd := fs.String("go", "go", "the go command")
+	share := fs.Bool("share-apiservers", true, "tier-1 packages run on one API server per worker, reset between packages, instead of each starting its own")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -174,6 +185,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gotest: %v\n", err)
 		return 1
 	}
+	tier1 := map[string]bool{}
+	assets := os.Getenv(apitest.AssetsEnv)
+	if *share && assets != "" {
+		if tier1, err = tier1Packages(ctx, *goCmd, patterns); err != nil {
+			fmt.Fprintf(stderr, "gotest: %v\n", err)
+			return 1
+		}
+	}
 	began := time.Now()
 	groups := Groups(pkgs)
 	for i, g := range groups {
@@ -186,12 +205,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stderr, "gotest: %d test binaries built or found up to date in %s (%s)\n", len(pkgs), time.Since(began).Round(100*time.Millisecond), *bin)
+	childrenBefore := childrenCPU()
 
 	type result struct {
 		pkg    Package
 		out    []byte
 		err    error
 		took   time.Duration
+		cpu    time.Duration // user + system, the binary's and its waited-for children's (its API servers)
 		binary string
 	}
 	// Longest first (as the last run measured them, kept beside the binaries): the slowest
@@ -207,17 +228,63 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			binOf[p.ImportPath] = filepath.Join(*bin, fmt.Sprint(i), p.BinaryName())
 		}
 	}
+	var sharedMu sync.Mutex
+	var sharedStarts, sharedUses int
+	var resetTime time.Duration
 	for w := 0; w < *par; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var env *apitest.Shared
+			defer func() {
+				if env != nil {
+					if err := env.Stop(); err != nil {
+						fmt.Fprintf(stderr, "gotest: stopping a shared API server: %v\n", err)
+					}
+				}
+			}()
 			for i := range jobs {
 				p := pkgs[i]
 				r := result{pkg: p, binary: binOf[p.ImportPath]}
+				var extra []string
+				if tier1[p.ImportPath] && env == nil && ctx.Err() == nil {
+					sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+					e, err := apitest.StartShared(sctx, assets)
+					cancel()
+					if err != nil {
+						fmt.Fprintf(stderr, "gotest: no shared API server for %s, it starts its own: %v\n", p.ImportPath, err)
+					} else {
+						env = e
+						sharedMu.Lock()
+						sharedStarts++
+						sharedMu.Unlock()
+					}
+				}
+				if tier1[p.ImportPath] && env != nil {
+					extra = []string{apitest.SharedEnv + "=" + env.File()}
+				}
 				start := time.Now()
-				r.out, r.err = runBinary(ctx, r.binary, p.Dir, targs)
+				r.out, r.cpu, r.err = runBinary(ctx, r.binary, p.Dir, targs, extra)
 				r.took = time.Since(start)
 				results <- r
+				if extra == nil {
+					continue
+				}
+				start = time.Now()
+				rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				err := env.Reset(rctx)
+				cancel()
+				sharedMu.Lock()
+				sharedUses++
+				resetTime += time.Since(start)
+				sharedMu.Unlock()
+				if err != nil {
+					fmt.Fprintf(stderr, "gotest: after %s, its API server could not be reset and is stopped (the next package gets a new one): %v\n", p.ImportPath, err)
+					if err := env.Stop(); err != nil {
+						fmt.Fprintf(stderr, "gotest: stopping a shared API server: %v\n", err)
+					}
+					env = nil
+				}
 			}
 		}()
 	}
@@ -230,13 +297,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		close(results)
 	}()
 	var failed []string
+	var cpu time.Duration
 	verbose := false
 	for _, a := range targs {
 		verbose = verbose || a == "-test.v=true"
 	}
 	for r := range results {
 		timings[r.pkg.ImportPath] = r.took.Seconds()
-		secs := fmt.Sprintf("%.3fs", r.took.Seconds())
+		cpu += r.cpu
+		secs := fmt.Sprintf("%.3fs\tcpu %.1fs", r.took.Seconds(), r.cpu.Seconds())
 		switch {
 		case r.err != nil && errors.Is(r.err, errNoBinary):
 			fmt.Fprintf(stdout, "%s\nFAIL\t%s\t%s\n", r.err, r.pkg.ImportPath, secs)
@@ -268,27 +337,52 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "FAIL: %d of %d packages: %s\n", len(failed), len(pkgs), strings.Join(failed, " "))
 		return 1
 	}
-	fmt.Fprintf(stderr, "gotest: %d packages passed in %s\n", len(pkgs), time.Since(began).Round(100*time.Millisecond))
+	if sharedStarts > 0 {
+		fmt.Fprintf(stderr, "gotest: %d tier-1 packages ran on %d shared API servers; resetting them took %s; the servers used %s of CPU\n",
+			sharedUses, sharedStarts, resetTime.Round(100*time.Millisecond), (childrenCPU() - childrenBefore - cpu).Round(100*time.Millisecond))
+	}
+	fmt.Fprintf(stderr, "gotest: %d packages passed in %s; the test binaries used %s of CPU\n", len(pkgs), time.Since(began).Round(100*time.Millisecond), cpu.Round(100*time.Millisecond))
 	return 0
 }
 
 var errNoBinary = errors.New("no test binary")
 
-// runBinary runs a test binary as go test does: in the package's directory, with a timeout
-// (go test's default 10m unless given) and -test.paniconexit0.
-func runBinary(ctx context.Context, binary, dir string, targs []string) ([]byte, error) {
-	if _, err := os.Stat(binary); err != nil {
-		return nil, fmt.Errorf("%w: %s was not written by go test -c (%v)", errNoBinary, binary, err)
+// childrenCPU is the user + system time of every child process waited for so far (the
+// test binaries, the builds, and the shared API servers once stopped).
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
 	}
-	args := []string{"-test.paniconexit0", "-test.timeout=10m"}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runBinary runs a test binary as go test does: in the package's directory, with a timeout
+// (go test's default 10m unless given), -test.paniconexit0 and -test.parallel=8 unless given. It returns the CPU time the
+// binary and the children it waited for (etcd, kube-apiserver …) used.
+func runBinary(ctx context.Context, binary, dir string, targs, env []string) ([]byte, time.Duration, error) {
+	if _, err := os.Stat(binary); err != nil {
+		return nil, 0, fmt.Errorf("%w: %s was not written by go test -c (%v)", errNoBinary, binary, err)
+	}
+	// -test.parallel=8: the t.Parallel tests here wait on API servers (the namespace
+	// controller's 5 s and 16 s delays) far more than they compute, so more overlap than
+	// GOMAXPROCS (go test's default) pays.
+	args := []string{"-test.paniconexit0", "-test.timeout=10m", "-test.parallel=8"}
 	args = append(args, targs...) // a later -test.timeout wins
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
-	return out.Bytes(), err
+	var cpu time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
+	return out.Bytes(), cpu, err
 }
 
 // list returns the packages matched by patterns that have test files, in go list's order.
@@ -310,6 +404,38 @@ func list(ctx context.Context, goCmd string, patterns []string) ([]Package, erro
 		return nil, fmt.Errorf("go list %s: no package with tests", strings.Join(patterns, " "))
 	}
 	return pkgs, nil
+}
+
+// tier1Packages are the packages matched by patterns whose test binaries link
+// internal/apitest, directly or through a helper package. The harness's own tests, and a
+// package whose own code links it (this command), are left out: they start environments of
+// their own, or none.
+func tier1Packages(ctx context.Context, goCmd string, patterns []string) (map[string]bool, error) {
+	const harness = "meshconform/internal/apitest"
+	cmd := exec.CommandContext(ctx, goCmd, append([]string{"list", "-test", "-f",
+		`{{.ImportPath}}|{{.ForTest}}|{{range .Deps}}{{if eq . "` + harness + `"}}tier1{{end}}{{end}}`}, patterns...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list -test %s: %v\n%s", strings.Join(patterns, " "), err, stderr.String())
+	}
+	set, itself := map[string]bool{}, map[string]bool{harness: true}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 3 || f[2] == "" {
+			continue
+		}
+		if f[1] == "" { // the package itself, not a test variant
+			itself[f[0]] = true
+		} else {
+			set[f[1]] = true
+		}
+	}
+	for p := range itself {
+		delete(set, p)
+	}
+	return set, nil
 }
 
 func importPaths(pkgs []Package) []string {

@@ -129,3 +129,23 @@ func chdir(t *testing.T, dir string) {
 	}
 	t.Cleanup(func() { os.Chdir(old) })
 }
+
+// The packages that get a shared API server are those whose test binaries link the tier-1
+// harness, directly or through a helper package; the harness's own tests start their own.
+func TestTier1PackagesAreThoseLinkingTheHarness(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, err := tier1Packages(ctx, "go", []string{
+		"meshconform/framework/diag",                   // imports apitest in its tests
+		"meshconform/framework/gatewayapi/ingresstest", // through a helper
+		"meshconform/framework/report",                 // no tier-1 test
+		"meshconform/internal/apitest",                 // the harness
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"meshconform/framework/diag": true, "meshconform/framework/gatewayapi/ingresstest": true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tier1Packages = %v, want %v", got, want)
+	}
+}
