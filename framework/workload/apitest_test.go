@@ -39,6 +39,7 @@ func newRun(t *testing.T, kube kubernetes.Interface) string {
 }
 
 func TestTier1NamespaceLabels(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
@@ -86,6 +87,7 @@ func TestTier1NamespaceLabels(t *testing.T) {
 }
 
 func TestTier1DryRunAndDeployEverySample(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
@@ -179,6 +181,7 @@ func TestTier1DryRunAndDeployEverySample(t *testing.T) {
 }
 
 func TestTier1CleanupDeletesTheRunsNamespacesAndWaits(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	run := ownership.NewRunID()
@@ -221,6 +224,7 @@ func TestTier1CleanupDeletesTheRunsNamespacesAndWaits(t *testing.T) {
 // StartDeletion returns while the namespaces are still there; WaitTerminating waits for exactly
 // the run's namespaces being deleted, leaving the run's others and other runs' alone.
 func TestTier1StartDeletionThenWaitTerminating(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	run := ownership.NewRunID()
@@ -289,6 +293,7 @@ func TestTier1StartDeletionThenWaitTerminating(t *testing.T) {
 // A pod made by hand (no Deployment) is waited for with BarePods: without it the wait never
 // ends ("no Deployment's pod template matches"); with it the pod must still be ready, proxy too.
 func TestTier1WaitReadyBarePods(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
@@ -402,6 +407,7 @@ func setAvailable(ctx context.Context, t *testing.T, kube kubernetes.Interface, 
 }
 
 func TestTier1WaitReadyNeedsConsecutiveReadyObservations(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
@@ -447,6 +453,7 @@ func TestTier1WaitReadyNeedsConsecutiveReadyObservations(t *testing.T) {
 }
 
 func TestTier1WaitReadyNativeSidecarAndPlainClient(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)
@@ -513,6 +520,7 @@ func podName(p *corev1.Pod) string {
 }
 
 func TestTier1WaitReadyTimesOutNamingImagePullBackOff(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
@@ -575,6 +583,7 @@ func TestTier1WaitReadyTimesOutNamingImagePullBackOff(t *testing.T) {
 }
 
 func TestTier1ImagesAreWhatTheDeploymentsRun(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, time.Minute)
 	run := newRun(t, env.Kube)
@@ -610,6 +619,7 @@ func TestTier1ImagesAreWhatTheDeploymentsRun(t *testing.T) {
 // DeployWith's AgentImage reaches the stored pod template of the grpc-agent samples only, and a
 // second apply with another image replaces it (server-side apply owns the annotation).
 func TestTier1DeployWithAgentImage(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, time.Minute)
 	ns, err := Namespace(ctx, env.Kube, NamespaceSpec{Prefix: "agent", RunID: newRun(t, env.Kube), Injection: InjectionOn})
@@ -641,6 +651,7 @@ func TestTier1DeployWithAgentImage(t *testing.T) {
 // the annotation itself, standing in for Istio's CNI node agent (cni/pkg/util/podutil.go's
 // annotationEnabledPatch); it asserts only what the waiter makes of it.
 func TestTier1WaitReadyAmbient(t *testing.T) {
+	t.Parallel() // its own run id and namespaces: the namespace controller's waits overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	run := newRun(t, env.Kube)

@@ -30,6 +30,7 @@ import (
 // host) fails here, and so does a verb the role lacks, naming the behaviour, the verb and the
 // object: what would otherwise fail only on an existing cluster bound to that role.
 func TestBehaviorsDryRunOnRealAPIServer(t *testing.T) {
+	t.Parallel() // its own namespaces and ServiceAccount: the waits for their deletion overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 5*time.Minute)
 	as := bindSuiteRole(t, env, ctx, "suite", nil)
@@ -62,6 +63,7 @@ func TestBehaviorsDryRunOnRealAPIServer(t *testing.T) {
 // applies the client's Sidecar over the first's) and INGRESS-002 (its Secret goes after the
 // spec) fail with that one refusal each, naming the behaviour, the verb and the object.
 func TestSuiteRoleRefusalsNameBehaviourVerbAndObject(t *testing.T) {
+	t.Parallel() // its own namespaces and ServiceAccount: the waits for their deletion overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 2*time.Minute)
 	as := bindSuiteRole(t, env, ctx, "suite-less", func(cr *rbacv1.ClusterRole) {
@@ -109,6 +111,7 @@ func TestDryRunCatchesBrokenCaseData(t *testing.T) {
 // ServiceAccount; and the run's check for the Gateway API (cases.FindGatewayAPI) passes as
 // that ServiceAccount once the CRDs and GatewayClass istio are there.
 func TestGatewayAPIIngressDryRunOnRealAPIServer(t *testing.T) {
+	t.Parallel() // its own namespaces and ServiceAccount: the waits for their deletion overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 5*time.Minute)
 	if err := env.InstallGatewayAPI(ctx); err != nil {

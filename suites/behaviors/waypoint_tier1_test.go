@@ -26,6 +26,7 @@ import (
 // spec's workloads (made by the admin: workloads are dry-run elsewhere); istiod's status is
 // not written or judged here (framework/waypoint's tier 1 judges the wait).
 func TestWaypointWritesAllowedAndAccepted(t *testing.T) {
+	t.Parallel() // its own namespaces and ServiceAccount: the waits for their deletion overlap
 	env := apitest.Env(t)
 	ctx := apitest.Context(t, 5*time.Minute)
 	if err := env.InstallGatewayAPI(ctx); err != nil {
