@@ -23,7 +23,8 @@
 // hands it to the binary (apitest.SharedEnv), and resets it to its baseline after each one
 // (apitest.Shared.Reset); a reset that fails stops that environment and the next package gets a
 // new one. A package's own start and stop cost about 8 CPU-seconds, and 15 packages had one.
-// -share-apiservers=false gives each package its own again.
+// -share-apiservers=false, or a filtered run (-run, -skip, -list), gives each package its own
+// again, started only when a test asks for it.
 package main
 
 import (
@@ -185,9 +186,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gotest: %v\n", err)
 		return 1
 	}
+	filtered := false
+	for _, a := range targs {
+		filtered = filtered || strings.HasPrefix(a, "-test.run=") || strings.HasPrefix(a, "-test.skip=") || strings.HasPrefix(a, "-test.list=")
+	}
 	tier1 := map[string]bool{}
 	assets := os.Getenv(apitest.AssetsEnv)
-	if *share && assets != "" {
+	// A filtered run may select no tier-1 test at all: there each binary starts its own server
+	// only when a test asks for one (apitest.Env), rather than every worker starting one.
+	if *share && assets != "" && !filtered {
 		if tier1, err = tier1Packages(ctx, *goCmd, patterns); err != nil {
 			fmt.Fprintf(stderr, "gotest: %v\n", err)
 			return 1
@@ -320,10 +327,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintf(stdout, "ok  \t%s\t%s\n", r.pkg.ImportPath, secs)
 		}
-	}
-	filtered := false
-	for _, a := range targs {
-		filtered = filtered || strings.HasPrefix(a, "-test.run=") || strings.HasPrefix(a, "-test.skip=") || strings.HasPrefix(a, "-test.list=")
 	}
 	if ctx.Err() == nil && !filtered { // a filtered run's times say nothing of a whole one's
 		writeTimings(filepath.Join(*bin, timingsFile), timings)
