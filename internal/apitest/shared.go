@@ -407,11 +407,6 @@ func (s *Shared) waitNamespacesGone(ctx context.Context, keep map[string]corev1.
 			for _, ns := range nss.Items {
 				if !kept(keep, ns) {
 					left = append(left, ns.Name+" ("+describeTerminating(&ns)+")")
-					// No kubelet confirms a pod's end here: the namespace controller's graceful
-					// delete would leave it, and the namespace, Terminating for good.
-					if err := s.forceDeletePods(ctx, ns.Name); err != nil {
-						return err
-					}
 				}
 			}
 			if len(left) == 0 {
@@ -428,22 +423,6 @@ func (s *Shared) waitNamespacesGone(ctx context.Context, keep map[string]corev1.
 		case <-tick.C:
 		}
 	}
-}
-
-// forceDeletePods deletes ns's pods at once (grace period 0).
-func (s *Shared) forceDeletePods(ctx context.Context, ns string) error {
-	pods, err := s.Env.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("apitest: reset: listing pods in %s: %w", ns, err)
-	}
-	var now int64
-	for _, p := range pods.Items {
-		err := s.Env.Kube.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &now})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("apitest: reset: deleting pod %s/%s: %w", ns, p.Name, err)
-		}
-	}
-	return nil
 }
 
 // kept says whether ns stays: it is in keep (same name and UID), or, with no keep, it is one
