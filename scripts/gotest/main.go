@@ -361,8 +361,9 @@ func childrenCPU() time.Duration {
 }
 
 // runBinary runs a test binary as go test does: in the package's directory, with a timeout
-// (go test's default 10m unless given), -test.paniconexit0 and -test.parallel=8 unless given. It returns the CPU time the
-// binary and the children it waited for (etcd, kube-apiserver …) used.
+// (go test's default 10m unless given), -test.paniconexit0 and -test.parallel=8 unless
+// given. It returns the CPU time the binary and the children it waited for (etcd,
+// kube-apiserver …) used.
 func runBinary(ctx context.Context, binary, dir string, targs, env []string) ([]byte, time.Duration, error) {
 	if _, err := os.Stat(binary); err != nil {
 		return nil, 0, fmt.Errorf("%w: %s was not written by go test -c (%v)", errNoBinary, binary, err)
